@@ -1,0 +1,51 @@
+import winston from 'winston';
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'silly';
+const LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug', 'silly'];
+
+/**
+ * Resolve the console level: `-v` → debug, `-vv` → silly, `--quiet` → error, else
+ * `LLEM_LOG_LEVEL`, else `info`.
+ */
+export function levelFromVerbosity(
+  verbose: number,
+  quiet: boolean,
+  env: NodeJS.ProcessEnv = process.env,
+): LogLevel {
+  if (quiet) return 'error';
+  if (verbose >= 2) return 'silly';
+  if (verbose === 1) return 'debug';
+  const fromEnv = env.LLEM_LOG_LEVEL?.toLowerCase();
+  if (fromEnv && (LEVELS as readonly string[]).includes(fromEnv)) return fromEnv as LogLevel;
+  return 'info';
+}
+
+/**
+ * The CLI's winston logger: console on stderr (stdout is for results), plain text, level chosen
+ * by flags. `addFileTransport` adds the debug log file in a study directory.
+ */
+export function createCliLogger(level: LogLevel): winston.Logger {
+  return winston.createLogger({
+    level,
+    levels: winston.config.npm.levels,
+    transports: [
+      new winston.transports.Console({
+        stderrLevels: [...LEVELS, 'verbose', 'http'],
+        format: winston.format.printf(({ level: lvl, message }) =>
+          lvl === 'info' ? String(message) : `${lvl}: ${String(message)}`,
+        ),
+      }),
+    ],
+  });
+}
+
+/** Add a debug-level JSON-lines log file (the study directory's `llem.log`). */
+export function addFileTransport(logger: winston.Logger, filename: string): void {
+  logger.add(
+    new winston.transports.File({
+      filename,
+      level: 'debug',
+      format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
+    }),
+  );
+}

@@ -1,0 +1,83 @@
+import yargs, { type Argv } from 'yargs';
+import { commandFactories } from './commands/index';
+import type { CliContext, GlobalArgs } from './context';
+import { ExitCode, exitCodeFor, formatError } from './errors';
+import { createCliLogger, levelFromVerbosity } from './logger';
+import { cliVersion } from './version';
+
+export interface MainOptions {
+  stdout?: CliContext['stdout'];
+  stderr?: CliContext['stderr'];
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+/** Build the yargs parser. Tests call this with argv arrays; nothing is spawned. */
+export function buildCli(argv: string[], ctx: CliContext): Argv<GlobalArgs> {
+  let cli = yargs(argv)
+    .scriptName('llem')
+    .usage('llem: what does this LLM deployment choice cost?\n\nUsage: $0 <command> [options]')
+    .option('verbose', {
+      alias: 'v',
+      type: 'count',
+      description: 'More log output (-v debug, -vv everything); or set LLEM_LOG_LEVEL',
+    })
+    .option('quiet', {
+      alias: 'q',
+      type: 'boolean',
+      default: false,
+      description: 'Only errors on stderr, no progress',
+    })
+    .middleware((args) => {
+      ctx.logger.level = levelFromVerbosity(args.verbose ?? 0, args.quiet ?? false, ctx.env);
+    })
+    .version(cliVersion)
+    .help()
+    .alias('help', 'h')
+    .strict()
+    .recommendCommands()
+    .demandCommand(1, 'Name a command (see llem --help).')
+    .wrap(Math.min(110, process.stdout.columns ?? 100))
+    .exitProcess(false)
+    .fail((message, error) => {
+      throw error ?? new UsageFailure(message);
+    }) as unknown as Argv<GlobalArgs>;
+  for (const factory of commandFactories) cli = cli.command(factory(ctx));
+  return cli;
+}
+
+class UsageFailure extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** Run the CLI and resolve to its exit code. Never calls process.exit. */
+export async function main(argv: string[], options: MainOptions = {}): Promise<number> {
+  const env = options.env ?? process.env;
+  const verbose = argv.filter((a) => a === '-v' || a === '--verbose').length +
+    argv.filter((a) => a === '-vv').length * 2;
+  const ctx: CliContext = {
+    logger: createCliLogger(levelFromVerbosity(verbose, argv.includes('--quiet') || argv.includes('-q'), env)),
+    stdout: options.stdout ?? process.stdout,
+    stderr: options.stderr ?? process.stderr,
+    env,
+    cwd: options.cwd ?? process.cwd(),
+    exitCode: ExitCode.ok,
+  };
+  const cli = buildCli(argv, ctx);
+  try {
+    let helpOrVersion = '';
+    await cli.parseAsync(argv, {}, (_err, _args, output) => {
+      helpOrVersion = output;
+    });
+    if (helpOrVersion) ctx.stdout.write(`${helpOrVersion}\n`);
+    return ctx.exitCode;
+  } catch (error) {
+    const code = exitCodeFor(error);
+    if (error instanceof UsageFailure) {
+      ctx.stderr.write(`${await cli.getHelp()}\n\nllem: ${error.message}\n`);
+    } else {
+      ctx.stderr.write(`${formatError(error)}\n`);
+    }
+    return code;
+  }
+}
