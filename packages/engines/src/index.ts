@@ -1,1 +1,11 @@
-export {};
+export type {
+  Engine,
+  EngineContext,
+  EngineInfo,
+  EngineName,
+  EngineRequest,
+  RequestRecord,
+  RunHooks,
+  TokenCountSource,
+  WorkloadOutcome,
+} from './engine';

@@ -1,1 +1,2 @@
-export {};
+export type { Logger } from './logger';
+export { noopLogger } from './logger';

@@ -1,0 +1,94 @@
+import type { Logger } from '@llem/resilience';
+
+/**
+ * The engine contract. An engine loads a model (or connects to a server, or prepares a program),
+ * runs a list of requests while reporting per-request token timing, and disposes of everything
+ * it holds. The measurement harness owns the energy window; an engine only says when tokens
+ * happened. All times are monotonic milliseconds from `performance.now()` in the child process.
+ */
+export type EngineName = 'llamacpp' | 'openai' | 'command';
+
+/** One prompt to run. */
+export interface EngineRequest {
+  /** Position in the workload, 0-based. */
+  id: number;
+  prompt: string;
+  maxOutputTokens: number;
+}
+
+/** What happened to one request. Unknown values are `null`, never a guess. */
+export interface RequestRecord {
+  id: number;
+  /** When the request was issued (monotonic ms). */
+  startedAt: number;
+  /** When the first output token arrived; `null` if none did. */
+  firstTokenAt: number | null;
+  /**
+   * Arrival time of every output token after the first (monotonic ms). Inter-token latencies are
+   * the differences of [firstTokenAt, ...tokenTimes], so the TTFT is never among them. A chunk
+   * carrying k tokens contributes k entries with the same time.
+   */
+  tokenTimes: number[];
+  /** When the request finished (monotonic ms). */
+  endedAt: number;
+  inputTokens: number | null;
+  outputTokens: number | null;
+  /** Set when the request failed; the run decides whether the failure rate is acceptable. */
+  error?: { type: string; message: string };
+}
+
+/** Where the token counts came from, so the result can say so. */
+export type TokenCountSource = 'engine' | 'server-usage' | 'counted-chunks' | 'program-report';
+
+export interface WorkloadOutcome {
+  requests: RequestRecord[];
+  inputTokens: number;
+  outputTokens: number;
+  tokenCountSource: TokenCountSource;
+  /** Engine-specific extras that belong in the result (e.g. goodput, steady-state window). */
+  extra?: Record<string, unknown>;
+}
+
+/** Facts about what was loaded, for the result's environment and FLOPs estimate. */
+export interface EngineInfo {
+  engine: EngineName;
+  engineVersion: string | null;
+  /** Model parameter count from its metadata; `null` when the engine cannot know it. */
+  parameterCount: number | null;
+  /** Where the model came from (a path, `builtin:tiny`, or a served model name). */
+  model: string;
+  /** Compute backend actually used, e.g. `cpu`, `cuda`, `remote`, `unknown`. */
+  backend: string;
+  /** Anything else worth recording (context size, offloaded layers, server url without secrets). */
+  details: Record<string, unknown>;
+}
+
+/** Callbacks through which an engine that marks its own window tells the harness. */
+export interface RunHooks {
+  /** Called when the measured part starts (e.g. a `command` program printed {"llem":"start"}). */
+  onWindowStart?: () => void;
+  /** Called when the measured part stops. */
+  onWindowStop?: () => void;
+}
+
+export interface EngineContext {
+  logger: Logger;
+  /** Aborts loading or running (timeout, SIGINT). */
+  signal: AbortSignal;
+}
+
+export interface Engine {
+  readonly name: EngineName;
+  /**
+   * `harness`: the harness opens the energy window right before `run` and closes it after.
+   * `engine`: the engine calls `hooks.onWindowStart/Stop` itself (the `command` engine, whose
+   * program may load a model before it prints the start marker).
+   */
+  readonly windowMarking: 'harness' | 'engine';
+  load(): Promise<EngineInfo>;
+  /** Unmeasured warmup requests; returns the per-request records so the harness can check CV. */
+  warmup(requests: EngineRequest[]): Promise<RequestRecord[]>;
+  run(requests: EngineRequest[], hooks?: RunHooks): Promise<WorkloadOutcome>;
+  /** Releases everything. Safe to call twice and after a failed load. */
+  dispose(): Promise<void>;
+}
