@@ -20,6 +20,9 @@ export function llemVitestConfig(overrides: ViteUserConfig = {}): ViteUserConfig
         testTimeout: 20_000,
         hookTimeout: 60_000,
         restoreMocks: true,
+        // CI sums every package's JSON report into one closing "N passed, N failed" line.
+        reporters: process.env.LLEM_TEST_REPORT ? ['default', 'json'] : ['default'],
+        outputFile: process.env.LLEM_TEST_REPORT ? { json: '.test-results.json' } : undefined,
       },
     }),
     overrides,
