@@ -1,0 +1,254 @@
+import { z } from 'zod';
+
+/**
+ * The run result: one JSON file per scheduled run, written by the worker in the child process.
+ * camelCase (unlike configs, which keep the YAML's snake_case). Any value that was not measured
+ * is `null`, never a guess and never a silent 0; `energy.unavailableReason` and `warnings` say why.
+ */
+
+/** Bumped whenever a field changes meaning or shape; readers refuse versions they do not know. */
+export const RUN_RESULT_SCHEMA_VERSION = 1 as const;
+
+const isoTimestamp = z.iso.datetime({ offset: true });
+const nonNegative = z.number().nonnegative();
+const nullableNonNegative = nonNegative.nullable();
+
+/**
+ * How an energy figure was obtained.
+ * - `nvml-counter`: delta of NVML's total-energy counter (mJ), the most accurate source.
+ * - `nvml-power-integral`: trapezoidal integral of NVML instant-power samples (counter missing,
+ *   unsupported, or seen to reset/wrap during the window).
+ * - `rapl`: CPU package energy from `/sys/class/powercap` (Intel/AMD RAPL).
+ * - `mixed`: the run total combines devices measured by different methods (see `perDevice`).
+ * - `none`: nothing could be measured; `unavailableReason` says why.
+ */
+export const EnergyMethodSchema = z.enum([
+  'nvml-counter',
+  'nvml-power-integral',
+  'rapl',
+  'mixed',
+  'none',
+]);
+export type EnergyMethod = z.infer<typeof EnergyMethodSchema>;
+
+/** Where a device's energy figure belongs: a GPU (NVML index) or a CPU package (RAPL index). */
+export const EnergyDeviceKindSchema = z.enum(['gpu', 'cpu-package']);
+export type EnergyDeviceKind = z.infer<typeof EnergyDeviceKindSchema>;
+
+export const DeviceEnergySchema = z
+  .object({
+    /** NVML device index for `gpu`, RAPL package index for `cpu-package`. */
+    index: z.int().nonnegative(),
+    kind: EnergyDeviceKindSchema,
+    method: EnergyMethodSchema.exclude(['mixed']),
+    totalJ: nullableNonNegative,
+  })
+  .strict();
+export type DeviceEnergy = z.infer<typeof DeviceEnergySchema>;
+
+export const RunEnergySchema = z
+  .object({
+    method: EnergyMethodSchema,
+    /** Raw energy over the measurement window, all devices summed. */
+    totalJ: nullableNonNegative,
+    /** `max(0, totalJ − baselineW × durationS)`; `null` without a baseline. */
+    adjustedJ: nullableNonNegative,
+    /** Idle power measured before loading the model; `null` when the baseline was off. */
+    baselineW: nullableNonNegative,
+    perDevice: z.array(DeviceEnergySchema),
+    /** Why energy (or part of it) could not be measured; `null` when everything was. */
+    unavailableReason: z.string().nullable(),
+  })
+  .strict();
+export type RunEnergy = z.infer<typeof RunEnergySchema>;
+
+/** Summary statistics of one latency distribution, in milliseconds. */
+export const LatencyStatsSchema = z
+  .object({
+    mean: nonNegative,
+    p50: nonNegative,
+    p95: nonNegative,
+    p99: nonNegative,
+  })
+  .strict();
+export type LatencyStats = z.infer<typeof LatencyStatsSchema>;
+
+export const RunLatencySchema = z
+  .object({
+    /** Time to first token per request. */
+    ttftMs: LatencyStatsSchema.nullable(),
+    /** Inter-token latency; never includes the TTFT. */
+    itlMs: LatencyStatsSchema.nullable(),
+    /** End-to-end request latency. */
+    e2eMs: LatencyStatsSchema.nullable(),
+  })
+  .strict();
+export type RunLatency = z.infer<typeof RunLatencySchema>;
+
+/** Mirrors `TokenCountSource` in `@llem/engines` (domain must not depend on engines). */
+export const TokenCountSourceSchema = z.enum([
+  'engine',
+  'server-usage',
+  'counted-chunks',
+  'program-report',
+]);
+
+export const RunTokensSchema = z
+  .object({
+    input: z.int().nonnegative().nullable(),
+    output: z.int().nonnegative().nullable(),
+    /** Where the counts came from (server `usage`, counted stream chunks, the program's report…). */
+    source: TokenCountSourceSchema.nullable(),
+  })
+  .strict();
+
+export const RunThroughputSchema = z
+  .object({
+    outputTokensPerS: nullableNonNegative,
+    totalTokensPerS: nullableNonNegative,
+    requestsPerS: nullableNonNegative,
+  })
+  .strict();
+
+export const RunMemorySchema = z
+  .object({
+    /** Peak NVML used memory over the window (max over devices); `null` without NVML. */
+    gpuPeakUsedMiB: nullableNonNegative,
+    /** Peak resident set size of the child process. */
+    rssPeakMiB: nullableNonNegative,
+  })
+  .strict();
+
+/**
+ * FLOPs estimate. `2-params-tokens` is 2 × parameterCount × (input + output tokens), the usual
+ * dense-transformer approximation; `none` when the parameter count is unknown.
+ */
+export const FlopsMethodSchema = z.enum(['2-params-tokens', 'none']);
+export const RunFlopsSchema = z
+  .object({
+    estimate: nullableNonNegative,
+    method: FlopsMethodSchema,
+    parameterCount: z.int().nonnegative().nullable(),
+  })
+  .strict();
+
+/** What the runner saw on the GPU(s) right before dispatching the child. */
+export const ResidualCheckSchema = z
+  .object({
+    /** `ok`: under threshold; `exceeded`: a warning was raised; `skipped`: no NVML or no devices. */
+    status: z.enum(['ok', 'exceeded', 'skipped']),
+    thresholdMb: nonNegative,
+    devices: z.array(
+      z
+        .object({
+          index: z.int().nonnegative(),
+          usedMb: nonNegative,
+          totalMb: nullableNonNegative,
+          exceeded: z.boolean(),
+        })
+        .strict(),
+    ),
+    /** Why the check was skipped (e.g. "NVML not available"); `null` otherwise. */
+    reason: z.string().nullable(),
+    checkedAt: isoTimestamp,
+  })
+  .strict();
+export type ResidualCheck = z.infer<typeof ResidualCheckSchema>;
+
+/**
+ * Well-known warning codes. The schema accepts any non-empty code so a new warning does not
+ * break old readers; producers should use these where one fits.
+ */
+export const RESULT_WARNING_CODES = [
+  'run-too-short',
+  'persistence-mode-off',
+  'residual-memory',
+  'too-few-samples',
+  'temperature-drift',
+  'throttling',
+  'energy-unavailable',
+  'energy-counter-reset',
+  'warmup-not-converged',
+  'request-failures',
+] as const;
+export type KnownWarningCode = (typeof RESULT_WARNING_CODES)[number];
+
+export const RunWarningSchema = z
+  .object({
+    code: z.string().min(1),
+    message: z.string(),
+  })
+  .strict();
+export type RunWarning = z.infer<typeof RunWarningSchema>;
+
+export const GpuInfoSchema = z
+  .object({
+    index: z.int().nonnegative(),
+    name: z.string().nullable(),
+    uuid: z.string().nullable(),
+    memoryTotalMiB: nullableNonNegative,
+    persistenceMode: z.boolean().nullable(),
+  })
+  .strict();
+
+export const EnvironmentSchema = z
+  .object({
+    gpus: z.array(GpuInfoSchema),
+    driverVersion: z.string().nullable(),
+    cudaVersion: z.string().nullable(),
+    cpu: z
+      .object({
+        model: z.string().nullable(),
+        cores: z.int().nonnegative().nullable(),
+      })
+      .strict(),
+    os: z
+      .object({
+        platform: z.string(),
+        release: z.string().nullable(),
+        arch: z.string(),
+      })
+      .strict(),
+    nodeVersion: z.string(),
+    /** e.g. node-llama-cpp's version, the served model's server header, the command's argv[0]. */
+    engineVersion: z.string().nullable(),
+    llemVersion: z.string().nullable(),
+  })
+  .strict();
+export type RunEnvironment = z.infer<typeof EnvironmentSchema>;
+
+export const RunWindowSchema = z
+  .object({
+    startedAt: isoTimestamp,
+    endedAt: isoTimestamp,
+    durationS: nonNegative,
+  })
+  .strict();
+
+export const RunResultSchema = z
+  .object({
+    schemaVersion: z.literal(RUN_RESULT_SCHEMA_VERSION),
+    /** The scheduled run's key (`ScheduledRun.key`), unique within the study. */
+    runId: z.string().min(1),
+    configHash: z.string().regex(/^[0-9a-f]{16}$/, 'expected 16 lowercase hex characters'),
+    cycle: z.int().nonnegative(),
+    engine: z.enum(['llamacpp', 'openai', 'command']),
+    model: z.string(),
+    /** The effective experiment config (snake_case, defaults applied) that was measured. */
+    config: z.record(z.string(), z.unknown()),
+    window: RunWindowSchema,
+    energy: RunEnergySchema,
+    tokens: RunTokensSchema,
+    throughput: RunThroughputSchema,
+    energyPerOutputTokenJ: nullableNonNegative,
+    latency: RunLatencySchema,
+    memory: RunMemorySchema,
+    flops: RunFlopsSchema,
+    residualCheck: ResidualCheckSchema.nullable(),
+    warnings: z.array(RunWarningSchema),
+    environment: EnvironmentSchema,
+    /** Engine-specific figures (openai: goodput, steady-state window and its energy per token). */
+    extra: z.record(z.string(), z.unknown()),
+  })
+  .strict();
+export type RunResult = z.infer<typeof RunResultSchema>;
