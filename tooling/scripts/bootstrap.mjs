@@ -7,7 +7,9 @@ import { execSync } from 'node:child_process';
 const run = (cmd) => execSync(cmd, { stdio: ['ignore', 'inherit', 'inherit'] });
 const quiet = (cmd) => {
   try {
-    return execSync(cmd, { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    return execSync(cmd, { stdio: ['ignore', 'pipe', 'ignore'] })
+      .toString()
+      .trim();
   } catch {
     return '';
   }

@@ -17,7 +17,9 @@ for (const group of ['packages', 'apps', 'tooling']) {
     passed += report.numPassedTests;
     failed += report.numFailedTests;
     skipped += report.numPendingTests + (report.numTodoTests ?? 0);
-    rows.push(`${join(group, name).padEnd(24)} ${report.numPassedTests} passed, ${report.numFailedTests} failed`);
+    rows.push(
+      `${join(group, name).padEnd(24)} ${report.numPassedTests} passed, ${report.numFailedTests} failed`,
+    );
   }
 }
 console.log(rows.join('\n'));

@@ -1,3 +1,3 @@
-export { main, buildCli } from './main';
 export { ExitCode, exitCodeFor } from './errors';
 export { createCliLogger, levelFromVerbosity } from './logger';
+export { buildCli, main } from './main';

@@ -53,10 +53,13 @@ class UsageFailure extends Error {
 /** Run the CLI and resolve to its exit code. Never calls process.exit. */
 export async function main(argv: string[], options: MainOptions = {}): Promise<number> {
   const env = options.env ?? process.env;
-  const verbose = argv.filter((a) => a === '-v' || a === '--verbose').length +
+  const verbose =
+    argv.filter((a) => a === '-v' || a === '--verbose').length +
     argv.filter((a) => a === '-vv').length * 2;
   const ctx: CliContext = {
-    logger: createCliLogger(levelFromVerbosity(verbose, argv.includes('--quiet') || argv.includes('-q'), env)),
+    logger: createCliLogger(
+      levelFromVerbosity(verbose, argv.includes('--quiet') || argv.includes('-q'), env),
+    ),
     stdout: options.stdout ?? process.stdout,
     stderr: options.stderr ?? process.stderr,
     env,
