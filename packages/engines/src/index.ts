@@ -9,3 +9,11 @@ export type {
   TokenCountSource,
   WorkloadOutcome,
 } from './engine';
+export type {
+  CommandEngineConfig,
+  CommandEngineOptions,
+  CommandSection,
+  ProgramLatency,
+  ProgramReport,
+} from './command/index';
+export { CommandEngineError, createCommandEngine, killAllProcessGroups } from './command/index';
