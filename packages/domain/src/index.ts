@@ -1,4 +1,43 @@
 export type {
+  BaselineConfig,
+  CommandConfig,
+  CommandExperimentConfig,
+  DatasetConfig,
+  DecoderConfig,
+  DecoderPreset,
+  EnergyConfig,
+  EngineName,
+  ExperimentConfig,
+  ExperimentConfigInput,
+  KvCacheType,
+  LlamacppConfig,
+  LlamacppExperimentConfig,
+  OpenaiConfig,
+  OpenaiExperimentConfig,
+  SyntheticDataset,
+  WarmupConfig,
+} from './config';
+export {
+  BaselineSchema,
+  BUILTIN_TINY_MODEL,
+  CommandSchema,
+  DatasetSchema,
+  DECODER_PRESETS,
+  DecoderSchema,
+  ENERGY_BACKENDS,
+  ENGINE_NAMES,
+  EnergySchema,
+  ExperimentConfigSchema,
+  KV_CACHE_TYPES,
+  LlamacppSchema,
+  OpenaiSchema,
+  SloSchema,
+  SyntheticDatasetSchema,
+  WarmupSchema,
+} from './config';
+export type { ConfigErrorCode, ConfigIssue } from './errors';
+export { ConfigError, formatConfigIssues } from './errors';
+export type {
   Manifest,
   ManifestCounts,
   ManifestEntry,
@@ -51,3 +90,4 @@ export {
   RunWindowSchema,
   TokenCountSourceSchema,
 } from './result';
+export { didYouMean, levenshtein } from './suggest';
