@@ -43,7 +43,7 @@ export interface RetryOptions {
   delayMs?: number;
   /** Each further delay is multiplied by this: delay k = `delayMs × factor^k`. Default 2. */
   factor?: number;
-  /** Upper bound of any single delay, in ms (`Infinity` allowed). Default 30 000. */
+  /** Upper bound of any single delay, in ms (`Infinity` allowed). Default 30 000, or `delayMs` if larger. */
   maxDelayMs?: number;
   /** Randomness applied to each delay; see {@link Jitter}. Default `'none'`. */
   jitter?: Jitter;
@@ -233,11 +233,10 @@ async function runRetry<T>(
       const message = errorMessage(error);
       const elapsedMs = o.now() - started;
       if (attempt >= attempts) {
-        o.logger.error(`${o.name}: all ${attempts} attempts failed; last error: ${message}`, {
-          attempts,
-          elapsedMs,
-          error,
-        });
+        o.logger.error(
+          `${o.name}: attempt ${attempt}/${attempts} failed: ${message}; no retries left`,
+          { attempt, attempts, elapsedMs, error },
+        );
         throw error;
       }
       const delayMs = backoffDelay(attempt - 1, o);

@@ -86,10 +86,14 @@ export function resolveRetryOptions(
     rule: 'a finite number >= 1',
     ok: (n) => Number.isFinite(n) && n >= 1,
   });
-  const maxDelayMs = numberOption('maxDelayMs', o.maxDelayMs, RETRY_DEFAULTS.maxDelayMs, {
-    rule: 'a non-negative number (Infinity allowed)',
-    ok: (n) => n >= 0,
-  });
+  // The default cap yields to a larger delayMs, so `{ delayMs: 60_000 }` alone is valid; an
+  // explicit cap below delayMs is a contradiction and is reported.
+  const maxDelayMs = numberOption(
+    'maxDelayMs',
+    o.maxDelayMs,
+    Math.max(RETRY_DEFAULTS.maxDelayMs, delayMs),
+    { rule: 'a non-negative number (Infinity allowed)', ok: (n) => n >= 0 },
+  );
   if (maxDelayMs < delayMs) {
     throw new RangeError(`maxDelayMs must be >= delayMs (${delayMs}), got ${maxDelayMs}`);
   }
