@@ -1,4 +1,12 @@
 export type {
+  CommandEngineConfig,
+  CommandEngineOptions,
+  CommandSection,
+  ProgramLatency,
+  ProgramReport,
+} from './command/index';
+export { CommandEngineError, createCommandEngine, killAllProcessGroups } from './command/index';
+export type {
   Engine,
   EngineContext,
   EngineInfo,
@@ -10,10 +18,30 @@ export type {
   WorkloadOutcome,
 } from './engine';
 export type {
-  CommandEngineConfig,
-  CommandEngineOptions,
-  CommandSection,
-  ProgramLatency,
-  ProgramReport,
-} from './command/index';
-export { CommandEngineError, createCommandEngine, killAllProcessGroups } from './command/index';
+  DecoderSection,
+  GgufModelMetadata,
+  KvCacheType,
+  LlamaCppEngineConfig,
+  LlamaCppEngineErrorCode,
+  LlamaCppEngineOptions,
+  LlamaCppSection,
+} from './llamacpp/index';
+export {
+  createLlamaCppEngine,
+  KV_CACHE_TYPES,
+  LlamaCppEngineError,
+  readGgufMetadata,
+  resolveDecoder,
+  resolveLlamaCppSettings,
+} from './llamacpp/index';
+export type { BuiltinModelName, EnsureTinyModelOptions, TinyModelSpec } from './tiny/index';
+export {
+  BUILTIN_MODELS,
+  defaultModelCacheDir,
+  ensureTinyModel,
+  isBuiltinModel,
+  microModelSpec,
+  tinyModelFileName,
+  tinyModelSpec,
+  tinyModelVersion,
+} from './tiny/index';

@@ -1,0 +1,24 @@
+/** Error codes the llamacpp engine throws; each message says what to do about it. */
+export type LlamaCppEngineErrorCode =
+  | 'INVALID_OPTION'
+  | 'UNSUPPORTED_OPTION'
+  | 'MODEL_NOT_FOUND'
+  | 'MODEL_LOAD_FAILED'
+  | 'ENGINE_BINARY_MISSING'
+  | 'CONTEXT_CREATE_FAILED'
+  | 'NOT_LOADED'
+  | 'ABORTED';
+
+/**
+ * A failure of the llamacpp engine. Named `EngineError` (like the other engines' errors) so the
+ * CLI prints it without a stack; `code` tells the cases apart.
+ */
+export class LlamaCppEngineError extends Error {
+  override readonly name = 'EngineError';
+  readonly code: LlamaCppEngineErrorCode;
+
+  constructor(code: LlamaCppEngineErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
