@@ -1,1 +1,46 @@
-export {};
+export type { Clock, SleepFn } from './clock';
+export { systemClock, systemSleep } from './clock';
+export { StudyDesignChangedError, StudyError } from './errors';
+export type {
+  Eta,
+  RunEndStatus,
+  StudyEventName,
+  StudyEvents,
+  StudySummary,
+} from './events';
+export type { Interruptible, SignalSource } from './interrupt';
+export { handleSigint } from './interrupt';
+export { MANIFEST_FILE, ManifestStore } from './manifest-store';
+export type { RunnerPlan, StoredStudy } from './plan';
+export { STUDY_FILE } from './plan';
+export type { ResidualCheckFn, ResidualCheckRequest } from './residual';
+export {
+  DEFAULT_RESIDUAL_THRESHOLD_MB,
+  nvmlResidualCheck,
+  skippedResidualCheck,
+} from './residual';
+export type {
+  FinishedRunInfo,
+  NewStudyOptions,
+  ResumeStudyOptions,
+  StudyRunnerOptions,
+} from './runner';
+export { DEFAULT_GRACE_MS, STUDY_TOOL_VERSION, StudyRunner } from './runner';
+export {
+  createStudyDir,
+  DEFAULT_OUTPUT_DIR,
+  sanitiseStudyName,
+  studyDirPath,
+  utcStamp,
+} from './study-dir';
+export type { WorkerErrorReport, WorkerMessage, WorkerTask } from './task';
+export { errorFileFor, TASK_FILE_ENV } from './task';
+export type { ExecutionSettings } from './timeout';
+export {
+  runTimeoutS,
+  TIMEOUT_DEFAULT_PROMPTS,
+  TIMEOUT_FLOOR_S,
+  TIMEOUT_PER_TOKEN_S,
+} from './timeout';
+export type { DefinedWorker, WorkerContext, WorkerHandler } from './worker';
+export { defineWorker, WorkerExitCode } from './worker';

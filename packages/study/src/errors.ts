@@ -1,0 +1,38 @@
+/**
+ * The few error classes `@llem/study` throws. Each has a `name` the CLI maps to an exit code
+ * (`apps/cli/src/errors.ts`), a string-literal `code`, and an optional `cause`.
+ */
+
+/** A runtime problem with the study directory or the worker module (exit 1, no stack). */
+export class StudyError extends Error {
+  override readonly name = 'StudyError';
+  readonly code = 'STUDY' as const;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/**
+ * `--resume` was asked to continue a study whose design changed since it started (a different
+ * study design hash). Mixing results of two designs in one study would be silently wrong, so the
+ * runner refuses unless `force` is set. The CLI maps this name to exit 2.
+ */
+export class StudyDesignChangedError extends Error {
+  override readonly name = 'StudyDesignChangedError';
+  readonly code = 'STUDY_DESIGN_CHANGED' as const;
+  readonly studyDir: string;
+  readonly expectedHash: string;
+  readonly actualHash: string;
+
+  constructor(studyDir: string, expectedHash: string, actualHash: string) {
+    super(
+      `the study in ${studyDir} was started with design hash ${expectedHash}, but the study ` +
+        `given now has design hash ${actualHash}: the configurations changed. Start a new study, ` +
+        `or pass --force to resume anyway and mix the two designs.`,
+    );
+    this.studyDir = studyDir;
+    this.expectedHash = expectedHash;
+    this.actualHash = actualHash;
+  }
+}

@@ -1,0 +1,64 @@
+import type { ManifestCounts, ManifestError, ResidualCheck } from '@llem/domain';
+
+/** How a run ended, as far as progress is concerned. */
+export type RunEndStatus = 'completed' | 'failed' | 'interrupted';
+
+/** An ETA: `null` until one run of this session has finished (nothing to estimate from). */
+export interface Eta {
+  remainingRuns: number;
+  /** Mean finished-run duration × remaining runs + the gaps still ahead. */
+  remainingMs: number | null;
+}
+
+export interface StudyEvents {
+  'study-started': {
+    studyDir: string;
+    studyName: string;
+    total: number;
+    /** Runs this session will dispatch (pending, running and failed ones). */
+    toRun: number;
+    resumed: boolean;
+    /** Runs found with a result on disk while the manifest said otherwise, marked completed. */
+    recovered: number;
+  };
+  'gap-countdown': {
+    kind: 'experiment' | 'cycle';
+    secondsLeft: number;
+    totalSeconds: number;
+  };
+  'gap-finished': { skipped: boolean; interrupted: boolean };
+  'run-started': {
+    key: string;
+    label: string;
+    configHash: string;
+    cycle: number;
+    /** 1-based position among the runs this session dispatches. */
+    index: number;
+    total: number;
+    attempt: number;
+    timeoutS: number;
+    pid: number;
+    residualCheck: ResidualCheck;
+  };
+  'run-finished': {
+    key: string;
+    label: string;
+    index: number;
+    total: number;
+    status: RunEndStatus;
+    durationMs: number;
+    error: ManifestError | null;
+    eta: Eta;
+  };
+  'study-finished': StudySummary;
+}
+
+export type StudyEventName = keyof StudyEvents;
+
+/** What `StudyRunner#run` resolves with. */
+export interface StudySummary {
+  status: 'completed' | 'interrupted';
+  studyDir: string;
+  counts: ManifestCounts;
+  durationMs: number;
+}

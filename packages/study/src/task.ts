@@ -1,0 +1,50 @@
+import type { ResidualCheck } from '@llem/domain';
+
+/**
+ * What the runner hands a worker child, as JSON in the file named by `LLEM_TASK_FILE`
+ * (docs/ARCHITECTURE.md, "Runner ↔ worker"). Paths are absolute.
+ */
+export interface WorkerTask<Config = unknown> {
+  /** `ScheduledRun.key`: unique per run in the study. */
+  key: string;
+  configHash: string;
+  cycle: number;
+  copy: number;
+  /** The experiment config, as the plan resolved it (snake_case keys). */
+  config: Config;
+  studyDir: string;
+  /** Where the worker writes its result JSON (write-temp + rename), then exits 0. */
+  resultFile: string;
+  /** Where the worker may write its timeseries (one JSON object per line). */
+  timeseriesFile: string;
+  /** What the runner saw on the GPU(s) right before starting this child; goes into the result. */
+  residualCheck: ResidualCheck;
+  toolVersion: string;
+  /** Which dispatch of this run this is (1 on the first, higher after resume or failure). */
+  attempt: number;
+}
+
+/** The name of the environment variable that holds the task file path. */
+export const TASK_FILE_ENV = 'LLEM_TASK_FILE';
+
+/** The file a failing worker writes instead of a result: `resultFile + '.error.json'`. */
+export function errorFileFor(resultFile: string): string {
+  return `${resultFile}.error.json`;
+}
+
+/** What a failing worker writes to the error file. */
+export interface WorkerErrorReport {
+  error: { type: string; message: string; stack: string | null };
+}
+
+/** Messages a worker sends its runner over IPC. */
+export type WorkerMessage =
+  | { type: 'llem:child-started'; pid: number }
+  | { type: 'llem:child-exited'; pid: number };
+
+/** True for messages that come from `defineWorker`'s plumbing. */
+export function isWorkerMessage(value: unknown): value is WorkerMessage {
+  if (typeof value !== 'object' || value === null) return false;
+  const { type, pid } = value as { type?: unknown; pid?: unknown };
+  return (type === 'llem:child-started' || type === 'llem:child-exited') && typeof pid === 'number';
+}

@@ -1,0 +1,197 @@
+import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomicSync, writeJsonAtomicSync } from './internal/atomic';
+import {
+  errorFileFor,
+  TASK_FILE_ENV,
+  type WorkerErrorReport,
+  type WorkerMessage,
+  type WorkerTask,
+} from './task';
+
+/** What a worker handler receives besides the task. */
+export interface WorkerContext {
+  /**
+   * Aborted when the worker must stop: the runner sent SIGTERM (timeout, Ctrl-C) or the
+   * runner died. Pass it to anything long-running.
+   */
+  signal: AbortSignal;
+  /**
+   * Start a program in its own process group and register it, so it is killed with the worker
+   * (on timeout, on Ctrl-C, and when the runner dies, even by SIGKILL). Use this, not `spawn`,
+   * for anything a handler starts.
+   */
+  spawnGroup(command: string, args: readonly string[], options?: SpawnOptions): ChildProcess;
+  /**
+   * Register a process group leader started some other way (it must be `detached`, so its pid
+   * is its process group id). It is killed with its whole group when the worker stops.
+   */
+  registerChild(pid: number): void;
+}
+
+/** A worker handler: run one experiment and return its result (any JSON value). */
+export type WorkerHandler<Config = unknown, Result = unknown> = (
+  task: WorkerTask<Config>,
+  context: WorkerContext,
+) => Result | Promise<Result>;
+
+/** Exit codes of a worker made with `defineWorker`. */
+export const WorkerExitCode = {
+  ok: 0,
+  /** The handler threw; the error file says why. */
+  handlerError: 1,
+  /** The task file could not be read. */
+  badTask: 2,
+  /** The runner died (the IPC channel closed) before the handler finished. */
+  parentGone: 3,
+  /** SIGTERM from the runner. */
+  terminated: 143,
+} as const;
+
+export interface DefinedWorker<Config, Result> {
+  handler: WorkerHandler<Config, Result>;
+  /** Run the plumbing now (called for you when `LLEM_TASK_FILE` is set). */
+  start(): Promise<void>;
+}
+
+/**
+ * Turn a handler into a worker module the runner can fork. When the module runs as a child
+ * (`LLEM_TASK_FILE` set), it reads the task, runs the handler, writes the result atomically to
+ * `task.resultFile` and exits 0; if the handler throws it writes `{ error: { type, message,
+ * stack } }` to `resultFile + '.error.json'` and exits 1. When the runner dies (the IPC channel
+ * closes) or sends SIGTERM, it kills every process group it registered and exits at once: no
+ * orphans.
+ *
+ * @example
+ * // my-worker.ts
+ * import { defineWorker } from '@llem/study/worker';
+ * defineWorker(async (task, { signal, spawnGroup }) => {
+ *   const p = spawnGroup('python', ['bench.py'], { stdio: 'inherit' });
+ *   await new Promise((resolve) => p.on('exit', resolve));
+ *   return { key: task.key, residualCheck: task.residualCheck };
+ * });
+ */
+export function defineWorker<Config = unknown, Result = unknown>(
+  handler: WorkerHandler<Config, Result>,
+): DefinedWorker<Config, Result> {
+  const worker: DefinedWorker<Config, Result> = {
+    handler,
+    start: () => runWorker(handler),
+  };
+  if (process.env[TASK_FILE_ENV]) void worker.start();
+  return worker;
+}
+
+async function runWorker<Config, Result>(handler: WorkerHandler<Config, Result>): Promise<void> {
+  const groups = new Set<number>();
+  const controller = new AbortController();
+  let stopping = false;
+
+  const send = (message: WorkerMessage): void => {
+    if (process.connected && process.send) {
+      try {
+        process.send(message);
+      } catch {
+        // The runner is gone; the disconnect handler deals with it.
+      }
+    }
+  };
+
+  const killGroups = (): void => {
+    for (const pgid of groups) {
+      try {
+        process.kill(-pgid, 'SIGKILL');
+      } catch {
+        // ESRCH: already gone.
+      }
+    }
+    groups.clear();
+  };
+
+  const stop = (code: number): never => {
+    stopping = true;
+    controller.abort();
+    killGroups();
+    // With the runner gone no one else will clean up: it forked us as a process group leader,
+    // so take any plain (non-detached) children down with us. (When the runner is alive it
+    // kills our group itself after we exit.) Not a leader: the group does not exist, ESRCH.
+    if (code === WorkerExitCode.parentGone) {
+      try {
+        process.kill(-process.pid, 'SIGKILL');
+      } catch {
+        // Not a group leader.
+      }
+    }
+    process.exit(code);
+  };
+
+  // The runner died (even by SIGKILL): the kernel closed our IPC channel.
+  process.on('disconnect', () => {
+    if (!stopping) stop(WorkerExitCode.parentGone);
+  });
+  process.on('SIGTERM', () => stop(WorkerExitCode.terminated));
+  if (process.send && !process.connected) stop(WorkerExitCode.parentGone);
+
+  const context: WorkerContext = {
+    signal: controller.signal,
+    registerChild(pid) {
+      groups.add(pid);
+      send({ type: 'llem:child-started', pid });
+    },
+    spawnGroup(command, args, options = {}) {
+      const child = spawn(command, [...args], { ...options, detached: true });
+      if (child.pid !== undefined) {
+        const pid = child.pid;
+        context.registerChild(pid);
+        child.once('exit', () => {
+          // Only forget the group when no one else can be in it: a process group outlives its
+          // leader while members remain, so kill it anyway, then forget it.
+          try {
+            process.kill(-pid, 'SIGKILL');
+          } catch {
+            // ESRCH: the group is empty.
+          }
+          groups.delete(pid);
+          send({ type: 'llem:child-exited', pid });
+        });
+      }
+      return child;
+    },
+  };
+
+  const taskFile = process.env[TASK_FILE_ENV];
+  let task: WorkerTask<Config>;
+  try {
+    if (!taskFile) throw new Error(`${TASK_FILE_ENV} is not set: this module is run by the runner`);
+    task = JSON.parse(readFileSync(taskFile, 'utf8')) as WorkerTask<Config>;
+  } catch (error) {
+    process.stderr.write(`llem worker: cannot read the task: ${describe(error).message}\n`);
+    return stop(WorkerExitCode.badTask);
+  }
+
+  try {
+    const result = await handler(task, context);
+    if (stopping) return;
+    // JSON.stringify of a large result is the worker's memory to spend, not the runner's.
+    writeFileAtomicSync(task.resultFile, JSON.stringify(result));
+    stopping = true;
+    killGroups();
+    process.exit(WorkerExitCode.ok);
+  } catch (error) {
+    if (stopping) return;
+    const report: WorkerErrorReport = { error: describe(error) };
+    try {
+      writeJsonAtomicSync(errorFileFor(task.resultFile), report);
+    } catch (writeError) {
+      process.stderr.write(`llem worker: cannot write the error file: ${String(writeError)}\n`);
+    }
+    stop(WorkerExitCode.handlerError);
+  }
+}
+
+function describe(error: unknown): WorkerErrorReport['error'] {
+  if (error instanceof Error) {
+    return { type: error.name || 'Error', message: error.message, stack: error.stack ?? null };
+  }
+  return { type: 'Error', message: String(error), stack: null };
+}

@@ -1,0 +1,49 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Manifest, ResidualCheck } from '@llem/domain';
+import type { Clock, SleepFn } from '../src/clock';
+import type { ResidualCheckFn } from '../src/residual';
+
+export function tempDir(): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'llem-study-'));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A clock whose time moves only when something sleeps on it. */
+export function fakeClock(start = Date.parse('2026-01-02T03:04:05.000Z')): {
+  clock: Clock;
+  sleep: SleepFn;
+  sleeps: number[];
+} {
+  let t = 0;
+  const sleeps: number[] = [];
+  return {
+    clock: { now: () => t, date: () => new Date(start + t) },
+    sleeps,
+    sleep: async (ms, signal) => {
+      sleeps.push(ms);
+      if (signal?.aborted) return;
+      t += ms;
+      await Promise.resolve();
+    },
+  };
+}
+
+export const okResidual: ResidualCheckFn = ({ thresholdMb, deviceIndices }) => ({
+  status: 'ok',
+  thresholdMb,
+  devices: deviceIndices.map((index) => ({ index, usedMb: 12, totalMb: 8000, exceeded: false })),
+  reason: null,
+  checkedAt: '2026-01-02T03:04:05.000Z',
+});
+
+export function readManifest(studyDir: string): Manifest {
+  return JSON.parse(readFileSync(join(studyDir, 'manifest.json'), 'utf8')) as Manifest;
+}
+
+export function readJson<T = unknown>(path: string): T {
+  return JSON.parse(readFileSync(path, 'utf8')) as T;
+}
+
+export type { ResidualCheck };
