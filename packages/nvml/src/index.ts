@@ -1,1 +1,29 @@
-export {};
+export type {
+  CheckOptions,
+  PersistenceCheckOptions,
+  PersistenceObservation,
+  ResidualCheckAllOptions,
+  ResidualCheckOptions,
+  ResidualObservation,
+} from './checks';
+export { checkGpuMemoryResidual, checkGpuMemoryResidualAll, checkPersistenceMode } from './checks';
+export type { ClockEventReason } from './clock-reasons';
+export {
+  CLOCK_EVENT_REASON_BITS,
+  decodeClockEventReasons,
+  THROTTLE_REASONS,
+} from './clock-reasons';
+export type { NvmlErrorCode } from './errors';
+export { NVML_RETURN_CODES, NvmlError, NvmlLibraryError, nvmlErrorCode } from './errors';
+export { candidatePaths as nvmlLibraryCandidates } from './internal/bindings';
+export type {
+  NvmlClockEvents,
+  NvmlClocks,
+  NvmlMemoryInfo,
+  NvmlOpenOptions,
+  NvmlProcess,
+  NvmlUtilization,
+} from './nvml';
+export { bytesToMiB, formatCudaVersion, MIB, Nvml, NvmlDevice } from './nvml';
+export type { PowerSample, PowerSamplerOptions, SamplerTimers, SampleSource } from './sampler';
+export { PowerSampler } from './sampler';
