@@ -1,0 +1,115 @@
+import { performance } from 'node:perf_hooks';
+import { arrivalSchedule } from './arrivals';
+import type { ResolvedOpenAIConfig } from './config';
+import type { StreamedRecord } from './stream';
+
+/** Sends request `index` of the workload and resolves with its record (never rejects). */
+export type SendFn = (index: number) => Promise<StreamedRecord>;
+
+export interface LoadResult {
+  /** One record per request issued, in workload order; requests never issued are absent. */
+  records: StreamedRecord[];
+  /** Open loop only: how late each request left versus its scheduled arrival (ms). */
+  issueLagMs: number[];
+}
+
+/**
+ * Closed loop: `concurrency` workers, each sending the next request as soon as its previous one
+ * ends, so exactly `concurrency` are in flight until the queue runs dry.
+ */
+async function closedLoop(n: number, concurrency: number, send: SendFn, signal: AbortSignal) {
+  const records: (StreamedRecord | undefined)[] = new Array(n);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < n && !signal.aborted) {
+      const index = next++;
+      records[index] = await send(index);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
+  return records;
+}
+
+/**
+ * Open loop: request i leaves at its scheduled arrival whatever the server is doing, which is
+ * what a real user population does. With `maxConcurrency`, arrivals wait for a free slot and the
+ * wait shows up in `issueLagMs`; `startedAt` is when the request actually left.
+ */
+async function openLoop(
+  n: number,
+  mode: Extract<ResolvedOpenAIConfig['mode'], { kind: 'request_rate' }>,
+  send: SendFn,
+  signal: AbortSignal,
+) {
+  const offsets = arrivalSchedule(n, {
+    rate: mode.requestRate,
+    burstiness: mode.burstiness,
+    seed: mode.arrivalSeed,
+  });
+  const records: (StreamedRecord | undefined)[] = new Array(n);
+  const issueLagMs: number[] = [];
+  const pending: Promise<void>[] = [];
+  const cap = mode.maxConcurrency ?? Number.POSITIVE_INFINITY;
+  let inFlight = 0;
+  const waiters: (() => void)[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    if (signal.aborted) break;
+    const due = t0 + offsets[i]!;
+    const wait = due - performance.now();
+    // Timers fire late, never early; an arrival that is already due goes out in this tick.
+    if (wait > 1) await delay(wait, signal);
+    while (inFlight >= cap && !signal.aborted) {
+      await new Promise<void>((resolve) => waiters.push(resolve));
+    }
+    if (signal.aborted) break;
+    issueLagMs.push(Math.max(0, performance.now() - due));
+    inFlight++;
+    const index = i;
+    pending.push(
+      send(index).then((record) => {
+        records[index] = record;
+        inFlight--;
+        waiters.shift()?.();
+      }),
+    );
+  }
+  await Promise.all(pending);
+  return { records, issueLagMs };
+}
+
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
+ * Drives `n` requests under the configured load mode and collects their records.
+ *
+ * @example
+ * const { records } = await runLoad(32, { kind: 'concurrency', concurrency: 4 }, send, signal);
+ */
+export async function runLoad(
+  n: number,
+  mode: ResolvedOpenAIConfig['mode'],
+  send: SendFn,
+  signal: AbortSignal,
+): Promise<LoadResult> {
+  if (mode.kind === 'concurrency') {
+    const records = await closedLoop(n, mode.concurrency, send, signal);
+    return { records: records.filter(isRecord), issueLagMs: [] };
+  }
+  const { records, issueLagMs } = await openLoop(n, mode, send, signal);
+  return { records: records.filter(isRecord), issueLagMs };
+}
+
+function isRecord(value: StreamedRecord | undefined): value is StreamedRecord {
+  return value !== undefined;
+}

@@ -1,0 +1,511 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { EngineRequest } from '../src/engine';
+import {
+  createOpenAIEngine,
+  type OpenAIConfig,
+  type OpenAIEngineOptions,
+} from '../src/openai/index';
+import { type OpenAITestServer, type Script, startOpenAIServer } from './support/openai-server';
+
+const servers: OpenAITestServer[] = [];
+const disposers: Array<() => Promise<void>> = [];
+
+afterEach(async () => {
+  await Promise.all(disposers.splice(0).map((d) => d()));
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+async function server(
+  scenario: (index: number, body: Record<string, unknown> | null) => Script,
+  options: { models?: string[]; modelsStatus?: number[] } = {},
+): Promise<OpenAITestServer> {
+  const s = await startOpenAIServer({
+    scenario: (r) => scenario(r.index, r.body),
+    lifetimeMs: 30_000,
+    ...options,
+  });
+  servers.push(s);
+  return s;
+}
+
+function engineFor(
+  s: OpenAITestServer | string,
+  section: Partial<OpenAIConfig> = {},
+  options: Partial<OpenAIEngineOptions> = {},
+) {
+  const engine = createOpenAIEngine(
+    {
+      openai: {
+        base_url: typeof s === 'string' ? s : s.baseUrl,
+        model: 'test-model',
+        ...(section.request_rate === undefined ? { concurrency: 1 } : {}),
+        ...section,
+      },
+    },
+    {
+      logger: options.logger ?? { error() {}, warn() {}, info() {}, debug() {} },
+      signal: options.signal ?? new AbortController().signal,
+      startupRetry: { retries: 2, delayMs: 20, factor: 1, maxDelayMs: 20 },
+      ...options,
+    },
+  );
+  disposers.push(() => engine.dispose());
+  return engine;
+}
+
+function prompts(n: number, maxOutputTokens = 16): EngineRequest[] {
+  return Array.from({ length: n }, (_, id) => ({ id, prompt: `prompt ${id}`, maxOutputTokens }));
+}
+
+function itls(record: { firstTokenAt: number | null; tokenTimes: number[] }): number[] {
+  const times = [record.firstTokenAt!, ...record.tokenTimes];
+  return times.slice(1).map((t, i) => t - times[i]!);
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+};
+
+describe('openai engine: load', () => {
+  it('checks /models and reports a remote backend and the base url', async () => {
+    const s = await server(() => ({}), { models: ['test-model', 'other'] });
+    const info = await engineFor(s).load();
+    expect(info).toMatchObject({
+      engine: 'openai',
+      backend: 'remote',
+      model: 'test-model',
+      parameterCount: null,
+      details: { baseUrl: s.baseUrl, modelListed: true, servedModels: ['test-model', 'other'] },
+    });
+    expect(s.modelsCalls).toHaveLength(1);
+  });
+
+  it('retries while the server is still loading (503) and then succeeds', async () => {
+    const warnings: string[] = [];
+    const s = await server(() => ({}), { modelsStatus: [503, 503] });
+    const engine = engineFor(
+      s,
+      {},
+      {
+        logger: { error() {}, warn: (m: string) => warnings.push(m), info() {}, debug() {} },
+      },
+    );
+    await expect(engine.load()).resolves.toMatchObject({ backend: 'remote' });
+    expect(s.modelsCalls).toHaveLength(3);
+    expect(warnings.some((w) => /attempt 1\/3 failed/.test(w))).toBe(true);
+  });
+
+  it('retries connection refused until a late server starts listening', async () => {
+    const probe = await startOpenAIServer();
+    const port = probe.port;
+    await probe.close();
+    const engine = engineFor(
+      `http://127.0.0.1:${port}/v1`,
+      {},
+      {
+        startupRetry: { retries: 20, delayMs: 50, factor: 1, maxDelayMs: 50 },
+      },
+    );
+    const loading = engine.load();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const late = await startOpenAIServer({ port, lifetimeMs: 30_000 });
+    servers.push(late);
+    await expect(loading).resolves.toMatchObject({ backend: 'remote' });
+    expect(late.modelsCalls.length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('fails with a clear EngineError when nothing ever listens', async () => {
+    const probe = await startOpenAIServer();
+    await probe.close();
+    const engine = engineFor(`http://127.0.0.1:${probe.port}/v1`);
+    await expect(engine.load()).rejects.toMatchObject({
+      name: 'EngineError',
+      code: 'UNREACHABLE',
+      message: expect.stringMatching(/could not reach .*\/models after 3 attempts.*ECONNREFUSED/),
+    });
+  });
+
+  it('names the env var when the API key is missing', async () => {
+    const s = await server(() => ({}));
+    const engine = engineFor(s, { api_key_env: 'LLEM_TEST_ABSENT_KEY' }, { env: {} });
+    await expect(engine.load()).rejects.toMatchObject({
+      name: 'EngineError',
+      code: 'API_KEY_MISSING',
+      message: expect.stringContaining('LLEM_TEST_ABSENT_KEY'),
+    });
+  });
+
+  it('rejects a section with both or neither of concurrency and request_rate', () => {
+    expect(() => engineFor('http://127.0.0.1:1/v1', { concurrency: 2, request_rate: 3 })).toThrow(
+      /openai\.concurrency and openai\.request_rate: set exactly one/,
+    );
+    expect(() =>
+      createOpenAIEngine(
+        { openai: { base_url: 'http://127.0.0.1:1/v1', model: 'm' } },
+        {
+          logger: { error() {}, warn() {}, info() {}, debug() {} },
+          signal: new AbortController().signal,
+        },
+      ),
+    ).toThrow(/set exactly one/);
+    expect(() => engineFor('ftp://x/v1')).toThrow(/openai\.base_url must use http or https/);
+  });
+});
+
+describe('openai engine: streaming and timing', () => {
+  it('measures TTFT, ITL and E2E against the server timings (completions)', async () => {
+    const s = await server(() => ({ firstDelayMs: 120, interChunkMs: 40, tokens: 6 }));
+    const engine = engineFor(s);
+    await engine.load();
+    const outcome = await engine.run(prompts(2));
+    expect(outcome.requests).toHaveLength(2);
+    for (const [i, r] of outcome.requests.entries()) {
+      const written = s.requests[i]!.chunkWrittenAt;
+      expect(r.error).toBeUndefined();
+      const ttft = r.firstTokenAt! - r.startedAt;
+      // The server waited 120 ms before the first token; the client cannot see it sooner.
+      expect(ttft).toBeGreaterThanOrEqual(119);
+      expect(ttft).toBeLessThan(120 + 400);
+      // The client saw the first token after the server wrote it, and not long after.
+      expect(r.firstTokenAt!).toBeGreaterThanOrEqual(written[0]!);
+      expect(r.firstTokenAt! - written[0]!).toBeLessThan(100);
+      // 6 tokens → 5 ITLs, none of them the TTFT; they track the server's actual write gaps.
+      const gaps = itls(r);
+      expect(gaps).toHaveLength(5);
+      const serverGaps = written.slice(1).map((t, k) => t - written[k]!);
+      expect(Math.abs(median(gaps) - median(serverGaps))).toBeLessThan(15);
+      expect(median(gaps)).toBeGreaterThanOrEqual(35);
+      expect(r.endedAt).toBeGreaterThanOrEqual(r.tokenTimes.at(-1)!);
+      expect(r.endedAt - r.startedAt).toBeGreaterThanOrEqual(120 + 5 * 40 - 5);
+      expect(r.outputTokens).toBe(6);
+      expect(r.inputTokens).toBe(7);
+    }
+    expect(outcome.outputTokens).toBe(12);
+    expect(outcome.inputTokens).toBe(14);
+    expect(outcome.tokenCountSource).toBe('server-usage');
+  });
+
+  it('sends the OpenAI request shape with include_usage and ignore_eos', async () => {
+    const s = await server(() => ({ tokens: 2 }));
+    const engine = createOpenAIEngine(
+      {
+        model: 'fallback-name',
+        openai: {
+          base_url: s.baseUrl,
+          endpoint: 'chat',
+          concurrency: 1,
+          ignore_eos: true,
+        },
+        decoder: { preset: 'deterministic', seed: 3, top_k: 1 },
+      },
+      {
+        logger: { error() {}, warn() {}, info() {}, debug() {} },
+        signal: new AbortController().signal,
+      },
+    );
+    disposers.push(() => engine.dispose());
+    await engine.load();
+    await engine.run([{ id: 0, prompt: 'hello', maxOutputTokens: 9 }]);
+    expect(s.requests[0]!.path).toBe('/v1/chat/completions');
+    expect(s.requests[0]!.body).toEqual({
+      model: 'fallback-name',
+      messages: [{ role: 'user', content: 'hello' }],
+      max_tokens: 9,
+      stream: true,
+      stream_options: { include_usage: true },
+      temperature: 0,
+      seed: 3,
+      top_k: 1,
+      ignore_eos: true,
+    });
+  });
+
+  it('chat: the role-only and empty chunks carry no token; a 3-token chunk adds 3 equal times', async () => {
+    const s = await server(() => ({
+      usage: 'continuous',
+      interChunkMs: 30,
+      chunks: [{ text: 'a' }, { text: '' }, { text: 'bcd', tokens: 3 }, { text: 'e' }],
+    }));
+    const engine = engineFor(s, { endpoint: 'chat' });
+    await engine.load();
+    const [r] = (await engine.run(prompts(1))).requests;
+    expect(r!.outputTokens).toBe(5);
+    expect(r!.tokenTimes).toHaveLength(4);
+    const [b, c, d, e] = r!.tokenTimes;
+    expect(c).toBe(b);
+    expect(d).toBe(b);
+    // The empty chunk in between made the 'a' → 'bcd' gap two server intervals long.
+    expect(b! - r!.firstTokenAt!).toBeGreaterThanOrEqual(55);
+    expect(e! - d!).toBeGreaterThanOrEqual(25);
+  });
+
+  it('counts chunks when the server sends no usage, and says so', async () => {
+    const s = await server(() => ({
+      usage: 'none',
+      chunks: [{ text: 'x' }, { text: '' }, { text: 'y' }, { text: 'z' }],
+    }));
+    const engine = engineFor(s);
+    await engine.load();
+    const outcome = await engine.run(prompts(2));
+    expect(outcome.tokenCountSource).toBe('counted-chunks');
+    expect(outcome.outputTokens).toBe(6);
+    expect(outcome.requests[0]!.inputTokens).toBeNull();
+    expect(outcome.inputTokens).toBe(0);
+    expect(outcome.extra).toMatchObject({
+      tokenCounts: { source: 'counted-chunks', requestsCounted: 2, inputTokensKnown: false },
+    });
+  });
+
+  it('uses the final usage total over counted chunks and flags untimed tokens', async () => {
+    // e.g. a server that batches two tokens into one chunk but only reports totals at the end
+    const s = await server(() => ({ tokens: 4, usageCompletionTokens: 6 }));
+    const engine = engineFor(s);
+    await engine.load();
+    const outcome = await engine.run(prompts(1));
+    expect(outcome.tokenCountSource).toBe('server-usage');
+    expect(outcome.outputTokens).toBe(6);
+    expect(outcome.requests[0]!.tokenTimes).toHaveLength(3);
+    expect(outcome.extra).toMatchObject({ tokenCounts: { requestsWithUntimedTokens: 1 } });
+  });
+
+  it('mixed usage and counted requests report counted-chunks', async () => {
+    const s = await server((i) => ({ tokens: 3, usage: i === 0 ? 'final' : 'none' }));
+    const engine = engineFor(s);
+    await engine.load();
+    const outcome = await engine.run(prompts(2));
+    expect(outcome.tokenCountSource).toBe('counted-chunks');
+    expect(outcome.extra).toMatchObject({
+      tokenCounts: { requestsWithServerUsage: 1, requestsCounted: 1 },
+    });
+  });
+
+  it('warmup requests return records but are not part of the run', async () => {
+    const s = await server(() => ({ tokens: 2 }));
+    const engine = engineFor(s);
+    await engine.load();
+    const warm = await engine.warmup(prompts(3));
+    expect(warm).toHaveLength(3);
+    expect(warm.every((r) => r.outputTokens === 2)).toBe(true);
+    const outcome = await engine.run(prompts(2));
+    expect(outcome.requests).toHaveLength(2);
+    expect(outcome.outputTokens).toBe(4);
+    expect(outcome.extra).toMatchObject({ requests: { total: 2 } });
+    expect(s.requests).toHaveLength(5);
+  });
+});
+
+describe('openai engine: load modes', () => {
+  it('closed loop keeps exactly `concurrency` requests in flight', async () => {
+    const s = await server(() => ({ firstDelayMs: 30, interChunkMs: 10, tokens: 3 }));
+    const engine = engineFor(s, { concurrency: 3 });
+    await engine.load();
+    const outcome = await engine.run(prompts(12));
+    expect(s.maxInFlight).toBe(3);
+    expect(s.requests).toHaveLength(12);
+    expect(outcome.extra).toMatchObject({ peakInFlight: 3, requests: { succeeded: 12 } });
+  });
+
+  it('open loop with max_concurrency never exceeds the cap', async () => {
+    const s = await server(() => ({ firstDelayMs: 40, tokens: 2 }));
+    const engine = engineFor(s, { request_rate: 500, max_concurrency: 2, arrival_seed: 1 });
+    await engine.load();
+    const outcome = await engine.run(prompts(10));
+    expect(s.maxInFlight).toBe(2);
+    expect(outcome.requests).toHaveLength(10);
+    const lag = (outcome.extra as { issueLagMs: { max: number } }).issueLagMs;
+    // At 500/s with 40 ms requests and 2 slots, arrivals had to queue.
+    expect(lag.max).toBeGreaterThan(20);
+  });
+
+  it('open loop issues requests on the seeded Poisson schedule', async () => {
+    const { arrivalSchedule } = await import('../src/openai/index');
+    const s = await server(() => ({ tokens: 1 }));
+    const engine = engineFor(s, { request_rate: 20, arrival_seed: 9 });
+    await engine.load();
+    const outcome = await engine.run(prompts(12));
+    const schedule = arrivalSchedule(12, { rate: 20, seed: 9 });
+    const t0 = outcome.requests[0]!.startedAt;
+    for (const [i, r] of outcome.requests.entries()) {
+      const offset = r.startedAt - t0;
+      // Never early (1 ms timer slack); late only by event-loop delay.
+      expect(offset).toBeGreaterThanOrEqual(schedule[i]! - 1.5);
+      expect(offset - schedule[i]!).toBeLessThan(150);
+    }
+  });
+});
+
+describe('openai engine: failures', () => {
+  it('counts each failure type per run', async () => {
+    const s = await server((i) => {
+      switch (i) {
+        case 0:
+          return { status: 400, errorBody: '{"error":{"message":"prompt too long"}}' };
+        case 1:
+          return { status: 503 };
+        case 2:
+          return { tokens: 4, malformedAt: 1 };
+        case 3:
+          return { tokens: 6, dropAfter: 2, interChunkMs: 5 };
+        case 4:
+          return { hang: true };
+        case 5:
+          return { tokens: 3, errorEventAt: 1 };
+        case 6:
+          return { tokens: 3, unterminated: true };
+        case 7:
+          return { notStreaming: true };
+        default:
+          return { tokens: 2 };
+      }
+    });
+    const engine = engineFor(s, { max_failure_rate: 0.9, request_timeout_s: 0.5 });
+    await engine.load();
+    const outcome = await engine.run(prompts(10));
+    const types = outcome.requests.map((r) => r.error?.type ?? 'ok');
+    expect(types).toEqual([
+      'http_4xx',
+      'http_5xx',
+      'malformed_stream',
+      'connection_error',
+      'timeout',
+      'stream_error',
+      'malformed_stream',
+      'malformed_stream',
+      'ok',
+      'ok',
+    ]);
+    expect(outcome.requests[0]!.error!.message).toContain('HTTP 400');
+    expect(outcome.requests[0]!.error!.message).toContain('prompt too long');
+    expect(outcome.extra).toMatchObject({
+      errorsByType: {
+        http_4xx: 1,
+        http_5xx: 1,
+        malformed_stream: 3,
+        connection_error: 1,
+        timeout: 1,
+        stream_error: 1,
+      },
+      requests: { total: 10, succeeded: 2, failed: 8, failureRate: 0.8 },
+    });
+    // Only successful requests' tokens count towards the run.
+    expect(outcome.outputTokens).toBe(4);
+  });
+
+  it('fails the run with a clear EngineError above max_failure_rate', async () => {
+    const s = await server((i) => (i % 4 === 0 ? { status: 500 } : { tokens: 2 }));
+    const engine = engineFor(s, { concurrency: 2, max_failure_rate: 0.2 });
+    await engine.load();
+    const error = await engine.run(prompts(8)).catch((e: unknown) => e);
+    expect(error).toMatchObject({
+      name: 'EngineError',
+      code: 'FAILURE_RATE_EXCEEDED',
+    });
+    expect((error as Error).message).toMatch(
+      /2 of 8 requests failed \(25\.0%\), above openai\.max_failure_rate 0\.2: http_5xx 2; first error: HTTP 500/,
+    );
+  });
+
+  it('accepts the same failures under a higher limit', async () => {
+    const s = await server((i) => (i % 4 === 0 ? { status: 500 } : { tokens: 2 }));
+    const engine = engineFor(s, { concurrency: 2, max_failure_rate: 0.25 });
+    await engine.load();
+    const outcome = await engine.run(prompts(8));
+    expect(outcome.extra).toMatchObject({ errorsByType: { http_5xx: 2 } });
+    expect(outcome.outputTokens).toBe(12);
+  });
+
+  it('counts connection refused when the server goes away after load', async () => {
+    const s = await server(() => ({ tokens: 1 }));
+    const engine = engineFor(s, { max_failure_rate: 1 });
+    await engine.load();
+    await s.close();
+    // Let the client see its kept-alive socket close, as it would for a server that went away.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const outcome = await engine.run(prompts(2));
+    expect(outcome.extra).toMatchObject({ errorsByType: { connection_refused: 2 } });
+  });
+
+  it('retries once when a kept-alive socket was closed by the server in the meantime', async () => {
+    const s = await server(() => ({ tokens: 2 }));
+    const engine = engineFor(s, { concurrency: 1 });
+    await engine.load();
+    s.dropConnections();
+    const outcome = await engine.run(prompts(2));
+    expect(outcome.requests.map((r) => r.error)).toEqual([undefined, undefined]);
+    expect(outcome.outputTokens).toBe(4);
+  });
+
+  it('fails warmup clearly when every warmup request fails', async () => {
+    const s = await server(() => ({ status: 404, errorBody: '{"error":"model not found"}' }));
+    const engine = engineFor(s);
+    await engine.load();
+    await expect(engine.warmup(prompts(2))).rejects.toMatchObject({
+      name: 'EngineError',
+      code: 'WARMUP_FAILED',
+      message: expect.stringContaining('model not found'),
+    });
+  });
+
+  it('aborting the signal stops the run', async () => {
+    const s = await server(() => ({ hang: true }));
+    const controller = new AbortController();
+    const engine = engineFor(s, { concurrency: 2 }, { signal: controller.signal });
+    await engine.load();
+    const running = engine.run(prompts(4));
+    setTimeout(() => controller.abort(new Error('experiment timeout')), 100);
+    await expect(running).rejects.toThrow('experiment timeout');
+    expect(s.requests).toHaveLength(2);
+  });
+});
+
+describe('openai engine: steady state and goodput', () => {
+  it('reports the steady-state window where all workers were busy, and goodput', async () => {
+    const s = await server((i) => ({
+      firstDelayMs: i === 5 ? 300 : 20,
+      interChunkMs: 10,
+      tokens: 4,
+    }));
+    const engine = engineFor(s, {
+      concurrency: 3,
+      slo: { ttft_ms: 200, e2e_ms: 2000 },
+    });
+    await engine.load();
+    const outcome = await engine.run(prompts(12));
+    const extra = outcome.extra as {
+      steadyState: {
+        startMs: number;
+        endMs: number;
+        rule: string;
+        targetConcurrency: number;
+        requestIds: number[];
+        outputTokens: number;
+      };
+      goodput: { met: number; total: number; share: number };
+      window: { startMs: number; endMs: number };
+    };
+    const reqs = outcome.requests;
+    const third = [...reqs].sort((a, b) => a.startedAt - b.startedAt)[2]!;
+    expect(extra.steadyState.rule).toBe('target-concurrency');
+    expect(extra.steadyState.targetConcurrency).toBe(3);
+    expect(extra.steadyState.startMs).toBe(third.startedAt);
+    // Ramp-down starts when the first worker finds the queue empty.
+    const lastIssued = Math.max(...reqs.map((r) => r.startedAt));
+    const firstEndAfter = Math.min(
+      ...reqs.filter((r) => r.endedAt > lastIssued).map((r) => r.endedAt),
+    );
+    expect(extra.steadyState.endMs).toBe(firstEndAfter);
+    expect(extra.steadyState.startMs).toBeGreaterThanOrEqual(extra.window.startMs);
+    expect(extra.steadyState.endMs).toBeLessThanOrEqual(extra.window.endMs);
+    expect(extra.steadyState.outputTokens).toBeGreaterThan(0);
+    expect(extra.steadyState.outputTokens).toBeLessThan(outcome.outputTokens);
+    for (const id of extra.steadyState.requestIds) {
+      const r = reqs.find((x) => x.id === id)!;
+      expect(r.startedAt).toBeGreaterThanOrEqual(extra.steadyState.startMs);
+      expect(r.endedAt).toBeLessThanOrEqual(extra.steadyState.endMs);
+    }
+    // Request 5 had a 300 ms TTFT against a 200 ms SLO.
+    expect(extra.goodput).toMatchObject({ met: 11, total: 12 });
+    expect(extra.goodput.share).toBeCloseTo(11 / 12, 10);
+  });
+});
