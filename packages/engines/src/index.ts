@@ -6,6 +6,8 @@ export type {
   ProgramReport,
 } from './command/index';
 export { CommandEngineError, createCommandEngine, killAllProcessGroups } from './command/index';
+export type { CreateEngineOptions, EngineSelectingConfig } from './create';
+export { createEngine } from './create';
 export type {
   Engine,
   EngineContext,
@@ -34,6 +36,32 @@ export {
   resolveDecoder,
   resolveLlamaCppSettings,
 } from './llamacpp/index';
+export type {
+  ArrivalOptions,
+  Goodput,
+  OpenAIConfig,
+  OpenAIDecoder,
+  OpenAIEngineConfig,
+  OpenAIEngineErrorCode,
+  OpenAIEngineOptions,
+  Random,
+  RequestErrorType,
+  ResolvedOpenAIConfig,
+  StartupRetryOptions,
+  SteadyStateResult,
+  SteadyStateWindow,
+} from './openai/index';
+export {
+  arrivalSchedule,
+  createOpenAIEngine,
+  goodput,
+  interArrivalGenerator,
+  OPENAI_DEFAULTS,
+  OpenAIEngineError,
+  resolveOpenAIConfig,
+  seededRandom,
+  steadyStateWindow,
+} from './openai/index';
 export type { BuiltinModelName, EnsureTinyModelOptions, TinyModelSpec } from './tiny/index';
 export {
   BUILTIN_MODELS,
