@@ -145,7 +145,10 @@ print(json.dumps({"input_tokens": len(cfg["model"]), "output_tokens": sum(r["max
     );
     const engine = make({ model: 'm', command: { argv: [process.execPath, prog] } });
     await engine.load();
-    const error = await engine.run(requests).catch((e: unknown) => e as Error & { code: string });
+    const error = (await engine.run(requests).then(
+      () => null,
+      (e: unknown) => e,
+    )) as Error & { code: string };
     expect(error.name).toBe('EngineError');
     expect(error.code).toBe('COMMAND_EXIT');
     expect(error.message).toMatch(/exited with code 3/);

@@ -1,1 +1,35 @@
-export {};
+export type { DatasetConfig, SyntheticDataset } from './dataset';
+export { buildRequests, jsonlPrompts, syntheticPrompts } from './dataset';
+export type { ChannelEnergy, ChannelReading, EnergyChannel } from './energy/channel';
+export { channelEnergy, readChannels, trapezoidJ } from './energy/channel';
+export type { RaplProbe } from './energy/rapl';
+export { DEFAULT_POWERCAP_ROOT, probeRapl } from './energy/rapl';
+export { peakRssMiB, snapshotEnvironment } from './environment';
+export { MeasurementError } from './errors';
+export type { GpuProbe, GpuSample, GpuStaticInfo } from './gpu';
+export { THROTTLE_MASK, THROTTLE_REASON_BITS, throttleReasonNames } from './gpu';
+export type {
+  GpuProbeOutcome,
+  HarnessConfig,
+  MeasureDeps,
+  MeasureInput,
+  MeasureOutput,
+} from './harness';
+export { measureRun } from './harness';
+export type { LatencySamples, Throughput } from './metrics';
+export {
+  baselineAdjusted,
+  computeLatency,
+  computeThroughput,
+  energyPerOutputToken,
+  estimateFlops,
+  latencySamples,
+} from './metrics';
+export { openNvmlGpuProbe } from './nvml-probe';
+export type { Sampler, SamplerOptions, SamplerTick, TimeseriesRow } from './sampler';
+export { startSampler, timeseriesCsv } from './sampler';
+export { coefficientOfVariation, latencyStats, mean, percentile, stddev } from './stats';
+export type { WarmupConfig, WarmupOutcome } from './warmup';
+export { runWarmup } from './warmup';
+export type { WarningInputs, WarningThresholds } from './warnings';
+export { DEFAULT_WARNING_THRESHOLDS, measurementWarnings } from './warnings';

@@ -26,8 +26,10 @@ export interface CommandSection {
   argv: string[];
   /** Extra environment, merged over the parent's. */
   env?: Record<string, string> | undefined;
-  /** Working directory (default: the current one). Relative paths resolve against it. */
+  /** Working directory (default: the current one). A relative one resolves against the current one. */
   cwd?: string | undefined;
+  /** Pass this process's environment to the program (default `true`); `env` is merged over it. */
+  inherit_env?: boolean | undefined;
 }
 
 /** The part of an experiment config the `command` engine reads; the whole object goes to the program. */
@@ -45,6 +47,12 @@ export interface CommandEngineOptions {
   tmpDir?: string;
   /** Monotonic clock (ms). Default `performance.now`. */
   now?: () => number;
+  /**
+   * Told the program's process group id right after it starts, e.g. `@llem/study`'s
+   * `WorkerContext.registerChild`, so the runner can kill the group even if this process is
+   * SIGKILLed. (This process's own exit kills the group in any case.)
+   */
+  onProcessGroup?: (pgid: number) => void;
 }
 
 /** Errors of the `command` engine. `name` is `EngineError`, which the CLI prints without a stack. */
@@ -224,7 +232,7 @@ export function createCommandEngine(
           const proc = spawn(program, args, {
             cwd,
             env: {
-              ...process.env,
+              ...(s.inherit_env === false ? {} : process.env),
               ...(s.env ?? {}),
               LLEM_CONFIG_FILE: configFile,
               LLEM_REQUESTS_FILE: requestsFile,
@@ -234,7 +242,10 @@ export function createCommandEngine(
             stdio: ['ignore', 'pipe', 'pipe'],
           });
           child = proc;
-          if (proc.pid !== undefined) trackProcessGroup(proc.pid);
+          if (proc.pid !== undefined) {
+            trackProcessGroup(proc.pid);
+            options.onProcessGroup?.(proc.pid);
+          }
           logger.debug(
             `command engine: started ${JSON.stringify(s.argv)} (pid ${proc.pid ?? '?'}) in ${cwd}`,
           );

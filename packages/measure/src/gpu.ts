@@ -1,0 +1,60 @@
+/**
+ * What the harness needs from the GPU driver. `@llem/nvml` provides the production
+ * implementation (`openNvmlGpuProbe`); tests can pass a scripted one. Every read returns `null`
+ * for a value the device cannot report, and never throws.
+ */
+export interface GpuSample {
+  index: number;
+  powerW: number | null;
+  memoryUsedMiB: number | null;
+  memoryTotalMiB: number | null;
+  temperatureC: number | null;
+  utilizationGpuPct: number | null;
+  smClockMHz: number | null;
+  /** NVML clock-event reasons bitmask; `null` when unreadable. */
+  clockEventReasons: number | null;
+}
+
+export interface GpuStaticInfo {
+  index: number;
+  name: string | null;
+  uuid: string | null;
+  memoryTotalMiB: number | null;
+  persistenceMode: boolean | null;
+}
+
+export interface GpuProbe {
+  /** The device indices measured. */
+  readonly devices: readonly number[];
+  driverVersion: string | null;
+  cudaVersion: string | null;
+  info(index: number): GpuStaticInfo;
+  /** NVML total-energy counter in mJ; `null` when not supported (pre-Volta) or unreadable. */
+  energyCounterMj(index: number): number | null;
+  /** Instant power in W (field values where available, else the averaged reading). */
+  powerW(index: number): number | null;
+  sample(index: number): GpuSample;
+  /** Releases the driver (NVML shutdown). Safe to call twice. */
+  close(): void;
+}
+
+/**
+ * Clock-event (throttle) reason bits that mean the GPU was slowed by power or heat, as opposed
+ * to idling or an application clock setting (nvml.h `nvmlClocksEventReason*`).
+ */
+export const THROTTLE_REASON_BITS = {
+  swPowerCap: 0x4,
+  hwSlowdown: 0x8,
+  swThermalSlowdown: 0x20,
+  hwThermalSlowdown: 0x40,
+  hwPowerBrakeSlowdown: 0x80,
+} as const;
+
+export const THROTTLE_MASK = Object.values(THROTTLE_REASON_BITS).reduce((a, b) => a | b, 0);
+
+/** Names of the throttle reasons set in a mask. */
+export function throttleReasonNames(mask: number): string[] {
+  return Object.entries(THROTTLE_REASON_BITS)
+    .filter(([, bit]) => (mask & bit) !== 0)
+    .map(([name]) => name);
+}

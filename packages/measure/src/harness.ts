@@ -1,0 +1,440 @@
+import type { ResidualCheck, RunResult, RunWarning } from '@llem/domain';
+import { RUN_RESULT_SCHEMA_VERSION, RunResultSchema } from '@llem/domain';
+import type { Engine, EngineContext, EngineInfo, EngineName, RunHooks } from '@llem/engines';
+import {
+  CleanupRegistry,
+  sleep as defaultSleep,
+  type Logger,
+  noopLogger,
+  type RetryOptions,
+  retry,
+} from '@llem/resilience';
+import { buildRequests, type DatasetConfig } from './dataset';
+import {
+  type ChannelEnergy,
+  type ChannelReading,
+  channelEnergy,
+  type EnergyChannel,
+  readChannels,
+} from './energy/channel';
+import { DEFAULT_POWERCAP_ROOT, probeRapl } from './energy/rapl';
+import { peakRssMiB, snapshotEnvironment } from './environment';
+import { MeasurementError } from './errors';
+import type { GpuProbe, GpuSample } from './gpu';
+import {
+  baselineAdjusted,
+  computeLatency,
+  computeThroughput,
+  energyPerOutputToken,
+  estimateFlops,
+} from './metrics';
+import { startSampler, type TimeseriesRow, timeseriesCsv } from './sampler';
+import { runWarmup, type WarmupConfig } from './warmup';
+import {
+  DEFAULT_WARNING_THRESHOLDS,
+  measurementWarnings,
+  type WarningThresholds,
+} from './warnings';
+
+/** The parts of an `@llem/domain` `ExperimentConfig` the harness reads (snake_case). */
+export interface HarnessConfig {
+  engine: EngineName;
+  model: string;
+  dataset: DatasetConfig;
+  max_output_tokens: number;
+  warmup?: WarmupConfig | undefined;
+  baseline?: { enabled: boolean; duration_s: number } | undefined;
+  energy?:
+    | {
+        backend: 'auto' | 'nvml' | 'rapl' | 'none';
+        sample_interval_ms: number;
+        devices: number[];
+      }
+    | undefined;
+}
+
+/** One run to measure: identity fields for the result plus the effective config. */
+export interface MeasureInput<C extends HarnessConfig = HarnessConfig> {
+  runId: string;
+  configHash: string;
+  cycle: number;
+  config: C;
+  /** What the runner saw before dispatch; copied into the result. */
+  residualCheck?: ResidualCheck | null;
+  llemVersion?: string | null;
+}
+
+/** Result of `openGpuProbe`: a probe, or why there is none. */
+export type GpuProbeOutcome = { probe: GpuProbe } | { probe: null; reason: string };
+
+/** Everything the harness touches outside itself; every field has a production default. */
+export interface MeasureDeps {
+  logger?: Logger;
+  signal?: AbortSignal;
+  /** Build the engine. Default: `createEngine` from `@llem/engines`. */
+  createEngine?: (config: HarnessConfig, ctx: EngineContext) => Promise<Engine>;
+  /** Open the GPU driver for these devices. Default: NVML through `@llem/nvml`. */
+  openGpuProbe?: (
+    devices: readonly number[],
+    logger: Logger,
+  ) => GpuProbeOutcome | Promise<GpuProbeOutcome>;
+  /** The powercap sysfs root for RAPL. Default `/sys/class/powercap`. */
+  powercapRoot?: string;
+  /** Monotonic ms. Default `performance.now`. */
+  now?: () => number;
+  /** Wall clock (epoch ms). Default `Date.now`. */
+  wallNow?: () => number;
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** Where a relative dataset path resolves. Default `process.cwd()`. */
+  cwd?: string;
+  /** Retry options for the model load. Default 2 retries, 1 s then 2 s. */
+  loadRetry?: RetryOptions;
+  warningThresholds?: Partial<WarningThresholds>;
+}
+
+export interface MeasureOutput {
+  result: RunResult;
+  /** The sampler timeseries (baseline and measurement windows) as CSV. */
+  timeseriesCsv: string;
+}
+
+interface Tick extends ChannelReading {
+  gpus: GpuSample[];
+  rss: number;
+}
+
+/** Sum of channel energies, the overall method, and why anything is missing. */
+function combineEnergy(perDevice: ChannelEnergy[], notes: string[]) {
+  if (perDevice.length === 0)
+    return { method: 'none' as const, totalJ: null, reason: notes.join('; ') || null };
+  const methods = new Set(perDevice.map((d) => d.method));
+  const method = methods.size === 1 ? ([...methods][0] ?? 'none') : 'mixed';
+  const unknown = perDevice.filter((d) => d.totalJ === null);
+  const totalJ = unknown.length > 0 ? null : perDevice.reduce((a, d) => a + (d.totalJ ?? 0), 0);
+  const reasons = [
+    ...notes,
+    ...perDevice.filter((d) => d.note !== null).map((d) => `${d.kind} ${d.index}: ${d.note}`),
+  ];
+  return { method, totalJ, reason: reasons.length > 0 ? reasons.join('; ') : null };
+}
+
+/**
+ * Measure one experiment, in the order SPEC.md gives: environment snapshot → idle baseline (if
+ * enabled) → load (with retry) → warmup (not measured) → energy window and sampler → workload
+ * → stop → metrics. Returns the validated `RunResult` and the sampler timeseries as CSV.
+ *
+ * Energy comes from NVML (counter, else power integral) and/or RAPL as `energy.backend` says;
+ * whatever cannot be measured is `null` with a reason, never 0. The engine is disposed through a
+ * `CleanupRegistry` whatever happens.
+ *
+ * @example
+ * const { result, timeseriesCsv } = await measureRun(
+ *   { runId: 'abc_c1', configHash: 'abcdef0123456789', cycle: 1, config },
+ *   { logger },
+ * );
+ */
+export async function measureRun<C extends HarnessConfig>(
+  input: MeasureInput<C>,
+  deps: MeasureDeps = {},
+): Promise<MeasureOutput> {
+  const logger = deps.logger ?? noopLogger;
+  const signal = deps.signal ?? new AbortController().signal;
+  const now = deps.now ?? (() => performance.now());
+  const wallNow = deps.wallNow ?? (() => Date.now());
+  const sleep = deps.sleep ?? defaultSleep;
+  const thresholds = { ...DEFAULT_WARNING_THRESHOLDS, ...deps.warningThresholds };
+  const { config } = input;
+  const energyCfg = config.energy ?? { backend: 'auto', sample_interval_ms: 100, devices: [0] };
+  const intervalMs = energyCfg.sample_interval_ms;
+  const cleanups = new CleanupRegistry({ logger });
+  const warnings: RunWarning[] = [];
+  const notes: string[] = [];
+
+  // Requests first: a bad dataset should fail before anything is opened.
+  const requests = buildRequests(config.dataset, config.max_output_tokens, deps.cwd);
+
+  try {
+    // --- energy sources and the environment snapshot ----------------------------------------
+    let probe: GpuProbe | null = null;
+    if (energyCfg.backend !== 'rapl') {
+      const opened = await (deps.openGpuProbe ?? defaultOpenGpuProbe)(energyCfg.devices, logger);
+      if (opened.probe) {
+        probe = opened.probe;
+        const p = probe;
+        cleanups.register('nvml', () => p.close());
+      } else if (energyCfg.backend === 'nvml') {
+        throw new MeasurementError(
+          `energy.backend is nvml but NVML is not usable: ${opened.reason}. Use backend auto or none to run without GPU energy`,
+          'ENERGY_UNAVAILABLE',
+        );
+      } else if (energyCfg.backend === 'auto') notes.push(`NVML: ${opened.reason}`);
+    }
+    const channels: EnergyChannel[] = [];
+    if (probe && (energyCfg.backend === 'auto' || energyCfg.backend === 'nvml')) {
+      const p = probe;
+      for (const index of p.devices)
+        channels.push({
+          kind: 'gpu',
+          index,
+          counterMethod: 'nvml-counter',
+          readCounterJ: () => {
+            const mj = p.energyCounterMj(index);
+            return mj === null ? null : mj / 1000;
+          },
+          counterRangeJ: null,
+          readPowerW: () => p.powerW(index),
+          // Above any single GPU's power limit (B200 ~1.2 kW) with headroom.
+          maxPlausibleW: 3000,
+        });
+    }
+    if (energyCfg.backend === 'rapl' || energyCfg.backend === 'auto') {
+      const rapl = probeRapl(deps.powercapRoot ?? DEFAULT_POWERCAP_ROOT);
+      if (rapl.available) channels.push(...rapl.channels);
+      else if (energyCfg.backend === 'rapl')
+        throw new MeasurementError(
+          `energy.backend is rapl but ${rapl.reason}. Use backend auto or none`,
+          'ENERGY_UNAVAILABLE',
+        );
+      else notes.push(rapl.reason);
+    }
+    if (energyCfg.backend === 'none') notes.push('energy.backend is none');
+    const environment = snapshotEnvironment(probe, {
+      engineVersion: null,
+      llemVersion: input.llemVersion ?? null,
+    });
+    logger.debug(
+      `measure: energy channels ${channels.map((c) => `${c.kind}${c.index}`).join(', ') || 'none'}`,
+    );
+
+    const timeseries: TimeseriesRow[] = [];
+    let maxRss = process.memoryUsage().rss;
+    const readTick = (t: number): Tick => {
+      const rss = process.memoryUsage().rss;
+      if (rss > maxRss) maxRss = rss;
+      return {
+        ...readChannels(channels, t),
+        gpus: probe ? probe.devices.map((i) => (probe as GpuProbe).sample(i)) : [],
+        rss,
+      };
+    };
+    const sampling = channels.length > 0 || probe !== null;
+    const record = (window: string, t0: number, ticks: readonly Tick[]) => {
+      for (const tick of ticks) {
+        for (const g of tick.gpus) {
+          const pos = channels.findIndex((c) => c.kind === 'gpu' && c.index === g.index);
+          const { index: _i, ...sample } = g;
+          timeseries.push({
+            window,
+            tMs: tick.t - t0,
+            device: `gpu${g.index}`,
+            sample,
+            energyJ: pos >= 0 ? (tick.counterJ[pos] ?? null) : null,
+          });
+        }
+        channels.forEach((c, pos) => {
+          if (c.kind === 'cpu-package')
+            timeseries.push({
+              window,
+              tMs: tick.t - t0,
+              device: `cpu-package${c.index}`,
+              sample: {},
+              energyJ: tick.counterJ[pos] ?? null,
+            });
+        });
+      }
+    };
+
+    // --- idle baseline --------------------------------------------------------------------
+    let baselineW: number | null = null;
+    if (config.baseline?.enabled) {
+      if (channels.length === 0) {
+        notes.push('baseline: no energy source to measure idle power with');
+      } else {
+        const b0 = readTick(now());
+        const sampler = startSampler(readTick, { intervalMs, now });
+        await sleep(config.baseline.duration_s * 1000, signal);
+        const ticks = sampler.stop();
+        const b1 = readTick(now());
+        const all = [b0, ...ticks.filter((t) => t.t > b0.t && t.t < b1.t), b1];
+        record('baseline', b0.t, all);
+        const per = channels.map((c, i) => channelEnergy(c, i, all));
+        const combined = combineEnergy(per, []);
+        const seconds = (b1.t - b0.t) / 1000;
+        baselineW = combined.totalJ === null || seconds <= 0 ? null : combined.totalJ / seconds;
+        if (baselineW === null) notes.push(`baseline: ${combined.reason ?? 'no reading'}`);
+        logger.info(
+          `baseline: ${baselineW === null ? 'not measurable' : `${baselineW.toFixed(1)} W idle`} over ${seconds.toFixed(1)} s`,
+        );
+      }
+    }
+
+    // --- load -----------------------------------------------------------------------------
+    const engineCtx: EngineContext = { logger, signal };
+    const makeEngine = deps.createEngine ?? defaultCreateEngine;
+    const engine = await makeEngine(config, engineCtx);
+    cleanups.register('engine', () => engine.dispose());
+    const info: EngineInfo = await retry(() => engine.load(), {
+      retries: 2,
+      delayMs: 1000,
+      logger,
+      signal,
+      name: `load ${config.engine} ${config.model}`,
+      ...deps.loadRetry,
+    });
+    environment.engineVersion = info.engineVersion;
+    logger.debug(`measure: loaded ${info.model} on ${info.backend}`);
+
+    // --- warmup (not measured) ------------------------------------------------------------
+    const warm = await runWarmup(engine, requests, config.warmup, signal);
+    if (config.warmup?.cv_threshold !== undefined && !warm.converged)
+      warnings.push({
+        code: 'warmup-not-converged',
+        message: `warmup stopped after ${warm.requests} requests without the latency CV falling under ${config.warmup.cv_threshold} (last CV ${warm.finalCv === null ? 'unknown' : warm.finalCv.toFixed(3)})`,
+      });
+
+    // --- energy window, sampler, workload -------------------------------------------------
+    let start: Tick | null = null;
+    let stop: Tick | null = null;
+    const hooks: RunHooks = {
+      onWindowStart: () => {
+        start = readTick(now());
+      },
+      onWindowStop: () => {
+        stop = readTick(now());
+      },
+    };
+    const runStart = readTick(now());
+    const sampler = sampling ? startSampler(readTick, { intervalMs, now }) : null;
+    let outcome: Awaited<ReturnType<Engine['run']>>;
+    try {
+      outcome = await engine.run(requests, engine.windowMarking === 'engine' ? hooks : undefined);
+    } finally {
+      sampler?.stop();
+    }
+    const runEnd = readTick(now());
+    const ticks = sampler ? sampler.ticks() : [];
+    const w0: Tick = start ?? runStart;
+    const w1: Tick = stop ?? runEnd;
+    const inWindow = ticks.filter((t) => t.t > w0.t && t.t < w1.t);
+    const windowReadings = [w0, ...inWindow, w1];
+    record('measure', w0.t, windowReadings);
+    const durationS = Math.max(0, (w1.t - w0.t) / 1000);
+    const wallAtMono = (t: number) => new Date(wallNow() - (now() - t)).toISOString();
+
+    // --- metrics --------------------------------------------------------------------------
+    const perDevice = channels.map((c, i) => channelEnergy(c, i, windowReadings));
+    for (const d of perDevice)
+      if (d.counterDiscarded)
+        warnings.push({
+          code: 'energy-counter-reset',
+          message: `${d.kind} ${d.index}: ${d.note ?? 'counter discarded'}`,
+        });
+    const energy = combineEnergy(perDevice, notes);
+    if (energy.totalJ === null)
+      warnings.push({
+        code: 'energy-unavailable',
+        message: `energy was not measured: ${energy.reason ?? 'no source'}`,
+      });
+    const failed = outcome.requests.filter((r) => r.error).length;
+    if (failed > 0)
+      warnings.push({
+        code: 'request-failures',
+        message: `${failed} of ${outcome.requests.length} requests failed`,
+      });
+    const requestCount =
+      typeof outcome.extra?.requestCount === 'number'
+        ? outcome.extra.requestCount
+        : outcome.requests.length;
+    const gpuPeak = inWindow
+      .concat([w0, w1])
+      .flatMap((t) => t.gpus.map((g) => g.memoryUsedMiB))
+      .filter((m): m is number => m !== null);
+    warnings.push(
+      ...measurementWarnings(
+        {
+          durationS,
+          samplesInWindow: sampling ? inWindow.length : null,
+          sampleIntervalMs: intervalMs,
+          gpus: environment.gpus,
+          gpuSamples: windowReadings.map((t) => t.gpus),
+          residualCheck: input.residualCheck ?? null,
+        },
+        thresholds,
+      ),
+    );
+    const { extra: engineExtra = {} } = outcome;
+    const { requestCount: _rc, ...extraRest } = engineExtra;
+    const result: RunResult = {
+      schemaVersion: RUN_RESULT_SCHEMA_VERSION,
+      runId: input.runId,
+      configHash: input.configHash,
+      cycle: input.cycle,
+      engine: config.engine,
+      model: config.model,
+      config: config as unknown as Record<string, unknown>,
+      window: { startedAt: wallAtMono(w0.t), endedAt: wallAtMono(w1.t), durationS },
+      energy: {
+        method: energy.method,
+        totalJ: energy.totalJ,
+        adjustedJ: baselineAdjusted(energy.totalJ, baselineW, durationS),
+        baselineW,
+        perDevice: perDevice.map(({ index, kind, method, totalJ }) => ({
+          index,
+          kind,
+          method,
+          totalJ,
+        })),
+        unavailableReason: energy.reason,
+      },
+      tokens: {
+        input: outcome.inputTokens,
+        output: outcome.outputTokens,
+        source: outcome.tokenCountSource,
+      },
+      throughput: computeThroughput(
+        durationS,
+        outcome.inputTokens,
+        outcome.outputTokens,
+        requestCount,
+      ),
+      energyPerOutputTokenJ: energyPerOutputToken(energy.totalJ, outcome.outputTokens),
+      latency: computeLatency(outcome.requests),
+      memory: {
+        gpuPeakUsedMiB: gpuPeak.length > 0 ? Math.max(...gpuPeak) : null,
+        rssPeakMiB: peakRssMiB(maxRss),
+      },
+      flops: estimateFlops(info.parameterCount, outcome.inputTokens, outcome.outputTokens),
+      residualCheck: input.residualCheck ?? null,
+      warnings,
+      environment,
+      extra: {
+        ...extraRest,
+        requests: requestCount,
+        warmup: { requests: warm.requests, converged: warm.converged, finalCv: warm.finalCv },
+        engineInfo: { backend: info.backend, details: info.details },
+        samplesInWindow: sampling ? inWindow.length : null,
+      },
+    };
+    const parsed = RunResultSchema.safeParse(result);
+    if (!parsed.success)
+      throw new Error(
+        `measure: the result does not match the RunResult schema (a bug): ${parsed.error.message}`,
+      );
+    return { result: parsed.data, timeseriesCsv: timeseriesCsv(timeseries) };
+  } finally {
+    await cleanups.runAll();
+  }
+}
+
+async function defaultCreateEngine(config: HarnessConfig, ctx: EngineContext): Promise<Engine> {
+  const { createEngine } = await import('@llem/engines');
+  return createEngine(config, ctx);
+}
+
+async function defaultOpenGpuProbe(
+  devices: readonly number[],
+  logger: Logger,
+): Promise<GpuProbeOutcome> {
+  const { openNvmlGpuProbe } = await import('./nvml-probe');
+  return openNvmlGpuProbe(devices, logger);
+}
