@@ -1,0 +1,213 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RunResultSchema } from '@llem/domain';
+import { describe, expect, it } from 'vitest';
+import { type HarnessConfig, type MeasureDeps, measureRun } from '../src/harness';
+import { fakeEngine, type ScriptedGpu, scriptedProbe } from './support/fakes';
+
+const emptyPowercap = mkdtempSync(join(tmpdir(), 'llem-no-rapl-'));
+const config = (over: Partial<HarnessConfig> = {}): HarnessConfig => ({
+  engine: 'llamacpp',
+  model: 'builtin:tiny',
+  dataset: { synthetic: { n: 4, input_len: 8, output_len: 16, seed: 1 } },
+  max_output_tokens: 16,
+  warmup: { n: 1 },
+  baseline: { enabled: false, duration_s: 1 },
+  energy: { backend: 'auto', sample_interval_ms: 20, devices: [0] },
+  ...over,
+});
+const input = (cfg: HarnessConfig) => ({
+  runId: 'abcdef0123456789_c1',
+  configHash: 'abcdef0123456789',
+  cycle: 1,
+  config: cfg,
+});
+function deps(
+  gpu: ScriptedGpu | null,
+  engine = fakeEngine(),
+  extra: Partial<MeasureDeps> = {},
+): MeasureDeps {
+  return {
+    createEngine: async () => engine,
+    openGpuProbe: () =>
+      gpu ? { probe: scriptedProbe(gpu) } : { probe: null, reason: 'no NVML library (test)' },
+    powercapRoot: emptyPowercap,
+    warningThresholds: { minDurationS: 0.1, minSamples: 3 },
+    ...extra,
+  };
+}
+
+describe('measureRun', () => {
+  it('at constant power P the NVML counter gives totalJ / durationS ≈ P (within 5%)', async () => {
+    const { result, timeseriesCsv } = await measureRun(
+      input(config()),
+      deps({ powerW: 300, counter: 'supported' }),
+    );
+    expect(RunResultSchema.parse(result)).toBeTruthy();
+    expect(result.energy.method).toBe('nvml-counter');
+    expect(result.energy.perDevice).toEqual([
+      { index: 0, kind: 'gpu', method: 'nvml-counter', totalJ: expect.any(Number) },
+    ]);
+    const watts = (result.energy.totalJ as number) / result.window.durationS;
+    expect(Math.abs(watts - 300) / 300).toBeLessThan(0.05);
+    expect(result.energyPerOutputTokenJ).toBeCloseTo((result.energy.totalJ as number) / 64, 9);
+    expect(result.tokens).toEqual({ input: 32, output: 64, source: 'engine' });
+    expect(result.flops).toEqual({
+      estimate: 2 * 1000 * 96,
+      method: '2-params-tokens',
+      parameterCount: 1000,
+    });
+    expect(result.latency.ttftMs?.p50).toBeCloseTo(10, 6);
+    expect(result.latency.itlMs?.p99).toBeCloseTo(2, 6);
+    expect(result.memory.gpuPeakUsedMiB).toBe(1024);
+    expect(result.memory.rssPeakMiB).toBeGreaterThan(10);
+    expect(result.environment.gpus[0]?.name).toBe('Fake H100');
+    expect(result.environment.engineVersion).toBe('fake 1.0');
+    expect(result.energy.unavailableReason).toMatch(/RAPL/); // says why the CPU package is missing
+    expect(timeseriesCsv.split('\n')[0]).toBe(
+      'window,t_ms,device,power_w,memory_used_mib,memory_total_mib,temperature_c,utilization_gpu_pct,sm_clock_mhz,clock_event_reasons,energy_j',
+    );
+    expect(timeseriesCsv).toMatch(/\nmeasure,[\d.]+,gpu0,300,1024,81920,40,90,1980,0,/);
+  });
+
+  it('the power integral gives the same when the counter is NOT_SUPPORTED', async () => {
+    const { result } = await measureRun(
+      input(config()),
+      deps({ powerW: 300, counter: 'not-supported' }),
+    );
+    expect(result.energy.method).toBe('nvml-power-integral');
+    const watts = (result.energy.totalJ as number) / result.window.durationS;
+    expect(Math.abs(watts - 300) / 300).toBeLessThan(0.05);
+    expect(result.energy.unavailableReason).toMatch(
+      /not supported or not readable; used the integral/,
+    );
+  });
+
+  it('a counter reset mid-window falls back to the integral and warns', async () => {
+    const { result } = await measureRun(input(config()), deps({ powerW: 200, counter: 'reset' }));
+    expect(result.energy.method).toBe('nvml-power-integral');
+    const watts = (result.energy.totalJ as number) / result.window.durationS;
+    expect(Math.abs(watts - 200) / 200).toBeLessThan(0.05);
+    expect(result.warnings.map((w) => w.code)).toContain('energy-counter-reset');
+  });
+
+  it('baseline: idle W over the baseline window and adjusted = max(0, raw − W × s)', async () => {
+    const { result } = await measureRun(
+      input(config({ baseline: { enabled: true, duration_s: 0.2 } })),
+      deps({ powerW: 100, counter: 'supported' }),
+    );
+    expect(result.energy.baselineW).toBeGreaterThan(95);
+    expect(result.energy.baselineW).toBeLessThan(105);
+    // Constant power: idle equals loaded, so the adjusted energy is ~0 (and never negative).
+    expect(result.energy.adjustedJ).toBeGreaterThanOrEqual(0);
+    expect(result.energy.adjustedJ as number).toBeLessThan(0.05 * (result.energy.totalJ as number));
+  });
+
+  it('without any energy source: null figures, method none, the reason and a warning — never 0', async () => {
+    const { result } = await measureRun(input(config()), deps(null));
+    expect(result.energy).toMatchObject({
+      method: 'none',
+      totalJ: null,
+      adjustedJ: null,
+      perDevice: [],
+    });
+    expect(result.energy.unavailableReason).toMatch(
+      /NVML: no NVML library \(test\); RAPL: .*does not exist|no intel-rapl/,
+    );
+    expect(result.energyPerOutputTokenJ).toBeNull();
+    expect(result.memory.gpuPeakUsedMiB).toBeNull();
+    expect(result.warnings.map((w) => w.code)).toContain('energy-unavailable');
+    expect(result.throughput.outputTokensPerS).toBeGreaterThan(0);
+  });
+
+  it('an explicit backend that is not there is an error, not a silent none', async () => {
+    await expect(
+      measureRun(
+        input(config({ energy: { backend: 'nvml', sample_interval_ms: 20, devices: [0] } })),
+        deps(null),
+      ),
+    ).rejects.toMatchObject({
+      name: 'MeasurementError',
+      code: 'ENERGY_UNAVAILABLE',
+    });
+    await expect(
+      measureRun(
+        input(config({ energy: { backend: 'rapl', sample_interval_ms: 20, devices: [0] } })),
+        deps(null),
+      ),
+    ).rejects.toThrow(/backend is rapl/);
+  });
+
+  it('warns about persistence mode, residual memory, throttling, temperature drift, short runs and few samples', async () => {
+    const { result } = await measureRun(
+      {
+        ...input(config({ energy: { backend: 'auto', sample_interval_ms: 100, devices: [0] } })),
+        residualCheck: {
+          status: 'exceeded',
+          thresholdMb: 100,
+          devices: [{ index: 0, usedMb: 2048, totalMb: 81920, exceeded: true }],
+          reason: null,
+          checkedAt: new Date().toISOString(),
+        },
+      },
+      deps(
+        {
+          powerW: 300,
+          counter: 'supported',
+          persistenceMode: false,
+          clockEventReasons: 0x20,
+          temperatureC: (ms) => 40 + ms / 10,
+        },
+        fakeEngine({ runMs: 300 }),
+        { warningThresholds: { minDurationS: 5, minSamples: 10, maxTemperatureDriftC: 10 } },
+      ),
+    );
+    const codes = result.warnings.map((w) => w.code);
+    expect(codes).toEqual(
+      expect.arrayContaining([
+        'run-too-short',
+        'persistence-mode-off',
+        'residual-memory',
+        'too-few-samples',
+        'throttling',
+        'temperature-drift',
+      ]),
+    );
+    expect(result.warnings.find((w) => w.code === 'residual-memory')?.message).toMatch(
+      /GPU 0 had 2048 MB/,
+    );
+    expect(result.warnings.find((w) => w.code === 'throttling')?.message).toMatch(
+      /swThermalSlowdown/,
+    );
+    expect(result.residualCheck?.status).toBe('exceeded');
+  });
+
+  it('a clean run has no quality warnings', async () => {
+    const { result } = await measureRun(
+      input(config()),
+      deps({ powerW: 300, counter: 'supported' }),
+    );
+    expect(result.warnings).toEqual([]);
+  });
+
+  it('retries a transient load failure and always disposes the engine and closes NVML', async () => {
+    const engine = fakeEngine({ failLoads: 1 });
+    const probe = scriptedProbe({ powerW: 1, counter: 'supported' });
+    await measureRun(input(config()), {
+      ...deps(null, engine),
+      openGpuProbe: () => ({ probe }),
+      loadRetry: { delayMs: 1 },
+    });
+    expect(engine.loads).toBe(2);
+    expect(engine.disposed).toBe(1);
+    expect(probe.closed).toBe(1);
+
+    const broken = fakeEngine();
+    broken.run = async () => {
+      throw new Error('boom');
+    };
+    await expect(measureRun(input(config()), deps(null, broken))).rejects.toThrow('boom');
+    expect(broken.disposed).toBe(1);
+  });
+});
