@@ -1,1 +1,44 @@
-export {};
+export type { ConfigSummary, MetricSummary } from './aggregate';
+export { aggregateRuns, aggregateStudy, summariseValues } from './aggregate';
+export {
+  CONFIG_CSV_COLUMNS,
+  configCsv,
+  PARETO_CSV_COLUMNS,
+  paretoCsv,
+  parseCsv,
+  RUN_CSV_COLUMNS,
+  runsCsv,
+  toCsv,
+} from './csv';
+export type { ReportErrorCode } from './errors';
+export { ReportError } from './errors';
+export { escapeHtml, formatInterval, formatNumber } from './format';
+export type { ReportHtmlInput, RunTrace } from './html';
+export { describeEnvironment, renderReportHtml } from './html';
+export type { ConfigInfo, LoadedStudy, LoadStudyOptions, RunRecord, SkippedConfig } from './load';
+export { loadStudy, readManifest, STUDY_FILES } from './load';
+export type { Direction, MetricDefinition, MetricId } from './metrics';
+export { getMetric, isMetricId, METRIC_IDS, METRICS } from './metrics';
+export type { ParetoAxis, ParetoPoint, ParetoResult } from './pareto';
+export {
+  DEFAULT_PARETO_AXES,
+  paretoFrontier,
+  paretoIndices,
+  parseParetoAxis,
+} from './pareto';
+export type { BootstrapOptions, ConfidenceInterval, RandomSource } from './stats';
+export {
+  bootstrapMeanCI,
+  bootstrapRatioCI,
+  coefficientOfVariation,
+  DEFAULT_BOOTSTRAP_SEED,
+  DEFAULT_RESAMPLES,
+  mean,
+  quantileSorted,
+  sampleStd,
+  seededRandom,
+} from './stats';
+export type { TimeseriesSample } from './timeseries';
+export { normaliseSamples, readTimeseries } from './timeseries';
+export type { StudyReport, WriteStudyReportOptions } from './write';
+export { writeStudyReport } from './write';

@@ -1,0 +1,138 @@
+import type { LoadedStudy, RunRecord } from './load';
+import { METRICS, type MetricId } from './metrics';
+import {
+  type BootstrapOptions,
+  bootstrapMeanCI,
+  type ConfidenceInterval,
+  coefficientOfVariation,
+  DEFAULT_BOOTSTRAP_SEED,
+  mean,
+  sampleStd,
+  seededRandom,
+} from './stats';
+
+/** Statistics of one metric of one config across its completed cycles. */
+export interface MetricSummary {
+  metric: MetricId;
+  /** Number of completed runs that measured this metric. */
+  n: number;
+  mean: number | null;
+  std: number | null;
+  cv: number | null;
+  /** Bootstrap 95% CI of the mean (percentile method); `null` with fewer than 2 values. */
+  ci: ConfidenceInterval | null;
+  min: number | null;
+  max: number | null;
+  /** The per-run values, in schedule order. */
+  values: number[];
+}
+
+/** One config's aggregate over its cycles. */
+export interface ConfigSummary {
+  configHash: string;
+  label: string;
+  runs: number;
+  completed: number;
+  failed: number;
+  /** Pending or running (an interrupted study). */
+  unfinished: number;
+  metrics: Record<MetricId, MetricSummary>;
+}
+
+/**
+ * A 32-bit FNV-1a hash: each (config, metric) gets its own bootstrap stream derived from the
+ * seed, so adding a config to a study never changes another config's intervals.
+ */
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/**
+ * Summarise values of one metric.
+ *
+ * @example
+ * summariseValues('outputTokensPerS', [10, 12, 14], { seed: 1 }).mean; // 12
+ */
+export function summariseValues(
+  metric: MetricId,
+  values: number[],
+  options: BootstrapOptions = {},
+): MetricSummary {
+  return {
+    metric,
+    n: values.length,
+    mean: mean(values),
+    std: sampleStd(values),
+    cv: coefficientOfVariation(values),
+    ci: bootstrapMeanCI(values, options),
+    min: values.length ? Math.min(...values) : null,
+    max: values.length ? Math.max(...values) : null,
+    values,
+  };
+}
+
+/**
+ * Aggregate runs per config: mean, sample std, CV and a seeded bootstrap CI across cycles for
+ * every metric in {@link METRICS}. Only completed runs with a valid result count; failed,
+ * pending and unreadable runs are counted but left out of the statistics.
+ *
+ * @example
+ * const summaries = aggregateRuns(study.runs, { seed: 7 });
+ * summaries[0].metrics.energyPerOutputTokenJ.ci; // { low, high } or null
+ */
+export function aggregateRuns(
+  runs: readonly RunRecord[],
+  options: BootstrapOptions = {},
+): ConfigSummary[] {
+  const groups = new Map<string, RunRecord[]>();
+  for (const run of runs) {
+    const g = groups.get(run.configHash);
+    if (g) g.push(run);
+    else groups.set(run.configHash, [run]);
+  }
+  const seed = options.seed ?? DEFAULT_BOOTSTRAP_SEED;
+  const summaries: ConfigSummary[] = [];
+  for (const [configHash, group] of groups) {
+    const usable = group.filter((r) => r.status === 'completed' && r.result !== null);
+    const metrics = {} as Record<MetricId, MetricSummary>;
+    for (const def of METRICS) {
+      const values: number[] = [];
+      for (const r of usable) {
+        const v = def.read(r.result!);
+        if (v !== null) values.push(v);
+      }
+      metrics[def.id] = summariseValues(def.id, values, {
+        ...options,
+        random: options.random ?? seededRandom((seed ^ fnv1a(`${configHash}:${def.id}`)) >>> 0),
+      });
+    }
+    summaries.push({
+      configHash,
+      label: group[0]!.label,
+      runs: group.length,
+      completed: group.filter((r) => r.status === 'completed').length,
+      failed: group.filter((r) => r.status === 'failed').length,
+      unfinished: group.filter((r) => r.status === 'pending' || r.status === 'running').length,
+      metrics,
+    });
+  }
+  return summaries;
+}
+
+/**
+ * {@link aggregateRuns} over a loaded study.
+ *
+ * @example
+ * const summaries = aggregateStudy(await loadStudy(dir));
+ */
+export function aggregateStudy(
+  study: LoadedStudy,
+  options: BootstrapOptions = {},
+): ConfigSummary[] {
+  return aggregateRuns(study.runs, options);
+}

@@ -1,0 +1,253 @@
+import * as Plot from '@observablehq/plot';
+import { parseHTML } from 'linkedom';
+import type { ConfigSummary } from './aggregate';
+import type { RunRecord } from './load';
+import { getMetric, METRICS, type MetricId } from './metrics';
+import type { ParetoResult } from './pareto';
+import type { TimeseriesSample } from './timeseries';
+
+/**
+ * Server-side SVG charts. Observable Plot builds the axes, scales and marks; linkedom gives it a
+ * DOM in Node, so the report is plain SVG text with no script needed to draw it.
+ */
+
+const FRONTIER = '#d9480f';
+const OTHER = '#868e96';
+const ACCENT = '#1c7ed6';
+
+function newDocument(): unknown {
+  return parseHTML('<!doctype html><html><body></body></html>').document;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: Plot's options type references DOM types that the Node-only tsconfig lacks
+type PlotOptions = Record<string, any>;
+
+/** Render Plot options to an SVG (or figure, when a legend is on) HTML string. */
+function render(options: PlotOptions): string {
+  const el = Plot.plot({
+    ...options,
+    document: newDocument(),
+    style: { fontSize: '12px', background: 'transparent', overflow: 'visible' },
+  } as Plot.PlotOptions) as unknown as { outerHTML: string };
+  return el.outerHTML;
+}
+
+const short = (label: string, max = 28): string =>
+  label.length > max ? `${label.slice(0, max - 1)}…` : label;
+
+const axisLabel = (id: MetricId, direction: 'min' | 'max'): string => {
+  const m = getMetric(id);
+  return `${m.label} (${m.unit}) ${direction === 'min' ? '— lower is better' : '— higher is better'}`;
+};
+
+/**
+ * Pareto scatter: every config a dot, the frontier in colour, joined by a line and labelled.
+ *
+ * @example
+ * const svg = paretoChart(paretoFrontier(summaries));
+ */
+export function paretoChart(pareto: ParetoResult): string {
+  const frontier = pareto.points.filter((p) => p.onFrontier).sort((a, b) => a.x - b.x);
+  const data = pareto.points.map((p) => ({ ...p, short: short(p.label) }));
+  return render({
+    width: 760,
+    height: 420,
+    marginRight: 40,
+    marginTop: 30,
+    grid: true,
+    marginBottom: 45,
+    // Inset keeps the labels of extreme points inside the frame.
+    x: {
+      label: axisLabel(pareto.x.metric, pareto.x.direction),
+      nice: true,
+      zero: false,
+      inset: 70,
+      labelAnchor: 'center',
+      labelOffset: 38,
+    },
+    y: {
+      label: axisLabel(pareto.y.metric, pareto.y.direction),
+      nice: true,
+      zero: false,
+      inset: 20,
+    },
+    marks: [
+      Plot.line(frontier, {
+        x: 'x',
+        y: 'y',
+        stroke: FRONTIER,
+        strokeWidth: 2,
+        strokeDasharray: '4,3',
+      }),
+      Plot.dot(data, {
+        x: 'x',
+        y: 'y',
+        r: 6,
+        fill: (d: { onFrontier: boolean }) => (d.onFrontier ? FRONTIER : OTHER),
+        stroke: 'white',
+        title: (d: { label: string; x: number; y: number }) => `${d.label}\n${d.x}, ${d.y}`,
+      }),
+      Plot.text(
+        data.filter((d) => !d.onFrontier),
+        { x: 'x', y: 'y', text: 'short', dy: -12, fill: '#495057' },
+      ),
+      // Frontier labels last so they sit on top, bold, in the frontier colour.
+      Plot.text(
+        data.filter((d) => d.onFrontier),
+        { x: 'x', y: 'y', text: 'short', dy: -12, fill: FRONTIER, fontWeight: 'bold' },
+      ),
+    ],
+  });
+}
+
+/**
+ * One bar chart per metric: the config mean as a bar, the bootstrap 95% CI as a whisker.
+ * Metrics that no config measured are left out.
+ *
+ * @example
+ * for (const { metric, svg } of configBarCharts(summaries)) html += svg;
+ */
+export function configBarCharts(
+  summaries: readonly ConfigSummary[],
+): { metric: MetricId; svg: string }[] {
+  const out: { metric: MetricId; svg: string }[] = [];
+  for (const def of METRICS) {
+    const rows = summaries
+      .map((s) => ({ label: short(s.label, 40), m: s.metrics[def.id] }))
+      .filter((r) => r.m.mean !== null)
+      .map((r) => ({
+        label: r.label,
+        mean: r.m.mean as number,
+        low: r.m.ci?.low ?? (r.m.mean as number),
+        high: r.m.ci?.high ?? (r.m.mean as number),
+      }));
+    if (rows.length === 0) continue;
+    out.push({
+      metric: def.id,
+      svg: render({
+        width: 560,
+        height: 60 + rows.length * 28,
+        marginLeft: 230,
+        marginRight: 30,
+        marginBottom: 45,
+        x: {
+          label: `${def.label} (${def.unit}), mean ± 95% CI`,
+          grid: true,
+          nice: true,
+          labelAnchor: 'center',
+          labelOffset: 38,
+        },
+        y: { label: null, domain: rows.map((r) => r.label) },
+        marks: [
+          Plot.barX(rows, { y: 'label', x: 'mean', fill: ACCENT, fillOpacity: 0.75 }),
+          Plot.ruleY(rows, {
+            y: 'label',
+            x1: 'low',
+            x2: 'high',
+            stroke: '#212529',
+            strokeWidth: 1.5,
+          }),
+          Plot.tickX(rows, { y: 'label', x: 'low', stroke: '#212529' }),
+          Plot.tickX(rows, { y: 'label', x: 'high', stroke: '#212529' }),
+          Plot.ruleX([0]),
+        ],
+      }),
+    });
+  }
+  return out;
+}
+
+/**
+ * Power and temperature of one run over its measurement window (one line per device).
+ * `null` when the trace has neither figure.
+ */
+export function traceChart(samples: readonly TimeseriesSample[]): string | null {
+  // Downsample long traces: the eye cannot tell more than ~1000 points apart, the file size can.
+  const step = Math.max(1, Math.ceil(samples.length / 1000));
+  const data = samples
+    .filter((_, i) => i % step === 0)
+    .map((s) => ({ ...s, device: s.device ?? 'device' }));
+  const charts: string[] = [];
+  const series: [keyof TimeseriesSample, string, string][] = [
+    ['powerW', 'Power (W)', '#e8590c'],
+    ['temperatureC', 'Temperature (°C)', '#1971c2'],
+  ];
+  for (const [key, label, colour] of series) {
+    const points = data.filter((d) => d[key] !== null);
+    if (points.length === 0) continue;
+    const multi = new Set(points.map((p) => p.device)).size > 1;
+    charts.push(
+      render({
+        width: 760,
+        height: 220,
+        grid: true,
+        marginBottom: 45,
+        x: { label: 'Time in measurement window (s)', labelAnchor: 'center', labelOffset: 38 },
+        y: { label, nice: true },
+        color: multi ? { legend: true } : undefined,
+        marks: [
+          Plot.line(points, {
+            x: 'tS',
+            y: key,
+            z: 'device',
+            stroke: multi ? 'device' : colour,
+            strokeWidth: 1.5,
+          }),
+        ],
+      }),
+    );
+  }
+  return charts.length ? charts.join('\n') : null;
+}
+
+/**
+ * Latency distribution across runs: for each config, every completed run's p50/p95/p99 of TTFT
+ * and of ITL as dots (the result keeps percentiles, not every request).
+ */
+export function latencyCharts(runs: readonly RunRecord[]): { title: string; svg: string }[] {
+  const out: { title: string; svg: string }[] = [];
+  const kinds = [
+    ['ttftMs', 'Time to first token (ms)'],
+    ['itlMs', 'Inter-token latency (ms)'],
+  ] as const;
+  for (const [key, title] of kinds) {
+    const rows: { label: string; percentile: string; value: number }[] = [];
+    for (const run of runs) {
+      const stats = run.result?.latency[key];
+      if (!stats) continue;
+      for (const p of ['p50', 'p95', 'p99'] as const) {
+        rows.push({ label: short(run.label, 40), percentile: p, value: stats[p] });
+      }
+    }
+    if (rows.length === 0) continue;
+    const labels = [...new Set(rows.map((r) => r.label))];
+    out.push({
+      title,
+      svg: render({
+        width: 560,
+        height: 70 + labels.length * 28,
+        marginLeft: 230,
+        marginRight: 30,
+        grid: true,
+        marginBottom: 45,
+        x: {
+          label: `${title}, each run's p50 / p95 / p99`,
+          nice: true,
+          zero: true,
+          labelAnchor: 'center',
+          labelOffset: 38,
+        },
+        y: { label: null, domain: labels },
+        color: {
+          legend: true,
+          domain: ['p50', 'p95', 'p99'],
+          range: ['#2f9e44', '#f08c00', '#e03131'],
+        },
+        marks: [
+          Plot.dot(rows, { x: 'value', y: 'label', fill: 'percentile', r: 4, fillOpacity: 0.8 }),
+        ],
+      }),
+    });
+  }
+  return out;
+}

@@ -1,0 +1,227 @@
+import type { ConfigSummary } from './aggregate';
+import type { LoadedStudy, RunRecord } from './load';
+import { METRICS } from './metrics';
+import type { ParetoResult } from './pareto';
+
+type Cell = string | number | boolean | null | undefined;
+
+/** RFC 4180 quoting: only when needed, doubling inner quotes. Numbers keep full precision. */
+export function csvCell(value: Cell): string {
+  if (value === null || value === undefined) return '';
+  const text =
+    typeof value === 'number' ? (Number.isFinite(value) ? String(value) : '') : String(value);
+  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+/** Join rows into CSV text with a trailing newline. */
+export function toCsv(header: readonly string[], rows: readonly (readonly Cell[])[]): string {
+  return [header, ...rows].map((r) => r.map(csvCell).join(',')).join('\n') + '\n';
+}
+
+/**
+ * Columns of `summary.csv`, one row per scheduled run (failed and unfinished runs included). The
+ * order is part of the contract: new columns are only ever appended.
+ */
+export const RUN_CSV_COLUMNS = [
+  'run_key',
+  'config_hash',
+  'config_label',
+  'cycle',
+  'copy',
+  'status',
+  'error_type',
+  'error_message',
+  'started_at',
+  'ended_at',
+  'duration_s',
+  'engine',
+  'model',
+  'energy_method',
+  'input_tokens',
+  'output_tokens',
+  'energy_per_output_token_j',
+  'output_tokens_per_s',
+  'total_tokens_per_s',
+  'ttft_p50_ms',
+  'ttft_p95_ms',
+  'itl_p50_ms',
+  'itl_p95_ms',
+  'e2e_p50_ms',
+  'total_energy_j',
+  'adjusted_energy_j',
+  'gpu_peak_mib',
+  'rss_peak_mib',
+  'warnings',
+  'result_file',
+] as const;
+
+function runRow(run: RunRecord, studyDir: string): Cell[] {
+  const r = run.result;
+  const rel = run.resultFile?.startsWith(`${studyDir}/`)
+    ? run.resultFile.slice(studyDir.length + 1)
+    : run.resultFile;
+  return [
+    run.key,
+    run.configHash,
+    run.label,
+    run.cycle,
+    run.copy,
+    run.status,
+    run.error?.type,
+    run.error?.message,
+    run.startedAt,
+    run.endedAt,
+    r?.window.durationS,
+    r?.engine,
+    r?.model,
+    r?.energy.method,
+    r?.tokens.input,
+    r?.tokens.output,
+    r?.energyPerOutputTokenJ,
+    r?.throughput.outputTokensPerS,
+    r?.throughput.totalTokensPerS,
+    r?.latency.ttftMs?.p50,
+    r?.latency.ttftMs?.p95,
+    r?.latency.itlMs?.p50,
+    r?.latency.itlMs?.p95,
+    r?.latency.e2eMs?.p50,
+    r?.energy.totalJ,
+    r?.energy.adjustedJ,
+    r?.memory.gpuPeakUsedMiB,
+    r?.memory.rssPeakMiB,
+    r?.warnings.map((w) => w.code).join(';'),
+    rel,
+  ];
+}
+
+/**
+ * `summary.csv`: one row per run with its status, error and headline figures.
+ *
+ * @example
+ * await writeFile(join(dir, 'summary.csv'), runsCsv(study));
+ */
+export function runsCsv(study: LoadedStudy): string {
+  return toCsv(
+    RUN_CSV_COLUMNS,
+    study.runs.map((run) => runRow(run, study.dir)),
+  );
+}
+
+/**
+ * Columns of `summary_by_config.csv`: long format, one row per config × metric, so adding a
+ * metric adds rows, never columns.
+ */
+export const CONFIG_CSV_COLUMNS = [
+  'config_hash',
+  'config_label',
+  'runs',
+  'completed',
+  'failed',
+  'metric',
+  'unit',
+  'n',
+  'mean',
+  'std',
+  'cv',
+  'ci95_low',
+  'ci95_high',
+  'min',
+  'max',
+] as const;
+
+/**
+ * `summary_by_config.csv`: per config and metric, mean, std, CV and the bootstrap 95% CI.
+ *
+ * @example
+ * await writeFile(join(dir, 'summary_by_config.csv'), configCsv(aggregateStudy(study)));
+ */
+export function configCsv(summaries: readonly ConfigSummary[]): string {
+  const rows: Cell[][] = [];
+  for (const s of summaries) {
+    for (const def of METRICS) {
+      const m = s.metrics[def.id];
+      rows.push([
+        s.configHash,
+        s.label,
+        s.runs,
+        s.completed,
+        s.failed,
+        def.id,
+        def.unit,
+        m.n,
+        m.mean,
+        m.std,
+        m.cv,
+        m.ci?.low,
+        m.ci?.high,
+        m.min,
+        m.max,
+      ]);
+    }
+  }
+  return toCsv(CONFIG_CSV_COLUMNS, rows);
+}
+
+export const PARETO_CSV_COLUMNS = [
+  'config_hash',
+  'config_label',
+  'x_metric',
+  'x_direction',
+  'x',
+  'y_metric',
+  'y_direction',
+  'y',
+  'on_frontier',
+] as const;
+
+/** `pareto.csv`: each config's point and whether it is on the frontier. */
+export function paretoCsv(pareto: ParetoResult): string {
+  return toCsv(
+    PARETO_CSV_COLUMNS,
+    pareto.points.map((p) => [
+      p.configHash,
+      p.label,
+      pareto.x.metric,
+      pareto.x.direction,
+      p.x,
+      pareto.y.metric,
+      pareto.y.direction,
+      p.y,
+      p.onFrontier,
+    ]),
+  );
+}
+
+/** Parse CSV text (RFC 4180, quoted fields) into rows of strings. Used to read timeseries. */
+export function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (quoted) {
+      if (c === '"') {
+        if (text[i + 1] === '"') {
+          field += '"';
+          i++;
+        } else quoted = false;
+      } else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') {
+      row.push(field);
+      field = '';
+    } else if (c === '\n' || c === '\r') {
+      if (c === '\r' && text[i + 1] === '\n') i++;
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = '';
+    } else field += c;
+  }
+  if (field !== '' || row.length) {
+    row.push(field);
+    rows.push(row);
+  }
+  return rows.filter((r) => !(r.length === 1 && r[0] === ''));
+}

@@ -1,0 +1,296 @@
+import type { RunResult } from '@llem/domain';
+import type { ConfigSummary } from './aggregate';
+import { configBarCharts, latencyCharts, paretoChart } from './charts';
+import { escapeHtml as esc, formatInterval, formatNumber } from './format';
+import type { LoadedStudy } from './load';
+import { getMetric, METRICS } from './metrics';
+import type { ParetoResult } from './pareto';
+
+/** A pre-rendered power/temperature trace of one run. */
+export interface RunTrace {
+  key: string;
+  label: string;
+  cycle: number;
+  svg: string;
+}
+
+export interface ReportHtmlInput {
+  study: LoadedStudy;
+  summaries: readonly ConfigSummary[];
+  pareto: ParetoResult;
+  /** Why the Pareto axes differ from the requested ones, if they do. */
+  paretoNote?: string | null;
+  traces: readonly RunTrace[];
+  /** ISO timestamp printed in the footer. */
+  generatedAt: string;
+}
+
+function firstResult(study: LoadedStudy): RunResult | null {
+  return study.runs.find((r) => r.result)?.result ?? null;
+}
+
+/** Machine, GPU and driver as the first completed run saw them. */
+export function describeEnvironment(result: RunResult | null): {
+  machine: string;
+  gpu: string;
+  driver: string;
+} {
+  if (!result) return { machine: 'unknown (no completed run)', gpu: 'unknown', driver: 'unknown' };
+  const e = result.environment;
+  const cpu = [e.cpu.model, e.cpu.cores !== null ? `${e.cpu.cores} cores` : null]
+    .filter(Boolean)
+    .join(', ');
+  const os = [e.os.platform, e.os.release, e.os.arch].filter(Boolean).join(' ');
+  const gpus = e.gpus.map((g) => `#${g.index} ${g.name ?? 'unknown GPU'}`).join('; ');
+  return {
+    machine: [cpu || 'unknown CPU', os, `Node ${e.nodeVersion}`].join(' · '),
+    gpu: gpus || 'none detected (CPU only)',
+    driver:
+      [
+        e.driverVersion ? `driver ${e.driverVersion}` : null,
+        e.cudaVersion ? `CUDA ${e.cudaVersion}` : null,
+      ]
+        .filter(Boolean)
+        .join(', ') || '—',
+  };
+}
+
+const STYLE = `
+:root { color-scheme: light; --fg:#212529; --muted:#6c757d; --line:#dee2e6; --accent:#1c7ed6; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg);
+  margin: 0 auto; max-width: 1200px; padding: 24px; background: #fff; }
+h1 { font-size: 24px; margin: 0 0 4px; } h2 { font-size: 18px; margin: 32px 0 8px;
+  border-bottom: 1px solid var(--line); padding-bottom: 4px; } h3 { font-size: 14px; margin: 12px 0 4px; }
+.meta { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 12px 0; }
+.meta dt { color: var(--muted); } .meta dd { margin: 0; font-family: ui-monospace, monospace; }
+.counts span { display: inline-block; padding: 2px 10px; border-radius: 12px; margin-right: 6px;
+  background: #f1f3f5; } .counts .ok { background: #d3f9d8; } .counts .bad { background: #ffe3e3; }
+.counts .skip { background: #fff3bf; }
+.grid { display: flex; flex-wrap: wrap; gap: 16px; } .grid figure { margin: 0; }
+figure figcaption { color: var(--muted); font-size: 12px; }
+.note { color: var(--muted); font-style: italic; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; }
+th, td { border-bottom: 1px solid var(--line); padding: 4px 8px; text-align: right; white-space: nowrap; }
+th:first-child, td:first-child, th.text, td.text { text-align: left; }
+th { cursor: pointer; user-select: none; background: #f8f9fa; position: sticky; top: 0; }
+th[aria-sort="ascending"]::after { content: " ▲"; } th[aria-sort="descending"]::after { content: " ▼"; }
+td .ci { color: var(--muted); font-size: 11px; display: block; }
+tr.failed td { color: #c92a2a; } .frontier { color: #d9480f; font-weight: bold; }
+.table-wrap { overflow-x: auto; max-height: 70vh; }
+ul.warnings li { margin: 2px 0; } code { font-family: ui-monospace, monospace; font-size: 12px; }
+select { font: inherit; padding: 2px 4px; }
+footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
+`;
+
+/** Sorting by header click: numbers by `data-v`, text otherwise; empty cells always last. */
+const SCRIPT = `
+(function () {
+  function key(cell) {
+    var v = cell.getAttribute('data-v');
+    if (v === null) return cell.textContent.trim().toLowerCase();
+    return v === '' ? null : Number(v);
+  }
+  document.querySelectorAll('table.sortable').forEach(function (table) {
+    var heads = table.tHead.rows[0].cells;
+    Array.prototype.forEach.call(heads, function (th, col) {
+      th.addEventListener('click', function () {
+        var asc = th.getAttribute('aria-sort') !== 'ascending';
+        Array.prototype.forEach.call(heads, function (h) { h.removeAttribute('aria-sort'); });
+        th.setAttribute('aria-sort', asc ? 'ascending' : 'descending');
+        var body = table.tBodies[0];
+        var rows = Array.prototype.slice.call(body.rows);
+        rows.sort(function (a, b) {
+          var x = key(a.cells[col]), y = key(b.cells[col]);
+          if (x === null || y === null) return x === y ? 0 : x === null ? 1 : -1;
+          var c = x < y ? -1 : x > y ? 1 : 0;
+          return asc ? c : -c;
+        });
+        rows.forEach(function (r) { body.appendChild(r); });
+      });
+    });
+  });
+  var select = document.getElementById('trace-select');
+  if (select) {
+    var show = function () {
+      document.querySelectorAll('.trace').forEach(function (el) {
+        el.hidden = el.getAttribute('data-run') !== select.value;
+      });
+    };
+    select.addEventListener('change', show);
+    show();
+  }
+})();
+`;
+
+function numCell(v: number | null | undefined, extra = ''): string {
+  return `<td data-v="${v ?? ''}">${formatNumber(v)}${extra}</td>`;
+}
+
+function configTable(summaries: readonly ConfigSummary[], pareto: ParetoResult): string {
+  const onFrontier = new Set(pareto.points.filter((p) => p.onFrontier).map((p) => p.configHash));
+  const metrics = METRICS.filter((m) => summaries.some((s) => s.metrics[m.id].n > 0));
+  const head = [
+    '<th class="text">Config</th>',
+    '<th class="text">Hash</th>',
+    '<th>Completed</th>',
+    '<th>Failed</th>',
+    ...metrics.map(
+      (m) => `<th title="mean; 95% bootstrap CI below">${esc(m.label)} (${esc(m.unit)})</th>`,
+    ),
+  ].join('');
+  const rows = summaries.map((s) => {
+    const cells = metrics.map((m) => {
+      const x = s.metrics[m.id];
+      return numCell(
+        x.mean,
+        x.n > 0
+          ? `<span class="ci">${formatInterval(x.ci)} · CV ${formatNumber(x.cv, 2)}</span>`
+          : '',
+      );
+    });
+    const label = onFrontier.has(s.configHash)
+      ? `<span class="frontier" title="on the Pareto frontier">★ ${esc(s.label)}</span>`
+      : esc(s.label);
+    return `<tr><td class="text">${label}</td><td class="text"><code>${esc(s.configHash)}</code></td>${numCell(s.completed)}${numCell(s.failed)}${cells.join('')}</tr>`;
+  });
+  return `<div class="table-wrap"><table class="sortable" id="config-table"><thead><tr>${head}</tr></thead><tbody>${rows.join('')}</tbody></table></div>`;
+}
+
+function runTable(study: LoadedStudy): string {
+  const ids = [
+    'energyPerOutputTokenJ',
+    'outputTokensPerS',
+    'ttftP50Ms',
+    'itlP50Ms',
+    'totalEnergyJ',
+  ] as const;
+  const head = [
+    '<th class="text">Run</th>',
+    '<th class="text">Config</th>',
+    '<th>Cycle</th>',
+    '<th class="text">Status</th>',
+    ...ids.map((id) => `<th>${esc(getMetric(id).label)} (${esc(getMetric(id).unit)})</th>`),
+    '<th class="text">Error / warnings</th>',
+  ].join('');
+  const rows = study.runs.map((r) => {
+    const vals = ids.map((id) => numCell(r.result ? getMetric(id).read(r.result) : null));
+    const note = r.error
+      ? `${esc(r.error.type)}: ${esc(r.error.message)}`
+      : (r.result?.warnings.map((w) => esc(w.code)).join(', ') ?? '');
+    return `<tr class="${r.status === 'failed' || r.error ? 'failed' : ''}"><td class="text"><code>${esc(r.key)}</code></td><td class="text">${esc(r.label)}</td>${numCell(r.cycle)}<td class="text">${esc(r.status)}</td>${vals.join('')}<td class="text">${note}</td></tr>`;
+  });
+  return `<div class="table-wrap"><table class="sortable" id="run-table"><thead><tr>${head}</tr></thead><tbody>${rows.join('')}</tbody></table></div>`;
+}
+
+function warningsList(study: LoadedStudy): string {
+  const items: string[] = [];
+  for (const s of study.skipped) {
+    items.push(`<li><b>skipped config</b> ${esc(s.label)}: ${esc(s.reason)}</li>`);
+  }
+  for (const r of study.runs) {
+    if (r.error) {
+      items.push(
+        `<li><b>${esc(r.status === 'failed' ? 'failed' : 'unusable result')}</b> <code>${esc(r.key)}</code> (${esc(r.label)}, cycle ${r.cycle}): ${esc(r.error.type)}: ${esc(r.error.message)}</li>`,
+      );
+    }
+    for (const w of r.result?.warnings ?? []) {
+      items.push(
+        `<li><code>${esc(w.code)}</code> <code>${esc(r.key)}</code> (${esc(r.label)}, cycle ${r.cycle}): ${esc(w.message)}</li>`,
+      );
+    }
+    if (r.result?.energy.unavailableReason) {
+      items.push(
+        `<li><code>energy</code> <code>${esc(r.key)}</code>: ${esc(r.result.energy.unavailableReason)}</li>`,
+      );
+    }
+  }
+  // The same warning on every run is one fact, not N: collapse identical lines.
+  const unique = [...new Set(items)];
+  return unique.length
+    ? `<ul class="warnings" id="warnings">${unique.join('')}</ul>`
+    : '<p id="warnings">No warnings.</p>';
+}
+
+/**
+ * Render the whole self-contained `report.html`: inline CSS, inline SVG, a few lines of inline
+ * JS for sorting and the trace selector. No external URL anywhere, so it opens offline.
+ *
+ * @example
+ * const html = renderReportHtml({ study, summaries, pareto, traces: [], generatedAt: new Date().toISOString() });
+ */
+export function renderReportHtml(input: ReportHtmlInput): string {
+  const { study, summaries, pareto, traces } = input;
+  const m = study.manifest;
+  const env = describeEnvironment(firstResult(study));
+  const counts = {
+    completed: study.runs.filter((r) => r.status === 'completed').length,
+    failed: study.runs.filter((r) => r.status === 'failed').length,
+    unfinished: study.runs.filter((r) => r.status === 'pending' || r.status === 'running').length,
+    skipped: study.skipped.length,
+  };
+  const bars = configBarCharts(summaries);
+  const latency = latencyCharts(study.runs);
+  const paretoSection =
+    pareto.points.length > 0
+      ? `<figure id="pareto">${paretoChart(pareto)}<figcaption>Each dot is a config (mean over cycles). Orange: the Pareto frontier — no other config is better on both axes.${
+          pareto.excluded.length
+            ? ` Not plotted (a metric not measured): ${pareto.excluded.map((e) => esc(e.label)).join(', ')}.`
+            : ''
+        }</figcaption></figure>`
+      : '<p class="note" id="pareto">No config has both metrics measured; nothing to plot.</p>';
+  const traceSection = traces.length
+    ? `<p><label>Run: <select id="trace-select">${traces
+        .map(
+          (t) =>
+            `<option value="${esc(t.key)}">${esc(t.label)} · cycle ${t.cycle} · ${esc(t.key)}</option>`,
+        )
+        .join('')}</select></label></p>${traces
+        .map((t) => `<div class="trace" data-run="${esc(t.key)}">${t.svg}</div>`)
+        .join('')}`
+    : '<p class="note">No timeseries with power or temperature was recorded (no GPU sampler on this machine?).</p>';
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>llem report: ${esc(m.studyName)}</title>
+<style>${STYLE}</style>
+</head>
+<body>
+<header>
+<h1>${esc(m.studyName)}</h1>
+<div class="counts"><span class="ok">${counts.completed} completed</span><span class="bad">${counts.failed} failed</span><span class="skip">${counts.skipped} skipped configs</span>${counts.unfinished ? `<span>${counts.unfinished} not run yet</span>` : ''}<span>study ${esc(m.status)}</span></div>
+<dl class="meta">
+<dt>Design hash</dt><dd>${esc(m.designHash)}</dd>
+<dt>Machine</dt><dd>${esc(env.machine)}</dd>
+<dt>GPU</dt><dd>${esc(env.gpu)}</dd>
+<dt>Driver</dt><dd>${esc(env.driver)}</dd>
+<dt>llem version</dt><dd>${esc(m.toolVersion)}</dd>
+<dt>Runs</dt><dd>${study.runs.length} scheduled · ${study.configs.length} configs · created ${esc(m.createdAt)}</dd>
+</dl>
+</header>
+<main>
+<h2>Trade-off: ${esc(getMetric(pareto.x.metric).label)} vs ${esc(getMetric(pareto.y.metric).label)}</h2>
+${input.paretoNote ? `<p class="note">${esc(input.paretoNote)}</p>` : ''}
+${paretoSection}
+<h2>Per-config results</h2>
+<p class="note">Mean across completed cycles; grey: bootstrap 95% confidence interval of the mean and the coefficient of variation. Failed runs are not in the statistics. Click a header to sort.</p>
+${configTable(summaries, pareto)}
+<h2>Metrics by config</h2>
+${bars.length ? `<div class="grid" id="bars">${bars.map((b) => `<figure data-metric="${b.metric}">${b.svg}</figure>`).join('')}</div>` : '<p class="note">No completed run yet.</p>'}
+<h2>Latency distribution</h2>
+${latency.length ? `<div class="grid" id="latency">${latency.map((l) => `<figure>${l.svg}</figure>`).join('')}</div>` : '<p class="note">No latency recorded.</p>'}
+<h2>Power and temperature</h2>
+${traceSection}
+<h2>Runs</h2>
+${runTable(study)}
+<h2>Warnings</h2>
+${warningsList(study)}
+</main>
+<footer>Generated by llem ${esc(m.toolVersion)} at ${esc(input.generatedAt)} from ${esc(study.dir)}. Rebuild with <code>llem report ${esc(study.dir)}</code>.</footer>
+<script>${SCRIPT}</script>
+</body>
+</html>
+`;
+}
