@@ -1,4 +1,4 @@
-import { abortReason } from './errors';
+import { abortReason } from './internal/abort';
 import { errorMessage } from './internal/describe';
 import { type ResolvedRetryOptions, resolveRetryOptions } from './internal/options';
 import type { Logger } from './logger';

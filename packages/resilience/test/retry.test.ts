@@ -146,12 +146,10 @@ describe('retry: backoff timing', () => {
 });
 
 describe('retry: jitter', () => {
-  const base = { retries: 1, delayMs: 1000, sleep: undefined as never };
-
   async function firstDelay(jitter: 'none' | 'full' | 'equal' | number, r: number) {
     const sleeper = instantSleep();
     const random = vi.fn(() => r);
-    await retry(failing(1, 'x'), { ...base, jitter, random, sleep: sleeper });
+    await retry(failing(1, 'x'), { retries: 1, delayMs: 1000, jitter, random, sleep: sleeper });
     return { delay: sleeper.delays[0], random };
   }
 
