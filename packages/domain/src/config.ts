@@ -48,32 +48,32 @@ const jsonlPath = z
   .min(1)
   .regex(/\.jsonl$/i, 'must be a .jsonl file path');
 
-const DatasetObjectSchema = z
-  .strictObject({
-    synthetic: SyntheticDatasetSchema.optional(),
-    path: jsonlPath.optional().describe('A .jsonl file, one JSON object per line'),
-    column: z.string().min(1).optional().describe('Field holding the prompt (default "prompt")'),
-  })
-  .superRefine((value, ctx) => {
-    const hasSynthetic = value.synthetic !== undefined;
-    const hasPath = value.path !== undefined;
-    if (hasSynthetic === hasPath) {
-      ctx.addIssue({
-        code: 'custom',
-        message: hasSynthetic
-          ? 'give either synthetic or path, not both'
-          : 'give either synthetic: {n, input_len, output_len, seed} or path: <file>.jsonl',
-        params: { allowed: ['synthetic', 'path'] },
-      });
-    }
-    if (hasSynthetic && value.column !== undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['column'],
-        message: 'column only applies to a .jsonl path dataset',
-      });
-    }
-  });
+const datasetObjectShape = {
+  synthetic: SyntheticDatasetSchema.optional(),
+  path: jsonlPath.optional().describe('A .jsonl file, one JSON object per line'),
+  column: z.string().min(1).optional().describe('Field holding the prompt (default "prompt")'),
+};
+
+const DatasetObjectSchema = z.strictObject(datasetObjectShape).superRefine((value, ctx) => {
+  const hasSynthetic = value.synthetic !== undefined;
+  const hasPath = value.path !== undefined;
+  if (hasSynthetic === hasPath) {
+    ctx.addIssue({
+      code: 'custom',
+      message: hasSynthetic
+        ? 'give either synthetic or path, not both'
+        : 'give either synthetic: {n, input_len, output_len, seed} or path: <file>.jsonl',
+      params: { allowed: ['synthetic', 'path'] },
+    });
+  }
+  if (hasSynthetic && value.column !== undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['column'],
+      message: 'column only applies to a .jsonl path dataset',
+    });
+  }
+});
 
 export type DatasetConfig = { synthetic: SyntheticDataset } | { path: string; column: string };
 
@@ -98,61 +98,59 @@ export const DECODER_PRESETS = {
 } as const;
 export type DecoderPreset = keyof typeof DECODER_PRESETS;
 
-export const DecoderSchema = z
-  .strictObject({
-    preset: z
-      .enum(['deterministic', 'standard'])
-      .default('deterministic')
-      .describe('Starting values; any field given next to it overrides the preset'),
-    temperature: z.number().min(0).max(10).optional(),
-    top_k: nonNegativeInt.optional().describe('0 disables top-k'),
-    top_p: z.number().gt(0).max(1).optional(),
-    min_p: z.number().min(0).max(1).optional(),
-    repeat_penalty: z.number().positive().optional(),
-    seed: nonNegativeInt.optional(),
-  })
-  .transform((value) => {
-    const preset = DECODER_PRESETS[value.preset];
-    return {
-      preset: value.preset,
-      temperature: value.temperature ?? preset.temperature,
-      top_k: value.top_k ?? preset.top_k,
-      top_p: value.top_p ?? preset.top_p,
-      min_p: value.min_p ?? preset.min_p,
-      repeat_penalty: value.repeat_penalty ?? preset.repeat_penalty,
-      seed: value.seed ?? preset.seed,
-    };
-  });
+const decoderShape = {
+  preset: z
+    .enum(['deterministic', 'standard'])
+    .default('deterministic')
+    .describe('Starting values; any field given next to it overrides the preset'),
+  temperature: z.number().min(0).max(10).optional(),
+  top_k: nonNegativeInt.optional().describe('0 disables top-k'),
+  top_p: z.number().gt(0).max(1).optional(),
+  min_p: z.number().min(0).max(1).optional(),
+  repeat_penalty: z.number().positive().optional(),
+  seed: nonNegativeInt.optional(),
+};
+
+export const DecoderSchema = z.strictObject(decoderShape).transform((value) => {
+  const preset = DECODER_PRESETS[value.preset];
+  return {
+    preset: value.preset,
+    temperature: value.temperature ?? preset.temperature,
+    top_k: value.top_k ?? preset.top_k,
+    top_p: value.top_p ?? preset.top_p,
+    min_p: value.min_p ?? preset.min_p,
+    repeat_penalty: value.repeat_penalty ?? preset.repeat_penalty,
+    seed: value.seed ?? preset.seed,
+  };
+});
 export type DecoderConfig = z.output<typeof DecoderSchema>;
 
 // ---------------------------------------------------------------------------------------------
 // warmup, baseline, energy
 
-export const WarmupSchema = z
-  .strictObject({
-    n: nonNegativeInt.default(2).describe('Warmup prompts run before measuring (not measured)'),
-    cv_threshold: z
-      .number()
-      .gt(0)
-      .lt(1)
-      .optional()
-      .describe(
-        'Keep warming up until the coefficient of variation of the last `window` latencies is below this',
-      ),
-    window: z.int().min(2).default(3).describe('Latencies the CV is computed over'),
-    max_n: positiveInt
-      .default(20)
-      .describe('Upper bound on warmup prompts when cv_threshold is set'),
-  })
-  .superRefine((value, ctx) => {
-    if (value.cv_threshold !== undefined && value.max_n < value.window) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['max_n'],
-        message: `must be at least warmup.window (${value.window}) when cv_threshold is set`,
-      });
-    }
-  });
+const warmupShape = {
+  n: nonNegativeInt.default(2).describe('Warmup prompts run before measuring (not measured)'),
+  cv_threshold: z
+    .number()
+    .gt(0)
+    .lt(1)
+    .optional()
+    .describe(
+      'Keep warming up until the coefficient of variation of the last `window` latencies is below this',
+    ),
+  window: z.int().min(2).default(3).describe('Latencies the CV is computed over'),
+  max_n: positiveInt.default(20).describe('Upper bound on warmup prompts when cv_threshold is set'),
+};
+
+export const WarmupSchema = z.strictObject(warmupShape).superRefine((value, ctx) => {
+  if (value.cv_threshold !== undefined && value.max_n < value.window) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['max_n'],
+      message: `must be at least warmup.window (${value.window}) when cv_threshold is set`,
+    });
+  }
+});
 export type WarmupConfig = z.output<typeof WarmupSchema>;
 
 export const BaselineSchema = z.strictObject({
@@ -183,41 +181,41 @@ export type EnergyConfig = z.output<typeof EnergySchema>;
 const autoOr = <T extends z.ZodType>(schema: T, ...words: string[]) =>
   z.union([z.enum(words as [string, ...string[]]), schema]);
 
-export const LlamacppSchema = z
-  .strictObject({
-    gpu_layers: z
-      .union([z.enum(['auto', 'max']), nonNegativeInt])
-      .default('auto')
-      .describe('Layers offloaded to the GPU: auto, max, or a count'),
-    context_size: z.int().min(16).default(2048),
-    batch_size: positiveInt.default(512).describe('Logical batch size (n_batch)'),
-    ubatch_size: positiveInt.optional().describe('Physical batch size (n_ubatch); ≤ batch_size'),
-    threads: autoOr(positiveInt, 'auto').default('auto'),
-    parallel: positiveInt.default(1).describe('Parallel sequences (concurrent requests)'),
-    flash_attention: z.boolean().default(false),
-    kv_cache_type_k: z.enum(KV_CACHE_TYPES).default('f16'),
-    kv_cache_type_v: z.enum(KV_CACHE_TYPES).default('f16'),
-    use_mmap: z.boolean().default(true),
-    use_mlock: z.boolean().default(false),
-    seed: nonNegativeInt.optional().describe('Context seed; decoder.seed is used when absent'),
-  })
-  .superRefine((value, ctx) => {
-    if (value.ubatch_size !== undefined && value.ubatch_size > value.batch_size) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['ubatch_size'],
-        message: `must be ≤ llamacpp.batch_size (${value.batch_size})`,
-      });
-    }
-    if (!value.flash_attention && !['f16', 'f32', 'bf16'].includes(value.kv_cache_type_v)) {
-      // llama.cpp refuses a quantised V cache without flash attention; say so before loading.
-      ctx.addIssue({
-        code: 'custom',
-        path: ['kv_cache_type_v'],
-        message: `a quantised V cache (${value.kv_cache_type_v}) requires llamacpp.flash_attention: true`,
-      });
-    }
-  });
+const llamacppShape = {
+  gpu_layers: z
+    .union([z.enum(['auto', 'max']), nonNegativeInt])
+    .default('auto')
+    .describe('Layers offloaded to the GPU: auto, max, or a count'),
+  context_size: z.int().min(16).default(2048),
+  batch_size: positiveInt.default(512).describe('Logical batch size (n_batch)'),
+  ubatch_size: positiveInt.optional().describe('Physical batch size (n_ubatch); ≤ batch_size'),
+  threads: autoOr(positiveInt, 'auto').default('auto'),
+  parallel: positiveInt.default(1).describe('Parallel sequences (concurrent requests)'),
+  flash_attention: z.boolean().default(false),
+  kv_cache_type_k: z.enum(KV_CACHE_TYPES).default('f16'),
+  kv_cache_type_v: z.enum(KV_CACHE_TYPES).default('f16'),
+  use_mmap: z.boolean().default(true),
+  use_mlock: z.boolean().default(false),
+  seed: nonNegativeInt.optional().describe('Context seed; decoder.seed is used when absent'),
+};
+
+export const LlamacppSchema = z.strictObject(llamacppShape).superRefine((value, ctx) => {
+  if (value.ubatch_size !== undefined && value.ubatch_size > value.batch_size) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['ubatch_size'],
+      message: `must be ≤ llamacpp.batch_size (${value.batch_size})`,
+    });
+  }
+  if (!value.flash_attention && !['f16', 'f32', 'bf16'].includes(value.kv_cache_type_v)) {
+    // llama.cpp refuses a quantised V cache without flash attention; say so before loading.
+    ctx.addIssue({
+      code: 'custom',
+      path: ['kv_cache_type_v'],
+      message: `a quantised V cache (${value.kv_cache_type_v}) requires llamacpp.flash_attention: true`,
+    });
+  }
+});
 export type LlamacppConfig = z.output<typeof LlamacppSchema>;
 
 const ENV_VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -228,46 +226,48 @@ export const SloSchema = z.strictObject({
   e2e_ms: z.number().positive().optional(),
 });
 
+const openaiShape = {
+  base_url: z
+    .url({ protocol: /^https?$/, error: 'must be an http(s) URL, e.g. http://127.0.0.1:8000/v1' })
+    .describe('OpenAI-compatible API root, usually ending in /v1'),
+  model: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Served model name; defaults to the top-level model'),
+  api_key_env: z
+    .string()
+    // The message never repeats the value: if someone pasted a key here it must not reach logs.
+    .regex(
+      ENV_VAR_NAME,
+      'must be the NAME of an environment variable (e.g. OPENAI_API_KEY), never the key itself',
+    )
+    .optional(),
+  endpoint: z.enum(['completions', 'chat']).default('completions'),
+  concurrency: positiveInt.optional().describe('Closed loop: this many requests in flight'),
+  request_rate: z
+    .number()
+    .positive()
+    .optional()
+    .describe('Open loop: requests per second with Poisson (or gamma, see burstiness) arrivals'),
+  burstiness: z
+    .number()
+    .positive()
+    .default(1)
+    .describe('Gamma shape of inter-arrival times; 1 = Poisson'),
+  arrival_seed: nonNegativeInt.default(0),
+  max_concurrency: positiveInt
+    .optional()
+    .describe('Cap on in-flight requests in request_rate mode'),
+  request_timeout_s: z.number().positive().default(120),
+  ignore_eos: z.boolean().default(false),
+  steady_state: z.boolean().default(false).describe('Also report the steady-state window'),
+  max_failure_rate: z.number().min(0).max(1).default(0),
+  slo: SloSchema.prefault({}),
+};
+
 export const OpenaiSchema = z
-  .strictObject({
-    base_url: z
-      .url({ protocol: /^https?$/, error: 'must be an http(s) URL, e.g. http://127.0.0.1:8000/v1' })
-      .describe('OpenAI-compatible API root, usually ending in /v1'),
-    model: z
-      .string()
-      .min(1)
-      .optional()
-      .describe('Served model name; defaults to the top-level model'),
-    api_key_env: z
-      .string()
-      // The message never repeats the value: if someone pasted a key here it must not reach logs.
-      .regex(
-        ENV_VAR_NAME,
-        'must be the NAME of an environment variable (e.g. OPENAI_API_KEY), never the key itself',
-      )
-      .optional(),
-    endpoint: z.enum(['completions', 'chat']).default('completions'),
-    concurrency: positiveInt.optional().describe('Closed loop: this many requests in flight'),
-    request_rate: z
-      .number()
-      .positive()
-      .optional()
-      .describe('Open loop: requests per second with Poisson (or gamma, see burstiness) arrivals'),
-    burstiness: z
-      .number()
-      .positive()
-      .default(1)
-      .describe('Gamma shape of inter-arrival times; 1 = Poisson'),
-    arrival_seed: nonNegativeInt.default(0),
-    max_concurrency: positiveInt
-      .optional()
-      .describe('Cap on in-flight requests in request_rate mode'),
-    request_timeout_s: z.number().positive().default(120),
-    ignore_eos: z.boolean().default(false),
-    steady_state: z.boolean().default(false).describe('Also report the steady-state window'),
-    max_failure_rate: z.number().min(0).max(1).default(0),
-    slo: SloSchema.prefault({}),
-  })
+  .strictObject(openaiShape)
   .superRefine((value, ctx) => {
     if (value.concurrency !== undefined && value.request_rate !== undefined) {
       ctx.addIssue({
@@ -292,7 +292,7 @@ export const OpenaiSchema = z
   );
 export type OpenaiConfig = z.output<typeof OpenaiSchema>;
 
-export const CommandSchema = z.strictObject({
+const commandShape = {
   argv: z
     .array(z.string().min(1))
     .min(1, 'must name the program to run, e.g. [python, bench.py]')
@@ -306,7 +306,9 @@ export const CommandSchema = z.strictObject({
     .describe('Extra environment variables for the program'),
   cwd: z.string().min(1).optional().describe('Working directory (relative to the study file)'),
   inherit_env: z.boolean().default(true).describe("Pass llem's own environment to the program"),
-});
+};
+
+export const CommandSchema = z.strictObject(commandShape);
 export type CommandConfig = z.output<typeof CommandSchema>;
 
 // ---------------------------------------------------------------------------------------------
@@ -387,5 +389,23 @@ export const ENGINE_SECTIONS: Readonly<Record<EngineName, z.ZodType>> = {
   command: CommandSchema,
 };
 
-/** The fields shared by every engine, for the study file schema. */
-export const experimentCommonShape = commonShape;
+/**
+ * The same fields with every one optional and no cross-field rules: what a study file may hold
+ * at its top level or in one `experiments` entry before they are merged into full configs.
+ * Used to check types at their real place in the file, and for the study's JSON Schema.
+ */
+export const PartialExperimentSchema = z.strictObject({
+  name: commonShape.name,
+  model: commonShape.model.optional(),
+  engine: z.enum(ENGINE_NAMES).optional().describe('Which engine runs the experiment'),
+  dataset: z.union([jsonlPath, z.strictObject(datasetObjectShape)]).optional(),
+  max_output_tokens: positiveInt.optional().describe('Output-token cap per request (default 128)'),
+  decoder: z.strictObject(decoderShape).partial().optional(),
+  warmup: z.strictObject(warmupShape).partial().optional(),
+  baseline: BaselineSchema.partial().optional(),
+  energy: EnergySchema.partial().optional(),
+  llamacpp: z.strictObject(llamacppShape).partial().optional(),
+  openai: z.strictObject(openaiShape).partial().optional(),
+  command: z.strictObject(commandShape).partial().optional(),
+});
+export type PartialExperimentInput = z.input<typeof PartialExperimentSchema>;

@@ -14,6 +14,7 @@ export type {
   LlamacppExperimentConfig,
   OpenaiConfig,
   OpenaiExperimentConfig,
+  PartialExperimentInput,
   SyntheticDataset,
   WarmupConfig,
 } from './config';
@@ -31,12 +32,22 @@ export {
   KV_CACHE_TYPES,
   LlamacppSchema,
   OpenaiSchema,
+  PartialExperimentSchema,
   SloSchema,
   SyntheticDatasetSchema,
   WarmupSchema,
 } from './config';
-export type { ConfigErrorCode, ConfigIssue } from './errors';
+export type { ConfigErrorCode, ConfigErrorOptions, ConfigIssue } from './errors';
 export { ConfigError, formatConfigIssues } from './errors';
+export {
+  canonicalJson,
+  designHashFromConfigHashes,
+  HASH_EXCLUDED_FIELDS,
+  hashParsedConfig,
+  measurementConfigHash,
+  studyDesignHash,
+} from './hash';
+export { STUDY_SCHEMA_ID, studyJsonSchema } from './json-schema';
 export type {
   Manifest,
   ManifestCounts,
@@ -55,6 +66,12 @@ export {
   ManifestSchema,
   ManifestStatusSchema,
 } from './manifest';
+export type { ParseStudyOptions, StudyFormat } from './parse';
+export { formatFromFileName, parseStudyText } from './parse';
+export type { PlannedConfig, PlanOptions, ScheduledRun, SkippedConfig, StudyPlan } from './plan';
+export { deepMerge, orderRuns, planStudy, runKey } from './plan';
+export { QUICKSTART_FILE, quickstartStudy } from './quickstart';
+export { mulberry32, seededShuffle } from './random';
 export type {
   DeviceEnergy,
   EnergyDeviceKind,
@@ -90,4 +107,6 @@ export {
   RunWindowSchema,
   TokenCountSourceSchema,
 } from './result';
+export type { ExecutionConfig, RunOrder, StudyFileInput } from './study';
+export { ExecutionSchema, RUN_ORDERS, StudyFileSchema, SweepSchema } from './study';
 export { didYouMean, levenshtein } from './suggest';

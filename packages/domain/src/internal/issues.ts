@@ -270,6 +270,9 @@ function convertIssue(
       const allowed = (issue.params as { allowed?: string[] } | undefined)?.allowed;
       return [{ path: at, message: issue.message, ...(allowed ? { allowed } : {}) }];
     }
+    case 'invalid_key':
+      // A record key that failed its own schema: report the key itself as the path.
+      return dedupe(issue.issues.flatMap((inner) => convertIssue(inner, path, notes)));
     case 'invalid_format':
       return [
         {

@@ -1,0 +1,111 @@
+import { createHash } from 'node:crypto';
+import { type ExperimentConfig, ExperimentConfigSchema } from './config';
+import { ConfigError } from './errors';
+import { validate } from './internal/issues';
+
+/**
+ * Fields of an experiment config that do not change what is measured, so two configs that
+ * differ only in them are the same measurement (same hash, comparable across studies):
+ *
+ * - `name`: a human label for the experiment.
+ * - `decoder.preset`: the preset is resolved into the concrete sampling values
+ *   (temperature, top_k, top_p, min_p, repeat_penalty, seed), which are hashed; a preset plus
+ *   overrides that lands on the same values is the same measurement.
+ * - `openai.api_key_env`: which environment variable holds the key does not change the
+ *   server's behaviour (and the key itself never appears in a config).
+ *
+ * Paths are dotted; every other field, including ones whose default was applied, is hashed.
+ * Study-level settings (`name`, `sweep`, `experiments`, `execution`, output directory, log
+ * level) are not part of an experiment config at all.
+ */
+export const HASH_EXCLUDED_FIELDS: readonly string[] = [
+  'name',
+  'decoder.preset',
+  'openai.api_key_env',
+];
+
+/**
+ * JSON with object keys sorted at every depth and no whitespace: the same value always gives
+ * the same text, whatever order its keys were written in. `undefined` members are left out, as
+ * `JSON.stringify` does.
+ *
+ * @example
+ * canonicalJson({ b: 1, a: [{ d: 2, c: 3 }] }); // '{"a":[{"c":3,"d":2}],"b":1}'
+ */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(sortKeys(value));
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(value).sort()) {
+      const member = (value as Record<string, unknown>)[key];
+      if (member !== undefined) out[key] = sortKeys(member);
+    }
+    return out;
+  }
+  return value;
+}
+
+function sha256Hex16(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 16);
+}
+
+function withoutExcluded(config: Record<string, unknown>): Record<string, unknown> {
+  const copy = structuredClone(config);
+  for (const dotted of HASH_EXCLUDED_FIELDS) {
+    const segments = dotted.split('.');
+    let parent: unknown = copy;
+    for (const segment of segments.slice(0, -1)) {
+      parent =
+        parent !== null && typeof parent === 'object'
+          ? (parent as Record<string, unknown>)[segment]
+          : undefined;
+    }
+    if (parent !== null && typeof parent === 'object') {
+      delete (parent as Record<string, unknown>)[segments[segments.length - 1] as string];
+    }
+  }
+  return copy;
+}
+
+/**
+ * The measurement-config hash: SHA-256 of the canonical JSON of the config with every default
+ * applied and `HASH_EXCLUDED_FIELDS` removed, first 16 hex characters. The config is parsed
+ * first, so a raw input and its parsed form hash alike; an invalid one throws `ConfigError`.
+ *
+ * @example
+ * measurementConfigHash({ model: 'builtin:tiny', engine: 'llamacpp' }); // e.g. '3f9c0a…' (16 hex)
+ */
+export function measurementConfigHash(config: ExperimentConfig | Record<string, unknown>): string {
+  const parsed = validate(ExperimentConfigSchema, config);
+  if (!parsed.ok) throw new ConfigError('CONFIG_INVALID', '<config>', parsed.issues);
+  return hashParsedConfig(parsed.value);
+}
+
+/** The hash of a config already parsed by `ExperimentConfigSchema` (skips re-parsing). */
+export function hashParsedConfig(config: ExperimentConfig): string {
+  return sha256Hex16(canonicalJson(withoutExcluded(config as Record<string, unknown>)));
+}
+
+/**
+ * The study-design hash: SHA-256 over the sorted list of the unique measurement-config hashes,
+ * first 16 hex. It ignores order, duplicate copies, cycles and gaps, so it changes exactly when
+ * the set of distinct measurements changes (what `--resume` must refuse to mix).
+ *
+ * @example
+ * studyDesignHash(plan.configs.map((c) => c.config));
+ */
+export function studyDesignHash(
+  configs: readonly (ExperimentConfig | Record<string, unknown>)[],
+): string {
+  const hashes = [...new Set(configs.map((config) => measurementConfigHash(config)))].sort();
+  return designHashFromConfigHashes(hashes);
+}
+
+/** The design hash from already computed config hashes (any order, duplicates allowed). */
+export function designHashFromConfigHashes(configHashes: readonly string[]): string {
+  return sha256Hex16(canonicalJson([...new Set(configHashes)].sort()));
+}

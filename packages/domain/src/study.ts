@@ -1,0 +1,124 @@
+import { z } from 'zod';
+import { PartialExperimentSchema } from './config';
+import { checkPath } from './internal/schema-walk';
+import { didYouMean } from './suggest';
+
+/** The study file: shared experiment fields at the top level plus the study's own keys. */
+
+export const RUN_ORDERS = ['sequential', 'interleaved', 'shuffled'] as const;
+export type RunOrder = (typeof RUN_ORDERS)[number];
+
+export const ExecutionSchema = z
+  .strictObject({
+    cycles: z.int().min(1).max(1000).default(1).describe('How many times every config is run'),
+    order: z
+      .enum(RUN_ORDERS)
+      .default('interleaved')
+      .describe(
+        'sequential: AAA BBB; interleaved: AB AB (spreads drift over all configs); shuffled: a seeded random order per cycle',
+      ),
+    shuffle_seed: z.int().nonnegative().default(0).describe('Seed for order: shuffled'),
+    experiment_gap_s: z.number().min(0).max(86_400).default(0).describe('Pause before each run'),
+    cycle_gap_s: z
+      .number()
+      .min(0)
+      .max(86_400)
+      .default(0)
+      .describe('Extra pause when a new cycle starts'),
+    timeout_s: z
+      .number()
+      .positive()
+      .optional()
+      .describe('Per-run timeout; when absent the runner derives one from the workload'),
+    residual_memory_threshold_mb: z
+      .number()
+      .min(0)
+      .default(100)
+      .describe('Warn when a GPU already has more than this much memory in use before a run'),
+  })
+  .describe('How the runs are scheduled');
+export type ExecutionConfig = z.output<typeof ExecutionSchema>;
+
+const STUDY_KEYS = ['$schema', 'name', 'sweep', 'experiments', 'execution'] as const;
+
+/** Keys of the study file that are the study's own, not shared experiment fields. */
+export const STUDY_OWN_KEYS: ReadonlySet<string> = new Set(STUDY_KEYS);
+
+/** Check one dotted sweep key against the config schema: it must name a field. */
+const SweepKeySchema = z
+  .string()
+  .min(1)
+  .superRefine((key, ctx) => {
+    const segments = key.split('.');
+    if (segments.some((s) => s === '')) {
+      ctx.addIssue({ code: 'custom', message: 'empty segment in dotted key' });
+      return;
+    }
+    if (STUDY_OWN_KEYS.has(segments[0] as string)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `${segments[0]} is a study setting and cannot be swept`,
+      });
+      return;
+    }
+    const check = checkPath(PartialExperimentSchema, segments);
+    if (check.ok) return;
+    const upTo = segments.slice(0, check.depth + 1).join('.');
+    if (check.reason === 'not-a-mapping') {
+      ctx.addIssue({
+        code: 'custom',
+        message: `${segments.slice(0, check.depth).join('.')} is a value, not a section, so ${upTo} does not exist`,
+      });
+      return;
+    }
+    const suggestion = didYouMean(segments[check.depth] as string, check.allowed);
+    const fix = suggestion ? [...segments.slice(0, check.depth), suggestion].join('.') : undefined;
+    ctx.addIssue({
+      code: 'custom',
+      message: `unknown field ${upTo}${fix ? `; did you mean "${fix}"?` : ''}`,
+      params: { allowed: check.allowed },
+    });
+  });
+
+export const SweepSchema = z
+  .record(
+    SweepKeySchema,
+    z.array(z.unknown()).min(1, 'must list at least one value').describe('Values to sweep over'),
+  )
+  .superRefine((sweep, ctx) => {
+    // Sweeping a section and one of its fields at once is ambiguous.
+    const keys = Object.keys(sweep);
+    for (const key of keys) {
+      for (const other of keys) {
+        if (other !== key && other.startsWith(`${key}.`)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [other],
+            message: `overlaps the sweep key ${key}; sweep either the section or its fields`,
+          });
+        }
+      }
+    }
+  })
+  .describe(
+    'Cartesian product: each key is a field path (dotted into sections at any depth, e.g. llamacpp.batch_size), each value a list',
+  );
+
+/** The whole study file as written (types checked where they stand; defaults applied later). */
+export const StudyFileSchema = PartialExperimentSchema.extend({
+  $schema: z.string().optional().describe('JSON Schema URL for editors; ignored'),
+  name: z
+    .string()
+    .min(1)
+    .max(120)
+    .optional()
+    .describe('Study name, used in the study directory name (default: the file name)'),
+  sweep: SweepSchema.optional(),
+  experiments: z
+    .array(PartialExperimentSchema)
+    .min(1, 'must list at least one experiment (or leave experiments out)')
+    .optional()
+    .describe('Explicit experiments, each merged over the shared fields at the top level'),
+  execution: ExecutionSchema.prefault({}),
+}).describe('An llem study: a grid of experiment configs run over cycles');
+export type StudyFileInput = z.input<typeof StudyFileSchema>;
