@@ -29,7 +29,6 @@ function mtime(path) {
 }
 
 function compiler() {
-  // biome-ignore lint/suspicious/noUndeclaredEnvVars: declared in this package's turbo.json
   for (const cc of [process.env.CC, 'cc', 'gcc', 'clang']) {
     if (!cc) continue;
     try {
