@@ -1,4 +1,6 @@
-import { defineConfig, mergeConfig, type ViteUserConfig } from 'vitest/config';
+// Plain JS (with a .d.ts beside it): vitest loads each package's vitest.config.ts with a bundler
+// that leaves workspace packages external, so this file must run as-is in Node 20.
+import { defineConfig, mergeConfig } from 'vitest/config';
 
 /**
  * The export condition that points every `@llem/*` package at its TypeScript source, so tests
@@ -8,8 +10,13 @@ export const sourceCondition = '@llem/source';
 
 const conditions = [sourceCondition, 'node', 'import', 'module', 'default'];
 
-/** Shared vitest settings for every package. Pass overrides to merge on top. */
-export function llemVitestConfig(overrides: ViteUserConfig = {}): ViteUserConfig {
+/**
+ * Shared vitest settings for every package. Pass overrides to merge on top.
+ * @param {import('vitest/config').ViteUserConfig} [overrides]
+ * @returns {import('vitest/config').ViteUserConfig}
+ */
+export function llemVitestConfig(overrides = {}) {
+  const report = Boolean(process.env.LLEM_TEST_REPORT);
   return mergeConfig(
     defineConfig({
       resolve: { conditions },
@@ -21,8 +28,8 @@ export function llemVitestConfig(overrides: ViteUserConfig = {}): ViteUserConfig
         hookTimeout: 60_000,
         restoreMocks: true,
         // CI sums every package's JSON report into one closing "N passed, N failed" line.
-        reporters: process.env.LLEM_TEST_REPORT ? ['default', 'json'] : ['default'],
-        outputFile: process.env.LLEM_TEST_REPORT ? { json: '.test-results.json' } : undefined,
+        reporters: report ? ['default', 'json'] : ['default'],
+        outputFile: report ? { json: '.test-results.json' } : undefined,
       },
     }),
     overrides,
