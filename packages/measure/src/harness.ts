@@ -1,4 +1,4 @@
-import type { ResidualCheck, RunResult, RunWarning } from '@llem/domain';
+import type { EnergyMethod, ResidualCheck, RunResult, RunWarning } from '@llem/domain';
 import { RUN_RESULT_SCHEMA_VERSION, RunResultSchema } from '@llem/domain';
 import type { Engine, EngineContext, EngineInfo, EngineName, RunHooks } from '@llem/engines';
 import {
@@ -104,11 +104,14 @@ interface Tick extends ChannelReading {
 }
 
 /** Sum of channel energies, the overall method, and why anything is missing. */
-function combineEnergy(perDevice: ChannelEnergy[], notes: string[]) {
+function combineEnergy(
+  perDevice: ChannelEnergy[],
+  notes: string[],
+): { method: EnergyMethod; totalJ: number | null; reason: string | null } {
   if (perDevice.length === 0)
     return { method: 'none' as const, totalJ: null, reason: notes.join('; ') || null };
   const methods = new Set(perDevice.map((d) => d.method));
-  const method = methods.size === 1 ? ([...methods][0] ?? 'none') : 'mixed';
+  const method: EnergyMethod = methods.size === 1 ? ([...methods][0] ?? 'none') : 'mixed';
   const unknown = perDevice.filter((d) => d.totalJ === null);
   const totalJ = unknown.length > 0 ? null : perDevice.reduce((a, d) => a + (d.totalJ ?? 0), 0);
   const reasons = [

@@ -1,0 +1,87 @@
+/**
+ * `@llem/measure/worker`: the llem worker module. `@llem/study`'s runner forks it once per
+ * scheduled run; it measures that one experiment with `measureRun` and hands the `RunResult`
+ * back through `defineWorker`'s result file. The timeseries goes beside it as CSV.
+ *
+ * Its stderr is the run's log file in the study directory (the runner redirects it), so the
+ * worker logs there; the level follows `LLEM_LOG_LEVEL` (default `info`).
+ */
+import { renameSync, writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import type { RunResult } from '@llem/domain';
+import { createEngine } from '@llem/engines';
+import type { Logger } from '@llem/resilience';
+import { defineWorker, type WorkerContext, type WorkerTask } from '@llem/study/worker';
+import { type HarnessConfig, type MeasureDeps, measureRun } from './harness';
+
+const LEVELS = ['error', 'warn', 'info', 'debug'] as const;
+
+/** A logger that writes plain lines to this child's stderr, which the runner sends to a file. */
+export function stderrLogger(level: string = process.env.LLEM_LOG_LEVEL ?? 'info'): Logger {
+  const max = Math.max(0, LEVELS.indexOf(level as (typeof LEVELS)[number]));
+  const at =
+    (lvl: (typeof LEVELS)[number]) =>
+    (message: string): undefined => {
+      if (LEVELS.indexOf(lvl) <= (max < 0 ? 2 : max))
+        process.stderr.write(`${new Date().toISOString()} ${lvl}: ${message}\n`);
+      return undefined;
+    };
+  return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
+}
+
+/** Where the CSV timeseries goes: the runner's path with a `.csv` extension. */
+export function timeseriesCsvPath(timeseriesFile: string): string {
+  return timeseriesFile.replace(/\.[^./]+$/, '') + '.csv';
+}
+
+/**
+ * Measure one task. Exposed for tests and for library users who fork their own workers.
+ *
+ * @example
+ * defineWorker((task, context) => measureTask(task, context));
+ */
+export async function measureTask(
+  task: WorkerTask<HarnessConfig>,
+  context: Pick<WorkerContext, 'signal' | 'registerChild'>,
+  deps: MeasureDeps = {},
+): Promise<RunResult> {
+  const logger = deps.logger ?? stderrLogger();
+  logger.info(
+    `run ${task.key} (cycle ${task.cycle}, attempt ${task.attempt}): ${task.config.engine} ${task.config.model}`,
+  );
+  const { result, timeseriesCsv } = await measureRun(
+    {
+      runId: task.key,
+      configHash: task.configHash,
+      cycle: task.cycle,
+      config: task.config,
+      residualCheck: task.residualCheck,
+      llemVersion: task.toolVersion,
+    },
+    {
+      logger,
+      signal: context.signal,
+      // A `command` program is registered with the worker too, so the runner can kill its
+      // group even if this process is SIGKILLed.
+      createEngine: (config, ctx) =>
+        createEngine(config, ctx, {
+          command: { onProcessGroup: (pgid) => context.registerChild(pgid) },
+        }),
+      ...deps,
+    },
+  );
+  const csvFile = timeseriesCsvPath(task.timeseriesFile);
+  const tmp = `${csvFile}.tmp-${process.pid}`;
+  writeFileSync(tmp, timeseriesCsv);
+  renameSync(tmp, csvFile);
+  result.extra.timeseriesFile = basename(csvFile);
+  logger.info(
+    `run ${task.key}: ${result.tokens.output ?? '?'} output tokens in ${result.window.durationS.toFixed(2)} s, energy ${result.energy.totalJ === null ? 'not measured' : `${result.energy.totalJ.toFixed(2)} J (${result.energy.method})`}`,
+  );
+  return result;
+}
+
+/** The worker itself; started by `defineWorker` when `LLEM_TASK_FILE` is set. */
+export const llemWorker = defineWorker<HarnessConfig, RunResult>((task, context) =>
+  measureTask(task, context),
+);
