@@ -20,6 +20,7 @@ export type {
 } from './config';
 export {
   BaselineSchema,
+  BUILTIN_MODELS,
   BUILTIN_TINY_MODEL,
   CommandSchema,
   DatasetSchema,
