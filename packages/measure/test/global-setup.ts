@@ -1,0 +1,5 @@
+import { ensureFakeNvmlBuilt } from '@llem/fake-nvml';
+
+export default function setup(): void {
+  ensureFakeNvmlBuilt();
+}
