@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import { performance } from 'node:perf_hooks';
@@ -308,12 +309,19 @@ class OpenAIEngine implements Engine {
   }> {
     const target = this.#target();
     const bodies = requests.map((r) => this.#body(r));
+    // One abort listener per in-flight request: on a private signal, so hundreds of concurrent
+    // streams neither trip Node's listener-leak warning nor pile listeners on the caller's signal.
+    const run = new AbortController();
+    setMaxListeners(0, run.signal);
+    const forward = (): void => run.abort(this.#signal.reason);
+    if (this.#signal.aborted) forward();
+    else this.#signal.addEventListener('abort', forward, { once: true });
     const startedAt = performance.now();
     const { records, issueLagMs } = await runLoad(
       requests.length,
       this.config.mode,
       (index) =>
-        streamRequest(target, requests[index]!.id, bodies[index]!, this.#signal).then((record) => {
+        streamRequest(target, requests[index]!.id, bodies[index]!, run.signal).then((record) => {
           if (record.error !== undefined) {
             this.#logger.debug(
               `openai engine: request ${record.id} failed (${record.error.type}): ${record.error.message}`,
@@ -321,8 +329,8 @@ class OpenAIEngine implements Engine {
           }
           return record;
         }),
-      this.#signal,
-    );
+      run.signal,
+    ).finally(() => this.#signal.removeEventListener('abort', forward));
     if (this.#signal.aborted) throw this.#signal.reason;
     return { records, issueLagMs, startedAt, endedAt: performance.now() };
   }

@@ -27,6 +27,11 @@ export interface Script {
   firstDelayMs?: number;
   /** Default delay between chunks (ms). Default 0. */
   interChunkMs?: number;
+  /**
+   * Pace every stream off one shared clock instead: each tick of this period writes the next
+   * chunk of every active stream, as a batching server's decode step does. Overrides delays.
+   */
+  batchTickMs?: number;
   /** The content chunks. Default: `tokens` single-token chunks. */
   chunks?: ScriptChunk[];
   /** Number of single-token chunks when `chunks` is absent. Default 5. */
@@ -114,6 +119,34 @@ function finishChunk(endpoint: 'chat' | 'completions', extra: object): string {
     ? encoder({ choices: [{ index: 0, delta: {}, finish_reason: 'length' }], ...extra })
     : encoder({ choices: [{ index: 0, text: '', finish_reason: 'length' }], ...extra });
 }
+
+/** One shared decode-step clock per period: resolves every waiter on the same tick. */
+const batchClocks = new Map<number, { waiters: Array<() => void>; timer: NodeJS.Timeout }>();
+function nextBatchTick(periodMs: number): Promise<void> {
+  let clock = batchClocks.get(periodMs);
+  if (clock === undefined) {
+    const created = {
+      waiters: [] as Array<() => void>,
+      timer: setInterval(() => {
+        const ready = created.waiters;
+        created.waiters = [];
+        for (const resolve of ready) resolve();
+        if (created.waiters.length === 0 && ready.length === 0) {
+          clearInterval(created.timer);
+          batchClocks.delete(periodMs);
+        }
+      }, periodMs),
+    };
+    created.timer.unref();
+    batchClocks.set(periodMs, created);
+    clock = created;
+  }
+  const target = clock;
+  return new Promise((resolve) => target.waiters.push(resolve));
+}
+
+/** Content chunks without usage are identical for the same text: render each once. */
+const renderedChunks = new Map<string, string>();
 
 const sleep = (ms: number): Promise<void> =>
   ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve();
@@ -282,19 +315,28 @@ async function serve(
   }
   for (let i = 0; i < chunks.length; i++) {
     const chunk = chunks[i]!;
-    const wait =
-      chunk.delayMs ?? (i === 0 ? (script.firstDelayMs ?? 0) : (script.interChunkMs ?? 0));
-    await sleep(wait);
+    if (script.batchTickMs !== undefined) {
+      await nextBatchTick(script.batchTickMs);
+    } else {
+      await sleep(
+        chunk.delayMs ?? (i === 0 ? (script.firstDelayMs ?? 0) : (script.interChunkMs ?? 0)),
+      );
+    }
     if (res.destroyed) return;
     completion += chunk.tokens ?? (chunk.text.length > 0 ? 1 : 0);
     if (script.malformedAt === i) {
       res.write('data: {"choices": [ this is not json\n\n');
+    } else if (usageMode === 'continuous') {
+      const usage = { prompt_tokens: promptTokens, completion_tokens: completion };
+      res.write(contentChunk(endpoint, chunk.text, { usage }));
     } else {
-      const extra =
-        usageMode === 'continuous'
-          ? { usage: { prompt_tokens: promptTokens, completion_tokens: completion } }
-          : {};
-      res.write(contentChunk(endpoint, chunk.text, extra));
+      const key = `${endpoint}\u0000${chunk.text}`;
+      let rendered = renderedChunks.get(key);
+      if (rendered === undefined) {
+        rendered = contentChunk(endpoint, chunk.text, {});
+        renderedChunks.set(key, rendered);
+      }
+      res.write(rendered);
     }
     record.chunkWrittenAt.push(performance.now());
     if (script.errorEventAt === i) {
