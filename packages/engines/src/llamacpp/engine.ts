@@ -45,6 +45,11 @@ export interface LlamaCppEngineOptions {
   loadRetries?: number;
   /** Delay before the first load retry, doubled each time. Default: 1000 ms. */
   loadRetryDelayMs?: number;
+  /**
+   * Called with each finished request's generated token ids and text, after its timing is
+   * recorded (so it costs nothing measured). For checking outputs; unset by default.
+   */
+  onOutput?: (output: { id: number; tokens: number[]; text: string }) => void;
 }
 
 /** How many recent tokens the repeat penalty looks at (llama.cpp's `penalty_last_n` default). */
@@ -348,7 +353,7 @@ class LlamaCppEngine implements Engine {
       inputTokens = input.length;
       if (input.length + request.maxOutputTokens > sequence.contextSize) {
         throw new LlamaCppEngineError(
-          'INVALID_OPTION',
+          'CONTEXT_OVERFLOW',
           `request ${request.id}: ${input.length} prompt tokens + ${request.maxOutputTokens} output tokens exceed ` +
             `the context size ${sequence.contextSize}; raise llamacpp.context_size or shorten the workload`,
         );
@@ -368,13 +373,18 @@ class LlamaCppEngine implements Engine {
           if (outputTokens >= request.maxOutputTokens || signal.aborted) break;
         }
       }
+      const endedAt = performance.now();
       signal.throwIfAborted();
+      if (this.options.onOutput) {
+        const tokens = history.slice(input.length);
+        this.options.onOutput({ id: request.id, tokens, text: model.detokenize(tokens) });
+      }
       return {
         id: request.id,
         startedAt,
         firstTokenAt,
         tokenTimes,
-        endedAt: performance.now(),
+        endedAt,
         inputTokens,
         outputTokens,
       };

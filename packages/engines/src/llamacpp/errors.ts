@@ -6,6 +6,7 @@ export type LlamaCppEngineErrorCode =
   | 'MODEL_LOAD_FAILED'
   | 'ENGINE_BINARY_MISSING'
   | 'CONTEXT_CREATE_FAILED'
+  | 'CONTEXT_OVERFLOW'
   | 'NOT_LOADED'
   | 'ABORTED';
 

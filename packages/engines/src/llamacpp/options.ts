@@ -19,8 +19,8 @@ export interface LlamaCppSection {
   batch_size?: number;
   /** Physical batch. node-llama-cpp always uses `ubatch = batch`, so only that value is accepted. */
   ubatch_size?: number;
-  /** CPU threads for evaluation; 0 means all math cores. */
-  threads?: number;
+  /** CPU threads for evaluation; `auto` (or 0) means all math cores. */
+  threads?: number | 'auto';
   /** Sequences evaluated concurrently on one context. */
   parallel?: number;
   flash_attention?: boolean | 'auto';
@@ -28,7 +28,7 @@ export interface LlamaCppSection {
   kv_cache_type_v?: KvCacheType;
   use_mmap?: boolean;
   use_mlock?: boolean;
-  /** Sampling seed used when `decoder.seed` is not set. */
+  /** Sampling seed; overrides `decoder.seed` when set. */
   seed?: number;
 }
 
@@ -168,12 +168,12 @@ export function resolveLlamaCppSettings(
     }
   }
   let gpuLayers: 'auto' | 'max' | number = 'auto';
-  if (s.gpu_layers !== undefined && s.gpu_layers !== null) {
-    if (s.gpu_layers === 'auto' || s.gpu_layers === 'max') gpuLayers = s.gpu_layers;
-    else gpuLayers = intAtLeast('llamacpp.gpu_layers', s.gpu_layers, 0) ?? 0;
-    if (typeof s.gpu_layers === 'string' && gpuLayers !== s.gpu_layers) {
+  if (s.gpu_layers === 'auto' || s.gpu_layers === 'max') gpuLayers = s.gpu_layers;
+  else if (s.gpu_layers !== undefined && s.gpu_layers !== null) {
+    if (typeof s.gpu_layers !== 'number' || !Number.isInteger(s.gpu_layers) || s.gpu_layers < 0) {
       throw invalid('llamacpp.gpu_layers', '"auto", "max" or an integer ≥ 0', s.gpu_layers);
     }
+    gpuLayers = s.gpu_layers;
   }
   let contextSize: number | 'auto' = 'auto';
   if (s.context_size !== undefined && s.context_size !== null && s.context_size !== 'auto') {
@@ -191,7 +191,13 @@ export function resolveLlamaCppSettings(
         `so ${ubatchSize} cannot be honoured; remove ubatch_size or set it equal to batch_size`,
     );
   }
-  const threads = intAtLeast('llamacpp.threads', s.threads, 0);
+  let threads: number | undefined;
+  if (s.threads !== 'auto') {
+    if (s.threads !== undefined && s.threads !== null && typeof s.threads !== 'number') {
+      throw invalid('llamacpp.threads', '"auto" or an integer ≥ 0', s.threads);
+    }
+    threads = intAtLeast('llamacpp.threads', s.threads, 0);
+  }
   const parallel = intAtLeast('llamacpp.parallel', s.parallel, 1) ?? 1;
   let flashAttention: boolean | 'auto' = 'auto';
   if (s.flash_attention !== undefined && s.flash_attention !== null) {
@@ -228,16 +234,17 @@ export function resolveLlamaCppSettings(
 const STANDARD = { temperature: 0.8, topK: 40, topP: 0.95, minP: 0.05, repeatPenalty: 1.1 };
 
 /**
- * Applies the decoder preset, then any explicit fields over it. `deterministic` is greedy
- * decoding (temperature 0: always the most likely token), so the same prompt gives the same
- * output every time. Without a preset and without a temperature, decoding is greedy too.
+ * Applies the decoder preset, then any explicit fields over it (as `@llem/domain` does).
+ * `deterministic` is greedy decoding (temperature 0: always the most likely token), so the same
+ * prompt gives the same output every time. Without a preset and without a temperature, decoding
+ * is greedy too. `seedOverride` (the `llamacpp.seed` field) wins over `decoder.seed`.
  *
  * @example
  * resolveDecoder({ preset: 'standard', seed: 1 }).temperature; // 0.8
  */
 export function resolveDecoder(
   decoder: DecoderSection | null | undefined,
-  fallbackSeed?: number,
+  seedOverride?: number,
 ): ResolvedDecoder {
   const d = (decoder ?? {}) as Record<string, unknown>;
   const preset = d.preset;
@@ -260,13 +267,7 @@ export function resolveDecoder(
           repeatPenalty: undefined,
         };
   const temperature = numberIn('decoder.temperature', d.temperature, 0, 100);
-  if (preset === 'deterministic' && temperature !== undefined && temperature > 0) {
-    throw new LlamaCppEngineError(
-      'INVALID_OPTION',
-      `decoder.temperature: the deterministic preset is greedy decoding (temperature 0), got ${temperature}; ` +
-        'remove the temperature or use preset: standard',
-    );
-  }
+  const decoderSeed = intAtLeast('decoder.seed', d.seed, 0);
   return {
     temperature: temperature ?? base.temperature,
     topK: intAtLeast('decoder.top_k', d.top_k, 0) ?? base.topK,
@@ -274,7 +275,7 @@ export function resolveDecoder(
     minP: numberIn('decoder.min_p', d.min_p, 0, 1) ?? base.minP,
     repeatPenalty:
       numberIn('decoder.repeat_penalty', d.repeat_penalty, 0, 100) ?? base.repeatPenalty,
-    seed: intAtLeast('decoder.seed', d.seed, 0) ?? fallbackSeed ?? 0,
+    seed: seedOverride ?? decoderSeed ?? 0,
   };
 }
 

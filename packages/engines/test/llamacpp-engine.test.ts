@@ -1,0 +1,363 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { LlamacppExperimentConfig } from '@llem/domain';
+import { noopLogger } from '@llem/resilience';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Engine, EngineRequest, RequestRecord } from '../src/engine';
+import {
+  createLlamaCppEngine,
+  type LlamaCppEngineConfig,
+  type LlamaCppEngineOptions,
+} from '../src/llamacpp/index';
+import { microModelSpec } from '../src/tiny/index';
+
+let cacheDir: string;
+const engines: Engine[] = [];
+
+beforeAll(async () => {
+  cacheDir = await mkdtemp(join(tmpdir(), 'llem-llamacpp-'));
+});
+afterEach(async () => {
+  // Each engine holds a llama.cpp context and its threads; release them before the next test.
+  for (const e of engines.splice(0)) await e.dispose();
+});
+afterAll(async () => {
+  await rm(cacheDir, { recursive: true, force: true });
+});
+
+const ctx = () => ({ logger: noopLogger, signal: new AbortController().signal });
+
+function engineFor(
+  config: Partial<LlamaCppEngineConfig> = {},
+  options: LlamaCppEngineOptions = {},
+  context = ctx(),
+): Engine {
+  const engine = createLlamaCppEngine(
+    {
+      model: 'builtin:tiny-micro',
+      decoder: { preset: 'deterministic' },
+      ...config,
+      // One thread: llama.cpp's worker threads spin at barriers, which crawls on a busy 2-core CI box.
+      llamacpp: { threads: 1, context_size: 256, ...config.llamacpp },
+    },
+    context,
+    { cacheDir, ...options },
+  );
+  engines.push(engine);
+  return engine;
+}
+
+const prompts = (n: number, maxOutputTokens = 12): EngineRequest[] =>
+  Array.from({ length: n }, (_, id) => ({
+    id,
+    prompt: `the energy cost of request ${id} is measured in joules`,
+    maxOutputTokens,
+  }));
+
+/** Runs a workload and collects each request's generated token ids. */
+async function outputsOf(engine: Engine, requests: EngineRequest[], sink: Map<number, number[]>) {
+  sink.clear();
+  await engine.load();
+  const outcome = await engine.run(requests);
+  return { outcome, outputs: requests.map((r) => sink.get(r.id)) };
+}
+
+function collecting(): { sink: Map<number, number[]>; options: LlamaCppEngineOptions } {
+  const sink = new Map<number, number[]>();
+  return { sink, options: { onOutput: ({ id, tokens }) => sink.set(id, tokens) } };
+}
+
+function expectMonotonicTiming(r: RequestRecord): void {
+  expect(r.firstTokenAt).not.toBeNull();
+  const times = [r.startedAt, r.firstTokenAt as number, ...r.tokenTimes, r.endedAt];
+  for (let i = 1; i < times.length; i++) {
+    expect(times[i]).toBeGreaterThanOrEqual(times[i - 1] as number);
+  }
+}
+
+describe('llamacpp engine on builtin:tiny-micro', { timeout: 60_000 }, () => {
+  it('loads and reports what it loaded', async () => {
+    const engine = engineFor();
+    const info = await engine.load();
+    expect(info).toMatchObject({
+      engine: 'llamacpp',
+      model: 'builtin:tiny-micro',
+      parameterCount: microModelSpec.parameterCount,
+      backend: 'cpu',
+    });
+    expect(info.engineVersion).toMatch(/^node-llama-cpp 3\./);
+    expect(info.details).toMatchObject({
+      architecture: 'llama',
+      threads: 1,
+      parallel: 1,
+      gpuLayers: 0,
+    });
+    expect(info.details.contextSize).toBeGreaterThanOrEqual(256);
+    expect(engine.windowMarking).toBe('harness');
+    // load() is idempotent: the second call returns the same info without reloading.
+    expect(await engine.load()).toBe(info);
+  });
+
+  it('generates with monotonic per-token timestamps and counts that add up', async () => {
+    const engine = engineFor();
+    await engine.load();
+    const requests = prompts(3, 10);
+    const outcome = await engine.run(requests);
+    expect(outcome.tokenCountSource).toBe('engine');
+    expect(outcome.requests.map((r) => r.id)).toEqual([0, 1, 2]);
+    for (const r of outcome.requests) {
+      expect(r.error).toBeUndefined();
+      // The tiny model never emits end-of-sequence, so every request runs to its limit.
+      expect(r.outputTokens).toBe(10);
+      // tokenTimes excludes the first token: ITLs are diffs of [firstTokenAt, ...tokenTimes].
+      expect(r.tokenTimes).toHaveLength(9);
+      expectMonotonicTiming(r);
+    }
+    expect(outcome.outputTokens).toBe(30);
+    expect(outcome.inputTokens).toBe(
+      outcome.requests.reduce((s, r) => s + (r.inputTokens as number), 0),
+    );
+  });
+
+  it('counts input tokens with the model tokenizer, BOS included', async () => {
+    const engine = engineFor();
+    await engine.load();
+    // "the" and "energy" are whole-word pieces of the tiny vocabulary: BOS + 2 pieces.
+    const outcome = await engine.run([{ id: 0, prompt: 'the energy', maxOutputTokens: 2 }]);
+    expect(outcome.requests[0]?.inputTokens).toBe(3);
+    // Text outside the vocabulary still tokenizes, through byte fallback: "é" is 2 UTF-8 bytes.
+    const bytes = await engine.run([{ id: 0, prompt: 'é', maxOutputTokens: 1 }]);
+    expect(bytes.requests[0]?.inputTokens).toBe(1 + 1 + 2); // BOS, "▁", 0xC3, 0xA9
+  });
+
+  it('gives identical output twice with the deterministic preset', async () => {
+    const a = collecting();
+    const b = collecting();
+    const first = await outputsOf(engineFor({}, a.options), prompts(3), a.sink);
+    const second = await outputsOf(engineFor({}, b.options), prompts(3), b.sink);
+    expect(first.outputs[0]).toHaveLength(12);
+    expect(second.outputs).toEqual(first.outputs);
+    // Different prompts give different continuations: the output really depends on the input.
+    expect(new Set(first.outputs.map((o) => JSON.stringify(o))).size).toBeGreaterThan(1);
+  });
+
+  it('applies decoder settings: top_k 1 sampling equals greedy, a repeat penalty changes it', async () => {
+    const greedy = collecting();
+    const topK1 = collecting();
+    const penalised = collecting();
+    const base = await outputsOf(engineFor({}, greedy.options), prompts(2, 16), greedy.sink);
+    const k1 = await outputsOf(
+      engineFor({ decoder: { temperature: 1, top_k: 1, seed: 3 } }, topK1.options),
+      prompts(2, 16),
+      topK1.sink,
+    );
+    expect(k1.outputs).toEqual(base.outputs);
+    const pen = await outputsOf(
+      engineFor({ decoder: { preset: 'deterministic', repeat_penalty: 3 } }, penalised.options),
+      prompts(2, 16),
+      penalised.sink,
+    );
+    expect(pen.outputs).not.toEqual(base.outputs);
+  });
+
+  it('samples reproducibly from a seed, and differently from another seed', async () => {
+    const runWithSeed = async (seed: number) => {
+      const c = collecting();
+      const cfg = { decoder: { preset: 'standard' as const, temperature: 1.5, seed } };
+      return (await outputsOf(engineFor(cfg, c.options), prompts(2, 16), c.sink)).outputs;
+    };
+    const a = await runWithSeed(1);
+    expect(await runWithSeed(1)).toEqual(a);
+    expect(await runWithSeed(2)).not.toEqual(a);
+  });
+
+  it('runs `parallel` sequences concurrently on one context', async () => {
+    const engine = engineFor({ llamacpp: { parallel: 2 } });
+    const info = await engine.load();
+    expect(info.details.parallel).toBe(2);
+    const outcome = await engine.run(prompts(4, 16));
+    expect(outcome.outputTokens).toBe(64);
+    const [r0, r1] = outcome.requests as [RequestRecord, RequestRecord];
+    // Both sequences were generating at the same time: the second started before the first ended.
+    expect(r1.startedAt).toBeLessThan(r0.endedAt);
+    expect(r1.firstTokenAt as number).toBeLessThan(r0.endedAt);
+    for (const r of outcome.requests) expectMonotonicTiming(r);
+  });
+
+  it('records a request that does not fit the context as failed and runs the others', async () => {
+    const engine = engineFor();
+    await engine.load();
+    const outcome = await engine.run([
+      { id: 0, prompt: 'the', maxOutputTokens: 5000 },
+      { id: 1, prompt: 'the', maxOutputTokens: 3 },
+    ]);
+    expect(outcome.requests[0]?.error).toMatchObject({ type: 'CONTEXT_OVERFLOW' });
+    expect(outcome.requests[0]?.error?.message).toMatch(/llamacpp\.context_size/);
+    expect(outcome.requests[1]?.outputTokens).toBe(3);
+  });
+
+  it('warmup runs requests and returns their records', async () => {
+    const engine = engineFor();
+    await engine.load();
+    const records = await engine.warmup(prompts(2, 4));
+    expect(records.map((r) => r.outputTokens)).toEqual([4, 4]);
+  });
+
+  it('stops when the signal aborts', async () => {
+    const controller = new AbortController();
+    const engine = engineFor({}, {}, { logger: noopLogger, signal: controller.signal });
+    await engine.load();
+    const running = engine.run(prompts(50, 200));
+    setTimeout(() => controller.abort(new Error('stop now')), 50);
+    await expect(running).rejects.toThrow('stop now');
+  });
+});
+
+describe('llamacpp engine errors', () => {
+  it.each([
+    [{ batch_size: 0 }, 'llamacpp.batch_size: expected an integer ≥ 1, got 0'],
+    [
+      { gpu_layers: 'some' },
+      'llamacpp.gpu_layers: expected "auto", "max" or an integer ≥ 0, got "some"',
+    ],
+    [{ threads: -1 }, 'llamacpp.threads: expected an integer ≥ 0, got -1'],
+    [{ parallel: 1.5 }, 'llamacpp.parallel: expected an integer ≥ 1, got 1.5'],
+    [
+      { flash_attention: 'yes' },
+      'llamacpp.flash_attention: expected true, false or "auto", got "yes"',
+    ],
+    [{ kv_cache_type_k: 'q3' }, 'llamacpp.kv_cache_type_k: expected one of f32, f16, bf16, q8_0'],
+    [{ use_mmap: 1 }, 'llamacpp.use_mmap: expected true or false, got 1'],
+    [
+      { context_size: 'big' },
+      'llamacpp.context_size: expected "auto" or an integer ≥ 16, got "big"',
+    ],
+    [{ batch_sise: 64 }, 'llamacpp.batch_sise: unknown option; allowed: gpu_layers, context_size'],
+  ])(
+    'rejects llamacpp %j with a message naming the field and allowed values',
+    (section, message) => {
+      expect(() =>
+        createLlamaCppEngine({ model: 'builtin:tiny', llamacpp: section as never }, ctx()),
+      ).toThrow(
+        expect.objectContaining({
+          name: 'EngineError',
+          code: 'INVALID_OPTION',
+          message: expect.stringContaining(message),
+        }),
+      );
+    },
+  );
+
+  it.each([
+    [{ temperature: -1 }, 'decoder.temperature: expected a number from 0 to 100, got -1'],
+    [{ top_p: 2 }, 'decoder.top_p: expected a number from 0 to 1, got 2'],
+    [
+      { preset: 'creative' },
+      'decoder.preset: expected "deterministic" or "standard", got "creative"',
+    ],
+  ])('rejects decoder %j', (decoder, message) => {
+    expect(() =>
+      createLlamaCppEngine({ model: 'builtin:tiny', decoder: decoder as never }, ctx()),
+    ).toThrow(message);
+  });
+
+  it('refuses options node-llama-cpp cannot honour, saying what to do', () => {
+    expect(() =>
+      createLlamaCppEngine(
+        { model: 'builtin:tiny', llamacpp: { batch_size: 256, ubatch_size: 128 } },
+        ctx(),
+      ),
+    ).toThrow(
+      expect.objectContaining({
+        code: 'UNSUPPORTED_OPTION',
+        message: expect.stringMatching(/ubatch_size.*set it equal to batch_size/),
+      }),
+    );
+    expect(() =>
+      createLlamaCppEngine(
+        { model: 'builtin:tiny', llamacpp: { kv_cache_type_v: 'q8_0', flash_attention: false } },
+        ctx(),
+      ),
+    ).toThrow(/flash_attention: true/);
+    // Equal sizes are what node-llama-cpp does anyway, so they are accepted.
+    expect(() =>
+      createLlamaCppEngine(
+        { model: 'builtin:tiny', llamacpp: { batch_size: 256, ubatch_size: 256 } },
+        ctx(),
+      ),
+    ).not.toThrow();
+  });
+
+  it('says MODEL_NOT_FOUND with a hint for a missing model path', async () => {
+    const missing = join(cacheDir, 'no-such-model.gguf');
+    const engine = engineFor({ model: missing });
+    const error = await engine.load().catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: 'EngineError', code: 'MODEL_NOT_FOUND' });
+    expect((error as Error).message).toContain(missing);
+    expect((error as Error).message).toContain('builtin:tiny');
+    await engine.dispose();
+  });
+
+  it('says MODEL_NOT_FOUND for an unknown builtin model, listing the known ones', async () => {
+    const engine = engineFor({ model: 'builtin:huge' });
+    await expect(engine.load()).rejects.toMatchObject({
+      code: 'MODEL_NOT_FOUND',
+      message: expect.stringContaining('builtin:tiny, builtin:tiny-micro'),
+    });
+  });
+
+  it('says MODEL_LOAD_FAILED for a file that is not a GGUF model', async () => {
+    const junk = join(cacheDir, 'junk.gguf');
+    await writeFile(junk, Buffer.alloc(4096, 7));
+    const engine = engineFor({ model: junk });
+    await expect(engine.load()).rejects.toMatchObject({
+      name: 'EngineError',
+      code: 'MODEL_LOAD_FAILED',
+    });
+  });
+
+  it('refuses to run before load and after dispose; dispose is safe twice and before load', async () => {
+    const never = engineFor();
+    await never.dispose();
+    await never.dispose();
+    const engine = engineFor();
+    await expect(engine.run(prompts(1))).rejects.toMatchObject({ code: 'NOT_LOADED' });
+    await engine.load();
+    await engine.dispose();
+    await engine.dispose();
+    await expect(engine.run(prompts(1))).rejects.toMatchObject({ code: 'NOT_LOADED' });
+    await expect(engine.load()).rejects.toMatchObject({ code: 'NOT_LOADED' });
+  });
+
+  it('accepts a config parsed by @llem/domain', () => {
+    // Compile-time check: the domain's parsed config type fits the engine's config type.
+    const parsed = {
+      model: 'builtin:tiny',
+      engine: 'llamacpp',
+      decoder: {
+        preset: 'deterministic',
+        temperature: 0,
+        top_k: 1,
+        top_p: 1,
+        min_p: 0,
+        repeat_penalty: 1,
+        seed: 0,
+      },
+      llamacpp: {
+        gpu_layers: 'auto',
+        context_size: 2048,
+        batch_size: 512,
+        threads: 'auto',
+        parallel: 1,
+        flash_attention: false,
+        kv_cache_type_k: 'f16',
+        kv_cache_type_v: 'f16',
+        use_mmap: true,
+        use_mlock: false,
+      },
+    } as unknown as LlamacppExperimentConfig;
+    const config: LlamaCppEngineConfig = parsed;
+    expect(() => createLlamaCppEngine(config, ctx())).not.toThrow();
+  });
+});
