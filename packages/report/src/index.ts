@@ -1,5 +1,7 @@
 export type { ConfigSummary, MetricSummary } from './aggregate';
 export { aggregateRuns, aggregateStudy, summariseValues } from './aggregate';
+export type { ConfigComparison, MetricComparison, StudyComparison } from './compare';
+export { compareConfigs, compareStudies, compareSummaries, findConfig } from './compare';
 export {
   CONFIG_CSV_COLUMNS,
   configCsv,
@@ -26,6 +28,20 @@ export {
   paretoIndices,
   parseParetoAxis,
 } from './pareto';
+export type {
+  GgufMemoryInput,
+  MemoryEstimate,
+  PlanEstimate,
+  PlanView,
+  RenderPlanOptions,
+} from './plan';
+export {
+  estimateGgufMemory,
+  estimatePlanDuration,
+  formatDuration,
+  planToJson,
+  renderPlan,
+} from './plan';
 export type { BootstrapOptions, ConfidenceInterval, RandomSource } from './stats';
 export {
   bootstrapMeanCI,
@@ -38,6 +54,17 @@ export {
   sampleStd,
   seededRandom,
 } from './stats';
+export type { StudyListing } from './studies';
+export { listStudies } from './studies';
+export type { Column, TextOptions } from './text';
+export {
+  formatTable,
+  metricCatalogue,
+  renderComparison,
+  renderConfigTable,
+  renderStudyList,
+  TABLE_METRICS,
+} from './text';
 export type { TimeseriesSample } from './timeseries';
 export { normaliseSamples, readTimeseries } from './timeseries';
 export type { StudyReport, WriteStudyReportOptions } from './write';

@@ -153,11 +153,20 @@ async function readSkipped(dir: string, logger: Logger): Promise<SkippedConfig[]
       : ((raw as { skipped?: unknown[] } | null)?.skipped ?? []);
     return list.flatMap((s) => {
       const item = s as { label?: unknown; reason?: unknown; reasons?: unknown };
+      // `reasons` as @llem/domain's SkippedConfig has them: [{ path, message }]; or one string.
       const reason =
         typeof item.reason === 'string'
           ? item.reason
           : Array.isArray(item.reasons)
-            ? item.reasons.map(String).join('; ')
+            ? item.reasons
+                .map((r) => {
+                  if (typeof r === 'string') return r;
+                  const issue = r as { path?: unknown; message?: unknown };
+                  return issue.path
+                    ? `${String(issue.path)}: ${String(issue.message)}`
+                    : String(issue.message);
+                })
+                .join('; ')
             : null;
       return typeof item.label === 'string' && reason !== null
         ? [{ label: item.label, reason }]

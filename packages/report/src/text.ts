@@ -1,0 +1,202 @@
+import type { ConfigSummary } from './aggregate';
+import type { ConfigComparison, MetricComparison } from './compare';
+import { formatNumber } from './format';
+import { getMetric, METRICS, type MetricId } from './metrics';
+import type { ParetoResult } from './pareto';
+import type { StudyListing } from './studies';
+
+/**
+ * Plain-text tables for terminals and pipes. Output is deterministic (no widths from the
+ * terminal, no colour unless asked), so scripts can rely on it; `color` only adds bold headers.
+ */
+
+export interface TextOptions {
+  /** Bold the header row with ANSI escapes (TTY only). Default false. */
+  color?: boolean;
+}
+
+export interface Column {
+  header: string;
+  align?: 'left' | 'right';
+}
+
+/**
+ * Align rows under headers with two spaces between columns.
+ *
+ * @example
+ * formatTable([{ header: 'a' }, { header: 'n', align: 'right' }], [['x', '1']]);
+ */
+export function formatTable(
+  columns: readonly Column[],
+  rows: readonly (readonly string[])[],
+  options: TextOptions = {},
+): string {
+  const widths = columns.map((c, i) =>
+    Math.max([...c.header].length, ...rows.map((r) => [...(r[i] ?? '')].length)),
+  );
+  const line = (cells: readonly string[]) =>
+    columns
+      .map((c, i) => {
+        const text = cells[i] ?? '';
+        const pad = ' '.repeat(widths[i]! - [...text].length);
+        return c.align === 'right' ? pad + text : text + pad;
+      })
+      .join('  ')
+      .trimEnd();
+  const header = line(columns.map((c) => c.header));
+  const rule = widths.map((w) => '─'.repeat(w)).join('  ');
+  return (
+    [options.color ? `\u001b[1m${header}\u001b[22m` : header, rule, ...rows.map(line)].join('\n') +
+    '\n'
+  );
+}
+
+/** The metrics a terminal table shows by default: the headline figures, when measured. */
+export const TABLE_METRICS: readonly MetricId[] = [
+  'energyPerOutputTokenJ',
+  'outputTokensPerS',
+  'ttftP50Ms',
+  'ttftP95Ms',
+  'itlP50Ms',
+  'itlP95Ms',
+  'totalEnergyJ',
+  'gpuPeakMemoryMiB',
+  'rssPeakMiB',
+];
+
+const cell = (s: ConfigSummary, id: MetricId): string => {
+  const m = s.metrics[id];
+  if (m.mean === null) return '—';
+  return m.ci
+    ? `${formatNumber(m.mean)} (${formatNumber(m.ci.low)}–${formatNumber(m.ci.high)})`
+    : formatNumber(m.mean);
+};
+
+/**
+ * The per-config table: mean and bootstrap 95% CI per metric; `*` marks the Pareto frontier.
+ * Metrics no config measured are left out (and listed under the table).
+ *
+ * @example
+ * process.stdout.write(renderConfigTable(summaries, { pareto }));
+ */
+export function renderConfigTable(
+  summaries: readonly ConfigSummary[],
+  options: TextOptions & { pareto?: ParetoResult; metrics?: readonly MetricId[] } = {},
+): string {
+  const wanted = options.metrics ?? TABLE_METRICS;
+  const shown = wanted.filter((id) => summaries.some((s) => s.metrics[id].n > 0));
+  const missing = wanted.filter((id) => !shown.includes(id));
+  const frontier = new Set(
+    options.pareto?.points.filter((p) => p.onFrontier).map((p) => p.configHash) ?? [],
+  );
+  const columns: Column[] = [
+    { header: '#', align: 'right' },
+    { header: 'config' },
+    { header: 'ok/failed', align: 'right' },
+    ...shown.map((id) => ({
+      header: `${getMetric(id).label} (${getMetric(id).unit})`,
+      align: 'right' as const,
+    })),
+  ];
+  const rows = summaries.map((s, i) => [
+    String(i + 1),
+    `${frontier.has(s.configHash) ? '* ' : ''}${s.label}`,
+    `${s.completed}/${s.failed}`,
+    ...shown.map((id) => cell(s, id)),
+  ]);
+  let text = formatTable(columns, rows, options);
+  text += 'Mean over completed cycles (bootstrap 95% CI).';
+  if (frontier.size && options.pareto) {
+    text += ` * = Pareto frontier (${getMetric(options.pareto.x.metric).label} ${options.pareto.x.direction} vs ${getMetric(options.pareto.y.metric).label} ${options.pareto.y.direction}).`;
+  }
+  text += '\n';
+  if (missing.length) {
+    text += `Not measured: ${missing.map((id) => getMetric(id).label).join(', ')}.\n`;
+  }
+  return text;
+}
+
+const ratioText = (m: MetricComparison): string =>
+  m.ratio === null ? '—' : `${formatNumber(m.ratio, 3)}×`;
+const ciText = (m: MetricComparison): string =>
+  m.ci ? `${formatNumber(m.ci.low, 3)}–${formatNumber(m.ci.high, 3)}` : '—';
+
+/**
+ * One comparison as a table: A, B, the ratio B/A, its 95% CI and a verdict for B.
+ *
+ * @example
+ * process.stdout.write(renderComparison(compareConfigs(study, '1', '2')));
+ */
+export function renderComparison(comparison: ConfigComparison, options: TextOptions = {}): string {
+  const head = `A: ${comparison.a.label} (${comparison.a.configHash})  ${comparison.a.study}\nB: ${comparison.b.label} (${comparison.b.configHash})  ${comparison.b.study}\n`;
+  const rows = comparison.metrics
+    .filter((m) => m.a.n > 0 || m.b.n > 0)
+    .map((m) => {
+      const def = getMetric(m.metric);
+      return [
+        `${def.label} (${def.unit})`,
+        `${formatNumber(m.a.mean)} (n=${m.a.n})`,
+        `${formatNumber(m.b.mean)} (n=${m.b.n})`,
+        ratioText(m),
+        ciText(m),
+        m.verdict === 'better' || m.verdict === 'worse' ? `B ${m.verdict}` : m.verdict,
+      ];
+    });
+  const table = formatTable(
+    [
+      { header: 'metric' },
+      { header: 'A', align: 'right' },
+      { header: 'B', align: 'right' },
+      { header: 'B/A', align: 'right' },
+      { header: '95% CI of B/A', align: 'right' },
+      { header: 'verdict' },
+    ],
+    rows,
+    options,
+  );
+  return `${head}${table}`;
+}
+
+/**
+ * Studies under a results folder with status and counts.
+ *
+ * @example
+ * process.stdout.write(renderStudyList(await listStudies('results')));
+ */
+export function renderStudyList(
+  studies: readonly StudyListing[],
+  options: TextOptions = {},
+): string {
+  if (studies.length === 0) return 'No studies found.\n';
+  return formatTable(
+    [
+      { header: 'study' },
+      { header: 'status' },
+      { header: 'completed', align: 'right' },
+      { header: 'failed', align: 'right' },
+      { header: 'pending', align: 'right' },
+      { header: 'created' },
+      { header: 'directory' },
+    ],
+    studies.map((s) => [
+      s.name,
+      s.status,
+      s.counts ? String(s.counts.completed) : '—',
+      s.counts ? String(s.counts.failed) : '—',
+      s.counts ? String(s.counts.pending + s.counts.running) : '—',
+      s.createdAt ?? '—',
+      s.problem ? `${s.dir} (${s.problem})` : s.dir,
+    ]),
+    options,
+  );
+}
+
+/** The full metric list for `--json` consumers: id, label, unit, direction. */
+export function metricCatalogue(): {
+  id: MetricId;
+  label: string;
+  unit: string;
+  direction: string;
+}[] {
+  return METRICS.map(({ id, label, unit, direction }) => ({ id, label, unit, direction }));
+}

@@ -1,0 +1,168 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  aggregateStudy,
+  compareConfigs,
+  compareStudies,
+  formatTable,
+  listStudies,
+  loadStudy,
+  paretoFrontier,
+  renderComparison,
+  renderConfigTable,
+  renderStudyList,
+} from '../src/index';
+import { buildStudyDir, fakeHash, standardStudy } from './fixture-study';
+
+describe('compare', () => {
+  it('compares two configs of a study: ratio of means with a CI and a verdict', async () => {
+    const study = await loadStudy(standardStudy());
+    const c = compareConfigs(study, 'batch_size=64,threads=1', '3', { seed: 2 });
+    expect(c.a.label).toBe('batch_size=64,threads=1');
+    expect(c.b.label).toBe('batch_size=64,threads=2');
+    const tps = c.metrics.find((m) => m.metric === 'outputTokensPerS')!;
+    // means 21 and 30
+    expect(tps.ratio).toBeCloseTo(30 / 21, 12);
+    // A in [20,22], B in [29,31] → every resampled ratio lies in [29/22, 31/20]
+    expect(tps.ci!.low).toBeGreaterThanOrEqual(29 / 22);
+    expect(tps.ci!.high).toBeLessThanOrEqual(31 / 20);
+    expect(tps.verdict).toBe('better');
+    const ept = c.metrics.find((m) => m.metric === 'energyPerOutputTokenJ')!;
+    expect(ept.ratio).toBeCloseTo(0.31 / 0.85, 12);
+    expect(ept.verdict).toBe('better'); // lower J/token is better
+    const ttft = c.metrics.find((m) => m.metric === 'ttftP50Ms')!;
+    expect(ttft.verdict).toBe('better');
+  });
+
+  it('selects configs by hash prefix and explains what is allowed when nothing matches', async () => {
+    const study = await loadStudy(standardStudy());
+    const hash = fakeHash('batch_size=256,threads=2');
+    const c = compareConfigs(study, hash.slice(0, 6), '1');
+    expect(c.a.configHash).toBe(hash);
+    expect(() => compareConfigs(study, 'nope', '1')).toThrow(
+      /config "nope" not found in .* \(give a label, a config hash prefix or a number; allowed: 1\. batch_size=64,threads=1/,
+    );
+  });
+
+  it('pairs two studies by config hash and reports a similar result as similar', async () => {
+    const mk = (name: string, scale: number) =>
+      buildStudyDir({
+        name,
+        configs: [
+          {
+            label: 'x',
+            runs: [0, 1, 2, 3].map((c) => ({ cycle: c, tokensPerS: (10 + c) * scale })),
+          },
+          { label: `only-${name}`, runs: [{ cycle: 0 }] },
+        ],
+      });
+    const a = await loadStudy(mk('a', 1));
+    const b = await loadStudy(mk('b', 1));
+    const cmp = compareStudies(a, b);
+    expect(cmp.pairs).toHaveLength(1);
+    expect(cmp.onlyInA).toEqual(['only-a']);
+    expect(cmp.onlyInB).toEqual(['only-b']);
+    const tps = cmp.pairs[0]!.metrics.find((m) => m.metric === 'outputTokensPerS')!;
+    expect(tps.ratio).toBe(1);
+    expect(tps.verdict).toBe('similar');
+    const faster = compareStudies(a, await loadStudy(mk('c', 2)));
+    expect(
+      faster.pairs[0]!.metrics.find((m) => m.metric === 'outputTokensPerS')!.ratio,
+    ).toBeCloseTo(2, 12);
+  });
+
+  it('refuses studies with nothing in common, saying how to compare configs instead', async () => {
+    const a = await loadStudy(
+      buildStudyDir({
+        configs: [
+          { label: 'a1', runs: [{ cycle: 0 }] },
+          { label: 'a2', runs: [{ cycle: 0 }] },
+        ],
+      }),
+    );
+    const b = await loadStudy(
+      buildStudyDir({
+        configs: [
+          { label: 'b1', runs: [{ cycle: 0 }] },
+          { label: 'b2', runs: [{ cycle: 0 }] },
+        ],
+      }),
+    );
+    expect(() => compareStudies(a, b)).toThrow(/share no config .* --in STUDY_DIR/);
+  });
+});
+
+describe('listStudies', () => {
+  it('lists study dirs with status and counts, oldest first, and flags a corrupt manifest', async () => {
+    const parent = mkdtempSync(join(tmpdir(), 'llem-list-'));
+    standardStudy(parent);
+    buildStudyDir({
+      parent,
+      name: 'halfway',
+      status: 'interrupted',
+      configs: [{ label: 'a', runs: [{ cycle: 0 }, { cycle: 1, status: 'pending' }] }],
+    });
+    await mkdir(join(parent, 'broken_20260101T000000Z'));
+    writeFileSync(join(parent, 'broken_20260101T000000Z', 'manifest.json'), '{ nope');
+    await mkdir(join(parent, 'not-a-study'));
+    const list = await listStudies(parent);
+    expect(list.map((s) => [s.name, s.status])).toEqual([
+      ['broken_20260101T000000Z', 'invalid'],
+      ['batch-vs-threads', 'completed'],
+      ['halfway', 'interrupted'],
+    ]);
+    expect(list[1]!.counts).toEqual({
+      total: 12,
+      pending: 0,
+      running: 0,
+      completed: 11,
+      failed: 1,
+    });
+    expect(list[0]!.problem).toMatch(/manifest\.json: not valid JSON/);
+    const text = renderStudyList(list);
+    expect(text.split('\n')[0]).toMatch(
+      /^study\s+status\s+completed\s+failed\s+pending\s+created\s+directory$/,
+    );
+    expect(text).toMatch(/batch-vs-threads\s+completed\s+11\s+1\s+0/);
+    expect(await listStudies(join(parent, 'missing'))).toEqual([]);
+  });
+});
+
+describe('text tables', () => {
+  it('aligns columns, right-aligning numbers, with no trailing spaces', () => {
+    const t = formatTable(
+      [{ header: 'name' }, { header: 'n', align: 'right' }],
+      [
+        ['a', '1'],
+        ['long name', '100'],
+      ],
+    );
+    expect(t).toBe('name         n\n─────────  ───\na            1\nlong name  100\n');
+  });
+
+  it('renders the per-config table with CIs, frontier marks and unmeasured metrics named', async () => {
+    const summaries = aggregateStudy(await loadStudy(standardStudy()), { seed: 1 });
+    const text = renderConfigTable(summaries, { pareto: paretoFrontier(summaries) });
+    const lines = text.split('\n');
+    expect(lines[0]).toContain('Energy per output token (J/token)');
+    expect(lines.find((l) => l.includes('* batch_size=64,threads=2'))).toMatch(
+      /3\/0\s+0\.31 \(0\.3\d*–0\.3\d*\)/,
+    );
+    expect(lines.find((l) => l.includes('batch_size=256,threads=1'))).toContain('2/1');
+    expect(text).toContain('* = Pareto frontier');
+    expect(text).not.toContain('\u001b[');
+    expect(renderConfigTable(summaries, { color: true })).toContain('\u001b[1m');
+  });
+
+  it('renders a comparison with ratio, CI and verdict', async () => {
+    const study = await loadStudy(standardStudy());
+    const text = renderComparison(compareConfigs(study, '1', '3'));
+    expect(text).toMatch(/^A: batch_size=64,threads=1 \([0-9a-f]{16}\)/);
+    expect(text).toMatch(
+      /Output tokens\/s \(tokens\/s\)\s+21 \(n=3\)\s+30 \(n=3\)\s+1\.43×\s+1\.\d+–1\.\d+\s+B better/,
+    );
+  });
+});
