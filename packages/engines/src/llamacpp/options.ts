@@ -20,7 +20,8 @@ export interface LlamaCppSection {
   /** Physical batch. node-llama-cpp always uses `ubatch = batch`, so only that value is accepted. */
   ubatch_size?: number;
   /** CPU threads for evaluation; `auto` (or 0) means all math cores. */
-  threads?: number | 'auto';
+  // `string & {}`: @llem/domain's parsed type widens 'auto' to string; the value is checked at run time.
+  threads?: number | 'auto' | (string & {});
   /** Sequences evaluated concurrently on one context. */
   parallel?: number;
   flash_attention?: boolean | 'auto';
