@@ -56,7 +56,6 @@ export {
   createOpenAIEngine,
   goodput,
   interArrivalGenerator,
-  OPENAI_DEFAULTS,
   OpenAIEngineError,
   resolveOpenAIConfig,
   seededRandom,

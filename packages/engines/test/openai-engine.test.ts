@@ -1,3 +1,4 @@
+import { ExperimentConfigSchema } from '@llem/domain';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EngineRequest } from '../src/engine';
 import {
@@ -136,20 +137,47 @@ describe('openai engine: load', () => {
     });
   });
 
-  it('rejects a section with both or neither of concurrency and request_rate', () => {
+  it('validates the section with the study schema: ConfigError naming the field', () => {
     expect(() => engineFor('http://127.0.0.1:1/v1', { concurrency: 2, request_rate: 3 })).toThrow(
-      /openai\.concurrency and openai\.request_rate: set exactly one/,
+      expect.objectContaining({
+        name: 'ConfigError',
+        message: expect.stringContaining(
+          'openai.request_rate: give openai.concurrency or openai.request_rate, not both',
+        ),
+      }),
+    );
+    expect(() => engineFor('ftp://x/v1')).toThrow(/openai\.base_url: must be an http\(s\) URL/);
+    expect(() => engineFor('http://127.0.0.1:1/v1', { concurrency: 0 })).toThrow(
+      /openai\.concurrency/,
     );
     expect(() =>
       createOpenAIEngine(
-        { openai: { base_url: 'http://127.0.0.1:1/v1', model: 'm' } },
+        { openai: { base_url: 'http://127.0.0.1:1/v1' } },
         {
           logger: { error() {}, warn() {}, info() {}, debug() {} },
           signal: new AbortController().signal,
         },
       ),
-    ).toThrow(/set exactly one/);
-    expect(() => engineFor('ftp://x/v1')).toThrow(/openai\.base_url must use http or https/);
+    ).toThrow(/openai\.model: is required/);
+  });
+
+  it('applies the study defaults: closed loop with one request in flight', () => {
+    const engine = createOpenAIEngine(
+      { model: 'm', openai: { base_url: 'http://127.0.0.1:1/v1/' } },
+      {
+        logger: { error() {}, warn() {}, info() {}, debug() {} },
+        signal: new AbortController().signal,
+      },
+    );
+    expect(engine.config).toMatchObject({
+      baseUrl: 'http://127.0.0.1:1/v1',
+      model: 'm',
+      mode: { kind: 'concurrency', concurrency: 1 },
+      endpoint: 'completions',
+      requestTimeoutMs: 120_000,
+      maxFailureRate: 0,
+      slo: null,
+    });
   });
 });
 
@@ -214,10 +242,40 @@ describe('openai engine: streaming and timing', () => {
       max_tokens: 9,
       stream: true,
       stream_options: { include_usage: true },
+      // deterministic preset: greedy, so the top_k extension is not sent
       temperature: 0,
+      top_p: 1,
       seed: 3,
-      top_k: 1,
       ignore_eos: true,
+    });
+  });
+
+  it('takes a parsed study config as is; the standard preset sends the sampling extensions', async () => {
+    const s = await server(() => ({ tokens: 1 }));
+    const config = ExperimentConfigSchema.parse({
+      model: 'served-model',
+      engine: 'openai',
+      decoder: { preset: 'standard' },
+      openai: { base_url: s.baseUrl, concurrency: 1 },
+    });
+    if (config.engine !== 'openai') throw new Error('unreachable');
+    const engine = createOpenAIEngine(config, {
+      logger: { error() {}, warn() {}, info() {}, debug() {} },
+      signal: new AbortController().signal,
+    });
+    disposers.push(() => engine.dispose());
+    await engine.load();
+    await engine.run(prompts(1, 4));
+    expect(s.requests[0]!.body).toMatchObject({
+      model: 'served-model',
+      prompt: 'prompt 0',
+      max_tokens: 4,
+      temperature: 0.8,
+      top_p: 0.95,
+      top_k: 40,
+      min_p: 0.05,
+      repetition_penalty: 1.1,
+      seed: 0,
     });
   });
 
@@ -468,6 +526,7 @@ describe('openai engine: steady state and goodput', () => {
     }));
     const engine = engineFor(s, {
       concurrency: 3,
+      steady_state: true,
       slo: { ttft_ms: 200, e2e_ms: 2000 },
     });
     await engine.load();

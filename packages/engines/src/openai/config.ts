@@ -1,39 +1,17 @@
-import { OpenAIEngineError } from './errors';
+import { ConfigError, DECODER_PRESETS, type OpenaiConfig, OpenaiSchema } from '@llem/domain';
 
 /**
- * The `openai` config section as it appears in the YAML (snake_case). `@llem/domain` validates it
- * with zod; this local shape lets the engine be used on its own, and `resolveOpenAIConfig` applies
- * the same defaults so a hand-built object behaves like a validated one.
+ * The `openai` config section as written in a study file (snake_case), before defaults: the
+ * validated shape is `@llem/domain`'s `OpenaiConfig`, which also fits here. `resolveOpenAIConfig`
+ * runs the same `OpenaiSchema`, so a hand-built section gets exactly the study's defaults and
+ * rules (`concurrency` XOR `request_rate`, `max_concurrency` only with a rate, positive numbers).
  */
-export interface OpenAIConfig {
-  /** Server root including the API prefix, e.g. `http://127.0.0.1:8000/v1`. */
+export type OpenAIConfig = Omit<Partial<OpenaiConfig>, 'slo'> & {
   base_url: string;
-  /** Served model name sent in every request; falls back to the experiment's `model`. */
-  model?: string;
-  /** NAME of the environment variable holding the API key (never the key itself). */
-  api_key_env?: string | null;
-  endpoint?: 'completions' | 'chat';
-  /** Closed loop: this many requests in flight at all times. Exclusive with `request_rate`. */
-  concurrency?: number | null;
-  /** Open loop: mean arrivals per second (Poisson, or gamma with `burstiness`). */
-  request_rate?: number | null;
-  /** Gamma shape of inter-arrival times: 1 is Poisson, < 1 burstier, > 1 more regular. */
-  burstiness?: number;
-  arrival_seed?: number;
-  /** Cap on requests in flight in open-loop mode (arrivals wait for a slot). */
-  max_concurrency?: number | null;
-  request_timeout_s?: number;
-  /** Ask the server to ignore end-of-sequence so every request yields max tokens (vLLM). */
-  ignore_eos?: boolean;
-  /** Report the steady-state window (target concurrency reached) in `extra.steadyState`. */
-  steady_state?: boolean;
-  /** Highest acceptable share of failed requests, 0..1; above it the run fails. */
-  max_failure_rate?: number;
-  /** Optional service-level objectives; goodput is the share of requests meeting all given. */
-  slo?: { ttft_ms?: number | null; itl_ms?: number | null; e2e_ms?: number | null } | null;
-}
+  slo?: Partial<OpenaiConfig['slo']>;
+};
 
-/** The decoder fields the engine forwards (the experiment's `decoder` section, presets resolved). */
+/** The decoder fields the engine forwards (the experiment's `decoder` section). */
 export interface OpenAIDecoder {
   preset?: 'deterministic' | 'standard';
   temperature?: number;
@@ -78,121 +56,88 @@ export interface ResolvedOpenAIConfig {
   decoder: Record<string, number>;
 }
 
-/** Defaults, kept in one place so the README and the code agree. */
-export const OPENAI_DEFAULTS = {
-  endpoint: 'completions',
-  burstiness: 1,
-  arrival_seed: 0,
-  request_timeout_s: 600,
-  ignore_eos: false,
-  steady_state: true,
-  max_failure_rate: 0,
-} as const;
-
-function fail(field: string, message: string): never {
-  throw new OpenAIEngineError('CONFIG', `openai engine: openai.${field} ${message}`);
-}
-
-function positive(value: unknown, field: string, integer: boolean): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    fail(field, `must be a positive ${integer ? 'integer' : 'number'}, got ${String(value)}`);
-  }
-  if (integer && !Number.isInteger(value)) fail(field, `must be an integer, got ${value}`);
-  return value;
-}
+const CONFIG_SOURCE = '<openai engine config>';
 
 /**
- * Applies defaults and checks the rules zod also checks (so a hand-built config cannot slip
- * through): exactly one of `concurrency` / `request_rate`, positive numbers, an http(s) URL.
+ * Validates the section with `@llem/domain`'s `OpenaiSchema` (defaults applied, the same rules as
+ * a study file) and turns it into what the engine runs. Bad input throws a `ConfigError` naming
+ * each field as `openai.<field>`.
  *
  * @example
  * resolveOpenAIConfig({ openai: { base_url: 'http://127.0.0.1:8000/v1', model: 'm', concurrency: 4 } });
  */
 export function resolveOpenAIConfig(config: OpenAIEngineConfig): ResolvedOpenAIConfig {
-  const section = config.openai;
-  if (section === undefined || section === null) {
-    throw new OpenAIEngineError('CONFIG', 'openai engine: the config has no `openai` section');
+  const parsed = OpenaiSchema.safeParse(config.openai ?? {});
+  if (!parsed.success) {
+    throw new ConfigError(
+      'CONFIG_INVALID',
+      CONFIG_SOURCE,
+      parsed.error.issues.map((issue) => ({
+        path: ['openai', ...issue.path.map(String)].join('.'),
+        message: issue.message,
+      })),
+    );
   }
-  let url: URL;
-  try {
-    url = new URL(section.base_url);
-  } catch {
-    fail('base_url', `must be an http(s) URL such as http://127.0.0.1:8000/v1`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    fail('base_url', `must use http or https, got ${url.protocol.replace(':', '')}`);
-  }
+  const section = parsed.data;
   const model = section.model ?? config.model;
-  if (typeof model !== 'string' || model.length === 0) {
-    fail('model', 'is required (the served model name), or set the experiment `model`');
+  if (model === undefined || model.length === 0) {
+    throw new ConfigError('CONFIG_INVALID', CONFIG_SOURCE, [
+      { path: 'openai.model', message: 'is required (the served model name), or set `model`' },
+    ]);
   }
-  const hasConcurrency = section.concurrency !== undefined && section.concurrency !== null;
-  const hasRate = section.request_rate !== undefined && section.request_rate !== null;
-  if (hasConcurrency === hasRate) {
-    fail('concurrency', 'and openai.request_rate: set exactly one of them');
-  }
-  const maxConcurrency =
-    section.max_concurrency === undefined || section.max_concurrency === null
-      ? null
-      : positive(section.max_concurrency, 'max_concurrency', true);
-  const mode: ResolvedOpenAIConfig['mode'] = hasConcurrency
-    ? { kind: 'concurrency', concurrency: positive(section.concurrency, 'concurrency', true) }
-    : {
-        kind: 'request_rate',
-        requestRate: positive(section.request_rate, 'request_rate', false),
-        burstiness: positive(section.burstiness ?? OPENAI_DEFAULTS.burstiness, 'burstiness', false),
-        arrivalSeed: section.arrival_seed ?? OPENAI_DEFAULTS.arrival_seed,
-        maxConcurrency,
-      };
-  const maxFailureRate = section.max_failure_rate ?? OPENAI_DEFAULTS.max_failure_rate;
-  if (!(maxFailureRate >= 0 && maxFailureRate <= 1)) {
-    fail('max_failure_rate', `must be between 0 and 1, got ${maxFailureRate}`);
-  }
-  const slo = section.slo ?? null;
-  const resolvedSlo =
-    slo === null
-      ? null
-      : { ttftMs: slo.ttft_ms ?? null, itlMs: slo.itl_ms ?? null, e2eMs: slo.e2e_ms ?? null };
+  const mode: ResolvedOpenAIConfig['mode'] =
+    section.request_rate !== undefined
+      ? {
+          kind: 'request_rate',
+          requestRate: section.request_rate,
+          burstiness: section.burstiness,
+          arrivalSeed: section.arrival_seed,
+          maxConcurrency: section.max_concurrency ?? null,
+        }
+      : { kind: 'concurrency', concurrency: section.concurrency ?? 1 };
+  const slo = {
+    ttftMs: section.slo.ttft_ms ?? null,
+    itlMs: section.slo.itl_ms ?? null,
+    e2eMs: section.slo.e2e_ms ?? null,
+  };
   return {
     // Keep the path (e.g. /v1) but drop a trailing slash so `${baseUrl}/models` is well formed.
-    baseUrl: url.href.replace(/\/+$/, ''),
+    baseUrl: new URL(section.base_url).href.replace(/\/+$/, ''),
     model,
     apiKeyEnv: section.api_key_env ?? null,
-    endpoint: section.endpoint ?? OPENAI_DEFAULTS.endpoint,
+    endpoint: section.endpoint,
     mode,
-    requestTimeoutMs:
-      positive(
-        section.request_timeout_s ?? OPENAI_DEFAULTS.request_timeout_s,
-        'request_timeout_s',
-        false,
-      ) * 1000,
-    ignoreEos: section.ignore_eos ?? OPENAI_DEFAULTS.ignore_eos,
-    steadyState: section.steady_state ?? OPENAI_DEFAULTS.steady_state,
-    maxFailureRate,
-    slo:
-      resolvedSlo &&
-      (resolvedSlo.ttftMs !== null || resolvedSlo.itlMs !== null || resolvedSlo.e2eMs !== null)
-        ? resolvedSlo
-        : null,
+    requestTimeoutMs: section.request_timeout_s * 1000,
+    ignoreEos: section.ignore_eos,
+    steadyState: section.steady_state,
+    maxFailureRate: section.max_failure_rate,
+    slo: slo.ttftMs !== null || slo.itlMs !== null || slo.e2eMs !== null ? slo : null,
     decoder: decoderParams(config.decoder),
   };
 }
 
 /**
  * Maps llem's decoder section to request fields. `temperature`, `top_p` and `seed` are OpenAI
- * fields; `top_k`, `min_p` and `repetition_penalty` are extensions vLLM, SGLang and llama-server
- * accept, so they are only sent when the user set them.
+ * fields and always sent. `top_k`, `min_p` and `repetition_penalty` are extensions (vLLM, SGLang,
+ * llama-server accept them; api.openai.com rejects them), so they are sent only when they change
+ * what is sampled: top-k and min-p only when sampling (temperature > 0), and a repeat penalty
+ * other than 1. The `deterministic` preset therefore sends only standard fields.
  */
 function decoderParams(decoder: OpenAIDecoder | undefined): Record<string, number> {
   if (decoder === undefined) return {};
-  const out: Record<string, number> = {};
-  if (decoder.preset === 'deterministic') out.temperature = 0;
-  if (decoder.temperature !== undefined) out.temperature = decoder.temperature;
-  if (decoder.top_p !== undefined) out.top_p = decoder.top_p;
-  if (decoder.seed !== undefined) out.seed = decoder.seed;
-  if (decoder.top_k !== undefined) out.top_k = decoder.top_k;
-  if (decoder.min_p !== undefined) out.min_p = decoder.min_p;
-  if (decoder.repeat_penalty !== undefined) out.repetition_penalty = decoder.repeat_penalty;
+  const preset = DECODER_PRESETS[decoder.preset ?? 'deterministic'];
+  const temperature = decoder.temperature ?? preset.temperature;
+  const topK = decoder.top_k ?? preset.top_k;
+  const minP = decoder.min_p ?? preset.min_p;
+  const repeatPenalty = decoder.repeat_penalty ?? preset.repeat_penalty;
+  const out: Record<string, number> = {
+    temperature,
+    top_p: decoder.top_p ?? preset.top_p,
+    seed: decoder.seed ?? preset.seed,
+  };
+  if (temperature > 0 && topK > 0) out.top_k = topK;
+  if (temperature > 0 && minP > 0) out.min_p = minP;
+  if (repeatPenalty !== 1) out.repetition_penalty = repeatPenalty;
   return out;
 }
 

@@ -3,7 +3,6 @@
  * exit 1 with a message and no stack (apps/cli/src/errors.ts matches on `name`).
  */
 export type OpenAIEngineErrorCode =
-  | 'CONFIG'
   | 'API_KEY_MISSING'
   | 'UNREACHABLE'
   | 'AUTH'

@@ -6,7 +6,7 @@ export type {
   OpenAIEngineConfig,
   ResolvedOpenAIConfig,
 } from './config';
-export { OPENAI_DEFAULTS, resolveOpenAIConfig } from './config';
+export { resolveOpenAIConfig } from './config';
 export type { OpenAIEngineOptions, StartupRetryOptions } from './engine';
 export { createOpenAIEngine } from './engine';
 export type { OpenAIEngineErrorCode } from './errors';
