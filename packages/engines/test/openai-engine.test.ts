@@ -348,7 +348,7 @@ describe('openai engine: streaming and timing', () => {
     const outcome = await engine.run(prompts(2));
     expect(outcome.requests).toHaveLength(2);
     expect(outcome.outputTokens).toBe(4);
-    expect(outcome.extra).toMatchObject({ requests: { total: 2 } });
+    expect(outcome.extra).toMatchObject({ requestOutcomes: { total: 2 } });
     expect(s.requests).toHaveLength(5);
   });
 });
@@ -361,7 +361,7 @@ describe('openai engine: load modes', () => {
     const outcome = await engine.run(prompts(12));
     expect(s.maxInFlight).toBe(3);
     expect(s.requests).toHaveLength(12);
-    expect(outcome.extra).toMatchObject({ peakInFlight: 3, requests: { succeeded: 12 } });
+    expect(outcome.extra).toMatchObject({ peakInFlight: 3, requestOutcomes: { succeeded: 12 } });
   });
 
   it('open loop with max_concurrency never exceeds the cap', async () => {
@@ -444,7 +444,8 @@ describe('openai engine: failures', () => {
         timeout: 1,
         stream_error: 1,
       },
-      requests: { total: 10, succeeded: 2, failed: 8, failureRate: 0.8 },
+      requestOutcomes: { total: 10, succeeded: 2, failed: 8, failureRate: 0.8 },
+      requestCount: 2,
     });
     // Only successful requests' tokens count towards the run.
     expect(outcome.outputTokens).toBe(4);

@@ -402,7 +402,9 @@ class OpenAIEngine implements Engine {
     const extra: Record<string, unknown> = {
       load: loadModeDetails(this.config),
       window: { startMs: startedAt, endMs: endedAt, durationS },
-      requests: {
+      // The harness divides this by the window for requests/s: completed requests only.
+      requestCount: succeeded,
+      requestOutcomes: {
         total: records.length,
         succeeded,
         failed: records.length - succeeded,
