@@ -83,12 +83,20 @@ export class NvmlDevice {
   private readonly scratch = new ArrayBuffer(64);
   private readonly u32 = new Uint32Array(this.scratch);
   private readonly i32 = new Int32Array(this.scratch);
-  private readonly u64 = new BigUint64Array(this.scratch);
   private readonly i64 = new BigInt64Array(this.scratch);
   private readonly f64 = new Float64Array(this.scratch);
   private readonly u16 = new Uint16Array(this.scratch);
   private readonly u32One = new Uint32Array(this.scratch, 0, 1);
   private readonly u64One = new BigUint64Array(this.scratch, 0, 1);
+
+  /**
+   * Read an unsigned 64-bit value as two 32-bit halves: a BigUint64Array read allocates a
+   * BigInt per call, which doubles the cost of memoryInfo(). Exact below 2^53.
+   */
+  private u64At(byteOffset: number): number {
+    const i = byteOffset >>> 2;
+    return this.u32[i]! + this.u32[i + 1]! * 4294967296;
+  }
   private memoryVersion: 1 | 2 | 0 = 0;
   private instantSupported = true;
   private readonly fns: Record<string, NvmlFn> = {};
@@ -148,10 +156,10 @@ export class NvmlDevice {
         const o = LAYOUT.memoryV2.offsets;
         return this.ok(
           memory(
-            Number(this.u64[o.total / 8]),
-            Number(this.u64[o.used / 8]),
-            Number(this.u64[o.free / 8]),
-            Number(this.u64[o.reserved / 8]),
+            this.u64At(o.total),
+            this.u64At(o.used),
+            this.u64At(o.free),
+            this.u64At(o.reserved),
             2,
           ),
         );
@@ -166,15 +174,7 @@ export class NvmlDevice {
     const rc = this.fn('deviceGetMemoryInfo')(this.handle, this.u32);
     if (rc !== 0) return this.fail('deviceGetMemoryInfo', rc);
     const o = LAYOUT.memoryV1.offsets;
-    return this.ok(
-      memory(
-        Number(this.u64[o.total / 8]),
-        Number(this.u64[o.used / 8]),
-        Number(this.u64[o.free / 8]),
-        null,
-        1,
-      ),
-    );
+    return this.ok(memory(this.u64At(o.total), this.u64At(o.used), this.u64At(o.free), null, 1));
   }
 
   /** Used memory in bytes, the cheapest memory read (for samplers and residual checks). */
@@ -225,7 +225,7 @@ export class NvmlDevice {
         return this.u32[v / 4]!;
       case 2:
       case 3:
-        return Number(this.u64[v / 8]);
+        return this.u64At(v);
       case 4:
         return Number(this.i64[v / 8]);
       case 5:
@@ -244,7 +244,7 @@ export class NvmlDevice {
   totalEnergyMj(): number | null {
     const rc = this.fn('deviceGetTotalEnergyConsumption')(this.handle, this.u64One);
     if (rc !== 0) return this.fail('deviceGetTotalEnergyConsumption', rc);
-    return this.ok(Number(this.u64[0]));
+    return this.ok(this.u64At(0));
   }
 
   /** GPU core temperature in °C. */
@@ -296,7 +296,7 @@ export class NvmlDevice {
   clockEventReasonsMask(): number | null {
     const rc = this.fn('deviceGetClockEventReasons')(this.handle, this.u64One);
     if (rc !== 0) return this.fail('deviceGetClockEventReasons', rc);
-    return this.ok(Number(this.u64[0]));
+    return this.ok(this.u64At(0));
   }
 
   /**
