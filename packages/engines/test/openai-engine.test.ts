@@ -123,7 +123,7 @@ describe('openai engine: load', () => {
     await expect(engine.load()).rejects.toMatchObject({
       name: 'EngineError',
       code: 'UNREACHABLE',
-      message: expect.stringMatching(/could not reach .*\/models after 3 attempts.*ECONNREFUSED/),
+      message: expect.stringMatching(/could not reach .*\/models \(3 attempts\).*ECONNREFUSED/),
     });
   });
 

@@ -176,9 +176,11 @@ class OpenAIEngine implements Engine {
     const url = `${this.config.baseUrl}/models`;
     const shown = `${publicBaseUrl(this.config.baseUrl)}/models`;
     let result: { status: number; body: string };
+    let attempts = 0;
     try {
       result = await retry(
-        async ({ signal }) => {
+        async ({ signal, attempt }) => {
+          attempts = attempt;
           const response = await this.#get(url, signal);
           if (response.status === 502 || response.status === 503 || response.status === 504) {
             throw new RetryableError(
@@ -199,7 +201,7 @@ class OpenAIEngine implements Engine {
       throw new OpenAIEngineError(
         'UNREACHABLE',
         this.#redact(
-          `openai engine: could not reach ${shown} after ${this.#startupRetry.retries + 1} attempts: ${(error as Error).message}. Is the server running at openai.base_url?`,
+          `openai engine: could not reach ${shown} (${attempts === 1 ? '1 attempt' : `${attempts} attempts`}): ${(error as Error).message}. Is the server running at openai.base_url?`,
         ),
         { cause: error },
       );
