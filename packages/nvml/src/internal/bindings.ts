@@ -314,5 +314,6 @@ export function loadBindings(options: LoadOptions = {}): NvmlBindings {
 
 function firstLine(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
-  return text.split('\n')[0] ?? text;
+  const line = text.split('\n')[0] ?? text;
+  return line.replace(/^Failed to load shared library: /, '');
 }
