@@ -290,17 +290,23 @@ export function planStudy(raw: unknown, options: PlanOptions): StudyPlan {
     });
   });
 
+  if (configs.length === 0 && generated.length === 1) {
+    // One config and it is invalid: that is simply an invalid file.
+    throw new ConfigError('CONFIG_INVALID', file, skipped[0]?.reasons ?? []);
+  }
   if (configs.length === 0) {
-    throw new ConfigError(
-      'STUDY_EMPTY',
-      file,
-      skipped.flatMap((s) =>
+    throw new ConfigError('STUDY_EMPTY', file, [
+      ...skipped.flatMap((s) =>
         s.reasons.map((reason) => ({
           ...reason,
-          message: `${reason.message} [in generated config ${JSON.stringify(s.label)}; no valid config remains]`,
+          message: `${reason.message} (in generated config ${JSON.stringify(s.label)})`,
         })),
       ),
-    );
+      {
+        path: '(root)',
+        message: `none of the ${generated.length} generated configs is valid, so the study has nothing to run`,
+      },
+    ]);
   }
 
   const runs: ScheduledRun[] = orderRuns(

@@ -241,6 +241,28 @@ function convertIssue(
             branch[0].path.length === 0
           ),
       );
+      const typeBranches = issue.errors.filter((branch) => !branches.includes(branch));
+      const onlyBadValue = (branch: z.core.$ZodIssue[]) =>
+        branch.every((inner) => inner.code === 'invalid_value' && inner.path.length === 0);
+      if (branches.length === 1 && typeBranches.length > 0 && onlyBadValue(branches[0]!)) {
+        // e.g. threads: auto | integer, given "two": name both forms, not just the word.
+        const words = (branches[0] as z.core.$ZodIssueInvalidValue[]).flatMap((inner) =>
+          inner.values.map((v) => JSON.stringify(v)),
+        );
+        const types = typeBranches.map(
+          (branch) =>
+            EXPECTED_NAMES[(branch[0] as z.core.$ZodIssueInvalidType).expected] ??
+            (branch[0] as z.core.$ZodIssueInvalidType).expected,
+        );
+        const got = typeof input === 'string' ? JSON.stringify(input) : show(input);
+        return [
+          {
+            path: at,
+            message: `expected ${[...words, ...types].join(' or ')}${got === undefined ? '' : `, got ${got}`}`,
+            allowed: words.map((w) => JSON.parse(w) as string),
+          },
+        ];
+      }
       if (branches.length === 1) {
         return dedupe(branches[0]!.flatMap((inner) => convertIssue(inner, path, notes)));
       }

@@ -1,0 +1,170 @@
+import {
+  type ConfigIssue,
+  formatConfigIssues,
+  planStudy,
+  QUICKSTART_FILE,
+  quickstartStudy,
+  type StudyPlan,
+  studyJsonSchema,
+} from '@llem/domain';
+import { loadStudyFile } from '@llem/study';
+import { stringify } from 'yaml';
+import type { Argv, CommandModule } from 'yargs';
+import type { CliContext, GlobalArgs } from '../context';
+
+interface FileArgs extends GlobalArgs {
+  file?: string;
+  json: boolean;
+}
+
+/** The study from FILE, or the embedded quickstart when no FILE is given. */
+async function resolvePlan(
+  ctx: CliContext,
+  file: string | undefined,
+): Promise<{ file: string; plan: StudyPlan }> {
+  if (file === undefined)
+    return { file: QUICKSTART_FILE, plan: planStudy(quickstartStudy, { file: QUICKSTART_FILE }) };
+  const loaded = await loadStudyFile(file, { cwd: ctx.cwd });
+  return { file, plan: loaded.plan };
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+function issueLine(issue: ConfigIssue): string {
+  // Reuse the library's wording, minus the file name (the header already names it).
+  return formatConfigIssues('', [issue]).replace(/^: /, '');
+}
+
+/** The human summary `llem config validate` prints. */
+export function describePlan(file: string, plan: StudyPlan): string {
+  const { execution } = plan;
+  const lines = [
+    `${file}: study "${plan.name}" is valid`,
+    `${plural(plan.configs.length, 'config')} × ${plural(execution.cycles, 'cycle')} = ${plural(plan.runs.length, 'run')} (order: ${execution.order}${execution.order === 'shuffled' ? `, seed ${execution.shuffle_seed}` : ''})`,
+    `design hash ${plan.designHash}`,
+    '',
+  ];
+  const width = Math.max(5, ...plan.configs.map((c) => c.label.length));
+  lines.push(`  ${'#'.padStart(3)}  ${'label'.padEnd(width)}  config hash`);
+  for (const config of plan.configs) {
+    lines.push(
+      `  ${String(config.index + 1).padStart(3)}  ${config.label.padEnd(width)}  ${config.configHash}`,
+    );
+  }
+  if (plan.skipped.length > 0) {
+    lines.push('', `skipped ${plural(plan.skipped.length, 'generated config')} (not run):`);
+    for (const skipped of plan.skipped) {
+      lines.push(`  ${skipped.label}`);
+      for (const reason of skipped.reasons) lines.push(`    ${issueLine(reason)}`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** The JSON form of `llem config validate --json`. */
+function planSummary(file: string, plan: StudyPlan) {
+  return {
+    file,
+    name: plan.name,
+    designHash: plan.designHash,
+    cycles: plan.execution.cycles,
+    order: plan.execution.order,
+    runCount: plan.runs.length,
+    configs: plan.configs.map(({ index, label, configHash, copy }) => ({
+      index,
+      label,
+      configHash,
+      copy,
+    })),
+    skipped: plan.skipped.map(({ label, reasons }) => ({ label, reasons })),
+  };
+}
+
+/** What `llem config show` prints: the study with every default applied. */
+function resolvedStudy(plan: StudyPlan) {
+  return {
+    name: plan.name,
+    designHash: plan.designHash,
+    execution: plan.execution,
+    configs: plan.configs.map(({ label, configHash, copy, config }) => ({
+      label,
+      configHash,
+      copy,
+      config,
+    })),
+    skipped: plan.skipped.map(({ label, reasons }) => ({ label, reasons })),
+    runs: plan.runs.map(({ key, configIndex, cycle }) => ({ key, configIndex, cycle })),
+  };
+}
+
+const jsonOption = <T>(yargs: Argv<T>) =>
+  yargs.option('json', {
+    type: 'boolean',
+    default: false,
+    description: 'Print JSON instead of text',
+  });
+
+/**
+ * `llem config validate FILE`, `llem config show [FILE]`, `llem config schema`. Config errors are
+ * thrown as `ConfigError`; `errors.ts` prints them (every issue with file and field path) and
+ * exits 2.
+ */
+export function configCommand(ctx: CliContext): CommandModule<GlobalArgs, GlobalArgs> {
+  return {
+    command: 'config <command>',
+    describe: 'Check, show and describe study files',
+    builder: (yargs) =>
+      yargs
+        .command<FileArgs>({
+          command: 'validate <file>',
+          describe: 'Check a study file and print its expanded plan (configs × cycles = runs)',
+          builder: (y) =>
+            jsonOption(
+              y.positional('file', {
+                type: 'string',
+                description: 'Study file (.yaml, .yml or .json)',
+              }),
+            ) as Argv<FileArgs>,
+          handler: async (args) => {
+            const { file, plan } = await resolvePlan(ctx, args.file);
+            ctx.stdout.write(
+              args.json
+                ? `${JSON.stringify(planSummary(file, plan), null, 2)}\n`
+                : describePlan(file, plan),
+            );
+          },
+        })
+        .command<FileArgs>({
+          command: 'show [file]',
+          describe:
+            'Print the resolved study, every default applied (no FILE: the built-in quickstart)',
+          builder: (y) =>
+            jsonOption(
+              y.positional('file', {
+                type: 'string',
+                description: 'Study file (.yaml, .yml or .json)',
+              }),
+            ) as Argv<FileArgs>,
+          handler: async (args) => {
+            const { plan } = await resolvePlan(ctx, args.file);
+            const study = resolvedStudy(plan);
+            ctx.stdout.write(
+              args.json
+                ? `${JSON.stringify(study, null, 2)}\n`
+                : stringify(study, { lineWidth: 0 }),
+            );
+          },
+        })
+        .command({
+          command: 'schema',
+          describe: 'Print the JSON Schema of study files (for editors)',
+          handler: () => {
+            ctx.stdout.write(`${JSON.stringify(studyJsonSchema(), null, 2)}\n`);
+          },
+        })
+        .demandCommand(1, 'Name a config command: validate, show or schema.') as Argv<GlobalArgs>,
+    handler: () => undefined,
+  };
+}
