@@ -1,0 +1,3 @@
+// The baseline: an empty child that answers one IPC message and exits.
+process.send?.({ ready: true });
+process.disconnect?.();

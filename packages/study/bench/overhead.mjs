@@ -1,0 +1,130 @@
+// Run with tsx (the runner from source); the worker is the built, plain-JS one, as in production.
+// Orchestration overhead per run: the StudyRunner with a no-op worker (fork, IPC, manifest
+// writes, residual check, task and result files) against a bare Node fork + IPC of an empty
+// child, measured in the same process, interleaved, so machine load hits both alike.
+import { fork } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { StudyRunner } from '../src/index.ts';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 30);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const here = (p) => fileURLToPath(new URL(p, import.meta.url));
+const hex16 = (s) => createHash('sha256').update(s).digest('hex').slice(0, 16);
+
+function plan(n) {
+  const configs = Array.from({ length: n }, (_, index) => ({
+    index,
+    label: `noop${index}`,
+    configHash: hex16(String(index)),
+    config: { index },
+  }));
+  return {
+    name: 'bench',
+    designHash: hex16('bench'),
+    execution: {},
+    configs,
+    runs: configs.map((c, ordinal) => ({
+      key: `${c.configHash}_c0`,
+      configIndex: c.index,
+      configHash: c.configHash,
+      copy: 0,
+      cycle: 0,
+      ordinal,
+    })),
+  };
+}
+
+function bareFork() {
+  return new Promise((resolve, reject) => {
+    const child = fork(here('./empty-child.mjs'), [], {
+      execArgv: [],
+      stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
+    });
+    child.on('message', () => undefined);
+    child.on('error', reject);
+    child.on('exit', resolve);
+  });
+}
+
+const residualCheck = ({ thresholdMb }) => ({
+  status: 'skipped',
+  thresholdMb,
+  devices: [],
+  reason: 'benchmark',
+  checkedAt: new Date().toISOString(),
+});
+
+const out = mkdtempSync(join(tmpdir(), 'llem-bench-'));
+// Per run: A = residual check called (after the mark-running write), B = child forked,
+// C = run-finished (after exit, classification and the completion write).
+const phases = { toResidual: [], residualToFork: [], forkToFinished: [] };
+const bare = [];
+const runner = [];
+try {
+  await bareFork(); // warm the file cache
+  for (let round = 0; round < ROUNDS; round += 1) {
+    let t = performance.now();
+    for (let i = 0; i < RUNS; i += 1) await bareFork();
+    bare.push((performance.now() - t) / RUNS);
+
+    let a = 0;
+    let b = 0;
+    let previous = 0;
+    const r = new StudyRunner({
+      plan: plan(RUNS),
+      outputDir: out,
+      workerModule: here('./noop-worker.mjs'),
+      residualCheck: (req) => {
+        a = performance.now();
+        return residualCheck(req);
+      },
+    });
+    r.on('study-started', () => {
+      previous = performance.now();
+    });
+    r.on('run-started', () => {
+      b = performance.now();
+    });
+    r.on('run-finished', () => {
+      const c = performance.now();
+      phases.toResidual.push(a - previous);
+      phases.residualToFork.push(b - a);
+      phases.forkToFinished.push(c - b);
+      previous = c;
+    });
+    t = performance.now();
+    const summary = await r.run();
+    runner.push((performance.now() - t) / RUNS);
+    if (summary.counts.completed !== RUNS) {
+      throw new Error(`only ${summary.counts.completed} runs completed`);
+    }
+  }
+} finally {
+  rmSync(out, { recursive: true, force: true });
+}
+
+const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+const mean = (xs) => xs.reduce((x, y) => x + y, 0) / xs.length;
+const bareMs = median(bare);
+const runnerMs = median(runner);
+const f = (ms) => `${ms.toFixed(1).padStart(7)} ms`;
+console.log(`@llem/study orchestration overhead (${RUNS} runs x ${ROUNDS} rounds, median round)`);
+console.log(`  bare fork + IPC, empty child        ${f(bareMs)}/run`);
+console.log(`  StudyRunner, no-op defineWorker     ${f(runnerMs)}/run`);
+console.log(
+  `  ratio                               ${(runnerMs / bareMs).toFixed(2)}x (target <= 1.20x)`,
+);
+console.log('  where a runner run goes (mean over all rounds):');
+console.log(
+  `    previous run end -> residual check ${f(mean(phases.toResidual))}  cleanups, mark-running manifest write (fsync)`,
+);
+console.log(
+  `    residual check -> child forked     ${f(mean(phases.residualToFork))}  residual check, task file (fsync), fork()`,
+);
+console.log(
+  `    child forked -> run finished       ${f(mean(phases.forkToFinished))}  child start + defineWorker + result file (fsync), exit, completion manifest write`,
+);
