@@ -28,6 +28,8 @@ export interface ResidualObservation {
   deviceIndex: number;
   /** Used memory in MB (MiB); null when not read. */
   usedMb: number | null;
+  /** Total memory in MB (MiB); null when not read. */
+  totalMb: number | null;
   thresholdMb: number;
   /** True when `usedMb > thresholdMb` (a warning was logged). */
   exceeded: boolean;
@@ -111,6 +113,7 @@ export function checkGpuMemoryResidualAll(
       checked: false,
       deviceIndex,
       usedMb: null,
+      totalMb: null,
       thresholdMb,
       exceeded: false,
       reason,
@@ -127,13 +130,28 @@ export function checkGpuMemoryResidualAll(
       // One bad device (lost, wrong index) must not hide what the others show.
       try {
         const device = nvml.device(deviceIndex);
-        const usedBytes = device.memoryUsedBytes();
-        if (usedBytes === null) throw device.lastError ?? new Error('memory info unavailable');
-        const usedMb = usedBytes / (1024 * 1024);
-        return { checked: true, deviceIndex, usedMb, thresholdMb, exceeded: usedMb > thresholdMb };
+        const memory = device.memoryInfo();
+        if (memory === null) throw device.lastError ?? new Error('memory info unavailable');
+        const usedMb = memory.usedMiB;
+        return {
+          checked: true,
+          deviceIndex,
+          usedMb,
+          totalMb: memory.totalMiB,
+          thresholdMb,
+          exceeded: usedMb > thresholdMb,
+        };
       } catch (error) {
         const reason = describe(error);
-        return { checked: false, deviceIndex, usedMb: null, thresholdMb, exceeded: false, reason };
+        return {
+          checked: false,
+          deviceIndex,
+          usedMb: null,
+          totalMb: null,
+          thresholdMb,
+          exceeded: false,
+          reason,
+        };
       }
     }),
   );

@@ -25,6 +25,7 @@ describe('checkGpuMemoryResidual (seed 000, on the real FFI path)', () => {
       checked: true,
       deviceIndex: 0,
       usedMb: 50,
+      totalMb: 81559,
       thresholdMb: 100,
       exceeded: false,
     });
@@ -67,7 +68,13 @@ describe('checkGpuMemoryResidual (seed 000, on the real FFI path)', () => {
   it('library unavailable: no throw, one debug line, checked false with the reason', () => {
     const logger = recordingLogger();
     const seen = checkGpuMemoryResidual({ library: '/nonexistent/libnvidia-ml.so.1', logger });
-    expect(seen).toMatchObject({ checked: false, deviceIndex: 0, usedMb: null, exceeded: false });
+    expect(seen).toMatchObject({
+      checked: false,
+      deviceIndex: 0,
+      usedMb: null,
+      totalMb: null,
+      exceeded: false,
+    });
     expect(seen.reason).toContain('/nonexistent/libnvidia-ml.so.1');
     expect(logger.records).toHaveLength(1);
     expect(logger.records[0]?.level).toBe('debug');
