@@ -43,5 +43,10 @@ export {
   TIMEOUT_FLOOR_S,
   TIMEOUT_PER_TOKEN_S,
 } from './timeout';
-export type { DefinedWorker, WorkerContext, WorkerHandler } from './worker';
+export type {
+  DefinedWorker,
+  DefineWorkerOptions,
+  WorkerContext,
+  WorkerHandler,
+} from './worker';
 export { defineWorker, WorkerExitCode } from './worker';

@@ -2,5 +2,10 @@
 // (or @llem/nvml) just to run its handler.
 export type { WorkerErrorReport, WorkerTask } from './task';
 export { errorFileFor, TASK_FILE_ENV } from './task';
-export type { DefinedWorker, WorkerContext, WorkerHandler } from './worker';
+export type {
+  DefinedWorker,
+  DefineWorkerOptions,
+  WorkerContext,
+  WorkerHandler,
+} from './worker';
 export { defineWorker, WorkerExitCode } from './worker';

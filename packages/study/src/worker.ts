@@ -1,5 +1,6 @@
 import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { writeFileAtomicSync, writeJsonAtomicSync } from './internal/atomic';
 import {
   errorFileFor,
@@ -48,6 +49,20 @@ export const WorkerExitCode = {
   terminated: 143,
 } as const;
 
+/** Options of `defineWorker`. */
+export interface DefineWorkerOptions {
+  /**
+   * Also watch for the runner's death from a separate thread (polling the parent pid every
+   * 100 ms), so a handler that blocks the event loop (a long synchronous native call) is still
+   * killed, with its registered process groups, when the runner dies. Costs a thread start
+   * (~10–100 ms) per run. Default `false`: the IPC disconnect covers handlers that await.
+   */
+  watchdog?: boolean;
+}
+
+/** Registered process groups live here so the watchdog thread can see them. */
+const MAX_GROUPS = 64;
+
 export interface DefinedWorker<Config, Result> {
   handler: WorkerHandler<Config, Result>;
   /** Run the plumbing now (called for you when `LLEM_TASK_FILE` is set). */
@@ -73,17 +88,27 @@ export interface DefinedWorker<Config, Result> {
  */
 export function defineWorker<Config = unknown, Result = unknown>(
   handler: WorkerHandler<Config, Result>,
+  options: DefineWorkerOptions = {},
 ): DefinedWorker<Config, Result> {
   const worker: DefinedWorker<Config, Result> = {
     handler,
-    start: () => runWorker(handler),
+    start: () => runWorker(handler, options),
   };
   if (process.env[TASK_FILE_ENV]) void worker.start();
   return worker;
 }
 
-async function runWorker<Config, Result>(handler: WorkerHandler<Config, Result>): Promise<void> {
+async function runWorker<Config, Result>(
+  handler: WorkerHandler<Config, Result>,
+  options: DefineWorkerOptions,
+): Promise<void> {
   const groups = new Set<number>();
+  const shared = new Int32Array(new SharedArrayBuffer(4 * MAX_GROUPS));
+  const share = (pid: number, add: boolean): void => {
+    const slot = shared.indexOf(add ? 0 : pid);
+    if (slot !== -1) Atomics.store(shared, slot, add ? pid : 0);
+  };
+  if (options.watchdog) startWatchdog(shared);
   const controller = new AbortController();
   let stopping = false;
 
@@ -136,6 +161,7 @@ async function runWorker<Config, Result>(handler: WorkerHandler<Config, Result>)
     signal: controller.signal,
     registerChild(pid) {
       groups.add(pid);
+      share(pid, true);
       send({ type: 'llem:child-started', pid });
     },
     spawnGroup(command, args, options = {}) {
@@ -152,6 +178,7 @@ async function runWorker<Config, Result>(handler: WorkerHandler<Config, Result>)
             // ESRCH: the group is empty.
           }
           groups.delete(pid);
+          share(pid, false);
           send({ type: 'llem:child-exited', pid });
         });
       }
@@ -187,6 +214,30 @@ async function runWorker<Config, Result>(handler: WorkerHandler<Config, Result>)
     }
     stop(WorkerExitCode.handlerError);
   }
+}
+
+/**
+ * A thread that notices the runner's death even while the main thread is blocked: when our
+ * parent pid changes (we were re-parented), it kills the registered groups, our own group and
+ * us. `unref`: it never keeps the worker alive.
+ */
+function startWatchdog(shared: Int32Array): void {
+  const code = `
+    const { workerData } = require('node:worker_threads');
+    const { shared, ppid, pid } = workerData;
+    const kill = (target) => { try { process.kill(target, 'SIGKILL'); } catch {} };
+    setInterval(() => {
+      if (process.ppid === ppid) return;
+      for (let i = 0; i < shared.length; i++) { const g = Atomics.load(shared, i); if (g) kill(-g); }
+      kill(-pid);
+      kill(pid);
+    }, 100);
+  `;
+  const thread = new Worker(code, {
+    eval: true,
+    workerData: { shared, ppid: process.ppid, pid: process.pid },
+  });
+  thread.unref();
 }
 
 function describe(error: unknown): WorkerErrorReport['error'] {

@@ -1,0 +1,87 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, expect, it } from 'vitest';
+import { makePlan, TSX_EXEC_ARGV } from './fixtures/plan';
+import { tempDir } from './helpers';
+
+// The runner is SIGKILLed while its worker runs: the worker and the program it started in a
+// process group of its own must exit promptly, even when the handler blocks its event loop.
+
+const driver = fileURLToPath(new URL('./fixtures/chaos-driver.ts', import.meta.url));
+
+let tmp: ReturnType<typeof tempDir>;
+let running: ChildProcess | undefined;
+beforeEach(() => {
+  tmp = tempDir();
+});
+afterEach(() => {
+  running?.kill('SIGKILL');
+  tmp.cleanup();
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitFor<T>(get: () => T | undefined, ms: number): Promise<T | undefined> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const value = get();
+    if (value !== undefined || Date.now() > end) return value;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function killRunnerMidRun(workerModule: string, behaviour: string) {
+  const ledger = join(tmp.dir, 'ledger.jsonl');
+  const planFile = join(tmp.dir, 'plan.json');
+  writeFileSync(planFile, JSON.stringify(makePlan([{ behaviour }], { timeout_s: 120 })));
+  running = spawn(process.execPath, [...TSX_EXEC_ARGV, driver, tmp.dir, planFile], {
+    env: { ...process.env, LLEM_TEST_LEDGER: ledger, LLEM_CHAOS_WORKER: workerModule },
+    stdio: 'ignore',
+  });
+  const exited = new Promise((r) => running?.once('exit', r));
+  const line = await waitFor(() => {
+    if (!existsSync(ledger)) return undefined;
+    return readFileSync(ledger, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { event: string; pid: number; child?: number })
+      .find((l) => l.event === 'grandchild');
+  }, 30_000);
+  expect(line, 'the worker started its grandchild').toBeDefined();
+  const worker = line!.pid;
+  const grandchild = line!.child!;
+  expect(alive(worker) && alive(grandchild)).toBe(true);
+  running.kill('SIGKILL');
+  await exited;
+  const killedAt = Date.now();
+  await waitFor(() => (!alive(worker) && !alive(grandchild) ? true : undefined), 5000);
+  const ms = Date.now() - killedAt;
+  const survivors = [worker, grandchild].filter(alive);
+  for (const pid of survivors) process.kill(pid, 'SIGKILL');
+  return { survivors, ms };
+}
+
+it('a worker that awaits dies with the runner, and takes its process-group grandchild along', async () => {
+  const worker = fileURLToPath(new URL('./fixtures/worker.ts', import.meta.url));
+  const { survivors, ms } = await killRunnerMidRun(worker, 'grandchild-hang');
+  console.log(`orphans (IPC disconnect): survivors=${survivors.length} gone after ${ms} ms`);
+  expect(survivors).toEqual([]);
+}, 60_000);
+
+it('with the watchdog, a worker whose handler blocks its event loop still dies with the runner', async () => {
+  const worker = fileURLToPath(new URL('./fixtures/watchdog-worker.ts', import.meta.url));
+  const { survivors, ms } = await killRunnerMidRun(worker, 'ok');
+  console.log(
+    `orphans (watchdog, blocked handler): survivors=${survivors.length} gone after ${ms} ms`,
+  );
+  expect(survivors).toEqual([]);
+}, 60_000);
