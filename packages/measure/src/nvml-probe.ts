@@ -29,7 +29,8 @@ export async function openNvmlGpuProbe(
   try {
     nvml = nvmlModule.Nvml.open();
   } catch (error) {
-    const message = (error as Error).message.split('\n')[0] ?? String(error);
+    // The library error lists every path it tried, one per line: keep them, on one line.
+    const message = (error as Error).message.replace(/\s*\n\s*/g, ' ').slice(0, 600);
     logger.debug(`measure: NVML unavailable: ${(error as Error).message}`);
     return { probe: null, reason: `NVML is not available (${message})` };
   }

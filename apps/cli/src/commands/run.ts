@@ -1,0 +1,427 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, relative, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import {
+  type ManifestEntry,
+  ManifestSchema,
+  parseStudyText,
+  planStudy,
+  QUICKSTART_FILE,
+  quickstartStudy,
+  type RunResult,
+  type StudyPlan,
+} from '@llem/domain';
+import {
+  handleSigint,
+  MANIFEST_FILE,
+  type SignalSource,
+  type StudyEvents,
+  StudyRunner,
+  type StudySummary,
+} from '@llem/study';
+import type { CommandModule } from 'yargs';
+import type { CliContext, GlobalArgs } from '../context';
+import { ExitCode, UsageError } from '../errors';
+import { addFileTransport } from '../logger';
+import { cliVersion } from '../version';
+
+interface RunArgs extends GlobalArgs {
+  file?: string;
+  output: string;
+  resume?: string;
+  force: boolean;
+  json: boolean;
+  dryRun: boolean;
+}
+
+/** Every runner event as one tagged union: the seam a progress display plugs into. */
+export type ProgressEvent = {
+  [K in keyof StudyEvents]: { type: K } & StudyEvents[K];
+}[keyof StudyEvents];
+
+/** Receives every progress event of a study, in order. */
+export type ProgressSink = (event: ProgressEvent) => void;
+
+/** Where the CLI keeps what it needs to resume (the directory relative paths resolve against). */
+const CLI_STATE_FILE = 'cli.json';
+
+/** Options tests (and a future progress UI) can inject. */
+export interface RunCommandOptions {
+  /** Progress display; default: plain lines on stderr (none with --quiet or --json). */
+  progress?: (ctx: CliContext) => ProgressSink;
+  /** Where SIGINT comes from. Default `process`. */
+  signals?: SignalSource;
+}
+
+/**
+ * Plain-line progress on stderr: one line per run start/finish and gap, the seam the progress
+ * bar replaces.
+ */
+export function plainProgress(ctx: CliContext): ProgressSink {
+  const write = (line: string) => ctx.stderr.write(`${line}\n`);
+  return (event) => {
+    switch (event.type) {
+      case 'study-started':
+        write(
+          `${event.resumed ? 'Resuming' : 'Running'} ${event.studyName}: ${event.toRun} of ${event.total} runs to do → ${event.studyDir}`,
+        );
+        break;
+      case 'run-started':
+        write(
+          `[${event.index}/${event.total}] ${event.label || event.configHash} (cycle ${event.cycle})…`,
+        );
+        break;
+      case 'run-finished': {
+        const eta =
+          event.eta.remainingMs === null
+            ? ''
+            : `, about ${Math.ceil(event.eta.remainingMs / 1000)} s left`;
+        const why = event.error
+          ? `: ${event.error.type}: ${event.error.message.split('\n')[0]}`
+          : '';
+        write(
+          `[${event.index}/${event.total}] ${event.status} in ${(event.durationMs / 1000).toFixed(1)} s${why}${eta}`,
+        );
+        break;
+      }
+      default:
+        break;
+    }
+  };
+}
+
+/** The worker module and the Node flags to fork it with: built dist in production, source in tests. */
+export function workerModuleFor(fromSource = import.meta.url.endsWith('.ts')): {
+  workerModule: string;
+  execArgv: string[];
+} {
+  const require = createRequire(import.meta.url);
+  const measureDir = dirname(require.resolve('@llem/measure/package.json'));
+  if (fromSource) {
+    const tsx = pathToFileURL(require.resolve('tsx')).href;
+    return {
+      workerModule: join(measureDir, 'src', 'worker.ts'),
+      execArgv: ['--import', tsx, '--conditions', '@llem/source'],
+    };
+  }
+  const built = join(measureDir, 'dist', 'worker.js');
+  if (!existsSync(built))
+    throw new UsageError(
+      `the llem worker is not built (${built} is missing); run pnpm build first`,
+    );
+  return { workerModule: built, execArgv: [] };
+}
+
+function readStudyFile(file: string, cwd: string): { plan: StudyPlan; baseDir: string } {
+  const path = resolve(cwd, file);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new UsageError(
+      code === 'ENOENT'
+        ? `study file ${file} does not exist`
+        : `cannot read study file ${file}: ${(error as Error).message}`,
+    );
+  }
+  return { plan: planStudy(parseStudyText(text, { file }), { file }), baseDir: dirname(path) };
+}
+
+/** A figure the study could not measure on this machine, and why. */
+export interface NotMeasurable {
+  figure: string;
+  reason: string;
+}
+
+export interface RunSummaryJson {
+  studyDir: string;
+  status: StudySummary['status'];
+  counts: StudySummary['counts'];
+  durationMs: number;
+  notMeasurable: NotMeasurable[];
+  runs: Array<{
+    key: string;
+    label: string;
+    cycle: number;
+    status: ManifestEntry['status'];
+    error: ManifestEntry['error'];
+    outputTokensPerS: number | null;
+    energyJ: number | null;
+    energyPerOutputTokenJ: number | null;
+    energyMethod: string | null;
+    warnings: string[];
+  }>;
+}
+
+/** Read the manifest and results back and say plainly what could not be measured. */
+export function summariseStudy(summary: StudySummary): RunSummaryJson {
+  const manifest = ManifestSchema.parse(
+    JSON.parse(readFileSync(join(summary.studyDir, MANIFEST_FILE), 'utf8')),
+  );
+  const results = new Map<string, RunResult>();
+  for (const entry of manifest.entries) {
+    if (entry.status !== 'completed' || !entry.resultFile) continue;
+    try {
+      results.set(
+        entry.key,
+        JSON.parse(readFileSync(resolve(summary.studyDir, entry.resultFile), 'utf8')) as RunResult,
+      );
+    } catch {
+      // A missing or unreadable result shows as unknown figures below.
+    }
+  }
+  const notMeasurable: NotMeasurable[] = [];
+  const seen = new Set<string>();
+  const add = (figure: string, reason: string) => {
+    if (seen.has(`${figure}\0${reason}`)) return;
+    seen.add(`${figure}\0${reason}`);
+    notMeasurable.push({ figure, reason });
+  };
+  for (const r of results.values()) {
+    if (r.energy.totalJ === null)
+      add('energy (J, J/token)', r.energy.unavailableReason ?? 'no energy source on this machine');
+    if (r.memory.gpuPeakUsedMiB === null)
+      add(
+        'peak GPU memory',
+        r.environment.gpus.length === 0
+          ? 'no GPU visible through NVML'
+          : 'NVML could not read memory',
+      );
+    if (r.latency.ttftMs === null) add('TTFT / ITL', 'the engine reported no per-token timing');
+    if (r.flops.method === 'none') add('FLOPs estimate', 'the model parameter count is unknown');
+  }
+  return {
+    studyDir: summary.studyDir,
+    status: summary.status,
+    counts: summary.counts,
+    durationMs: summary.durationMs,
+    notMeasurable,
+    runs: manifest.entries.map((e) => {
+      const r = results.get(e.key);
+      return {
+        key: e.key,
+        label: e.label,
+        cycle: e.cycle,
+        status: e.status,
+        error: e.error,
+        outputTokensPerS: r?.throughput.outputTokensPerS ?? null,
+        energyJ: r?.energy.totalJ ?? null,
+        energyPerOutputTokenJ: r?.energyPerOutputTokenJ ?? null,
+        energyMethod: r?.energy.method ?? null,
+        warnings: r?.warnings.map((w) => w.code) ?? [],
+      };
+    }),
+  };
+}
+
+const fmt = (v: number | null, digits: number) => (v === null ? '—' : v.toFixed(digits));
+
+function printSummary(ctx: CliContext, s: RunSummaryJson, cwd: string): void {
+  const out = (line = '') => ctx.stdout.write(`${line}\n`);
+  const c = s.counts;
+  out(
+    `Study ${s.status}: ${c.completed} completed, ${c.failed} failed, ${c.pending + c.running} not run, of ${c.total} (${(s.durationMs / 1000).toFixed(0)} s)`,
+  );
+  out(`Results: ${relative(cwd, s.studyDir) || '.'}`);
+  out();
+  const rows = s.runs.map((r) => [
+    r.label || r.key,
+    String(r.cycle),
+    r.status,
+    fmt(r.outputTokensPerS, 1),
+    fmt(r.energyJ, 2),
+    fmt(r.energyPerOutputTokenJ, 4),
+  ]);
+  const head = ['config', 'cycle', 'status', 'tok/s', 'energy J', 'J/token'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
+  out(line(head));
+  for (const r of rows) out(line(r));
+  const failed = s.runs.filter((r) => r.error);
+  if (failed.length > 0) {
+    out();
+    out('Failed runs:');
+    for (const r of failed)
+      out(
+        `  ${r.label || r.key} (cycle ${r.cycle}): ${r.error?.type}: ${r.error?.message.split('\n')[0]}`,
+      );
+  }
+  if (s.notMeasurable.length > 0) {
+    out();
+    out('Not measurable on this machine:');
+    for (const n of s.notMeasurable) out(`  ${n.figure}: ${n.reason}`);
+  }
+}
+
+function printPlan(ctx: CliContext, plan: StudyPlan, file: string): void {
+  const out = (line = '') => ctx.stdout.write(`${line}\n`);
+  const e = plan.execution;
+  out(`${file}: study ${plan.name} (design ${plan.designHash})`);
+  out(
+    `${plan.configs.length} configs × ${e.cycles} cycles = ${plan.runs.length} runs, order ${e.order}`,
+  );
+  for (const run of plan.runs) {
+    const config = plan.configs[run.configIndex];
+    out(
+      `  ${String(run.ordinal + 1).padStart(3)}. ${config?.label || run.configHash} [${run.configHash}] cycle ${run.cycle}`,
+    );
+  }
+  for (const skipped of plan.skipped) out(`  skipped: ${JSON.stringify(skipped)}`);
+}
+
+/**
+ * `llem run [FILE]`: run a study (the built-in quickstart without FILE), or resume one.
+ *
+ * @example
+ * llem run study.yaml --output results --json
+ * llem run --resume results/quickstart_20260101T000000Z
+ */
+export function runCommand(
+  ctx: CliContext,
+  options: RunCommandOptions = {},
+): CommandModule<GlobalArgs, RunArgs> {
+  return {
+    command: 'run [file]',
+    describe: 'Run a study (the built-in quickstart when no FILE is given), or resume one',
+    builder: (y) =>
+      y
+        .positional('file', { type: 'string', describe: 'Study file (YAML or JSON)' })
+        .option('output', {
+          alias: 'o',
+          type: 'string',
+          default: './results',
+          describe: 'Where study directories are created',
+        })
+        .option('resume', { type: 'string', describe: 'Continue the study in this directory' })
+        .option('force', {
+          type: 'boolean',
+          default: false,
+          describe: 'With --resume: accept a changed study file',
+        })
+        .option('json', {
+          type: 'boolean',
+          default: false,
+          describe: 'Print a final JSON summary (with studyDir) on stdout',
+        })
+        .option('dry-run', {
+          type: 'boolean',
+          default: false,
+          describe: 'Print the plan and exit',
+        }) as never,
+    handler: async (args) => {
+      const file = args.file;
+      if (args.force && !args.resume)
+        throw new UsageError('--force only applies with --resume STUDY_DIR');
+      let plan: StudyPlan | undefined;
+      let baseDir = ctx.cwd;
+      if (file) ({ plan, baseDir } = readStudyFile(file, ctx.cwd));
+      else if (!args.resume) plan = planStudy(quickstartStudy, { file: QUICKSTART_FILE });
+      if (args.dryRun) {
+        if (!plan) throw new UsageError('--dry-run needs a study file (or no --resume)');
+        printPlan(ctx, plan, file ?? QUICKSTART_FILE);
+        return;
+      }
+      let resumeDir: string | undefined;
+      if (args.resume) {
+        resumeDir = resolve(ctx.cwd, args.resume);
+        if (!existsSync(join(resumeDir, MANIFEST_FILE)))
+          throw new UsageError(
+            `--resume ${args.resume}: no ${MANIFEST_FILE} there; name a study directory made by llem run`,
+          );
+        if (!file) {
+          try {
+            baseDir = (
+              JSON.parse(readFileSync(join(resumeDir, CLI_STATE_FILE), 'utf8')) as {
+                baseDir: string;
+              }
+            ).baseDir;
+          } catch {
+            // Studies started by a library user have no CLI state: resolve against the cwd.
+          }
+        }
+      }
+
+      const { workerModule, execArgv } = workerModuleFor();
+      const common = {
+        workerModule,
+        execArgv,
+        env: ctx.env,
+        // The worker's working directory: relative dataset and command paths resolve against
+        // the study file's directory, as documented for the config.
+        cwd: baseDir,
+        logger: ctx.logger,
+        toolVersion: cliVersion,
+      };
+      const runner = resumeDir
+        ? new StudyRunner({
+            ...common,
+            resume: resumeDir,
+            force: args.force,
+            ...(plan ? { plan } : {}),
+          })
+        : new StudyRunner({
+            ...common,
+            plan: plan as StudyPlan,
+            outputDir: resolve(ctx.cwd, args.output),
+          });
+
+      const quiet = args.json || args.quiet;
+      const sink = quiet ? () => undefined : (options.progress ?? plainProgress)(ctx);
+      const eventNames: (keyof StudyEvents)[] = [
+        'study-started',
+        'gap-countdown',
+        'gap-finished',
+        'run-started',
+        'run-finished',
+        'study-finished',
+      ];
+      for (const type of eventNames)
+        runner.on(type, (event: StudyEvents[typeof type]) =>
+          sink({ type, ...event } as ProgressEvent),
+        );
+      runner.on('study-started', (event) => {
+        addFileTransport(ctx.logger, join(event.studyDir, 'llem.log'));
+        if (!event.resumed)
+          writeFileSync(
+            join(event.studyDir, CLI_STATE_FILE),
+            `${JSON.stringify({ baseDir }, null, 2)}\n`,
+          );
+      });
+
+      const stopSigint = handleSigint(runner, {
+        ...(options.signals ? { source: options.signals } : {}),
+        onInterrupt: (count) => {
+          if (quiet && count > 1) return;
+          ctx.stderr.write(
+            count === 1
+              ? '\nStopping after the current run ends cleanly… (Ctrl-C again to kill it now)\n'
+              : '\nKilling the current run now.\n',
+          );
+        },
+      });
+      let summary: StudySummary;
+      try {
+        summary = await runner.run();
+      } finally {
+        stopSigint();
+      }
+      const result = summariseStudy(summary);
+      if (args.json) ctx.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      else printSummary(ctx, result, ctx.cwd);
+      if (summary.status === 'interrupted') {
+        ctx.stderr.write(
+          `Interrupted. Resume with: llem run --resume ${relative(ctx.cwd, summary.studyDir) || '.'}\n`,
+        );
+        ctx.exitCode = ExitCode.interrupted;
+      } else if (summary.counts.failed > 0) {
+        ctx.exitCode = ExitCode.failure;
+      }
+    },
+  };
+}

@@ -1,0 +1,225 @@
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { RunResultSchema } from '@llem/domain';
+import { describe, expect, it } from 'vitest';
+import { main } from '../src/main';
+
+function buffer() {
+  let text = '';
+  const stream = new Writable({
+    write(chunk, _enc, done) {
+      text += String(chunk);
+      done();
+    },
+  });
+  return { stream, text: () => text };
+}
+
+// No GPU here whatever the machine: point NVML at a library that does not exist.
+const env = {
+  ...process.env,
+  LLEM_NVML_LIBRARY: '/nonexistent/libnvidia-ml.so.1',
+  LLEM_LOG_LEVEL: 'info',
+};
+async function llem(argv: string[], cwd: string) {
+  const stdout = buffer();
+  const stderr = buffer();
+  const code = await main(argv, { stdout: stdout.stream, stderr: stderr.stream, env, cwd });
+  return { code, stdout: stdout.text(), stderr: stderr.text() };
+}
+
+/** A program that loads for `loadMs`, marks a window of `workMs` and reports its tokens. */
+const PROGRAM = `import { readFileSync } from 'node:fs';
+const cfg = JSON.parse(readFileSync(process.env.LLEM_CONFIG_FILE, 'utf8'));
+const reqs = readFileSync(process.env.LLEM_REQUESTS_FILE, 'utf8').trim().split('\\n').map((l) => JSON.parse(l));
+const [loadMs, workMs] = process.argv.slice(2).map(Number);
+console.log('loading ' + cfg.model);
+await new Promise((r) => setTimeout(r, loadMs));
+console.log(JSON.stringify({ llem: 'start' }));
+await new Promise((r) => setTimeout(r, workMs));
+console.log(JSON.stringify({ llem: 'stop' }));
+console.log(JSON.stringify({ input_tokens: 10 * reqs.length, output_tokens: reqs.reduce((a, r) => a + r.max_output_tokens, 0), requests: reqs.length,
+  latencies: reqs.map((_, i) => ({ start_ms: i, ttft_ms: 20, itl_ms: [4, 6], e2e_ms: 40 })) }));
+`;
+
+function studyDirWith(program: string, study: (prog: string) => string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'llem-run-cli-'));
+  writeFileSync(join(dir, 'prog.mjs'), program);
+  writeFileSync(join(dir, 'study.yaml'), study('prog.mjs'));
+  return dir;
+}
+const commandStudy =
+  (loadMs: number, workMs: number, cycles: number, name = 'cmd') =>
+  (prog: string) =>
+    `name: ${name}
+model: my-model
+engine: command
+command: { argv: [${JSON.stringify(process.execPath)}, ${prog}, "${loadMs}", "${workMs}"] }
+dataset: { synthetic: { n: 4, input_len: 8, output_len: 16, seed: 1 } }
+max_output_tokens: 16
+warmup: { n: 0 }
+energy: { backend: auto, sample_interval_ms: 50 }
+execution: { cycles: ${cycles}, order: sequential, experiment_gap_s: 0, cycle_gap_s: 0 }
+`;
+
+describe('llem run with a command study', () => {
+  it('measures the marked window, writes results and timeseries, and says what was not measurable', async () => {
+    const cwd = studyDirWith(PROGRAM, commandStudy(400, 600, 2));
+    const { code, stdout, stderr } = await llem(
+      ['run', 'study.yaml', '--json', '--output', 'out'],
+      cwd,
+    );
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const summary = JSON.parse(stdout);
+    expect(summary.status).toBe('completed');
+    expect(summary.counts).toMatchObject({ total: 2, completed: 2, failed: 0 });
+    expect(summary.studyDir.startsWith(join(cwd, 'out', 'cmd_'))).toBe(true);
+    expect(summary.notMeasurable).toEqual(
+      expect.arrayContaining([
+        {
+          figure: 'energy (J, J/token)',
+          reason: expect.stringMatching(/NVML is not available .*nonexistent/),
+        },
+        { figure: 'peak GPU memory', reason: 'no GPU visible through NVML' },
+      ]),
+    );
+    const runsDir = join(summary.studyDir, 'runs');
+    for (const run of summary.runs) {
+      const result = RunResultSchema.parse(
+        JSON.parse(readFileSync(join(runsDir, `${run.key}.json`), 'utf8')),
+      );
+      // The window is the marked 600 ms, not the 400 ms load before it.
+      expect(result.window.durationS).toBeGreaterThan(0.55);
+      expect(result.window.durationS).toBeLessThan(0.95);
+      expect(result.tokens).toEqual({ input: 40, output: 64, source: 'program-report' });
+      expect(result.throughput.outputTokensPerS).toBeCloseTo(64 / result.window.durationS, 6);
+      expect(result.latency.ttftMs?.p50).toBe(20);
+      expect(result.latency.itlMs).toMatchObject({ mean: 5, p50: 5 });
+      expect(result.energy).toMatchObject({
+        totalJ: null,
+        method: expect.stringMatching(/none|rapl/),
+      });
+      expect(result.energyPerOutputTokenJ === null || result.energy.method === 'rapl').toBe(true);
+      expect(result.residualCheck?.status).toBe('skipped');
+      expect(readFileSync(join(runsDir, `${run.key}.timeseries.csv`), 'utf8')).toMatch(
+        /^window,t_ms,device,power_w/,
+      );
+    }
+    expect(existsSync(join(summary.studyDir, 'llem.log'))).toBe(true);
+  });
+
+  it('prints a human summary on stdout and progress on stderr without --json', async () => {
+    const cwd = studyDirWith(PROGRAM, commandStudy(0, 200, 1, 'human'));
+    const { code, stdout, stderr } = await llem(['run', 'study.yaml', '--output', 'out'], cwd);
+    expect(code).toBe(0);
+    expect(stderr).toMatch(/Running human: 1 of 1 runs to do/);
+    expect(stderr).toMatch(/\[1\/1\] completed in/);
+    expect(stdout).toMatch(/Study completed: 1 completed, 0 failed/);
+    expect(stdout).toMatch(/config\s+cycle\s+status\s+tok\/s\s+energy J\s+J\/token/);
+    expect(stdout).toMatch(/Not measurable on this machine:\n {2}energy \(J, J\/token\): /);
+  });
+
+  it('a failing program fails its run (with the stderr tail), not the study; exit 1', async () => {
+    const cwd = studyDirWith(
+      `console.error('CUDA error: out of memory'); process.exit(4);`,
+      commandStudy(0, 0, 1, 'boom'),
+    );
+    const { code, stdout } = await llem(['run', 'study.yaml', '--json', '--output', 'out'], cwd);
+    expect(code).toBe(1);
+    const summary = JSON.parse(stdout);
+    expect(summary.status).toBe('completed');
+    expect(summary.runs[0]).toMatchObject({
+      status: 'failed',
+      error: {
+        type: 'EngineError',
+        message: expect.stringMatching(/exited with code 4[\s\S]*CUDA error: out of memory/),
+      },
+    });
+  });
+
+  it('first Ctrl-C stops after the current run, says how to resume, exits 130; --resume finishes without re-running', async () => {
+    const cwd = studyDirWith(PROGRAM, commandStudy(0, 800, 3, 'sigint'));
+    const interrupting = llem(['run', 'study.yaml', '--output', 'out'], cwd);
+    // Ctrl-C once the first run is under way.
+    const out = join(cwd, 'out');
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const dirs = existsSync(out) ? readdirSync(out) : [];
+      const manifest = dirs[0] ? join(out, dirs[0], 'manifest.json') : null;
+      if (manifest && existsSync(manifest) && readFileSync(manifest, 'utf8').includes('"running"'))
+        break;
+      if (Date.now() > deadline) throw new Error('the study never started');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    process.emit('SIGINT');
+    const first = await interrupting;
+    expect(first.code).toBe(130);
+    expect(first.stderr).toMatch(/Stopping after the current run ends cleanly/);
+    const resumeHint = /Resume with: llem run --resume (\S+)/.exec(first.stderr);
+    expect(resumeHint).not.toBeNull();
+    const studyDir = join(cwd, resumeHint?.[1] ?? '');
+    const manifest = JSON.parse(readFileSync(join(studyDir, 'manifest.json'), 'utf8'));
+    expect(manifest.status).toBe('interrupted');
+    const doneBefore = manifest.entries.filter((e: { status: string }) => e.status === 'completed');
+    const mtimes = doneBefore.map((e: { resultFile: string }) =>
+      readFileSync(join(studyDir, e.resultFile), 'utf8'),
+    );
+
+    const resumed = await llem(['run', '--resume', resumeHint?.[1] ?? '', '--json'], cwd);
+    expect(resumed.code).toBe(0);
+    const summary = JSON.parse(resumed.stdout);
+    expect(summary).toMatchObject({
+      status: 'completed',
+      studyDir,
+      counts: { total: 3, completed: 3 },
+    });
+    // What was completed before the Ctrl-C was not measured again.
+    doneBefore.forEach((e: { resultFile: string }, i: number) => {
+      expect(readFileSync(join(studyDir, e.resultFile), 'utf8')).toBe(mtimes[i]);
+    });
+  });
+
+  it('refuses to resume with a changed study unless --force', async () => {
+    const cwd = studyDirWith(PROGRAM, commandStudy(0, 100, 1, 'changed'));
+    const first = await llem(['run', 'study.yaml', '--json', '--output', 'out'], cwd);
+    const { studyDir } = JSON.parse(first.stdout);
+    writeFileSync(
+      join(cwd, 'study.yaml'),
+      commandStudy(0, 100, 1, 'changed')('prog.mjs').replace('n: 4', 'n: 5'),
+    );
+    const refused = await llem(['run', 'study.yaml', '--resume', studyDir], cwd);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/llem: .*design/i);
+    expect(refused.stderr).not.toMatch(/\n\s+at /);
+    const forced = await llem(
+      ['run', 'study.yaml', '--resume', studyDir, '--force', '--json'],
+      cwd,
+    );
+    expect(forced.code).toBe(0);
+  });
+
+  it('user mistakes exit 2 with a clear message and no stack', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'llem-run-cli-'));
+    const missing = await llem(['run', 'nope.yaml'], cwd);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/study file nope.yaml does not exist/);
+    const force = await llem(['run', '--force'], cwd);
+    expect(force.code).toBe(2);
+    expect(force.stderr).toMatch(/--force only applies with --resume/);
+    const noStudy = await llem(['run', '--resume', cwd], cwd);
+    expect(noStudy.code).toBe(2);
+    expect(noStudy.stderr).toMatch(/no manifest.json there/);
+  });
+
+  it('--dry-run prints the quickstart plan without running anything', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'llem-run-cli-'));
+    const { code, stdout } = await llem(['run', '--dry-run'], cwd);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/builtin:quickstart: study quickstart/);
+    expect(stdout).toMatch(/4 configs × 2 cycles = 8 runs, order interleaved/);
+    expect(existsSync(join(cwd, 'results'))).toBe(false);
+  });
+});
