@@ -9,17 +9,19 @@ const MAX_NAME_LENGTH = 64;
 
 /**
  * Make a study name safe to use as one path segment: anything other than ASCII letters, digits,
- * `-`, `_` and `.` becomes `_`, runs of `_` collapse, leading dots and separators go, and the
+ * `-`, `_` and `.` becomes `_` (accents are dropped first: é → e), runs of `_` collapse, leading dots and separators go, and the
  * result is capped at 64 characters. Names like `../../etc` or `a/b` can therefore never leave
  * the output directory; an empty result becomes `study`.
  *
  * @example
  * sanitiseStudyName('../../etc');   // 'etc'
- * sanitiseStudyName('batch vs ñ');  // 'batch_vs'
+ * sanitiseStudyName('batch vs ñ');  // 'batch_vs_n'
  */
 export function sanitiseStudyName(name: string): string {
   const cleaned = name
+    // Accented letters keep their base letter (é → e); other scripts become `_`.
     .normalize('NFKD')
+    .replace(/\p{M}+/gu, '')
     .replace(/[^A-Za-z0-9._-]+/g, '_')
     .replace(/_+/g, '_')
     .replace(/^[._-]+|[._-]+$/g, '')
