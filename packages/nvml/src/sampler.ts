@@ -153,11 +153,20 @@ export class PowerSampler {
   private readonly tick = (): void => {
     if (!this.running) return;
     this.timer = undefined;
-    this.record();
+    try {
+      this.record();
+    } finally {
+      // Keep the schedule even if onSample threw; the error still surfaces to the caller.
+      this.schedule();
+    }
+  };
+
+  private schedule(): void {
+    if (!this.running) return;
     const now = this.clock();
     // Next slot strictly in the future, counted from the start so error never accumulates.
     this.slot = Math.max(this.slot + 1, Math.floor((now - this.startedAt) / this.intervalMs) + 1);
     const due = this.startedAt + this.slot * this.intervalMs;
     this.timer = this.timers.setTimeout(this.tick, Math.max(0, due - now));
-  };
+  }
 }

@@ -152,6 +152,15 @@ describe('device readings decode the structs exactly', () => {
     expect(openNvml().device(0).computeProcesses()).toEqual(processes);
   });
 
+  it('reports memory NVML cannot attribute to a process as null', () => {
+    const processes = [
+      { pid: 1, usedBytes: null },
+      { pid: 2, usedBytes: 5 * MiB },
+    ];
+    useScenario({ devices: [h100Profile({ processes })] });
+    expect(openNvml().device(0).computeProcesses()).toEqual(processes);
+  });
+
   it('reports an empty process list as []', () => {
     useScenario({ devices: [h100Profile()] });
     expect(openNvml().device(0).computeProcesses()).toEqual([]);

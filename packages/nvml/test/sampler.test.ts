@@ -161,6 +161,24 @@ describe('PowerSampler with an injected clock', () => {
     expect(sampler.stop()).toHaveLength(2);
   });
 
+  it('keeps its schedule when onSample throws', () => {
+    const time = manualTime();
+    let calls = 0;
+    const sampler = new PowerSampler({
+      source: scriptedSource(),
+      intervalMs: 10,
+      onSample: () => {
+        calls++;
+        if (calls === 2) throw new Error('consumer bug');
+      },
+      ...time,
+    });
+    sampler.start();
+    expect(() => time.advance(1010)).toThrow('consumer bug');
+    time.advance(1030);
+    expect(sampler.stop().map((s) => s.t)).toEqual([1000, 1010, 1020, 1030, 1030]);
+  });
+
   it.each([0, -5, Number.NaN, 0.5])('rejects intervalMs %s with an exact message', (intervalMs) => {
     expect(() => new PowerSampler({ source: scriptedSource(), intervalMs })).toThrow(
       `PowerSampler: intervalMs must be a number ≥ 1, got ${intervalMs}`,

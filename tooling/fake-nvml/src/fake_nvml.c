@@ -33,7 +33,7 @@
  *   device.<i>.mem_clock_mhz=2619
  *   device.<i>.clock_event_reasons=1       bitmask
  *   device.<i>.energy_mj=123456            counter start; absent: not supported (pre-Volta)
- *   device.<i>.process=4242:524288000      pid:usedBytes, one line per process
+ *   device.<i>.process=4242:524288000      pid:usedBytes (or pid:na), one line per process
  *
  * The energy counter advances with real (monotonic) time at the instant power (else the average
  * power) from the moment the scenario was read.
@@ -307,7 +307,8 @@ static void set_device_key(fake_device_t *d, const char *key, const char *v) {
   else if (strcmp(key, "process") == 0 && d->nprocs < MAX_PROCS) {
     const char *colon = strchr(v, ':');
     d->proc_pid[d->nprocs] = (unsigned int)ull(v);
-    d->proc_mem[d->nprocs] = colon ? ull(colon + 1) : 0ULL;
+    /* "na": NVML_VALUE_NOT_AVAILABLE, as drivers report for processes in other containers. */
+    d->proc_mem[d->nprocs] = colon == NULL ? 0ULL : strcmp(colon + 1, "na") == 0 ? ~0ULL : ull(colon + 1);
     d->nprocs++;
   }
 }

@@ -59,7 +59,8 @@ export interface FakeDevice {
   memClockMHz: number;
   clockEventReasons?: number;
   energyMj?: number;
-  processes?: ReadonlyArray<{ pid: number; usedBytes: number }>;
+  /** `usedBytes: null` is NVML_VALUE_NOT_AVAILABLE. */
+  processes?: ReadonlyArray<{ pid: number; usedBytes: number | null }>;
   /** NVML function name → error it returns on this device only. */
   errors?: Readonly<Record<string, FakeNvmlErrorName>>;
 }
@@ -186,7 +187,8 @@ export function scenarioText(scenario: FakeScenario): string {
     put(`${p}mem_clock_mhz`, d.memClockMHz);
     put(`${p}clock_event_reasons`, d.clockEventReasons);
     put(`${p}energy_mj`, d.energyMj);
-    for (const proc of d.processes ?? []) put(`${p}process`, `${proc.pid}:${proc.usedBytes}`);
+    for (const proc of d.processes ?? [])
+      put(`${p}process`, `${proc.pid}:${proc.usedBytes ?? 'na'}`);
     for (const [fn, code] of Object.entries(d.errors ?? {})) put(`${p}error.${fn}`, code);
   });
   return `${lines.join('\n')}\n`;
