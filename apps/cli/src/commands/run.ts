@@ -40,7 +40,10 @@ export type ProgressEvent = {
   [K in keyof StudyEvents]: { type: K } & StudyEvents[K];
 }[keyof StudyEvents];
 
-/** Receives every progress event of a study, in order. */
+/**
+ * Receives every progress event of a study, in order. A sink with a `stop()` method (a TTY bar
+ * holding a timer) is stopped when the study ends.
+ */
 export type ProgressSink = (event: ProgressEvent) => void;
 
 /** Where the CLI keeps what it needs to resume (the directory relative paths resolve against). */
@@ -410,6 +413,8 @@ export function runCommand(
         summary = await runner.run();
       } finally {
         stopSigint();
+        // A display that holds a timer or the cursor (a TTY bar) says so with `stop`.
+        (sink as ProgressSink & { stop?: () => void }).stop?.();
       }
       const result = summariseStudy(summary);
       if (args.json) ctx.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
