@@ -73,6 +73,11 @@ const NVML_MEMORY_V2_VERSION = (LAYOUT.memoryV2.size | (2 << 24)) >>> 0;
  *
  * Readings reuse preallocated buffers, so a call costs one FFI round trip and no garbage
  * beyond the returned value.
+ *
+ * @example
+ * const gpu = nvml.device(0);
+ * const watts = gpu.instantPowerW();
+ * if (watts === null) console.warn(`power unreadable: ${gpu.lastError?.code}`);
  */
 export class NvmlDevice {
   /** The error behind the most recent `null` reading (cleared by the next successful one). */
