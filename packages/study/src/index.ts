@@ -10,7 +10,8 @@ export type {
 } from './events';
 export type { Interruptible, SignalSource } from './interrupt';
 export { handleSigint } from './interrupt';
-export { type LoadedStudy, type LoadStudyOptions, loadStudyFile } from './load';
+export type { LoadedStudy, LoadStudyOptions } from './load';
+export { loadStudyFile } from './load';
 export { MANIFEST_FILE, ManifestStore } from './manifest-store';
 export type { RunnerPlan, StoredStudy } from './plan';
 export { STUDY_FILE } from './plan';

@@ -22,7 +22,10 @@ const entries = [0, 1, 2].map((cycle) => ({
 
 function create() {
   let t = Date.parse('2026-01-02T03:04:05.000Z');
-  const now = () => new Date((t += 1000));
+  const now = () => {
+    t += 1000;
+    return new Date(t);
+  };
   return ManifestStore.create(
     tmp.dir,
     { studyName: 's', designHash: 'fedcba9876543210', toolVersion: '1.2.3', entries },

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ManifestSchema } from '@llem/domain';
+import { ManifestSchema, planStudy, quickstartStudy, type StudyPlan } from '@llem/domain';
 import { CleanupRegistry } from '@llem/resilience';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { StudyEvents } from '../src/events';
@@ -278,5 +278,31 @@ describe('StudyRunner with a fake clock', () => {
     );
     expect(leftovers).toEqual([]);
     expect(existsSync(join(summary.studyDir, '.runner.lock'))).toBe(false);
+  });
+
+  it("runs a plan from @llem/domain's planStudy as it is (the quickstart: 4 configs × 2 cycles)", async () => {
+    const fake = fakeClock();
+    const plan: StudyPlan = planStudy(quickstartStudy, { file: 'builtin:quickstart' });
+    const runner = new StudyRunner({
+      plan,
+      outputDir: tmp.dir,
+      workerModule: plainWorker,
+      clock: fake.clock,
+      sleep: fake.sleep,
+      residualCheck: okResidual,
+    });
+    const summary = await runner.run();
+    expect(summary.counts).toMatchObject({ total: 8, completed: 8 });
+    const manifest = ManifestSchema.parse(readManifest(summary.studyDir));
+    expect(manifest.entries.map((e) => e.key)).toEqual(plan.runs.map((r) => r.key));
+    expect(manifest.entries.map((e) => e.label)).toEqual(
+      plan.runs.map((r) => plan.configs[r.configIndex]?.label),
+    );
+    // experiment gap 1 s before runs 2..8, plus a 1 s cycle gap when cycle 1 starts.
+    expect(fake.sleeps.reduce((a, b) => a + b, 0)).toBe(7000 + 1000);
+    const first = readJson<{ task: { config: unknown; configHash: string } }>(
+      join(summary.studyDir, manifest.entries[0]!.resultFile!),
+    );
+    expect(first.task.config).toEqual(plan.configs[plan.runs[0]!.configIndex]?.config);
   });
 });
