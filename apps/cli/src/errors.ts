@@ -26,6 +26,7 @@ const RUNTIME_ERROR_NAMES: ReadonlySet<string> = new Set([
   'EngineError',
   'ModelError',
   'MeasurementError',
+  'ReportError',
   'RetryableError',
 ]);
 

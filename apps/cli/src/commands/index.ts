@@ -14,4 +14,11 @@ import { runCommand } from './run';
 // biome-ignore lint/suspicious/noExplicitAny: yargs command modules vary in their argument types
 export type CommandFactory = (ctx: CliContext) => CommandModule<GlobalArgs, any>;
 
-export const commandFactories: CommandFactory[] = [configCommand, gpuCommand, runCommand, reportCommand, resultsCommand, doctorCommand];
+export const commandFactories: CommandFactory[] = [
+  configCommand,
+  gpuCommand,
+  runCommand,
+  reportCommand,
+  resultsCommand,
+  doctorCommand,
+];

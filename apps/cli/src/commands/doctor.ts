@@ -1,0 +1,325 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_POWERCAP_ROOT, probeRapl } from '@llem/measure';
+import { Nvml } from '@llem/nvml';
+import type { CommandModule } from 'yargs';
+import type { CliContext, GlobalArgs } from '../context';
+import { ExitCode } from '../errors';
+
+interface DoctorArgs extends GlobalArgs {
+  output: string;
+  json: boolean;
+  library?: string;
+  thresholdMb: number;
+  powercapRoot: string;
+}
+
+/** One preflight check. `blocking` failures make `llem doctor` exit 1. */
+export interface DoctorCheck {
+  name: string;
+  ok: boolean;
+  /** What was found. */
+  detail: string;
+  /** What to do about a failure; `null` when ok. */
+  hint: string | null;
+  /** True when llem cannot do its job at all without this (exit 1). */
+  blocking: boolean;
+}
+
+const MIN_NODE: [number, number] = [20, 19];
+
+function nodeCheck(version: string): DoctorCheck {
+  const [major = 0, minor = 0] = version.replace(/^v/, '').split('.').map(Number);
+  const ok = major > MIN_NODE[0] || (major === MIN_NODE[0] && minor >= MIN_NODE[1]);
+  return {
+    name: 'Node.js version',
+    ok,
+    detail: `Node ${version}`,
+    hint: ok ? null : `llem needs Node.js ≥ ${MIN_NODE.join('.')}; install a current LTS`,
+    blocking: !ok,
+  };
+}
+
+/** NVML, devices, persistence mode and residual memory: none blocks (CPU studies need no GPU). */
+function gpuChecks(options: {
+  library?: string;
+  env: NodeJS.ProcessEnv;
+  thresholdMb: number;
+}): DoctorCheck[] {
+  let nvml: Nvml;
+  try {
+    nvml = Nvml.open({ library: options.library, env: options.env });
+  } catch (error) {
+    // The loader's message lists every path it tried on later lines; the first line is the news.
+    const why = (
+      error instanceof Error ? (error.message.split('\n')[0] ?? '') : String(error)
+    ).replace(/[\s.]*Tried:?$/, '');
+    return [
+      {
+        name: 'NVML loadable',
+        ok: false,
+        detail: why ?? 'NVML could not be loaded',
+        hint: 'No NVIDIA driver found: GPU energy, memory and power traces are unavailable. Not a problem for CPU studies. On a GPU machine install the driver, or point LLEM_NVML_LIBRARY at libnvidia-ml.so.1',
+        blocking: false,
+      },
+    ];
+  }
+  try {
+    const checks: DoctorCheck[] = [
+      {
+        name: 'NVML loadable',
+        ok: true,
+        detail: `driver ${nvml.driverVersion() ?? 'unknown'}, CUDA ${nvml.cudaDriverVersion() ?? 'unknown'}`,
+        hint: null,
+        blocking: false,
+      },
+    ];
+    const devices = nvml.devices();
+    checks.push({
+      name: 'GPU devices',
+      ok: devices.length > 0,
+      detail: devices.length
+        ? devices.map((d) => `#${d.index} ${d.name() ?? 'unknown'}`).join('; ')
+        : 'NVML sees no device',
+      hint: devices.length
+        ? null
+        : 'Check nvidia-smi; in a container, pass the GPU through (--gpus all)',
+      blocking: false,
+    });
+    if (devices.length) {
+      const off = devices.filter((d) => d.persistenceMode() === false);
+      const unknown = devices.filter((d) => d.persistenceMode() === null);
+      checks.push({
+        name: 'Persistence mode',
+        ok: off.length === 0,
+        detail:
+          off.length === 0
+            ? unknown.length
+              ? `unknown on ${unknown.map((d) => `#${d.index}`).join(', ')} (not supported)`
+              : 'on for every device'
+            : `off on ${off.map((d) => `#${d.index}`).join(', ')}`,
+        hint: off.length
+          ? 'Turn it on so each run does not pay driver start-up (and its energy): sudo nvidia-smi -pm 1'
+          : null,
+        blocking: false,
+      });
+      const busy = devices
+        .map((d) => ({ index: d.index, used: d.memoryInfo()?.usedMiB ?? null }))
+        .filter((d) => d.used !== null && d.used > options.thresholdMb);
+      checks.push({
+        name: 'Residual GPU memory',
+        ok: busy.length === 0,
+        detail: busy.length
+          ? busy.map((d) => `#${d.index}: ${Math.round(d.used!)} MiB in use`).join('; ') +
+            ` (threshold ${options.thresholdMb} MiB)`
+          : `under ${options.thresholdMb} MiB on every device`,
+        hint: busy.length
+          ? 'Another process holds GPU memory and will skew energy and memory figures: see nvidia-smi and stop it'
+          : null,
+        blocking: false,
+      });
+    }
+    return checks;
+  } finally {
+    nvml.close();
+  }
+}
+
+/** The prebuilt llama.cpp binary packages that node-llama-cpp would load on this platform. */
+export function llamaBinaryPackages(
+  platform: NodeJS.Platform = process.platform,
+  arch: string = process.arch,
+): { cpu: string; cuda: string[] } {
+  const os = platform === 'darwin' ? 'mac' : platform === 'win32' ? 'win' : platform;
+  const cpu = os === 'mac' && arch === 'arm64' ? 'mac-arm64-metal' : `${os}-${arch}`;
+  return {
+    cpu: `@node-llama-cpp/${cpu}`,
+    cuda: [`@node-llama-cpp/${os}-${arch}-cuda`, `@node-llama-cpp/${os}-${arch}-cuda-ext`],
+  };
+}
+
+/**
+ * Where a package is installed as seen from `fromDir`, by Node's node_modules lookup. Reads the
+ * directory, not `exports` (node-llama-cpp does not export its package.json).
+ */
+function packageDir(name: string, fromDir: string): string | null {
+  const paths = createRequire(join(fromDir, 'noop.js')).resolve.paths(name) ?? [];
+  for (const p of paths) {
+    const dir = join(p, name);
+    if (existsSync(join(dir, 'package.json'))) return dir;
+  }
+  return null;
+}
+
+/** Find the binary packages the way node-llama-cpp does: from its own directory. */
+function llamaChecks(hasGpu: boolean): DoctorCheck[] {
+  const engines = packageDir('@llem/engines', dirname(fileURLToPath(import.meta.url)));
+  const llamaDir = engines ? packageDir('node-llama-cpp', realpathSync(engines)) : null;
+  if (!llamaDir) {
+    return [
+      {
+        name: 'llama.cpp binaries (CPU)',
+        ok: false,
+        detail: 'node-llama-cpp is not installed',
+        hint: 'Run pnpm install in the llem checkout (the embedded engine comes from npm, prebuilt)',
+        blocking: true,
+      },
+    ];
+  }
+  const from = realpathSync(llamaDir);
+  const has = (name: string) => packageDir(name, from) !== null;
+  const pkgs = llamaBinaryPackages();
+  const cpuOk = has(pkgs.cpu);
+  const cuda = pkgs.cuda.filter(has);
+  return [
+    {
+      name: 'llama.cpp binaries (CPU)',
+      ok: cpuOk,
+      detail: cpuOk ? `${pkgs.cpu} installed` : `${pkgs.cpu} not installed`,
+      hint: cpuOk
+        ? null
+        : `The embedded engine (and the quickstart) needs the prebuilt binary: pnpm install (optional dependencies must not be skipped); llem never builds llama.cpp from source`,
+      blocking: !cpuOk,
+    },
+    {
+      name: 'llama.cpp binaries (CUDA)',
+      ok: cuda.length > 0,
+      detail: cuda.length ? `${cuda.join(', ')} installed` : 'no CUDA build installed',
+      hint: cuda.length
+        ? null
+        : hasGpu
+          ? `GPU offload needs ${pkgs.cuda[0]}: reinstall with optional dependencies`
+          : 'Only needed with an NVIDIA GPU; CPU studies use the CPU build',
+      blocking: false,
+    },
+  ];
+}
+
+function raplCheck(root: string): DoctorCheck {
+  const probe = probeRapl(root);
+  return probe.available
+    ? {
+        name: 'RAPL (CPU energy)',
+        ok: true,
+        detail: `${probe.channels.length} CPU package domain${probe.channels.length === 1 ? '' : 's'} readable`,
+        hint: null,
+        blocking: false,
+      }
+    : {
+        name: 'RAPL (CPU energy)',
+        ok: false,
+        detail: probe.reason,
+        hint: 'CPU energy will be reported as not measured. On Linux: sudo chmod a+r /sys/class/powercap/intel-rapl:*/energy_uj (reset at reboot)',
+        blocking: false,
+      };
+}
+
+function outputCheck(dir: string): DoctorCheck {
+  const probe = resolve(dir, `.llem-doctor-${randomUUID()}`);
+  try {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(probe, 'ok');
+    rmSync(probe);
+    return {
+      name: 'Output directory writable',
+      ok: true,
+      detail: dir,
+      hint: null,
+      blocking: false,
+    };
+  } catch (error) {
+    return {
+      name: 'Output directory writable',
+      ok: false,
+      detail: `${dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      hint: 'Choose a writable directory with --output (llem run writes its study directories there)',
+      blocking: true,
+    };
+  }
+}
+
+/**
+ * Run every preflight check. Nothing here throws: a check that cannot run is a failed check.
+ *
+ * @example
+ * const checks = runDoctorChecks({ env: process.env, outputDir: './results' });
+ */
+export function runDoctorChecks(options: {
+  env: NodeJS.ProcessEnv;
+  outputDir: string;
+  library?: string;
+  thresholdMb?: number;
+  powercapRoot?: string;
+  nodeVersion?: string;
+}): DoctorCheck[] {
+  const gpu = gpuChecks({
+    env: options.env,
+    thresholdMb: options.thresholdMb ?? 100,
+    ...(options.library ? { library: options.library } : {}),
+  });
+  const hasGpu = gpu.some((c) => c.name === 'GPU devices' && c.ok);
+  return [
+    nodeCheck(options.nodeVersion ?? process.version),
+    ...gpu,
+    ...llamaChecks(hasGpu),
+    raplCheck(options.powercapRoot ?? DEFAULT_POWERCAP_ROOT),
+    outputCheck(options.outputDir),
+  ];
+}
+
+/** `llem doctor`: ✓/✗ per check with a hint per failure; exit 1 only when something blocks. */
+export function doctorCommand(ctx: CliContext): CommandModule<GlobalArgs, DoctorArgs> {
+  return {
+    command: 'doctor',
+    describe:
+      'Check this machine for llem: Node, NVML and GPUs, llama.cpp binaries, RAPL, output dir',
+    builder: (y) =>
+      y
+        .option('output', {
+          alias: 'o',
+          type: 'string',
+          default: './results',
+          describe: 'Output directory to check for writing',
+        })
+        .option('json', { type: 'boolean', default: false, describe: 'Print the checks as JSON' })
+        .option('library', { type: 'string', describe: 'Path of libnvidia-ml to load' })
+        .option('threshold-mb', {
+          type: 'number',
+          default: 100,
+          describe: 'Residual GPU memory above this is reported',
+        })
+        .option('powercap-root', {
+          type: 'string',
+          default: DEFAULT_POWERCAP_ROOT,
+          hidden: true,
+        }) as never,
+    handler: (args) => {
+      const checks = runDoctorChecks({
+        env: ctx.env,
+        outputDir: resolve(ctx.cwd, args.output),
+        thresholdMb: args.thresholdMb,
+        powercapRoot: args.powercapRoot,
+        ...(args.library ? { library: args.library } : {}),
+      });
+      const blocking = checks.filter((c) => !c.ok && c.blocking);
+      if (args.json) {
+        ctx.stdout.write(`${JSON.stringify({ ok: blocking.length === 0, checks }, null, 2)}\n`);
+      } else {
+        for (const c of checks) {
+          ctx.stdout.write(`${c.ok ? '✓' : '✗'} ${c.name}: ${c.detail}\n`);
+          if (!c.ok && c.hint) ctx.stdout.write(`    → ${c.hint}\n`);
+        }
+        const noGpu = checks.some((c) => c.name === 'NVML loadable' && !c.ok);
+        ctx.stdout.write(
+          blocking.length
+            ? `\n${blocking.length} blocking problem${blocking.length === 1 ? '' : 's'}: fix ${blocking.map((c) => c.name).join(', ')} first.\n`
+            : `\nReady${noGpu ? ' for CPU studies (no GPU: GPU energy and memory will be reported as not measured)' : ''}.\n`,
+        );
+      }
+      if (blocking.length) ctx.exitCode = ExitCode.failure;
+    },
+  };
+}

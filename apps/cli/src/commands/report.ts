@@ -1,0 +1,124 @@
+import { resolve } from 'node:path';
+import { type ParetoAxis, parseParetoAxis, ReportError, writeStudyReport } from '@llem/report';
+import type { Logger } from '@llem/resilience';
+import type { CommandModule } from 'yargs';
+import type { CliContext, GlobalArgs } from '../context';
+import { UsageError } from '../errors';
+
+interface ReportArgs extends GlobalArgs {
+  studyDir: string;
+  paretoX?: string;
+  paretoY?: string;
+  seed?: number;
+  json: boolean;
+}
+
+/** ReportErrors a user caused (a wrong path or flag) become UsageErrors: exit 2, no stack. */
+export function asUsageError(error: unknown): never {
+  if (
+    error instanceof ReportError &&
+    (error.code === 'STUDY_NOT_FOUND' ||
+      error.code === 'CONFIG_NOT_FOUND' ||
+      error.code === 'INVALID_OPTION' ||
+      error.code === 'NOTHING_TO_COMPARE')
+  ) {
+    throw new UsageError(error.message, { cause: error });
+  }
+  throw error;
+}
+
+/**
+ * The CLI's logger with the library's info lines ("report: <path>") demoted to debug: the
+ * command prints the paths on stdout itself, and stderr should not repeat them.
+ */
+export function quietInfo(ctx: CliContext): Logger {
+  return {
+    error: (m, ...meta) => ctx.logger.error(m, ...meta),
+    warn: (m, ...meta) => ctx.logger.warn(m, ...meta),
+    info: (m, ...meta) => ctx.logger.debug(m, ...meta),
+    debug: (m, ...meta) => ctx.logger.debug(m, ...meta),
+  };
+}
+
+/** Parse `--pareto-x/--pareto-y`, both or neither. */
+export function paretoAxesFrom(
+  x?: string,
+  y?: string,
+): readonly [ParetoAxis, ParetoAxis] | undefined {
+  if (x === undefined && y === undefined) return undefined;
+  if (x === undefined || y === undefined) {
+    throw new UsageError(
+      '--pareto-x and --pareto-y go together (e.g. --pareto-x ttftP95Ms --pareto-y outputTokensPerS:max)',
+    );
+  }
+  try {
+    return [parseParetoAxis(x), parseParetoAxis(y)];
+  } catch (error) {
+    return asUsageError(error);
+  }
+}
+
+/**
+ * `llem report STUDY_DIR`: (re)build summary.csv, summary_by_config.csv, pareto.csv and
+ * report.html from what is on disk.
+ */
+export function reportCommand(ctx: CliContext): CommandModule<GlobalArgs, ReportArgs> {
+  return {
+    command: 'report <study-dir>',
+    describe: 'Rebuild a study’s summary CSVs and self-contained report.html',
+    builder: (y) =>
+      y
+        .positional('study-dir', {
+          type: 'string',
+          demandOption: true,
+          describe: 'A study directory made by llem run',
+        })
+        .option('pareto-x', {
+          type: 'string',
+          describe: 'Pareto x axis: METRIC[:min|max] (default energyPerOutputTokenJ)',
+        })
+        .option('pareto-y', {
+          type: 'string',
+          describe: 'Pareto y axis: METRIC[:min|max] (default outputTokensPerS)',
+        })
+        .option('seed', { type: 'number', describe: 'Bootstrap seed (same seed, same intervals)' })
+        .option('json', {
+          type: 'boolean',
+          default: false,
+          describe: 'Print the written files as JSON',
+        })
+        .example('$0 report results/quickstart_20260101T000000Z', '')
+        .example(
+          '$0 report DIR --pareto-x ttftP95Ms --pareto-y outputTokensPerS',
+          'another trade-off',
+        ) as never,
+    handler: async (args) => {
+      const paretoAxes = paretoAxesFrom(args.paretoX, args.paretoY);
+      const report = await writeStudyReport(resolve(ctx.cwd, args.studyDir), {
+        logger: quietInfo(ctx),
+        ...(paretoAxes ? { paretoAxes } : {}),
+        ...(args.seed !== undefined ? { seed: args.seed } : {}),
+      }).catch(asUsageError);
+      if (args.json) {
+        ctx.stdout.write(
+          `${JSON.stringify(
+            {
+              studyDir: report.study.dir,
+              files: report.files,
+              configs: report.summaries.length,
+              runs: report.study.runs.length,
+              frontier: report.pareto.points.filter((p) => p.onFrontier).map((p) => p.label),
+            },
+            null,
+            2,
+          )}\n`,
+        );
+        return;
+      }
+      ctx.stdout.write(`report: ${report.files.report}\n`);
+      ctx.stdout.write(`summary: ${report.files.summary}\n`);
+      ctx.stdout.write(`per config: ${report.files.summaryByConfig}\n`);
+      ctx.stdout.write(`pareto: ${report.files.pareto}\n`);
+    },
+  };
+}

@@ -1,0 +1,199 @@
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import {
+  aggregateStudy,
+  type ConfigComparison,
+  compareConfigs,
+  compareStudies,
+  configCsv,
+  listStudies,
+  loadStudy,
+  metricCatalogue,
+  paretoFrontier,
+  renderComparison,
+  renderConfigTable,
+  renderStudyList,
+} from '@llem/report';
+import type { Argv, CommandModule } from 'yargs';
+import type { CliContext, GlobalArgs } from '../context';
+import { UsageError } from '../errors';
+import { asUsageError, paretoAxesFrom, quietInfo } from './report';
+
+interface ListArgs extends GlobalArgs {
+  dir: string;
+  json: boolean;
+}
+interface ShowArgs extends GlobalArgs {
+  studyDir: string;
+  json: boolean;
+  csv: boolean;
+  paretoX?: string;
+  paretoY?: string;
+}
+interface CompareArgs extends GlobalArgs {
+  a: string;
+  b: string;
+  in?: string;
+  json: boolean;
+}
+
+const json = (ctx: CliContext, value: unknown) =>
+  ctx.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+/** Bold headers only for a human at a terminal; pipes get the same text without escapes. */
+const color = (ctx: CliContext) => Boolean(ctx.stdout.isTTY) && !ctx.env.NO_COLOR;
+
+async function isDir(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => null))?.isDirectory() ?? false;
+}
+
+function listCommand(ctx: CliContext): CommandModule<GlobalArgs, ListArgs> {
+  return {
+    command: 'list [dir]',
+    describe: 'List the studies in a results directory with status and counts',
+    builder: (y) =>
+      y
+        .positional('dir', { type: 'string', default: './results', describe: 'Results directory' })
+        .option('json', { type: 'boolean', default: false }) as never,
+    handler: async (args) => {
+      const dir = resolve(ctx.cwd, args.dir);
+      if (!(await isDir(dir)))
+        throw new UsageError(
+          `${args.dir}: no such directory (llem run writes studies to ./results by default)`,
+        );
+      const studies = await listStudies(dir);
+      if (args.json) return void json(ctx, { dir, studies });
+      ctx.stdout.write(renderStudyList(studies, { color: color(ctx) }));
+    },
+  };
+}
+
+function showCommand(ctx: CliContext): CommandModule<GlobalArgs, ShowArgs> {
+  return {
+    command: 'show <study-dir>',
+    describe: 'Print the per-config table (mean and 95% CI across cycles) of a study',
+    builder: (y) =>
+      y
+        .positional('study-dir', { type: 'string', demandOption: true })
+        .option('json', {
+          type: 'boolean',
+          default: false,
+          describe: 'Per-config statistics as JSON',
+        })
+        .option('csv', {
+          type: 'boolean',
+          default: false,
+          describe: 'The summary_by_config.csv table',
+        })
+        .option('pareto-x', { type: 'string', describe: 'Pareto x axis: METRIC[:min|max]' })
+        .option('pareto-y', {
+          type: 'string',
+          describe: 'Pareto y axis: METRIC[:min|max]',
+        }) as never,
+    handler: async (args) => {
+      if (args.json && args.csv) throw new UsageError('--json and --csv are exclusive: pick one');
+      const axes = paretoAxesFrom(args.paretoX, args.paretoY);
+      const study = await loadStudy(resolve(ctx.cwd, args.studyDir), {
+        logger: quietInfo(ctx),
+      }).catch(asUsageError);
+      const summaries = aggregateStudy(study);
+      const pareto = paretoFrontier(summaries, axes);
+      if (args.csv) return void ctx.stdout.write(configCsv(summaries));
+      if (args.json) {
+        return void json(ctx, {
+          study: {
+            dir: study.dir,
+            name: study.manifest.studyName,
+            designHash: study.manifest.designHash,
+            status: study.manifest.status,
+            counts: study.manifest.counts,
+            skipped: study.skipped,
+          },
+          metrics: metricCatalogue(),
+          configs: summaries,
+          pareto,
+        });
+      }
+      const m = study.manifest;
+      ctx.stdout.write(
+        `${m.studyName} (${m.status}; design ${m.designHash}): ${m.counts.completed} completed, ${m.counts.failed} failed, ${m.counts.pending + m.counts.running} not run, ${study.skipped.length} skipped configs\n\n`,
+      );
+      ctx.stdout.write(renderConfigTable(summaries, { pareto, color: color(ctx) }));
+    },
+  };
+}
+
+function compareCommand(ctx: CliContext): CommandModule<GlobalArgs, CompareArgs> {
+  return {
+    command: 'compare <a> <b>',
+    describe:
+      'Compare two studies (configs paired by hash) or, with --in, two configs of a study: ratio B/A with a bootstrap 95% CI',
+    builder: (y) =>
+      y
+        .positional('a', {
+          type: 'string',
+          demandOption: true,
+          describe: 'Study dir, or a config (label, hash prefix, number) with --in',
+        })
+        .positional('b', { type: 'string', demandOption: true })
+        .option('in', { type: 'string', describe: 'Compare two configs of this study directory' })
+        .option('json', { type: 'boolean', default: false })
+        .example('$0 results compare results/before_… results/after_…', 'same configs, two studies')
+        .example(
+          '$0 results compare 1 3 --in results/sweep_…',
+          'config 3 against config 1',
+        ) as never,
+    handler: async (args) => {
+      let pairs: ConfigComparison[];
+      let onlyInA: string[] = [];
+      let onlyInB: string[] = [];
+      if (args.in) {
+        const study = await loadStudy(resolve(ctx.cwd, args.in)).catch(asUsageError);
+        try {
+          pairs = [compareConfigs(study, args.a, args.b)];
+        } catch (e) {
+          asUsageError(e);
+        }
+      } else {
+        const [a, b] = [resolve(ctx.cwd, args.a), resolve(ctx.cwd, args.b)];
+        for (const [arg, dir] of [
+          [args.a, a],
+          [args.b, b],
+        ] as const) {
+          if (!(await isDir(dir))) {
+            throw new UsageError(
+              `${arg}: no such study directory (to compare two configs of one study, add --in STUDY_DIR)`,
+            );
+          }
+        }
+        const [sa, sb] = await Promise.all([loadStudy(a), loadStudy(b)]).catch(asUsageError);
+        try {
+          ({ pairs, onlyInA, onlyInB } = compareStudies(sa, sb));
+        } catch (e) {
+          asUsageError(e);
+        }
+      }
+      if (args.json) return void json(ctx, { comparisons: pairs, onlyInA, onlyInB });
+      ctx.stdout.write(pairs.map((p) => renderComparison(p, { color: color(ctx) })).join('\n'));
+      ctx.stdout.write(
+        'B/A: ratio of the means; 95% CI by bootstrap (A and B resampled independently, seeded). "B better/worse" only when the CI excludes 1.\n',
+      );
+      if (onlyInA.length) ctx.stdout.write(`Only in A: ${onlyInA.join(', ')}\n`);
+      if (onlyInB.length) ctx.stdout.write(`Only in B: ${onlyInB.join(', ')}\n`);
+    },
+  };
+}
+
+/** `llem results list|show|compare`. */
+export function resultsCommand(ctx: CliContext): CommandModule<GlobalArgs, GlobalArgs> {
+  return {
+    command: 'results <command>',
+    describe: 'List, show and compare study results',
+    builder: (y: Argv<GlobalArgs>) =>
+      y
+        .command(listCommand(ctx))
+        .command(showCommand(ctx))
+        .command(compareCommand(ctx))
+        .demandCommand(1, 'Name a results command: list, show or compare.') as never,
+    handler: () => undefined,
+  };
+}

@@ -1,0 +1,166 @@
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { beforeAll, describe, expect, it } from 'vitest';
+// The fake NVML is test tooling, not a CLI dependency; reach it by path.
+import {
+  ensureFakeNvmlBuilt,
+  fakeNvmlLibraryPath,
+  h100Profile,
+  writeScenario,
+} from '../../../tooling/fake-nvml/src/index';
+import { llamaBinaryPackages, runDoctorChecks } from '../src/commands/doctor';
+import { main } from '../src/main';
+
+function buffer() {
+  let text = '';
+  const stream = new Writable({
+    write(chunk, _enc, done) {
+      text += String(chunk);
+      done();
+    },
+  });
+  return { stream, text: () => text };
+}
+
+async function run(argv: string[], env: NodeJS.ProcessEnv, cwd: string) {
+  const stdout = buffer();
+  const stderr = buffer();
+  const code = await main(argv, { stdout: stdout.stream, stderr: stderr.stream, env, cwd });
+  return { code, stdout: stdout.text(), stderr: stderr.text() };
+}
+
+const MiB = 1024 * 1024;
+
+/** A powercap tree like /sys/class/powercap with one readable package domain. */
+function fakePowercap(readable: boolean): string {
+  const root = mkdtempSync(join(tmpdir(), 'llem-powercap-'));
+  const pkg = join(root, 'intel-rapl:0');
+  mkdirSync(pkg);
+  writeFileSync(join(pkg, 'name'), 'package-0\n');
+  writeFileSync(join(pkg, 'max_energy_range_uj'), '262143328850\n');
+  if (readable) writeFileSync(join(pkg, 'energy_uj'), '123456789\n');
+  return root;
+}
+
+beforeAll(() => {
+  ensureFakeNvmlBuilt();
+});
+
+describe('llem doctor without a GPU', () => {
+  it('marks NVML ✗ with a hint, says CPU studies are fine, and exits 0', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'llem-doctor-'));
+    const { code, stdout, stderr } = await run(
+      [
+        'doctor',
+        '--library',
+        '/nonexistent/libnvidia-ml.so.1',
+        '--powercap-root',
+        fakePowercap(true),
+      ],
+      {},
+      cwd,
+    );
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^✓ Node\.js version: Node v\d+\.\d+\.\d+$/m);
+    expect(stdout).toMatch(/^✗ NVML loadable: .+$/m);
+    expect(stdout).toMatch(/^ {4}→ No NVIDIA driver found: .*Not a problem for CPU studies/m);
+    expect(stdout).toMatch(/^✓ llama\.cpp binaries \(CPU\): @node-llama-cpp\/\S+ installed$/m);
+    expect(stdout).toMatch(/^✓ RAPL \(CPU energy\): 1 CPU package domain readable$/m);
+    expect(stdout).toMatch(/^✓ Output directory writable: .*results$/m);
+    expect(stdout).toContain(
+      'Ready for CPU studies (no GPU: GPU energy and memory will be reported as not measured).',
+    );
+  });
+
+  it('flags unreadable RAPL with the chmod hint (not blocking)', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'llem-doctor-'));
+    const { code, stdout } = await run(
+      ['doctor', '--library', '/nonexistent/lib.so', '--powercap-root', fakePowercap(false)],
+      {},
+      cwd,
+    );
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^✗ RAPL \(CPU energy\): RAPL: .*energy_uj is not readable/m);
+    expect(stdout).toMatch(
+      /→ CPU energy will be reported as not measured\. On Linux: sudo chmod a\+r/,
+    );
+  });
+
+  it('exits 1 when the output directory cannot be written (a blocking failure)', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'llem-doctor-'));
+    const file = join(cwd, 'a-file');
+    writeFileSync(file, 'x');
+    const { code, stdout } = await run(
+      ['doctor', '--library', '/nonexistent/lib.so', '--output', join(file, 'results')],
+      {},
+      cwd,
+    );
+    expect(code).toBe(1);
+    expect(stdout).toMatch(/^✗ Output directory writable: .*a-file\/results: (ENOTDIR|EEXIST)/m);
+    expect(stdout).toContain('1 blocking problem: fix Output directory writable first.');
+  });
+});
+
+describe('llem doctor with the fake NVML', () => {
+  it('reports devices, persistence mode off and residual memory with hints', async () => {
+    process.env.LLEM_FAKE_NVML_SCENARIO = writeScenario({
+      driverVersion: '550.54.15',
+      nvmlVersion: '12.550.54.15',
+      cudaDriverVersion: 12040,
+      devices: [
+        h100Profile({ persistenceMode: false, memoryUsedBytes: 2048 * MiB }),
+        h100Profile({ memoryUsedBytes: 10 * MiB }),
+      ],
+    });
+    const cwd = mkdtempSync(join(tmpdir(), 'llem-doctor-'));
+    const { code, stdout } = await run(
+      ['doctor', '--json', '--powercap-root', fakePowercap(true)],
+      { LLEM_NVML_LIBRARY: fakeNvmlLibraryPath() },
+      cwd,
+    );
+    expect(code).toBe(0);
+    const report = JSON.parse(stdout) as {
+      ok: boolean;
+      checks: { name: string; ok: boolean; detail: string; hint: string | null }[];
+    };
+    expect(report.ok).toBe(true);
+    const byName = Object.fromEntries(report.checks.map((c) => [c.name, c]));
+    expect(byName['NVML loadable']).toMatchObject({
+      ok: true,
+      detail: 'driver 550.54.15, CUDA 12.4',
+    });
+    expect(byName['GPU devices']!.detail).toMatch(/^#0 .+; #1 .+$/);
+    expect(byName['Persistence mode']).toMatchObject({ ok: false, detail: 'off on #0' });
+    expect(byName['Persistence mode']!.hint).toContain('nvidia-smi -pm 1');
+    expect(byName['Residual GPU memory']).toMatchObject({
+      ok: false,
+      detail: '#0: 2048 MiB in use (threshold 100 MiB)',
+    });
+  });
+});
+
+describe('doctor internals', () => {
+  it('names the node-llama-cpp prebuilt packages per platform', () => {
+    expect(llamaBinaryPackages('linux', 'x64')).toEqual({
+      cpu: '@node-llama-cpp/linux-x64',
+      cuda: ['@node-llama-cpp/linux-x64-cuda', '@node-llama-cpp/linux-x64-cuda-ext'],
+    });
+    expect(llamaBinaryPackages('darwin', 'arm64').cpu).toBe('@node-llama-cpp/mac-arm64-metal');
+  });
+
+  it('fails an old Node version as blocking', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'llem-doctor-'));
+    chmodSync(dir, 0o755);
+    const checks = runDoctorChecks({
+      env: {},
+      outputDir: dir,
+      library: '/nonexistent/lib.so',
+      nodeVersion: 'v18.20.0',
+    });
+    expect(checks[0]).toMatchObject({ name: 'Node.js version', ok: false, blocking: true });
+    expect(checks[0]!.hint).toContain('≥ 20.19');
+  });
+});

@@ -1,0 +1,144 @@
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import type { ProgressEvent } from '../src/commands/run';
+import { createProgressDisplay, formatClock } from '../src/progress';
+
+function sink(isTTY: boolean) {
+  let text = '';
+  const stream = Object.assign(
+    new Writable({
+      write(chunk, _enc, done) {
+        text += String(chunk);
+        done();
+      },
+    }),
+    { isTTY, columns: 140, cursorTo: () => true, clearLine: () => true, moveCursor: () => true },
+  );
+  return { stream, text: () => text };
+}
+
+const residualCheck = {
+  status: 'skipped' as const,
+  thresholdMb: 100,
+  devices: [],
+  reason: 'NVML not available',
+  checkedAt: '2026-03-01T12:00:00.000Z',
+};
+
+function runStarted(index: number, label: string, cycle: number): ProgressEvent {
+  return {
+    type: 'run-started',
+    key: `k${index}`,
+    label,
+    configHash: '0123456789abcdef',
+    cycle,
+    index,
+    total: 4,
+    attempt: 1,
+    timeoutS: 600,
+    pid: 1234,
+    residualCheck,
+  };
+}
+
+function runFinished(
+  index: number,
+  status: 'completed' | 'failed',
+  remainingMs: number | null,
+): ProgressEvent {
+  return {
+    type: 'run-finished',
+    key: `k${index}`,
+    label: 'x',
+    index,
+    total: 4,
+    status,
+    durationMs: 12_000,
+    error: status === 'failed' ? { type: 'timeout', message: 'no result after 600 s\nmore' } : null,
+    eta: { remainingRuns: 4 - index, remainingMs },
+  };
+}
+
+const studyStarted = (toRun = 4, total = 4): ProgressEvent => ({
+  type: 'study-started',
+  studyDir: '/r/s_1',
+  studyName: 's',
+  total,
+  toRun,
+  resumed: toRun !== total,
+  recovered: 0,
+});
+
+describe('formatClock', () => {
+  it('formats durations compactly', () => {
+    expect(formatClock(0)).toBe('0s');
+    expect(formatClock(75_000)).toBe('1m15s');
+    expect(formatClock(3_725_000)).toBe('1h02m05s');
+    expect(formatClock(null)).toBe('?');
+  });
+});
+
+describe('progress on a pipe (plain lines)', () => {
+  it('prints one line per run start/finish with elapsed time, ETA, errors and one line per gap', () => {
+    let t = 0;
+    const out = sink(false);
+    const p = createProgressDisplay({ stderr: out.stream }, { now: () => t });
+    p(studyStarted(3, 4)); // resumed: one run already done
+    p({ type: 'gap-countdown', kind: 'cycle', secondsLeft: 30, totalSeconds: 30 });
+    p({ type: 'gap-countdown', kind: 'cycle', secondsLeft: 29, totalSeconds: 30 });
+    p({ type: 'gap-finished', skipped: false, interrupted: false });
+    t = 30_000;
+    p(runStarted(1, 'batch_size=64', 1));
+    t = 42_000;
+    p(runFinished(1, 'completed', 24_000));
+    p(runStarted(2, 'batch_size=256', 1));
+    t = 54_000;
+    p(runFinished(2, 'failed', 12_000));
+    p.stop();
+    expect(out.text()).toBe(
+      [
+        '[0s] resuming s: 3 of 4 runs to do → /r/s_1',
+        '[0s] waiting 30 s (cycle gap)',
+        '[30s] run 2/4: batch_size=64 (cycle 2)',
+        '[42s] run 2/4 completed in 12s, ETA 24s',
+        '[42s] run 3/4: batch_size=256 (cycle 2)',
+        '[54s] run 3/4 failed in 12s (timeout: no result after 600 s), ETA 12s',
+        '',
+      ].join('\n'),
+    );
+    expect(out.text()).not.toContain('\u001b[');
+  });
+});
+
+describe('progress on a TTY (bar)', () => {
+  it('draws a bar with done/total, the config, elapsed, ETA and the gap countdown', () => {
+    let t = 0;
+    const out = sink(true);
+    const p = createProgressDisplay({ stderr: out.stream }, { now: () => t });
+    p(studyStarted());
+    p(runStarted(1, 'batch_size=64', 0));
+    t = 10_000;
+    p(runFinished(1, 'completed', 30_000));
+    p({ type: 'gap-countdown', kind: 'experiment', secondsLeft: 5, totalSeconds: 5 });
+    const mid = out.text();
+    expect(mid).toContain('1/4 runs');
+    expect(mid).toContain('batch_size=64 · cycle 1');
+    expect(mid).toContain('10s elapsed');
+    expect(mid).toContain('ETA 30s');
+    expect(mid).toContain('experiment gap 5s (Enter skips)');
+    p(runStarted(2, 'batch_size=256', 0));
+    t = 20_000;
+    p(runFinished(2, 'failed', 20_000));
+    expect(out.text()).toContain('2/4 runs (1 failed)');
+    p({
+      type: 'study-finished',
+      status: 'completed',
+      studyDir: '/r/s_1',
+      counts: { total: 4, pending: 2, running: 0, completed: 1, failed: 1 },
+      durationMs: 20_000,
+    });
+    expect(out.text()).toContain('study completed');
+    // The bar stopped: no timer keeps the process alive, stop() again is harmless.
+    p.stop();
+  });
+});

@@ -1,0 +1,227 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+// The fixture builder is test tooling of @llem/report; reach it by path.
+import { buildStudyDir, standardStudy } from '../../../packages/report/test/fixture-study';
+import { main } from '../src/main';
+
+function buffer(isTTY = false) {
+  let text = '';
+  const stream = Object.assign(
+    new Writable({
+      write(chunk, _enc, done) {
+        text += String(chunk);
+        done();
+      },
+    }),
+    { isTTY },
+  );
+  return { stream, text: () => text };
+}
+
+async function run(argv: string[], options: { cwd?: string; tty?: boolean } = {}) {
+  const stdout = buffer(options.tty);
+  const stderr = buffer();
+  const code = await main(argv, {
+    stdout: stdout.stream,
+    stderr: stderr.stream,
+    env: {},
+    cwd: options.cwd ?? '/',
+  });
+  return { code, stdout: stdout.text(), stderr: stderr.text() };
+}
+
+describe('llem report', () => {
+  it('rebuilds summary CSVs and report.html and prints their paths on stdout', async () => {
+    const dir = standardStudy();
+    const { code, stdout, stderr } = await run(['report', dir]);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(stdout).toBe(
+      [
+        `report: ${join(dir, 'report.html')}`,
+        `summary: ${join(dir, 'summary.csv')}`,
+        `per config: ${join(dir, 'summary_by_config.csv')}`,
+        `pareto: ${join(dir, 'pareto.csv')}`,
+        '',
+      ].join('\n'),
+    );
+    expect(readFileSync(join(dir, 'report.html'), 'utf8')).toContain('<svg');
+  });
+
+  it('takes other Pareto axes and rejects a bad one with exit 2 and the allowed values', async () => {
+    const dir = standardStudy();
+    const ok = await run([
+      'report',
+      dir,
+      '--pareto-x',
+      'ttftP95Ms',
+      '--pareto-y',
+      'itlP50Ms:min',
+      '--json',
+    ]);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout).frontier.length).toBeGreaterThan(0);
+    expect(readFileSync(join(dir, 'pareto.csv'), 'utf8')).toContain('ttftP95Ms,min');
+    const bad = await run(['report', dir, '--pareto-x', 'watts', '--pareto-y', 'itlP50Ms']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(
+      /llem: pareto axis "watts": unknown metric "watts" \(allowed: energyPerOutputTokenJ, outputTokensPerS, /,
+    );
+    expect(bad.stderr).not.toMatch(/at .*\.ts:\d+/);
+  });
+
+  it('names the directory when it is not a study (exit 2, no stack)', async () => {
+    const missing = await run(['report', '/nonexistent/study']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toBe('llem: /nonexistent/study: no such study directory\n');
+    const notStudy = await run(['report', tmpdir()]);
+    expect(notStudy.code).toBe(2);
+    expect(notStudy.stderr).toMatch(/is not a study directory: manifest\.json not found/);
+  });
+});
+
+describe('llem results list', () => {
+  it('lists studies with status and counts; --json is stable', async () => {
+    const parent = mkdtempSync(join(tmpdir(), 'llem-results-'));
+    standardStudy(parent);
+    buildStudyDir({
+      parent,
+      name: 'second',
+      status: 'interrupted',
+      configs: [{ label: 'a', runs: [{ cycle: 0 }, { cycle: 1, status: 'pending' }] }],
+    });
+    const text = await run(['results', 'list', parent]);
+    expect(text.code).toBe(0);
+    const lines = text.stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(4);
+    expect(lines[2]).toMatch(
+      /^batch-vs-threads\s+completed\s+11\s+1\s+0\s+2026-03-01T12:00:00.000Z\s+\//,
+    );
+    expect(lines[3]).toMatch(/^second\s+interrupted\s+1\s+0\s+1\s/);
+    const j = await run(['results', 'list', parent, '--json']);
+    const parsed = JSON.parse(j.stdout);
+    expect(parsed.studies.map((s: { name: string; status: string }) => [s.name, s.status])).toEqual(
+      [
+        ['batch-vs-threads', 'completed'],
+        ['second', 'interrupted'],
+      ],
+    );
+  });
+
+  it('defaults to ./results relative to the working directory and explains a missing one', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'llem-cwd-'));
+    const missing = await run(['results', 'list'], { cwd });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('./results: no such directory');
+    standardStudy(join(cwd, 'results'));
+    const found = await run(['results', 'list'], { cwd });
+    expect(found.stdout).toContain('batch-vs-threads');
+  });
+});
+
+describe('llem results show', () => {
+  it('prints the per-config table, plain on a pipe and bold headers on a TTY', async () => {
+    const dir = standardStudy();
+    const pipe = await run(['results', 'show', dir]);
+    expect(pipe.code).toBe(0);
+    expect(pipe.stdout).not.toContain('\u001b[');
+    expect(pipe.stdout.split('\n')[0]).toMatch(
+      /^batch-vs-threads \(completed; design [0-9a-f]{16}\): 11 completed, 1 failed, 0 not run, 1 skipped configs$/,
+    );
+    expect(pipe.stdout).toMatch(/\* batch_size=64,threads=2\s+3\/0\s+0\.31 \(/);
+    expect(pipe.stdout).toContain('Mean over completed cycles (bootstrap 95% CI).');
+    const tty = await run(['results', 'show', dir], { tty: true });
+    expect(tty.stdout).toContain('\u001b[1m');
+  });
+
+  it('--json gives every metric with mean, std, cv and ci per config', async () => {
+    const dir = standardStudy();
+    const { stdout, code } = await run(['results', 'show', dir, '--json']);
+    expect(code).toBe(0);
+    const j = JSON.parse(stdout);
+    expect(j.study.counts).toEqual({ total: 12, pending: 0, running: 0, completed: 11, failed: 1 });
+    expect(j.configs).toHaveLength(4);
+    const first = j.configs[0];
+    expect(first.metrics.outputTokensPerS).toMatchObject({ n: 3, mean: 21, min: 20, max: 22 });
+    expect(first.metrics.outputTokensPerS.std).toBeCloseTo(1, 12);
+    expect(j.pareto.points.filter((p: { onFrontier: boolean }) => p.onFrontier)).toHaveLength(2);
+    // Same output twice: stable for scripts.
+    expect((await run(['results', 'show', dir, '--json'])).stdout).toBe(stdout);
+  });
+
+  it('--csv prints summary_by_config.csv; --json and --csv together are refused', async () => {
+    const dir = standardStudy();
+    const { stdout } = await run(['results', 'show', dir, '--csv']);
+    expect(stdout.split('\n')[0]).toBe(
+      'config_hash,config_label,runs,completed,failed,metric,unit,n,mean,std,cv,ci95_low,ci95_high,min,max',
+    );
+    expect(stdout.trimEnd().split('\n')).toHaveLength(1 + 4 * 9);
+    const both = await run(['results', 'show', dir, '--csv', '--json']);
+    expect(both.code).toBe(2);
+  });
+});
+
+describe('llem results compare', () => {
+  it('compares two configs of one study with --in', async () => {
+    const dir = standardStudy();
+    const { code, stdout } = await run(['results', 'compare', '1', '3', '--in', dir]);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^A: batch_size=64,threads=1 /);
+    expect(stdout).toMatch(
+      /Output tokens\/s \(tokens\/s\)\s+21 \(n=3\)\s+30 \(n=3\)\s+1\.43×\s+\S+\s+B better/,
+    );
+    expect(stdout).toContain('ratio of the means; 95% CI by bootstrap');
+    const j = JSON.parse(
+      (await run(['results', 'compare', '1', '3', '--in', dir, '--json'])).stdout,
+    );
+    const tps = j.comparisons[0].metrics.find(
+      (m: { metric: string }) => m.metric === 'outputTokensPerS',
+    );
+    expect(tps.ratio).toBeCloseTo(30 / 21, 12);
+    expect(tps.ci.low).toBeLessThan(tps.ratio);
+  });
+
+  it('compares two studies config by config', async () => {
+    const a = buildStudyDir({
+      name: 'a',
+      configs: [{ label: 'x', runs: [0, 1, 2].map((c) => ({ cycle: c, tokensPerS: 10 + c })) }],
+    });
+    const b = buildStudyDir({
+      name: 'b',
+      configs: [{ label: 'x', runs: [0, 1, 2].map((c) => ({ cycle: c, tokensPerS: 20 + c })) }],
+    });
+    const { code, stdout } = await run(['results', 'compare', a, b, '--json']);
+    expect(code).toBe(0);
+    const tps = JSON.parse(stdout).comparisons[0].metrics.find(
+      (m: { metric: string }) => m.metric === 'outputTokensPerS',
+    );
+    expect(tps.ratio).toBeCloseTo(21 / 11, 12);
+    expect(tps.verdict).toBe('better');
+  });
+
+  it('explains a wrong config or a missing study (exit 2)', async () => {
+    const dir = standardStudy();
+    const badConfig = await run(['results', 'compare', '1', 'nope', '--in', dir]);
+    expect(badConfig.code).toBe(2);
+    expect(badConfig.stderr).toMatch(
+      /config "nope" not found .*allowed: 1\. batch_size=64,threads=1/,
+    );
+    const badDir = await run(['results', 'compare', '1', '2']);
+    expect(badDir.code).toBe(2);
+    expect(badDir.stderr).toContain(
+      '1: no such study directory (to compare two configs of one study, add --in STUDY_DIR)',
+    );
+  });
+});
+
+describe('help', () => {
+  it('lists report, results and doctor', async () => {
+    const { stdout } = await run(['--help']);
+    expect(stdout).toMatch(/llem report <study-dir>/);
+    expect(stdout).toMatch(/llem results <command>/);
+    expect(stdout).toMatch(/llem doctor/);
+  });
+});
