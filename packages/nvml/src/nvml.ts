@@ -94,14 +94,6 @@ export class NvmlDevice {
   private readonly u32One = new Uint32Array(this.scratch, 0, 1);
   private readonly u64One = new BigUint64Array(this.scratch, 0, 1);
 
-  /**
-   * Read an unsigned 64-bit value as two 32-bit halves: a BigUint64Array read allocates a
-   * BigInt per call, which doubles the cost of memoryInfo(). Exact below 2^53.
-   */
-  private u64At(byteOffset: number): number {
-    const i = byteOffset >>> 2;
-    return this.u32[i]! + this.u32[i + 1]! * 4294967296;
-  }
   private memoryVersion: 1 | 2 | 0 = 0;
   private instantSupported = true;
   private readonly fns: Record<string, NvmlFn> = {};
@@ -116,6 +108,15 @@ export class NvmlDevice {
   private fn(name: NvmlFunctionName): NvmlFn {
     // biome-ignore lint/suspicious/noAssignInExpressions: a one-line lazy cache
     return this.fns[name] ?? (this.fns[name] = this.api.bindings.fn(name));
+  }
+
+  /**
+   * Read an unsigned 64-bit value as two 32-bit halves: a BigUint64Array read allocates a
+   * BigInt on every call, and memoryInfo() reads four of them. Exact below 2^53.
+   */
+  private u64At(byteOffset: number): number {
+    const i = byteOffset >>> 2;
+    return this.u32[i]! + this.u32[i + 1]! * 4294967296;
   }
 
   private fail(name: NvmlFunctionName, rc: number): null {
