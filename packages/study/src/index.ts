@@ -15,9 +15,10 @@ export { loadStudyFile } from './load';
 export { MANIFEST_FILE, ManifestStore } from './manifest-store';
 export type { RunnerPlan, StoredStudy } from './plan';
 export { STUDY_FILE } from './plan';
-export type { ResidualCheckFn, ResidualCheckRequest } from './residual';
+export type { DeviceObservation, ResidualCheckFn, ResidualCheckRequest } from './residual';
 export {
   DEFAULT_RESIDUAL_THRESHOLD_MB,
+  foldObservations,
   nvmlResidualCheck,
   skippedResidualCheck,
 } from './residual';

@@ -29,49 +29,68 @@ export function skippedResidualCheck(
 }
 
 /**
- * The default residual check: `@llem/nvml`'s `checkGpuMemoryResidualAll`, loaded lazily so a
- * runner that is given its own check (tests, a machine without NVML) never loads the binding.
+ * The default residual check: `@llem/nvml`'s `checkGpuMemoryResidualAll` (which logs the
+ * warning naming device, MB used and threshold, and never throws), its per-device observations
+ * folded into one `ResidualCheck` for the run's result. `@llem/nvml` is imported lazily, so a
+ * runner given its own check (tests, a library user) never loads the native binding.
  *
  * @example
  * const observation = await nvmlResidualCheck({ deviceIndices: [0], thresholdMb: 100, logger });
+ * // { status: 'ok', thresholdMb: 100, devices: [{ index: 0, usedMb: 1, totalMb: 81559, exceeded: false }], … }
  */
 export const nvmlResidualCheck: ResidualCheckFn = async (request) => {
-  let check: ((r: ResidualCheckRequest) => unknown) | undefined;
-  try {
-    const nvml = (await import('@llem/nvml')) as Record<string, unknown>;
-    const candidate = nvml.checkGpuMemoryResidualAll;
-    if (typeof candidate === 'function') check = candidate as (r: ResidualCheckRequest) => unknown;
-  } catch (error) {
-    request.logger.debug(`residual check skipped: cannot load @llem/nvml: ${String(error)}`);
-  }
-  if (!check) return skippedResidualCheck(request.thresholdMb, 'NVML residual check unavailable');
-  return toResidualCheck(await check(request), request.thresholdMb);
+  const { checkGpuMemoryResidualAll } = await import('@llem/nvml');
+  const seen = checkGpuMemoryResidualAll({
+    deviceIndices: request.deviceIndices,
+    thresholdMb: request.thresholdMb,
+    logger: request.logger,
+  });
+  return foldObservations(seen, request.thresholdMb, new Date());
 };
 
-/** Accept either a full observation or a list of per-device observations. */
-function toResidualCheck(value: unknown, thresholdMb: number): ResidualCheck {
-  if (typeof value === 'object' && value !== null && 'status' in value && 'devices' in value) {
-    return value as ResidualCheck;
+/** One device as `@llem/nvml` reports it. */
+export interface DeviceObservation {
+  checked: boolean;
+  deviceIndex: number;
+  usedMb: number | null;
+  totalMb: number | null;
+  exceeded: boolean;
+  reason?: string;
+}
+
+/**
+ * Fold per-device observations into the result's `ResidualCheck`: devices that could not be
+ * read are left out and their reasons kept; none readable means `skipped`.
+ *
+ * @example
+ * foldObservations([{ checked: false, deviceIndex: 0, usedMb: null, totalMb: null,
+ *   exceeded: false, reason: 'NVML not found' }], 100, new Date()).status; // 'skipped'
+ */
+export function foldObservations(
+  seen: readonly DeviceObservation[],
+  thresholdMb: number,
+  now: Date,
+): ResidualCheck {
+  const devices = seen
+    .filter((d) => d.checked && d.usedMb !== null)
+    .map((d) => ({
+      index: d.deviceIndex,
+      usedMb: d.usedMb as number,
+      totalMb: d.totalMb,
+      exceeded: d.exceeded,
+    }));
+  const reasons = [
+    ...new Set(seen.filter((d) => !d.checked).map((d) => `device ${d.deviceIndex}: ${d.reason}`)),
+  ];
+  const reason = reasons.length > 0 ? reasons.join('; ') : null;
+  if (devices.length === 0) {
+    return skippedResidualCheck(thresholdMb, reason ?? 'no device to check', now);
   }
-  if (Array.isArray(value)) {
-    const devices = value
-      .filter((d): d is { index: number; usedMb: number; totalMb?: number | null } => {
-        return typeof d?.index === 'number' && typeof d?.usedMb === 'number';
-      })
-      .map((d) => ({
-        index: d.index,
-        usedMb: d.usedMb,
-        totalMb: typeof d.totalMb === 'number' ? d.totalMb : null,
-        exceeded: d.usedMb > thresholdMb,
-      }));
-    if (devices.length === 0) return skippedResidualCheck(thresholdMb, 'no device readable');
-    return {
-      status: devices.some((d) => d.exceeded) ? 'exceeded' : 'ok',
-      thresholdMb,
-      devices,
-      reason: null,
-      checkedAt: new Date().toISOString(),
-    };
-  }
-  return skippedResidualCheck(thresholdMb, 'the residual check returned nothing usable');
+  return {
+    status: devices.some((d) => d.exceeded) ? 'exceeded' : 'ok',
+    thresholdMb,
+    devices,
+    reason,
+    checkedAt: now.toISOString(),
+  };
 }

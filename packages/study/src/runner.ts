@@ -469,15 +469,8 @@ export class StudyRunner<Config = unknown> {
     const check = this.#options.residualCheck ?? nvmlResidualCheck;
     const deviceIndices = energyDevices(config);
     try {
+      // The check itself logs the warning (device, MB used, threshold): seed 000.
       const observation = await check({ deviceIndices, thresholdMb, logger: this.#logger });
-      for (const device of observation.devices) {
-        if (device.exceeded) {
-          this.#logger.warn(
-            `residual GPU memory on device ${device.index}: ${Math.round(device.usedMb)} MB used ` +
-              `(threshold ${thresholdMb} MB) before dispatch; the measurement may be affected`,
-          );
-        }
-      }
       return observation;
     } catch (error) {
       // The check must never block a run (seed 000): record why it was skipped instead.
