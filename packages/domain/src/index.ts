@@ -48,7 +48,7 @@ export {
   measurementConfigHash,
   studyDesignHash,
 } from './hash';
-export { STUDY_SCHEMA_ID, studyJsonSchema } from './json-schema';
+export { studyJsonSchema } from './json-schema';
 export type {
   Manifest,
   ManifestCounts,

@@ -1,13 +1,10 @@
 import { z } from 'zod';
 import { StudyFileSchema } from './study';
 
-/** Where the published schema lives (`@llem/domain/study.schema.json`). */
-export const STUDY_SCHEMA_ID = 'https://llem.dev/schema/study.schema.json';
-
 /**
  * The JSON Schema (draft 2020-12) of a study file, generated from the zod schema so the two
  * can never disagree. It describes the input: fields with defaults are optional and carry
- * their `default`. Cross-field rules (e.g. concurrency XOR request_rate) are only checked by
+ * their `default`. Also published as `@llem/domain/study.schema.json`. Cross-field rules (e.g. concurrency XOR request_rate) are only checked by
  * `llem config validate`.
  *
  * @example
@@ -19,5 +16,5 @@ export function studyJsonSchema(): Record<string, unknown> {
     target: 'draft-2020-12',
     unrepresentable: 'any',
   }) as Record<string, unknown>;
-  return { $id: STUDY_SCHEMA_ID, title: 'llem study file', ...schema };
+  return { title: 'llem study file', ...schema };
 }

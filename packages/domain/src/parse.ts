@@ -1,6 +1,7 @@
 import { isScalar, parseDocument } from 'yaml';
 import { ConfigError } from './errors';
 import { validate } from './internal/issues';
+import { jsonErrorOffset } from './internal/json-position';
 import { type StudyFileInput, StudyFileSchema } from './study';
 
 export type StudyFormat = 'yaml' | 'json';
@@ -35,15 +36,16 @@ function parseJson(text: string, file: string): unknown {
     return JSON.parse(text);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    const position = /position (\d+)/.exec(message);
-    const where = position ? lineCol(text, Number(position[1])) : undefined;
+    const offset = jsonErrorOffset(text);
+    const where = offset === undefined ? undefined : lineCol(text, offset);
     throw new ConfigError(
       'CONFIG_PARSE',
       file,
       [
         {
           path: where ? `line ${where.line}, column ${where.col}` : '(root)',
-          message: `invalid JSON: ${message.replace(/^JSON\.parse: /, '')}`,
+          // V8's wording, minus its own position/excerpt: the path above already says where.
+          message: `invalid JSON: ${message.replace(/ in JSON at position \d+.*$/s, '').replace(/, ".*" is not valid JSON$/s, '')}`,
         },
       ],
       { cause: error },

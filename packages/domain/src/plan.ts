@@ -232,10 +232,9 @@ export function planStudy(raw: unknown, options: PlanOptions): StudyPlan {
     input: Plain;
     parts: [string, unknown][];
     problem: ConfigIssue | null;
-    experimentIndex: number;
   }
   const generated: Generated[] = [];
-  experiments.forEach((experiment, experimentIndex) => {
+  for (const experiment of experiments) {
     const experimentParts: [string, unknown][] = [];
     if (typeof experiment.name === 'string') experimentParts.push(['experiment', experiment.name]);
     else if (experiments.length > 1) leaves('', experiment, experimentParts);
@@ -247,14 +246,13 @@ export function planStudy(raw: unknown, options: PlanOptions): StudyPlan {
         problem ??= setPath(input, key.split('.'), value);
         leaves(key, value, sweepParts);
       }
-      generated.push({
-        input,
-        parts: [...experimentParts, ...sweepParts],
-        problem,
-        experimentIndex,
-      });
+      // The sweep is applied last, so an experiment value it overrides is not in the label.
+      const overridden = (key: string) =>
+        combo.some(([sweepKey]) => key === sweepKey || key.startsWith(`${sweepKey}.`));
+      const parts = [...experimentParts.filter(([key]) => !overridden(key)), ...sweepParts];
+      generated.push({ input, parts, problem });
     }
-  });
+  }
 
   const labels = buildLabels(
     generated.map((g) => g.parts),
