@@ -50,6 +50,9 @@ interface Usage {
   completion_tokens?: number;
 }
 
+/** Longest SSE line or event accepted (characters); real chunks are a few hundred. */
+const MAX_SSE_BUFFER = 8 * 1024 * 1024;
+
 class RequestFailure extends Error {
   constructor(
     readonly type: RequestErrorType,
@@ -189,8 +192,14 @@ export function streamRequest(
 
     const parser = createParser({
       onEvent,
-      // Servers do not send unknown SSE fields; one that does is not speaking OpenAI's stream.
-      onError: (error) => fail('malformed_stream', `unparseable SSE: ${error.message}`),
+      // Unknown fields and bad `retry:` lines are ignored, as the SSE spec says; only a line
+      // or event that never ends (a server not speaking SSE at all) is fatal.
+      maxBufferSize: MAX_SSE_BUFFER,
+      onError: (error) => {
+        if (error.type === 'max-buffer-size-exceeded') {
+          fail('malformed_stream', `an SSE event exceeded ${MAX_SSE_BUFFER} characters`);
+        }
+      },
     });
 
     const transport = target.url.protocol === 'https:' ? https : http;

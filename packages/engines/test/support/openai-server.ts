@@ -36,6 +36,8 @@ export interface Script {
   chunks?: ScriptChunk[];
   /** Number of single-token chunks when `chunks` is absent. Default 5. */
   tokens?: number;
+  /** Attach logprobs with one entry per token of each chunk (as with `logprobs: 1`). */
+  logprobs?: boolean;
   /** `final`: one usage block at the end (include_usage); `continuous`: running usage in every chunk too (vLLM continuous_usage_stats); `none`. */
   usage?: 'final' | 'continuous' | 'none';
   /** Completion tokens reported in the final usage; default the sum of chunk tokens. */
@@ -53,6 +55,8 @@ export interface Script {
   unterminated?: boolean;
   /** Answer 200 with a plain JSON body instead of SSE. */
   notStreaming?: boolean;
+  /** Write this raw text right after the headers (comments, unknown fields, keep-alives). */
+  preamble?: string;
 }
 
 export interface ReceivedRequest {
@@ -296,6 +300,7 @@ async function serve(
   });
   res.flushHeaders();
   if (script.hang) return;
+  if (script.preamble !== undefined) res.write(script.preamble);
   const chunks =
     script.chunks ??
     Array.from({ length: script.tokens ?? 5 }, (_, i) => ({ text: `t${i} ` }) as ScriptChunk);
@@ -326,6 +331,27 @@ async function serve(
     completion += chunk.tokens ?? (chunk.text.length > 0 ? 1 : 0);
     if (script.malformedAt === i) {
       res.write('data: {"choices": [ this is not json\n\n');
+    } else if (script.logprobs) {
+      const k = chunk.tokens ?? (chunk.text.length > 0 ? 1 : 0);
+      const entries = Array.from({ length: k }, (_, j) => ({ token: `x${j}`, logprob: -0.1 }));
+      const choice =
+        endpoint === 'chat'
+          ? {
+              index: 0,
+              delta: { content: chunk.text },
+              logprobs: { content: entries },
+              finish_reason: null,
+            }
+          : {
+              index: 0,
+              text: chunk.text,
+              logprobs: {
+                tokens: entries.map((e) => e.token),
+                token_logprobs: entries.map((e) => e.logprob),
+              },
+              finish_reason: null,
+            };
+      res.write(encoder({ choices: [choice] }));
     } else if (usageMode === 'continuous') {
       const usage = { prompt_tokens: promptTokens, completion_tokens: completion };
       res.write(contentChunk(endpoint, chunk.text, { usage }));
