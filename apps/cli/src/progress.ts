@@ -101,7 +101,7 @@ function lineDisplay(
         state.previouslyDone = event.total - event.toRun;
         state.done = state.previouslyDone;
         write(
-          `${clock()} ${event.resumed ? 'resuming' : 'starting'} ${event.studyName}: ${event.toRun} of ${event.total} runs to do → ${event.studyDir}`,
+          `${clock()} ${event.resumed ? 'Resuming' : 'Running'} ${event.studyName}: ${event.toRun} of ${event.total} runs to do → ${event.studyDir}`,
         );
         break;
       case 'gap-countdown':
@@ -112,7 +112,7 @@ function lineDisplay(
         break;
       case 'run-started':
         write(
-          `${clock()} run ${state.done + 1}/${state.total}: ${event.label || event.configHash} (cycle ${event.cycle + 1})`,
+          `${clock()} [${state.done + 1}/${state.total}] ${event.label || event.configHash} (cycle ${event.cycle + 1})…`,
         );
         break;
       case 'run-finished': {
@@ -124,13 +124,13 @@ function lineDisplay(
         const eta =
           event.eta.remainingMs === null ? '' : `, ETA ${formatClock(event.eta.remainingMs)}`;
         write(
-          `${clock()} run ${state.done}/${state.total} ${event.status} in ${formatClock(event.durationMs)}${why}${eta}`,
+          `${clock()} [${state.done}/${state.total}] ${event.status} in ${formatClock(event.durationMs)}${why}${eta}`,
         );
         break;
       }
       case 'study-finished':
         write(
-          `${clock()} study ${event.status}: ${event.counts.completed} completed, ${event.counts.failed} failed of ${event.counts.total}`,
+          `${clock()} Study ${event.status}: ${event.counts.completed} completed, ${event.counts.failed} failed of ${event.counts.total}`,
         );
         break;
       default:

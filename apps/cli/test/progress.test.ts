@@ -97,12 +97,12 @@ describe('progress on a pipe (plain lines)', () => {
     p.stop();
     expect(out.text()).toBe(
       [
-        '[0s] resuming s: 3 of 4 runs to do → /r/s_1',
+        '[0s] Resuming s: 3 of 4 runs to do → /r/s_1',
         '[0s] waiting 30 s (cycle gap)',
-        '[30s] run 2/4: batch_size=64 (cycle 2)',
-        '[42s] run 2/4 completed in 12s, ETA 24s',
-        '[42s] run 3/4: batch_size=256 (cycle 2)',
-        '[54s] run 3/4 failed in 12s (timeout: no result after 600 s), ETA 12s',
+        '[30s] [2/4] batch_size=64 (cycle 2)…',
+        '[42s] [2/4] completed in 12s, ETA 24s',
+        '[42s] [3/4] batch_size=256 (cycle 2)…',
+        '[54s] [3/4] failed in 12s (timeout: no result after 600 s), ETA 12s',
         '',
       ].join('\n'),
     );

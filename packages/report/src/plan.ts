@@ -105,8 +105,11 @@ export function estimatePlanDuration(
   let usedCustom = false;
   let prevCycle: number | null = null;
   for (const run of plan.runs) {
-    gapsS += plan.execution.experiment_gap_s;
-    if (prevCycle !== null && run.cycle !== prevCycle) gapsS += plan.execution.cycle_gap_s;
+    // As the runner does: no gap before the first run; a cycle gap whenever the cycle changes.
+    if (prevCycle !== null) {
+      gapsS += plan.execution.experiment_gap_s;
+      if (run.cycle !== prevCycle) gapsS += plan.execution.cycle_gap_s;
+    }
     prevCycle = run.cycle;
     const config = plan.configs[run.configIndex];
     const custom = config && options.estimateRunS ? options.estimateRunS(config) : null;
@@ -147,7 +150,7 @@ export interface GgufMemoryInput {
   blockCount: number | null;
   /** `<arch>.embedding_length`. */
   embeddingLength: number | null;
-  /** `<arch>.attention.head_count`. */
+  /** `<arch>.attention.head_count`; `null` → KV cache estimated without GQA (upper bound). */
   headCount: number | null;
   /** `<arch>.attention.head_count_kv` (GQA); defaults to `headCount`. */
   headCountKv?: number | null;
@@ -177,8 +180,9 @@ export function estimateGgufMemory(input: GgufMemoryInput): {
   const weightsMiB = input.fileSizeBytes / MiB;
   const { blockCount, embeddingLength, headCount } = input;
   let kvCacheMiB: number | null = null;
-  if (blockCount && embeddingLength && headCount) {
-    const kvRatio = (input.headCountKv ?? headCount) / headCount;
+  if (blockCount && embeddingLength) {
+    // Without head counts, assume no grouped-query attention: an upper bound on the KV cache.
+    const kvRatio = headCount ? (input.headCountKv ?? headCount) / headCount : 1;
     kvCacheMiB =
       (2 *
         blockCount *
@@ -217,7 +221,7 @@ export function renderPlan(plan: PlanView, options: RenderPlanOptions = {}): str
   const ex = plan.execution;
   const out: string[] = [];
   out.push(
-    `Study ${plan.name} (design ${plan.designHash}): ${plan.configs.length} config${plan.configs.length === 1 ? '' : 's'} × ${ex.cycles} cycle${ex.cycles === 1 ? '' : 's'} = ${plan.runs.length} runs, order ${ex.order}${ex.order === 'shuffled' ? ` (seed ${ex.shuffle_seed ?? 0})` : ''}`,
+    `study ${plan.name} (design ${plan.designHash}): ${plan.configs.length} config${plan.configs.length === 1 ? '' : 's'} × ${ex.cycles} cycle${ex.cycles === 1 ? '' : 's'} = ${plan.runs.length} runs, order ${ex.order}${ex.order === 'shuffled' ? ` (seed ${ex.shuffle_seed ?? 0})` : ''}`,
   );
   out.push(
     `Gaps: ${ex.experiment_gap_s} s before each run, +${ex.cycle_gap_s} s when a cycle starts; timeout ${ex.timeout_s ? `${ex.timeout_s} s` : 'derived from the workload'}`,

@@ -71,12 +71,12 @@ const plan: PlanView = {
 describe('dry-run plan', () => {
   it('estimates duration: exact gaps plus workload at the assumed speed', () => {
     const est = estimatePlanDuration(plan, { assumedTokensPerS: 32, runOverheadS: 10 });
-    // gaps: 4 × 5 s + one cycle start × 30 s = 50
-    expect(est.gapsS).toBe(50);
+    // gaps: none before the first run, then 3 × 5 s + one cycle change × 30 s = 45
+    expect(est.gapsS).toBe(45);
     // each run: 10 s + (8 + 2) prompts × 32 tokens / 32 tok/s = 20 s → 4 runs = 80
     expect(est.runsS).toBe(80);
-    expect(est.totalS).toBe(130);
-    expect(est.upperBoundS).toBe(4 * 600 + 50);
+    expect(est.totalS).toBe(125);
+    expect(est.upperBoundS).toBe(4 * 600 + 45);
     expect(estimatePlanDuration(plan, { estimateRunS: () => 7 }).runsS).toBe(28);
   });
 
@@ -95,14 +95,14 @@ describe('dry-run plan', () => {
       ],
     });
     expect(text).toContain(
-      'Study demo (design 0123456789abcdef): 2 configs × 2 cycles = 4 runs, order interleaved',
+      'study demo (design 0123456789abcdef): 2 configs × 2 cycles = 4 runs, order interleaved',
     );
     expect(text).toMatch(/\n\s+3\s+2\s+aaaaaaaaaaaaaaaa_c1\s+batch_size=64\n/);
     expect(text).toMatch(/1\s+aaaaaaaaaaaaaaaa\s+batch_size=64/);
     expect(text).toContain(
       '  - batch_size=4096: llamacpp.batch_size: must be at most context_size (1024)',
     );
-    expect(text).toContain('Estimated duration: ≈ 2 min 10 s');
+    expect(text).toContain('Estimated duration: ≈ 2 min 5 s');
     expect(text).toContain(
       'm.gguf: ≈ 5,000 MiB (weights + KV); DOES NOT FIT: only 4,000 MiB free on GPU 0',
     );

@@ -12,6 +12,7 @@ import {
   type RunResult,
   type StudyPlan,
 } from '@llem/domain';
+import { planToJson, renderPlan, STUDY_FILES, writeStudyReport } from '@llem/report';
 import {
   handleSigint,
   MANIFEST_FILE,
@@ -22,8 +23,10 @@ import {
 } from '@llem/study';
 import type { CommandModule } from 'yargs';
 import type { CliContext, GlobalArgs } from '../context';
+import { planMemoryEstimates } from '../dry-run';
 import { ExitCode, UsageError } from '../errors';
 import { addFileTransport } from '../logger';
+import { createProgressDisplay } from '../progress';
 import { cliVersion } from '../version';
 
 interface RunArgs extends GlobalArgs {
@@ -262,22 +265,6 @@ function printSummary(ctx: CliContext, s: RunSummaryJson, cwd: string): void {
   }
 }
 
-function printPlan(ctx: CliContext, plan: StudyPlan, file: string): void {
-  const out = (line = '') => ctx.stdout.write(`${line}\n`);
-  const e = plan.execution;
-  out(`${file}: study ${plan.name} (design ${plan.designHash})`);
-  out(
-    `${plan.configs.length} configs × ${e.cycles} cycles = ${plan.runs.length} runs, order ${e.order}`,
-  );
-  for (const run of plan.runs) {
-    const config = plan.configs[run.configIndex];
-    out(
-      `  ${String(run.ordinal + 1).padStart(3)}. ${config?.label || run.configHash} [${run.configHash}] cycle ${run.cycle}`,
-    );
-  }
-  for (const skipped of plan.skipped) out(`  skipped: ${JSON.stringify(skipped)}`);
-}
-
 /**
  * `llem run [FILE]`: run a study (the built-in quickstart without FILE), or resume one.
  *
@@ -327,7 +314,18 @@ export function runCommand(
       else if (!args.resume) plan = planStudy(quickstartStudy, { file: QUICKSTART_FILE });
       if (args.dryRun) {
         if (!plan) throw new UsageError('--dry-run needs a study file (or no --resume)');
-        printPlan(ctx, plan, file ?? QUICKSTART_FILE);
+        // Every run with label and hash, skipped configs with reasons, an estimated duration and,
+        // for .gguf models, memory from their metadata against free device memory.
+        const memory = await planMemoryEstimates(plan, {
+          env: ctx.env,
+          baseDir,
+          logger: ctx.logger,
+        });
+        ctx.stdout.write(
+          args.json
+            ? `${JSON.stringify({ file: file ?? QUICKSTART_FILE, ...planToJson(plan, { memory }) }, null, 2)}\n`
+            : `${file ?? QUICKSTART_FILE}: ${renderPlan(plan, { memory, color: Boolean(ctx.stdout.isTTY) })}`,
+        );
         return;
       }
       let resumeDir: string | undefined;
@@ -375,7 +373,7 @@ export function runCommand(
           });
 
       const quiet = args.json || args.quiet;
-      const sink = quiet ? () => undefined : (options.progress ?? plainProgress)(ctx);
+      const sink = quiet ? () => undefined : (options.progress ?? createProgressDisplay)(ctx);
       const eventNames: (keyof StudyEvents)[] = [
         'study-started',
         'gap-countdown',
@@ -390,11 +388,21 @@ export function runCommand(
         );
       runner.on('study-started', (event) => {
         addFileTransport(ctx.logger, join(event.studyDir, 'llem.log'));
-        if (!event.resumed)
+        if (!event.resumed) {
           writeFileSync(
             join(event.studyDir, CLI_STATE_FILE),
             `${JSON.stringify({ baseDir }, null, 2)}\n`,
           );
+          // The report lists configs the plan rejected; the manifest only knows runs.
+          const skipped = (plan?.skipped ?? []).map((s) => ({
+            label: s.label,
+            reasons: s.reasons,
+          }));
+          writeFileSync(
+            join(event.studyDir, STUDY_FILES.skipped),
+            `${JSON.stringify(skipped, null, 2)}\n`,
+          );
+        }
       });
 
       const stopSigint = handleSigint(runner, {
@@ -417,6 +425,15 @@ export function runCommand(
         (sink as ProgressSink & { stop?: () => void }).stop?.();
       }
       const result = summariseStudy(summary);
+      try {
+        // summary.csv, summary_by_config.csv, pareto.csv and report.html; logs "report: <path>".
+        await writeStudyReport(summary.studyDir, { logger: ctx.logger });
+      } catch (error) {
+        // The measurements are safe on disk; a report problem must not fail the study.
+        ctx.logger.warn(
+          `could not build the report (${error instanceof Error ? error.message : String(error)}); retry with: llem report ${relative(ctx.cwd, summary.studyDir) || '.'}`,
+        );
+      }
       if (args.json) ctx.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       else printSummary(ctx, result, ctx.cwd);
       if (summary.status === 'interrupted') {
