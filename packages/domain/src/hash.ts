@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
-import { type ExperimentConfig, ExperimentConfigSchema } from './config';
-import { ConfigError } from './errors';
-import { validate } from './internal/issues';
+import type { ExperimentConfig } from './config';
+import { parseExperimentConfig } from './validate';
 
 /**
  * Fields of an experiment config that do not change what is measured, so two configs that
@@ -80,9 +79,7 @@ function withoutExcluded(config: Record<string, unknown>): Record<string, unknow
  * measurementConfigHash({ model: 'builtin:tiny', engine: 'llamacpp' }); // e.g. '3f9c0a…' (16 hex)
  */
 export function measurementConfigHash(config: ExperimentConfig | Record<string, unknown>): string {
-  const parsed = validate(ExperimentConfigSchema, config);
-  if (!parsed.ok) throw new ConfigError('CONFIG_INVALID', '<config>', parsed.issues);
-  return hashParsedConfig(parsed.value);
+  return hashParsedConfig(parseExperimentConfig(config));
 }
 
 /** The hash of a config already parsed by `ExperimentConfigSchema` (skips re-parsing). */

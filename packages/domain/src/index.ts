@@ -111,3 +111,4 @@ export {
 export type { ExecutionConfig, RunOrder, StudyFileInput } from './study';
 export { ExecutionSchema, RUN_ORDERS, StudyFileSchema, SweepSchema } from './study';
 export { didYouMean, levenshtein } from './suggest';
+export { parseExperimentConfig } from './validate';

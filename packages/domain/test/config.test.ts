@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { type ConfigIssue, ExperimentConfigSchema } from '../src/index';
+import {
+  ConfigError,
+  type ConfigIssue,
+  ExperimentConfigSchema,
+  parseExperimentConfig,
+} from '../src/index';
 import { validate } from '../src/internal/issues';
 
 function issuesOf(input: unknown): ConfigIssue[] {
@@ -219,5 +224,26 @@ describe('ExperimentConfigSchema rules', () => {
     expect(issuesOf({ ...tiny, dataset: { synthetic: {}, column: 'x' } })[0]?.path).toBe(
       'dataset.column',
     );
+  });
+});
+
+describe('dotted keys outside sweep', () => {
+  it('explain how to write the field nested', () => {
+    const [issue] = issuesOf({ ...tiny, 'llamacpp.batch_size': 64 });
+    expect(issue).toEqual({
+      path: '["llamacpp.batch_size"]',
+      message:
+        'dotted field paths only work as sweep keys; write it nested: llamacpp: { batch_size: … }',
+    });
+  });
+});
+
+describe('parseExperimentConfig', () => {
+  it('returns the parsed config or throws ConfigError naming the file and path', () => {
+    expect(parseExperimentConfig(tiny).engine).toBe('llamacpp');
+    expect(() =>
+      parseExperimentConfig({ ...tiny, max_output_tokens: 0 }, { file: 'task.json' }),
+    ).toThrow(/^task\.json: max_output_tokens: must be > 0/);
+    expect(() => parseExperimentConfig({})).toThrow(ConfigError);
   });
 });

@@ -171,6 +171,14 @@ function convertIssue(
             message: `the ${key} section only applies to engine: ${key}, and this config's engine is ${engine}`,
           };
         }
+        const [head, ...rest] = key.split('.');
+        if (rest.length > 0 && head && allowed?.includes(head)) {
+          // `llamacpp.batch_size: 64` outside `sweep`: say how to write it instead.
+          return {
+            path: keyPath,
+            message: `dotted field paths only work as sweep keys; write it nested: ${head}: { ${rest.join('.')}: … }`,
+          };
+        }
         const suggestion = allowed ? didYouMean(key, allowed) : undefined;
         return {
           path: keyPath,
