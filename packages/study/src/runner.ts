@@ -190,10 +190,10 @@ export class StudyRunner<Config = unknown> {
     if (this.#started) throw new StudyError('StudyRunner.run() was already called');
     this.#started = true;
     const startedAt = this.#clock.now();
+    // #prepare takes the study's lock before it changes anything; released below.
     const prepared = this.#prepare();
     const { studyDir, plan, store } = prepared;
     this.#studyDir = studyDir;
-    acquireLock(studyDir);
     try {
       store.setStatus('running');
       const todo = store.manifest.entries.filter((e) => e.status !== 'completed');
@@ -232,6 +232,7 @@ export class StudyRunner<Config = unknown> {
         cwd: options.cwd,
       });
       mkdirSync(join(studyDir, RUNS_DIR), { recursive: true });
+      acquireLock(studyDir);
       const stored: StoredStudy<Config> = {
         schemaVersion: 1,
         toolVersion: this.#toolVersion,
@@ -253,6 +254,23 @@ export class StudyRunner<Config = unknown> {
     }
 
     const studyDir = resolve(options.cwd ?? process.cwd(), options.resume);
+    // Validate before locking: a directory that is not a study gets no lock file.
+    ManifestStore.load(studyDir, now);
+    acquireLock(studyDir);
+    try {
+      return this.#prepareResume(studyDir, options, now);
+    } catch (error) {
+      releaseLock(studyDir);
+      throw error;
+    }
+  }
+
+  #prepareResume(
+    studyDir: string,
+    options: ResumeStudyOptions<Config>,
+    now: () => Date,
+  ): Prepared<Config> {
+    // Loaded again under the lock: another runner may have written it since.
     const store = ManifestStore.load(studyDir, now);
     const stored = readStoredStudy<Config>(studyDir);
     const manifest = store.manifest;

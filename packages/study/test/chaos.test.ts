@@ -67,6 +67,9 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Every worker pid any driver reported. */
+const workerPids = new Set<number>();
+
 interface Session {
   child: ChildProcess;
   studyDir: Promise<string>;
@@ -82,6 +85,8 @@ function startDriver(args: string[], ledger: string): Session {
   const studyDir = new Promise<string>((resolve) => {
     child.stdout?.on('data', (chunk: Buffer) => {
       out += chunk.toString();
+      // Worker pids as the runner forks them, before a worker has written anything.
+      for (const m of out.matchAll(/^RUN \S+ (\d+)\n/gm)) workerPids.add(Number(m[1]));
       const match = /STUDY (.+)\n/.exec(out);
       if (match?.[1]) resolve(match[1]);
     });
@@ -152,7 +157,7 @@ it('survives repeated SIGKILLs of the runner: every run ends once, nothing dupli
         await session.exited;
         break;
       }
-      const pidsBefore = new Set<number>();
+      const pidsBefore = new Set<number>(workerPids);
       for (const line of readLedger()) {
         if (typeof line.pid === 'number') pidsBefore.add(line.pid);
         if (typeof line.child === 'number') pidsBefore.add(line.child);
@@ -162,7 +167,7 @@ it('survives repeated SIGKILLs of the runner: every run ends once, nothing dupli
       await session.exited;
       kills += 1;
       // Every worker and grandchild ever started must be gone promptly.
-      const pids = new Set<number>();
+      const pids = new Set<number>(workerPids);
       for (const line of readLedger()) {
         if (typeof line.pid === 'number') pids.add(line.pid);
         if (typeof line.child === 'number') pids.add(line.child);

@@ -278,6 +278,8 @@ describe('StudyRunner with real child processes', () => {
     expect((error as Error).message).toContain(plan.designHash);
     expect((error as Error).message).toContain(changed.designHash);
     expect((error as Error).message).toContain('--force');
+    // A refused resume leaves no lock behind.
+    expect(existsSync(join(first.studyDir, '.runner.lock'))).toBe(false);
 
     const forced = await new StudyRunner({
       resume: first.studyDir,
@@ -288,6 +290,19 @@ describe('StudyRunner with real child processes', () => {
     }).run();
     expect(forced.status).toBe('completed');
     expect(forced.counts.completed).toBe(1);
+  }, 60_000);
+
+  it('refuses to run a study another live runner holds, and changes nothing in it', async () => {
+    const first = await runner([{ behaviour: 'no-result' }]).run();
+    const before = readFileSync(join(first.studyDir, 'manifest.json'), 'utf8');
+    // Our parent (the vitest main process) stands in for a live runner.
+    writeFileSync(join(first.studyDir, '.runner.lock'), `${process.ppid}\n`);
+    const error = await new StudyRunner({ resume: first.studyDir, workerModule: worker })
+      .run()
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StudyError);
+    expect((error as Error).message).toContain(`another runner (pid ${process.ppid})`);
+    expect(readFileSync(join(first.studyDir, 'manifest.json'), 'utf8')).toBe(before);
   }, 60_000);
 
   it('resume of something that is not a study directory is a StudyError naming the file', async () => {
