@@ -167,6 +167,8 @@ export class PowerSampler {
     // Next slot strictly in the future, counted from the start so error never accumulates.
     this.slot = Math.max(this.slot + 1, Math.floor((now - this.startedAt) / this.intervalMs) + 1);
     const due = this.startedAt + this.slot * this.intervalMs;
-    this.timer = this.timers.setTimeout(this.tick, Math.max(0, due - now));
+    // Node timers work in whole milliseconds on a cached loop clock; rounding up keeps a
+    // sample from firing before its slot, which would show up as jitter.
+    this.timer = this.timers.setTimeout(this.tick, Math.max(0, Math.ceil(due - now)));
   }
 }
