@@ -579,7 +579,7 @@ describe('openai engine: steady state and goodput', () => {
         outputTokens: number;
       };
       goodput: { met: number; total: number; share: number };
-      window: { startMs: number; endMs: number };
+      workloadWindow: { startMs: number; endMs: number };
     };
     const reqs = outcome.requests;
     const third = [...reqs].sort((a, b) => a.startedAt - b.startedAt)[2]!;
@@ -592,8 +592,8 @@ describe('openai engine: steady state and goodput', () => {
       ...reqs.filter((r) => r.endedAt > lastIssued).map((r) => r.endedAt),
     );
     expect(extra.steadyState.endMs).toBe(firstEndAfter);
-    expect(extra.steadyState.startMs).toBeGreaterThanOrEqual(extra.window.startMs);
-    expect(extra.steadyState.endMs).toBeLessThanOrEqual(extra.window.endMs);
+    expect(extra.steadyState.startMs).toBeGreaterThanOrEqual(extra.workloadWindow.startMs);
+    expect(extra.steadyState.endMs).toBeLessThanOrEqual(extra.workloadWindow.endMs);
     expect(extra.steadyState.outputTokens).toBeGreaterThan(0);
     expect(extra.steadyState.outputTokens).toBeLessThan(outcome.outputTokens);
     for (const id of extra.steadyState.requestIds) {

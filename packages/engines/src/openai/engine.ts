@@ -403,7 +403,7 @@ class OpenAIEngine implements Engine {
     const durationS = (endedAt - startedAt) / 1000;
     const extra: Record<string, unknown> = {
       load: loadModeDetails(this.config),
-      window: { startMs: startedAt, endMs: endedAt, durationS },
+      workloadWindow: { startMs: startedAt, endMs: endedAt, durationS },
       // The harness divides this by the window for requests/s: completed requests only.
       requestCount: succeeded,
       requestOutcomes: {
