@@ -18,9 +18,13 @@ const TARGET_MEMORY_NS = 1000;
 const TARGET_SAMPLER_CORE_PCT = 1;
 const TARGET_JITTER_MS = 2;
 
-ensureFakeNvmlBuilt();
-const library = fakeNvmlLibraryPath();
-process.env.LLEM_FAKE_NVML_SCENARIO = writeScenario({ devices: [h100Profile()] });
+// LLEM_BENCH_NVML_LIBRARY=/path/libnvidia-ml.so.1 runs the same figures on a real driver.
+const realLibrary = process.env.LLEM_BENCH_NVML_LIBRARY;
+if (!realLibrary) ensureFakeNvmlBuilt();
+const library = realLibrary ?? fakeNvmlLibraryPath();
+if (!realLibrary) {
+  process.env.LLEM_FAKE_NVML_SCENARIO = writeScenario({ devices: [h100Profile()] });
+}
 // Tracing appends to a file on every call; it would measure the disk, not the binding.
 delete process.env.LLEM_FAKE_NVML_TRACE;
 
