@@ -200,7 +200,8 @@ async function runWorker<Config, Result>(
     const result = await handler(task, context);
     if (stopping) return;
     // JSON.stringify of a large result is the worker's memory to spend, not the runner's.
-    writeFileAtomicSync(task.resultFile, JSON.stringify(result));
+    // `undefined` is not JSON; a handler that returns nothing still completed its run.
+    writeFileAtomicSync(task.resultFile, JSON.stringify(result ?? null));
     stopping = true;
     killGroups();
     process.exit(WorkerExitCode.ok);
