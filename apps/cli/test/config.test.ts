@@ -43,7 +43,7 @@ const MALFORMED: Record<string, { path: string; says?: RegExp }> = {
   'yaml-syntax.yaml': { path: 'line 3, column 1', says: /YAML syntax error/ },
   'duplicate-key.yaml': { path: 'line 5, column 3', says: /Map keys must be unique/ },
   'bad-json.json': { path: 'line 4, column 1', says: /invalid JSON/ },
-  'unknown-key-json.json': { path: 'cycles', says: /unknown key/ },
+  'unknown-key-json.json': { path: 'cycles', says: /cycles belongs in execution/ },
   'unknown-top-key.yaml': { path: 'engin', says: /did you mean "engine"/ },
   'unknown-section-key.yaml': { path: 'llamacpp.bach_size', says: /did you mean "batch_size"/ },
   'unknown-execution-key.yaml': { path: 'execution.cylces', says: /did you mean "cycles"/ },

@@ -247,3 +247,13 @@ describe('parseExperimentConfig', () => {
     expect(() => parseExperimentConfig({})).toThrow(ConfigError);
   });
 });
+
+describe('misplaced keys', () => {
+  it('say which section a known key belongs in', () => {
+    const [issue] = issuesOf({ ...tiny, batch_size: 64 });
+    expect(issue?.path).toBe('batch_size');
+    expect(issue?.message).toBe(
+      'unknown key here; batch_size belongs in llamacpp: write llamacpp: { batch_size: … }',
+    );
+  });
+});

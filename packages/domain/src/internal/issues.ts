@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import type { ConfigIssue } from '../errors';
 import { didYouMean } from '../suggest';
+import { nodeOf } from './schema-walk';
 
 /**
  * Turns zod issues into `ConfigIssue`s a user can act on: dotted field paths, unknown keys with
@@ -34,6 +35,8 @@ export function formatPath(path: readonly PathSegment[]): string {
 /** Facts the error map saw while parsing, keyed by the input object they are about. */
 interface ParseNotes {
   allowedKeys: WeakMap<object, string[]>;
+  /** For each section of that schema, the keys it takes (to say where a misplaced key belongs). */
+  sectionKeys: WeakMap<object, Map<string, string[]>>;
   discriminatorValues: WeakMap<object, string[]>;
 }
 
@@ -50,6 +53,16 @@ function recordingErrorMap(notes: ParseNotes): z.core.$ZodErrorMap {
     const inst = issue.inst as SchemaInternals | undefined;
     if (issue.code === 'unrecognized_keys' && inst?.shape) {
       notes.allowedKeys.set(input, Object.keys(inst.shape));
+      const sections = new Map<string, string[]>();
+      for (const [key, schema] of Object.entries(inst.shape)) {
+        const node = nodeOf(schema as z.ZodType);
+        if (node.kind === 'object')
+          sections.set(
+            key,
+            node.shapes.flatMap((shape) => Object.keys(shape)),
+          );
+      }
+      notes.sectionKeys.set(input, sections);
     }
     if (issue.code === 'invalid_union') {
       const discriminator = (issue as { discriminator?: string }).discriminator;
@@ -74,7 +87,11 @@ export function validate<S extends z.ZodType>(
   input: unknown,
   pathPrefix: readonly PathSegment[] = [],
 ): Validated<z.output<S>> {
-  const notes: ParseNotes = { allowedKeys: new WeakMap(), discriminatorValues: new WeakMap() };
+  const notes: ParseNotes = {
+    allowedKeys: new WeakMap(),
+    sectionKeys: new WeakMap(),
+    discriminatorValues: new WeakMap(),
+  };
   const result = schema.safeParse(input, { reportInput: true, error: recordingErrorMap(notes) });
   if (result.success) return { ok: true, value: result.data };
   const issues = result.error.issues.flatMap((issue) => convertIssue(issue, pathPrefix, notes));
@@ -180,6 +197,18 @@ function convertIssue(
           };
         }
         const suggestion = allowed ? didYouMean(key, allowed) : undefined;
+        const home =
+          suggestion === undefined && typeof input === 'object' && input !== null
+            ? [...(notes.sectionKeys.get(input) ?? [])].find(([, keys]) => keys.includes(key))?.[0]
+            : undefined;
+        if (home) {
+          // e.g. `cycles: 3` at the top level: it exists, one level down.
+          return {
+            path: keyPath,
+            message: `unknown key here; ${key} belongs in ${home}: write ${home}: { ${key}: … }`,
+            ...(allowed ? { allowed } : {}),
+          };
+        }
         return {
           path: keyPath,
           message: `unknown key${suggestion ? `; did you mean "${suggestion}"?` : ''}`,
