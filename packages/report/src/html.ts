@@ -78,7 +78,7 @@ th[aria-sort="ascending"]::after { content: " ▲"; } th[aria-sort="descending"]
 td .ci { color: var(--muted); font-size: 11px; display: block; }
 tr.failed td { color: #c92a2a; } .frontier { color: #d9480f; font-weight: bold; }
 .table-wrap { overflow-x: auto; max-height: 70vh; }
-ul.warnings li { margin: 2px 0; } code { font-family: ui-monospace, monospace; font-size: 12px; }
+ul.warnings li { margin: 4px 0; } ul.warnings .runs { color: var(--muted); font-size: 12px; } code { font-family: ui-monospace, monospace; font-size: 12px; }
 select { font: inherit; padding: 2px 4px; }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
 `;
@@ -188,27 +188,39 @@ function warningsList(study: LoadedStudy): string {
   for (const s of study.skipped) {
     items.push(`<li><b>skipped config</b> ${esc(s.label)}: ${esc(s.reason)}</li>`);
   }
+  // The same warning on every run is one fact, not N lines: group by kind, code and message, and
+  // name the runs it concerns.
+  const groups = new Map<string, { head: string; message: string; runs: string[] }>();
+  const add = (head: string, message: string, run: string) => {
+    const key = `${head}\0${message}`;
+    const g = groups.get(key);
+    if (g) g.runs.push(run);
+    else groups.set(key, { head, message, runs: [run] });
+  };
   for (const r of study.runs) {
+    const who = `<code>${esc(r.key)}</code> (${esc(r.label)}, cycle ${r.cycle})`;
     if (r.error) {
-      items.push(
-        `<li><b>${esc(r.status === 'failed' ? 'failed' : 'unusable result')}</b> <code>${esc(r.key)}</code> (${esc(r.label)}, cycle ${r.cycle}): ${esc(r.error.type)}: ${esc(r.error.message)}</li>`,
+      add(
+        `<b>${r.status === 'failed' ? 'failed' : 'unusable result'}</b> ${esc(r.error.type)}`,
+        r.error.message,
+        who,
       );
     }
-    for (const w of r.result?.warnings ?? []) {
-      items.push(
-        `<li><code>${esc(w.code)}</code> <code>${esc(r.key)}</code> (${esc(r.label)}, cycle ${r.cycle}): ${esc(w.message)}</li>`,
-      );
-    }
-    if (r.result?.energy.unavailableReason) {
-      items.push(
-        `<li><code>energy</code> <code>${esc(r.key)}</code>: ${esc(r.result.energy.unavailableReason)}</li>`,
-      );
+    const warnings = r.result?.warnings ?? [];
+    for (const w of warnings) add(`<code>${esc(w.code)}</code>`, w.message, who);
+    const reason = r.result?.energy.unavailableReason;
+    if (reason && !warnings.some((w) => w.code === 'energy-unavailable')) {
+      add('<code>energy</code>', reason, who);
     }
   }
-  // The same warning on every run is one fact, not N: collapse identical lines.
-  const unique = [...new Set(items)];
-  return unique.length
-    ? `<ul class="warnings" id="warnings">${unique.join('')}</ul>`
+  for (const g of groups.values()) {
+    const shown = g.runs.slice(0, 5).join(', ');
+    const more = g.runs.length > 5 ? ` and ${g.runs.length - 5} more` : '';
+    const runs = g.runs.length === 1 ? shown : `${g.runs.length} runs: ${shown}${more}`;
+    items.push(`<li>${g.head}: ${esc(g.message)} <span class="runs">— ${runs}</span></li>`);
+  }
+  return items.length
+    ? `<ul class="warnings" id="warnings">${items.join('')}</ul>`
     : '<p id="warnings">No warnings.</p>';
 }
 

@@ -71,6 +71,47 @@ describe('report.html (static checks)', () => {
     expect(html).toContain('was not measured for any config');
     expect(html).toContain('No timeseries with power or temperature');
   });
+  it('groups one warning repeated on every run into one line naming the runs', async () => {
+    const warning = {
+      code: 'run-too-short',
+      message: 'the measurement window lasted 1.2 s (< 2 s)',
+    };
+    const dir = buildStudyDir({
+      configs: [
+        { label: 'a', runs: [0, 1, 2, 3, 4, 5].map((c) => ({ cycle: c, warnings: [warning] })) },
+      ],
+    });
+    const html = readFileSync((await writeStudyReport(dir)).files.report, 'utf8');
+    const items = html.match(/<li><code>run-too-short<\/code>[^]*?<\/li>/g) ?? [];
+    expect(items).toHaveLength(1);
+    expect(items[0]).toContain('6 runs: ');
+    expect(items[0]).toContain('and 1 more');
+  });
+
+  it('still renders when every run failed or none has run yet', async () => {
+    const dir = buildStudyDir({
+      status: 'interrupted',
+      configs: [
+        {
+          label: 'oom',
+          runs: [
+            {
+              cycle: 0,
+              status: 'failed',
+              error: { type: 'crash', message: 'CUDA error: out of memory' },
+            },
+            { cycle: 1, status: 'pending' },
+          ],
+        },
+      ],
+    });
+    const report = await writeStudyReport(dir);
+    expect(report.summaries[0]).toMatchObject({ completed: 0, failed: 1, unfinished: 1 });
+    const html = readFileSync(report.files.report, 'utf8');
+    expect(html).toContain('No config has both metrics measured');
+    expect(html).toContain('1 not run yet');
+    expect(html).toContain('CUDA error: out of memory');
+  });
 });
 
 describe.skipIf(!haveChromium && !process.env.CI)('report.html in headless Chromium', () => {
