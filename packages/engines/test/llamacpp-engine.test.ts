@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LlamacppExperimentConfig } from '@llem/domain';
 import { noopLogger } from '@llem/resilience';
+import type { LlamaOptions } from 'node-llama-cpp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine, EngineRequest, RequestRecord } from '../src/engine';
 import {
@@ -315,6 +316,67 @@ describe('llamacpp engine errors', () => {
       name: 'EngineError',
       code: 'MODEL_LOAD_FAILED',
     });
+  });
+
+  it('uses prebuilt binaries only and says ENGINE_BINARY_MISSING when there is none', async () => {
+    const { NoBinaryFoundError } = await import('node-llama-cpp');
+    const seen: LlamaOptions[] = [];
+    const engine = engineFor(
+      { llamacpp: { gpu_layers: 0 } },
+      {
+        getLlama: async (options) => {
+          seen.push(options);
+          throw new NoBinaryFoundError();
+        },
+      },
+    );
+    const error = await engine.load().catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: 'EngineError', code: 'ENGINE_BINARY_MISSING' });
+    expect((error as Error).message).toMatch(/never builds llama\.cpp from source.*pnpm install/);
+    expect(seen[0]).toMatchObject({
+      build: 'never',
+      usePrebuiltBinaries: true,
+      skipDownload: true,
+      gpu: false,
+    });
+  });
+
+  it('retries a failed model load, then gives MODEL_LOAD_FAILED once retries run out', async () => {
+    const { getLlama } = await import('node-llama-cpp');
+    let attempts = 0;
+    const failingFirst = (failures: number) => async (options: LlamaOptions) => {
+      const llama = await getLlama(options);
+      const loadModel = llama.loadModel.bind(llama);
+      llama.loadModel = async (o) => {
+        attempts++;
+        if (attempts <= failures) throw new Error('simulated: not enough memory');
+        return loadModel(o);
+      };
+      return llama;
+    };
+    const warnings: string[] = [];
+    const logger = { ...noopLogger, warn: (m: string) => warnings.push(m) };
+    const ok = engineFor(
+      {},
+      { getLlama: failingFirst(1), loadRetryDelayMs: 1 },
+      { logger, signal: new AbortController().signal },
+    );
+    await ok.load();
+    expect(attempts).toBe(2);
+    expect(warnings.join('\n')).toContain('simulated: not enough memory');
+    await ok.dispose();
+
+    attempts = 0;
+    const failing = engineFor(
+      {},
+      { getLlama: failingFirst(99), loadRetries: 2, loadRetryDelayMs: 1 },
+    );
+    await expect(failing.load()).rejects.toMatchObject({
+      name: 'EngineError',
+      code: 'MODEL_LOAD_FAILED',
+      message: expect.stringContaining('simulated: not enough memory'),
+    });
+    expect(attempts).toBe(3);
   });
 
   it('refuses to run before load and after dispose; dispose is safe twice and before load', async () => {

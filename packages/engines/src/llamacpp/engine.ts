@@ -6,6 +6,7 @@ import type {
   LlamaContextSequence,
   LlamaLogLevel,
   LlamaModel,
+  LlamaOptions,
   Token,
 } from 'node-llama-cpp';
 import type {
@@ -40,7 +41,7 @@ export interface LlamaCppEngineOptions {
    * Compute backend for node-llama-cpp. Default: `false` (CPU only) when `gpu_layers` is 0,
    * else `'auto'` (CUDA or Vulkan when a prebuilt binary for it loads, else CPU).
    */
-  gpu?: 'auto' | false | 'cuda' | 'vulkan';
+  gpu?: 'auto' | false | 'cuda' | 'vulkan' | 'metal';
   /** Retries of a failed model load (the first attempt not counted). Default: 2. */
   loadRetries?: number;
   /** Delay before the first load retry, doubled each time. Default: 1000 ms. */
@@ -50,6 +51,11 @@ export interface LlamaCppEngineOptions {
    * recorded (so it costs nothing measured). For checking outputs; unset by default.
    */
   onOutput?: (output: { id: number; tokens: number[]; text: string }) => void;
+  /**
+   * Replaces node-llama-cpp's `getLlama` (called with the options llem chooses: prebuilt binaries
+   * only, never a build). For tests of the error paths, or to share one Llama instance.
+   */
+  getLlama?: (options: LlamaOptions) => Promise<Llama>;
 }
 
 /** How many recent tokens the repeat penalty looks at (llama.cpp's `penalty_last_n` default). */
@@ -160,7 +166,9 @@ class LlamaCppEngine implements Engine {
 
   private async getLlamaInstance(): Promise<Llama> {
     const gpu = this.options.gpu ?? (this.settings.gpuLayers === 0 ? false : 'auto');
-    const { getLlama, LlamaLogLevel, NoBinaryFoundError } = await loadNodeLlamaCpp();
+    const nlc = await loadNodeLlamaCpp();
+    const { LlamaLogLevel, NoBinaryFoundError } = nlc;
+    const getLlama = this.options.getLlama ?? nlc.getLlama;
     try {
       return await getLlama({
         gpu,

@@ -7,8 +7,7 @@ export type LlamaCppEngineErrorCode =
   | 'ENGINE_BINARY_MISSING'
   | 'CONTEXT_CREATE_FAILED'
   | 'CONTEXT_OVERFLOW'
-  | 'NOT_LOADED'
-  | 'ABORTED';
+  | 'NOT_LOADED';
 
 /**
  * A failure of the llamacpp engine. Named `EngineError` (like the other engines' errors) so the
