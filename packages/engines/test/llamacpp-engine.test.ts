@@ -1,13 +1,17 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { LlamacppExperimentConfig } from '@llem/domain';
+import {
+  KV_CACHE_TYPES as DOMAIN_KV_CACHE_TYPES,
+  type LlamacppExperimentConfig,
+} from '@llem/domain';
 import { noopLogger } from '@llem/resilience';
 import type { LlamaOptions } from 'node-llama-cpp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine, EngineRequest, RequestRecord } from '../src/engine';
 import {
   createLlamaCppEngine,
+  KV_CACHE_TYPES,
   type LlamaCppEngineConfig,
   type LlamaCppEngineOptions,
 } from '../src/llamacpp/index';
@@ -390,6 +394,10 @@ describe('llamacpp engine errors', () => {
     await engine.dispose();
     await expect(engine.run(prompts(1))).rejects.toMatchObject({ code: 'NOT_LOADED' });
     await expect(engine.load()).rejects.toMatchObject({ code: 'NOT_LOADED' });
+  });
+
+  it('accepts the same KV-cache types as @llem/domain', () => {
+    expect([...KV_CACHE_TYPES]).toEqual([...DOMAIN_KV_CACHE_TYPES]);
   });
 
   it('accepts a config parsed by @llem/domain', () => {
