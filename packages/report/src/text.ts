@@ -81,11 +81,47 @@ const cell = (s: ConfigSummary, id: MetricId): string => {
  */
 export function renderConfigTable(
   summaries: readonly ConfigSummary[],
-  options: TextOptions & { pareto?: ParetoResult; metrics?: readonly MetricId[] } = {},
+  options: TextOptions & {
+    pareto?: ParetoResult;
+    metrics?: readonly MetricId[];
+    /** Drop trailing metric columns until the table fits (a terminal's width). Default: no limit. */
+    maxWidth?: number;
+  } = {},
 ): string {
   const wanted = options.metrics ?? TABLE_METRICS;
-  const shown = wanted.filter((id) => summaries.some((s) => s.metrics[id].n > 0));
-  const missing = wanted.filter((id) => !shown.includes(id));
+  const measured = wanted.filter((id) => summaries.some((s) => s.metrics[id].n > 0));
+  const missing = wanted.filter((id) => !measured.includes(id));
+  let shown = measured;
+  let table = configTableText(summaries, shown, options);
+  while (options.maxWidth && shown.length > 1 && widest(table) > options.maxWidth) {
+    shown = shown.slice(0, -1);
+    table = configTableText(summaries, shown, options);
+  }
+  const hidden = measured.slice(shown.length);
+  let text = table;
+  const frontier = options.pareto?.points.some((p) => p.onFrontier);
+  text += 'Mean over completed cycles (bootstrap 95% CI).';
+  if (frontier && options.pareto) {
+    text += `\n* = Pareto frontier (${getMetric(options.pareto.x.metric).label} ${options.pareto.x.direction} vs ${getMetric(options.pareto.y.metric).label} ${options.pareto.y.direction}).`;
+  }
+  text += '\n';
+  if (hidden.length) {
+    text += `Not shown (terminal too narrow): ${hidden.map((id) => getMetric(id).label).join(', ')}; see --csv or --json.\n`;
+  }
+  if (missing.length) {
+    text += `Not measured: ${missing.map((id) => getMetric(id).label).join(', ')}.\n`;
+  }
+  return text;
+}
+
+const widest = (text: string): number =>
+  Math.max(...text.split('\n').map((l) => [...l.replace(/\u001b\[\d+m/g, '')].length));
+
+function configTableText(
+  summaries: readonly ConfigSummary[],
+  shown: readonly MetricId[],
+  options: TextOptions & { pareto?: ParetoResult },
+): string {
   const frontier = new Set(
     options.pareto?.points.filter((p) => p.onFrontier).map((p) => p.configHash) ?? [],
   );
@@ -104,16 +140,7 @@ export function renderConfigTable(
     `${s.completed}/${s.failed}`,
     ...shown.map((id) => cell(s, id)),
   ]);
-  let text = formatTable(columns, rows, options);
-  text += 'Mean over completed cycles (bootstrap 95% CI).';
-  if (frontier.size && options.pareto) {
-    text += ` * = Pareto frontier (${getMetric(options.pareto.x.metric).label} ${options.pareto.x.direction} vs ${getMetric(options.pareto.y.metric).label} ${options.pareto.y.direction}).`;
-  }
-  text += '\n';
-  if (missing.length) {
-    text += `Not measured: ${missing.map((id) => getMetric(id).label).join(', ')}.\n`;
-  }
-  return text;
+  return formatTable(columns, rows, options);
 }
 
 const ratioText = (m: MetricComparison): string =>

@@ -157,6 +157,17 @@ describe('text tables', () => {
     expect(renderConfigTable(summaries, { color: true })).toContain('\u001b[1m');
   });
 
+  it('fits a width by dropping trailing metrics, and names them', async () => {
+    const summaries = aggregateStudy(await loadStudy(standardStudy()));
+    const full = renderConfigTable(summaries);
+    const narrow = renderConfigTable(summaries, { maxWidth: 120 });
+    const tableLines = narrow.split('\n').slice(0, 2 + summaries.length);
+    expect(Math.max(...tableLines.map((l) => [...l].length))).toBeLessThanOrEqual(120);
+    expect(narrow).toContain('Energy per output token (J/token)');
+    expect(narrow).toMatch(/Not shown \(terminal too narrow\): .*Peak RSS; see --csv or --json\./);
+    expect(full).not.toContain('Not shown');
+  });
+
   it('renders a comparison with ratio, CI and verdict', async () => {
     const study = await loadStudy(standardStudy());
     const text = renderComparison(compareConfigs(study, '1', '3'));

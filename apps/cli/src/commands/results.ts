@@ -117,7 +117,16 @@ function showCommand(ctx: CliContext): CommandModule<GlobalArgs, ShowArgs> {
       ctx.stdout.write(
         `${m.studyName} (${m.status}; design ${m.designHash}): ${m.counts.completed} completed, ${m.counts.failed} failed, ${m.counts.pending + m.counts.running} not run, ${study.skipped.length} skipped configs\n\n`,
       );
-      ctx.stdout.write(renderConfigTable(summaries, { pareto, color: color(ctx) }));
+      // On a terminal, fit its width (dropping trailing metrics, named below the table); a pipe
+      // always gets every column.
+      const columns = ctx.stdout.isTTY ? (ctx.stdout as { columns?: number }).columns : undefined;
+      ctx.stdout.write(
+        renderConfigTable(summaries, {
+          pareto,
+          color: color(ctx),
+          ...(columns ? { maxWidth: columns } : {}),
+        }),
+      );
     },
   };
 }
