@@ -230,3 +230,33 @@ function barDisplay(
   };
   return sink;
 }
+
+/** The input side of a terminal: what `listenForEnter` reads. */
+export interface KeyInput {
+  isTTY?: boolean;
+  on(event: 'data', listener: (chunk: Buffer | string) => void): unknown;
+  off(event: 'data', listener: (chunk: Buffer | string) => void): unknown;
+  resume(): unknown;
+  pause(): unknown;
+}
+
+/**
+ * Call `onEnter` each time the user presses Enter, when `input` is a terminal (the gap countdown
+ * says "Enter skips"). Returns the function that stops listening and lets the process exit.
+ * A no-op on a pipe, so scripted runs never block on stdin.
+ *
+ * @example
+ * const stop = listenForEnter(process.stdin, () => runner.skipGap());
+ */
+export function listenForEnter(input: KeyInput, onEnter: () => void): () => void {
+  if (!input.isTTY) return () => undefined;
+  const onData = (chunk: Buffer | string) => {
+    if (String(chunk).includes('\n') || String(chunk).includes('\r')) onEnter();
+  };
+  input.on('data', onData);
+  input.resume();
+  return () => {
+    input.off('data', onData);
+    input.pause();
+  };
+}

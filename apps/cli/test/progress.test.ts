@@ -1,7 +1,8 @@
+import { EventEmitter } from 'node:events';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { ProgressEvent } from '../src/commands/run';
-import { createProgressDisplay, formatClock } from '../src/progress';
+import { createProgressDisplay, formatClock, listenForEnter } from '../src/progress';
 
 function sink(isTTY: boolean) {
   let text = '';
@@ -140,5 +141,48 @@ describe('progress on a TTY (bar)', () => {
     expect(out.text()).toContain('study completed');
     // The bar stopped: no timer keeps the process alive, stop() again is harmless.
     p.stop();
+  });
+});
+
+describe('listenForEnter', () => {
+  function fakeInput(isTTY: boolean) {
+    const emitter = new EventEmitter();
+    let flowing = false;
+    return Object.assign(emitter, {
+      isTTY,
+      resume: () => {
+        flowing = true;
+      },
+      pause: () => {
+        flowing = false;
+      },
+      flowing: () => flowing,
+    });
+  }
+
+  it('calls back on Enter while listening, and stops (pausing the input) when told', () => {
+    const input = fakeInput(true);
+    let skips = 0;
+    const stop = listenForEnter(input, () => skips++);
+    expect(input.flowing()).toBe(true);
+    input.emit('data', 'x');
+    input.emit('data', '\n');
+    input.emit('data', Buffer.from('\r'));
+    expect(skips).toBe(2);
+    stop();
+    expect(input.flowing()).toBe(false);
+    input.emit('data', '\n');
+    expect(skips).toBe(2);
+    expect(input.listenerCount('data')).toBe(0);
+  });
+
+  it('ignores a non-terminal input entirely', () => {
+    const input = fakeInput(false);
+    const stop = listenForEnter(input, () => {
+      throw new Error('must not be called');
+    });
+    expect(input.listenerCount('data')).toBe(0);
+    expect(input.flowing()).toBe(false);
+    stop();
   });
 });

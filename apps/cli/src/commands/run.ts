@@ -26,7 +26,7 @@ import type { CliContext, GlobalArgs } from '../context';
 import { planMemoryEstimates } from '../dry-run';
 import { ExitCode, UsageError } from '../errors';
 import { addFileTransport } from '../logger';
-import { createProgressDisplay } from '../progress';
+import { createProgressDisplay, listenForEnter } from '../progress';
 import { cliVersion } from '../version';
 
 interface RunArgs extends GlobalArgs {
@@ -405,6 +405,10 @@ export function runCommand(
         }
       });
 
+      // On a terminal, Enter ends the current gap early (the countdown says so).
+      const stopEnter = quiet
+        ? () => undefined
+        : listenForEnter(process.stdin, () => runner.skipGap());
       const stopSigint = handleSigint(runner, {
         ...(options.signals ? { source: options.signals } : {}),
         onInterrupt: (count) => {
@@ -421,6 +425,7 @@ export function runCommand(
         summary = await runner.run();
       } finally {
         stopSigint();
+        stopEnter();
         // A display that holds a timer or the cursor (a TTY bar) says so with `stop`.
         (sink as ProgressSink & { stop?: () => void }).stop?.();
       }
