@@ -1,3 +1,2 @@
-// The baseline: an empty child that answers one IPC message and exits.
-process.send?.({ ready: true });
-process.disconnect?.();
+// The baseline: an empty child that sends one IPC message and exits.
+process.send({ ready: true }, () => process.exit(0));

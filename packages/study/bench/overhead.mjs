@@ -4,14 +4,14 @@
 // child, measured in the same process, interleaved, so machine load hits both alike.
 import { fork } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StudyRunner } from '../src/index.ts';
 
-const RUNS = Number(process.env.BENCH_RUNS ?? 30);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const RUNS = Number(process.env.BENCH_RUNS ?? 15);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 const hex16 = (s) => createHash('sha256').update(s).digest('hex').slice(0, 16);
 
@@ -36,6 +36,27 @@ function plan(n) {
       ordinal,
     })),
   };
+}
+
+/** The no-op worker forked by hand with a task file: the child's share of a runner run. */
+function workerFork(dir, i) {
+  const taskFile = join(dir, `task-${i}.json`);
+  const task = {
+    key: `k${i}`,
+    resultFile: join(dir, `result-${i}.json`),
+    residualCheck: null,
+  };
+  writeFileSync(taskFile, JSON.stringify(task));
+  return new Promise((resolve, reject) => {
+    const child = fork(here('./noop-worker.mjs'), [], {
+      execArgv: [],
+      env: { ...process.env, LLEM_TASK_FILE: taskFile },
+      stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
+      detached: true,
+    });
+    child.on('error', reject);
+    child.on('exit', resolve);
+  });
 }
 
 function bareFork() {
@@ -63,6 +84,7 @@ const out = mkdtempSync(join(tmpdir(), 'llem-bench-'));
 // C = run-finished (after exit, classification and the completion write).
 const phases = { toResidual: [], residualToFork: [], forkToFinished: [] };
 const bare = [];
+const workerOnly = [];
 const runner = [];
 try {
   await bareFork(); // warm the file cache
@@ -70,6 +92,10 @@ try {
     let t = performance.now();
     for (let i = 0; i < RUNS; i += 1) await bareFork();
     bare.push((performance.now() - t) / RUNS);
+
+    t = performance.now();
+    for (let i = 0; i < RUNS; i += 1) await workerFork(out, i);
+    workerOnly.push((performance.now() - t) / RUNS);
 
     let a = 0;
     let b = 0;
@@ -114,6 +140,9 @@ const runnerMs = median(runner);
 const f = (ms) => `${ms.toFixed(1).padStart(7)} ms`;
 console.log(`@llem/study orchestration overhead (${RUNS} runs x ${ROUNDS} rounds, median round)`);
 console.log(`  bare fork + IPC, empty child        ${f(bareMs)}/run`);
+console.log(
+  `  defineWorker child alone            ${f(median(workerOnly))}/run  (fork by hand, task file, result file)`,
+);
 console.log(`  StudyRunner, no-op defineWorker     ${f(runnerMs)}/run`);
 console.log(
   `  ratio                               ${(runnerMs / bareMs).toFixed(2)}x (target <= 1.20x)`,
@@ -123,8 +152,8 @@ console.log(
   `    previous run end -> residual check ${f(mean(phases.toResidual))}  cleanups, mark-running manifest write (fsync)`,
 );
 console.log(
-  `    residual check -> child forked     ${f(mean(phases.residualToFork))}  residual check, task file (fsync), fork()`,
+  `    residual check -> child forked     ${f(mean(phases.residualToFork))}  residual check, task file, fork()`,
 );
 console.log(
-  `    child forked -> run finished       ${f(mean(phases.forkToFinished))}  child start + defineWorker + result file (fsync), exit, completion manifest write`,
+  `    child forked -> run finished       ${f(mean(phases.forkToFinished))}  child start, defineWorker, result file (fsync), exit, completion manifest write (fsync)`,
 );

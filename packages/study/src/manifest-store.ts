@@ -131,6 +131,9 @@ export class ManifestStore {
   #write(): void {
     this.#manifest.counts = countManifestEntries(this.#manifest.entries);
     this.#manifest.updatedAt = this.#now().toISOString();
-    writeJsonAtomicSync(this.path, this.#manifest);
+    // No directory fsync: a rename lost to a power cut leaves the previous manifest, which
+    // resume handles (a result on disk is recovered, a `running` run reruns). The worker does
+    // fsync the directory after its result rename, so `completed` never points at a lost file.
+    writeJsonAtomicSync(this.path, this.#manifest, { syncDir: false });
   }
 }

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -405,7 +405,8 @@ export class StudyRunner<Config = unknown> {
       attempt,
     };
     const taskFile = join(studyDir, RUNS_DIR, `${entry.key}.task.json`);
-    writeFileAtomicSync(taskFile, JSON.stringify(task));
+    // Complete before the fork, and rewritten on every attempt: no fsync needed.
+    writeFileSync(taskFile, JSON.stringify(task));
 
     const options = this.#options;
     const stopRequests: StopRequests = {

@@ -13,11 +13,16 @@ let counter = 0;
 
 /**
  * Write `data` to `path` so that a reader (or a crash) only ever sees the old file or the new
- * one, never a torn one: write a temp file beside it, fsync it, rename over, fsync the directory.
+ * one, never a torn one: write a temp file beside it, fsync it, rename over, and (unless
+ * `syncDir: false`) fsync the directory so the rename itself survives a power cut.
  * Synchronous on purpose: a worker calls it right before exiting, and a signal handler cannot
  * interleave with a sync write.
  */
-export function writeFileAtomicSync(path: string, data: string | Uint8Array): void {
+export function writeFileAtomicSync(
+  path: string,
+  data: string | Uint8Array,
+  options: { syncDir?: boolean } = {},
+): void {
   counter += 1;
   const tmp = `${path}.${process.pid}.${counter}.tmp`;
   try {
@@ -34,7 +39,7 @@ export function writeFileAtomicSync(path: string, data: string | Uint8Array): vo
     rmSync(tmp, { force: true });
     throw error;
   }
-  fsyncDirSync(dirname(path));
+  if (options.syncDir ?? true) fsyncDirSync(dirname(path));
 }
 
 /** Persist a rename: without it a power cut may forget the new directory entry. */
@@ -51,6 +56,10 @@ function fsyncDirSync(dir: string): void {
 }
 
 /** `writeFileAtomicSync` for a JSON value (pretty-printed: people read these files). */
-export function writeJsonAtomicSync(path: string, value: unknown): void {
-  writeFileAtomicSync(path, `${JSON.stringify(value, null, 2)}\n`);
+export function writeJsonAtomicSync(
+  path: string,
+  value: unknown,
+  options: { syncDir?: boolean } = {},
+): void {
+  writeFileAtomicSync(path, `${JSON.stringify(value, null, 2)}\n`, options);
 }
