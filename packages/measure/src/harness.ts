@@ -210,9 +210,9 @@ export async function measureRun<C extends HarnessConfig>(
     );
 
     const timeseries: TimeseriesRow[] = [];
-    let maxRss = process.memoryUsage().rss;
+    let maxRss = process.memoryUsage.rss();
     const readTick = (t: number): Tick => {
-      const rss = process.memoryUsage().rss;
+      const rss = process.memoryUsage.rss();
       if (rss > maxRss) maxRss = rss;
       return {
         ...readChannels(channels, t),
