@@ -182,6 +182,36 @@ describe('llem run with a command study', () => {
     });
   });
 
+  it('a second Ctrl-C kills the current run at once', async () => {
+    const cwd = studyDirWith(PROGRAM, commandStudy(0, 60_000, 1, 'sigkill'));
+    const t0 = Date.now();
+    const running = llem(['run', 'study.yaml', '--output', 'out'], cwd);
+    const out = join(cwd, 'out');
+    for (;;) {
+      const dirs = existsSync(out) ? readdirSync(out) : [];
+      const runs = dirs[0] ? join(out, dirs[0], 'runs') : null;
+      // The program is up once the worker has logged its run line.
+      if (
+        runs &&
+        existsSync(runs) &&
+        readdirSync(runs).some(
+          (f) => f.endsWith('.log') && readFileSync(join(runs, f), 'utf8').includes('info: run'),
+        )
+      )
+        break;
+      if (Date.now() - t0 > 30_000) throw new Error('the run never started');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    process.emit('SIGINT');
+    process.emit('SIGINT');
+    const { code, stderr } = await running;
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/Killing the current run now/);
+    // Nowhere near the program's 60 s window.
+    expect(Date.now() - t0).toBeLessThan(30_000);
+  });
+
   it('refuses to resume with a changed study unless --force', async () => {
     const cwd = studyDirWith(PROGRAM, commandStudy(0, 100, 1, 'changed'));
     const first = await llem(['run', 'study.yaml', '--json', '--output', 'out'], cwd);
