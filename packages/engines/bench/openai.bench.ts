@@ -142,4 +142,10 @@ await measure('flat-out', { tokens: 2000, usage: 'final' }, 32, 64, 2000);
 await measure('paced at the target rate', { tokens: 400, batchTickMs: 5 }, 250, 500, 400);
 // Paced above the target: 400 streams every 5 ms, 80,000 tokens/s offered. What the client
 // sustains here, with the timing check still near 1.00, is its real per-token-read ceiling.
-await measure('paced above the target (80,000 offered)', { tokens: 400, batchTickMs: 5 }, 400, 800, 400);
+await measure(
+  'paced above the target (80,000 offered)',
+  { tokens: 400, batchTickMs: 5 },
+  400,
+  800,
+  400,
+);
