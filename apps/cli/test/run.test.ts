@@ -104,6 +104,7 @@ describe('llem run with a command study', () => {
       });
       expect(result.energyPerOutputTokenJ === null || result.energy.method === 'rapl').toBe(true);
       expect(result.residualCheck?.status).toBe('skipped');
+      expect(result.memory.rssPeakMiB).toBeNull(); // the program's memory is not the worker's
       expect(readFileSync(join(runsDir, `${run.key}.timeseries.csv`), 'utf8')).toMatch(
         /^window,t_ms,device,power_w/,
       );

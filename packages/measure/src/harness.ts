@@ -404,7 +404,9 @@ export async function measureRun<C extends HarnessConfig>(
       latency: computeLatency(outcome.requests),
       memory: {
         gpuPeakUsedMiB: gpuPeak.length > 0 ? Math.max(...gpuPeak) : null,
-        rssPeakMiB: peakRssMiB(maxRss),
+        // A `command` program does its work in its own process: the worker's RSS would be a
+        // number about the wrong process, so it is unknown rather than a guess.
+        rssPeakMiB: config.engine === 'command' ? null : peakRssMiB(maxRss),
       },
       flops: estimateFlops(info.parameterCount, outcome.inputTokens, outcome.outputTokens),
       residualCheck: input.residualCheck ?? null,

@@ -195,6 +195,13 @@ export function summariseStudy(summary: StudySummary): RunSummaryJson {
           ? 'no GPU visible through NVML'
           : 'NVML could not read memory',
       );
+    if (r.memory.rssPeakMiB === null)
+      add(
+        'peak RSS',
+        r.engine === 'command'
+          ? 'a command program runs in its own process, whose memory llem does not see'
+          : 'not readable on this OS',
+      );
     if (r.latency.ttftMs === null) add('TTFT / ITL', 'the engine reported no per-token timing');
     if (r.flops.method === 'none') add('FLOPs estimate', 'the model parameter count is unknown');
   }
