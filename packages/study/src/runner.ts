@@ -206,7 +206,9 @@ export class StudyRunner<Config = unknown> {
         recovered: prepared.recovered,
       });
       await this.#runAll(prepared, todo);
-      const status = this.#interruptLevel > 0 ? 'interrupted' : 'completed';
+      // An interrupt that came after the last run ended changed nothing: the study is complete.
+      const unfinished = store.manifest.counts.pending + store.manifest.counts.running;
+      const status = this.#interruptLevel > 0 && unfinished > 0 ? 'interrupted' : 'completed';
       store.setStatus(status);
       const summary: StudySummary = {
         status,

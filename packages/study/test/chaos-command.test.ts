@@ -6,7 +6,7 @@ import { ManifestSchema, planStudy, RunResultSchema } from '@llem/domain';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { bundleMeasureWorker } from './fixtures/bundle';
 import { TSX_EXEC_ARGV } from './fixtures/plan';
-import { tempDir } from './helpers';
+import { isRunning, tempDir } from './helpers';
 
 // The chaos test's variant on the real stack: the llem worker (@llem/measure/worker) running
 // misbehaving programs through the `command` engine, the runner SIGKILLed at random moments and
@@ -39,14 +39,7 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const alive = isRunning;
 
 it('command engine + llem worker: SIGKILLed runner, resumed; terminal states, no duplicates, no orphans', async () => {
   const random = mulberry32(SEED);

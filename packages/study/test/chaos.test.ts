@@ -6,7 +6,7 @@ import { ManifestSchema } from '@llem/domain';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { bundleFixtureWorker } from './fixtures/bundle';
 import { makePlan, TSX_EXEC_ARGV } from './fixtures/plan';
-import { tempDir } from './helpers';
+import { isRunning, tempDir } from './helpers';
 
 // The chaos test: ≥100 scheduled runs with randomly misbehaving workers; the runner's process is
 // SIGKILLed at random moments ≥5 times and resumed each time. Seeded, so a failure replays.
@@ -58,14 +58,7 @@ beforeAll(async () => {
 });
 afterAll(() => tmp.cleanup());
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const alive = isRunning;
 
 /** Every worker pid any driver reported. */
 const workerPids = new Set<number>();

@@ -47,3 +47,23 @@ export function readJson<T = unknown>(path: string): T {
 }
 
 export type { ResidualCheck };
+
+/**
+ * Whether a process is still running. A zombie (dead, not yet reaped by its new parent, which
+ * for an orphan is PID 1 and may take a second) counts as dead: it runs nothing and holds
+ * nothing but its pid.
+ */
+export function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // "pid (comm) S …": the state follows the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
+  }
+}

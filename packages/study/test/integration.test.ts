@@ -7,7 +7,7 @@ import { StudyDesignChangedError, StudyError } from '../src/errors';
 import type { StudyEvents } from '../src/events';
 import { StudyRunner } from '../src/runner';
 import { makePlan, TSX_EXEC_ARGV } from './fixtures/plan';
-import { okResidual, readJson, readManifest, tempDir } from './helpers';
+import { isRunning, okResidual, readJson, readManifest, tempDir } from './helpers';
 
 const worker = new URL('./fixtures/worker.ts', import.meta.url);
 
@@ -54,14 +54,7 @@ function ledgerPids(): number[] {
   return [...pids];
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const alive = isRunning;
 
 async function waitUntil(check: () => boolean, ms = 5000): Promise<boolean> {
   const end = Date.now() + ms;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { makePlan, TSX_EXEC_ARGV } from './fixtures/plan';
-import { tempDir } from './helpers';
+import { isRunning, tempDir } from './helpers';
 
 // The runner is SIGKILLed while its worker runs: the worker and the program it started in a
 // process group of its own must exit promptly, even when the handler blocks its event loop.
@@ -21,14 +21,7 @@ afterEach(() => {
   tmp.cleanup();
 });
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const alive = isRunning;
 
 async function waitFor<T>(get: () => T | undefined, ms: number): Promise<T | undefined> {
   const end = Date.now() + ms;
