@@ -19,7 +19,13 @@ export const BUILTIN_MODELS = {
 
 export type BuiltinModelName = keyof typeof BUILTIN_MODELS;
 
-/** True for `builtin:tiny` and its test-sized sibling `builtin:tiny-micro`. */
+/**
+ * True for `builtin:tiny` and its test-sized sibling `builtin:tiny-micro`.
+ *
+ * @example
+ * isBuiltinModel('builtin:tiny'); // true
+ * isBuiltinModel('./model.gguf'); // false
+ */
 export function isBuiltinModel(model: string): model is BuiltinModelName {
   return Object.hasOwn(BUILTIN_MODELS, model);
 }
@@ -37,7 +43,12 @@ export interface EnsureTinyModelOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** Default folder for generated models (see {@link EnsureTinyModelOptions.cacheDir}). */
+/**
+ * Default folder for generated models (see {@link EnsureTinyModelOptions.cacheDir}).
+ *
+ * @example
+ * defaultModelCacheDir({ LLEM_CACHE_DIR: '/data/llem' }); // '/data/llem/models'
+ */
 export function defaultModelCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env.LLEM_CACHE_DIR) return join(env.LLEM_CACHE_DIR, 'models');
   const base = env.XDG_CACHE_HOME || join(homedir(), '.cache');
@@ -47,13 +58,21 @@ export function defaultModelCacheDir(env: NodeJS.ProcessEnv = process.env): stri
 /**
  * Version string of a spec: generator version plus a hash of every field, so any change to the
  * shape, seed or generator gives a new file name and the old cache is never reused by mistake.
+ *
+ * @example
+ * tinyModelVersion(tinyModelSpec); // 'v1-ada95e7cf0'
  */
 export function tinyModelVersion(spec: TinyModelSpec): string {
   const hash = createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 10);
   return `v${spec.generatorVersion}-${hash}`;
 }
 
-/** File name of a spec's cached model, e.g. `tiny-v1-0123456789.gguf`. */
+/**
+ * File name of a spec's cached model.
+ *
+ * @example
+ * tinyModelFileName(tinyModelSpec); // 'tiny-v1-ada95e7cf0.gguf' (the hash follows the spec)
+ */
 export function tinyModelFileName(spec: TinyModelSpec): string {
   return `${spec.variant}-${tinyModelVersion(spec)}.gguf`;
 }
