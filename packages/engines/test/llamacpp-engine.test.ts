@@ -345,6 +345,21 @@ describe('llamacpp engine errors', () => {
     });
   });
 
+  it('runs gpu_layers: max on the CPU when no GPU backend loads, and says so', async () => {
+    const warnings: string[] = [];
+    const logger = { ...noopLogger, warn: (m: string) => warnings.push(m) };
+    const engine = engineFor(
+      { llamacpp: { gpu_layers: 'max' } },
+      {},
+      { logger, signal: new AbortController().signal },
+    );
+    const info = await engine.load();
+    if (info.details.gpuType !== null) return; // a machine with a working GPU binary: nothing to check
+    expect(info.backend).toBe('cpu');
+    expect(info.details.gpuLayers).toBe(0);
+    expect(warnings.join('\n')).toMatch(/gpu_layers is max but no GPU backend is available/);
+  });
+
   it('retries a failed model load, then gives MODEL_LOAD_FAILED once retries run out', async () => {
     const { getLlama } = await import('node-llama-cpp');
     let attempts = 0;

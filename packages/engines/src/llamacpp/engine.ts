@@ -214,11 +214,10 @@ class LlamaCppEngine implements Engine {
     if (this.disposed)
       throw new LlamaCppEngineError('NOT_LOADED', 'the llamacpp engine was disposed while loading');
 
-    if (
-      typeof this.settings.gpuLayers === 'number' &&
-      this.settings.gpuLayers > 0 &&
-      !llama.supportsGpuOffloading
-    ) {
+    const wantsGpu =
+      this.settings.gpuLayers === 'max' ||
+      (typeof this.settings.gpuLayers === 'number' && this.settings.gpuLayers > 0);
+    if (wantsGpu && !llama.supportsGpuOffloading) {
       this.logger.warn(
         `llamacpp.gpu_layers is ${this.settings.gpuLayers} but no GPU backend is available; all layers run on the CPU`,
       );
