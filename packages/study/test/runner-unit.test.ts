@@ -151,6 +151,24 @@ describe('StudyRunner with a fake clock', () => {
     expect(ManifestSchema.safeParse(manifest).success).toBe(true);
   });
 
+  it('an interrupt after the last run has ended leaves the study completed', async () => {
+    const fake = fakeClock();
+    const runner = new StudyRunner({
+      plan: makePlan([{ a: 1 }, { a: 2 }]),
+      outputDir: tmp.dir,
+      workerModule: plainWorker,
+      clock: fake.clock,
+      sleep: fake.sleep,
+      residualCheck: okResidual,
+    });
+    runner.on('run-finished', (e) => {
+      if (e.index === e.total) runner.interrupt();
+    });
+    const summary = await runner.run();
+    expect(summary.status).toBe('completed');
+    expect(readManifest(summary.studyDir).status).toBe('completed');
+  });
+
   it('marks the run running before the residual check, and the observation reaches the child', async () => {
     const fake = fakeClock();
     const plan = makePlan([{ energy: { devices: [1, 3] } }], {
