@@ -82,13 +82,17 @@ for _ in range(5):
     for _ in range(n): read()
     walls.append((time.perf_counter_ns() - t) / n); cpus.append((time.process_time_ns() - c) / n)
 walls.sort(); cpus.sort()
-assert abs(read() - 72.5) < 1e-9
+assert sys.argv[3] != 'fake' or abs(read() - 72.5) < 1e-9
 lib.nvmlShutdown()
 print(walls[2], cpus[2])
 `;
   const file = join(tmpdir(), `llem-nvml-bench-${process.pid}.py`);
   writeFileSync(file, script);
-  const result = spawnSync('python3', [file, library, String(iterations)], { encoding: 'utf8' });
+  const result = spawnSync(
+    'python3',
+    [file, library, String(iterations), realLibrary ? 'real' : 'fake'],
+    { encoding: 'utf8' },
+  );
   if (result.error) return `skipped (python3 not found: ${result.error.message})`;
   if (result.status !== 0)
     return `skipped (python3 failed: ${result.stderr.trim().split('\n').at(-1)})`;
@@ -174,7 +178,7 @@ async function main(): Promise<void> {
   const fmt = (c: Cost) =>
     `${c.cpu.toFixed(0).padStart(6)} ns CPU (${c.wall.toFixed(0).padStart(5)} ns wall)`;
   const lines = [
-    '@llem/nvml benchmark (fake libnvidia-ml, koffi FFI; median of 5 runs; verdicts use CPU ns)',
+    `@llem/nvml benchmark (${realLibrary ? `real driver ${realLibrary}` : 'fake libnvidia-ml'}, koffi FFI; median of 5 runs; verdicts use CPU ns)`,
     `  instantPowerW()     ${fmt(instant)}   target ≤ ${TARGET_READ_NS} ns: ${verdict(instant.cpu <= TARGET_READ_NS)}`,
     typeof python === 'string'
       ? `  python ctypes read  ${python}`
