@@ -151,6 +151,24 @@ describe('StudyRunner with a fake clock', () => {
     expect(ManifestSchema.safeParse(manifest).success).toBe(true);
   });
 
+  it('aborting the signal option is a first interrupt', async () => {
+    const fake = fakeClock();
+    const controller = new AbortController();
+    const runner = new StudyRunner({
+      plan: makePlan([{ a: 1 }, { a: 2 }], { experiment_gap_s: 5 }),
+      outputDir: tmp.dir,
+      workerModule: plainWorker,
+      clock: fake.clock,
+      sleep: fake.sleep,
+      residualCheck: okResidual,
+      signal: controller.signal,
+    });
+    runner.on('gap-countdown', () => controller.abort());
+    const summary = await runner.run();
+    expect(summary.status).toBe('interrupted');
+    expect(summary.counts).toMatchObject({ completed: 1, pending: 1 });
+  });
+
   it('an interrupt after the last run has ended leaves the study completed', async () => {
     const fake = fakeClock();
     const runner = new StudyRunner({
