@@ -1,4 +1,9 @@
 import { baseTsupConfig } from '@llem/tsup-config';
 import { defineConfig } from 'tsup';
 
-export default defineConfig({ ...baseTsupConfig });
+// The sampler's worker thread is its own entry: PowerSampler starts it from
+// `new URL('./sampler-worker.js', import.meta.url)` beside dist/index.js.
+export default defineConfig({
+  ...baseTsupConfig,
+  entry: ['src/index.ts', 'src/sampler-worker.ts'],
+});

@@ -25,5 +25,11 @@ export type {
   NvmlUtilization,
 } from './nvml';
 export { bytesToMiB, formatCudaVersion, MIB, Nvml, NvmlDevice } from './nvml';
-export type { PowerSample, PowerSamplerOptions, SamplerTimers, SampleSource } from './sampler';
+export type {
+  PowerSample,
+  PowerSamplerOptions,
+  SamplerThread,
+  SamplerTimers,
+  SampleSource,
+} from './sampler';
 export { PowerSampler } from './sampler';
