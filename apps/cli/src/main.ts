@@ -1,4 +1,6 @@
-import yargs, { type Argv } from 'yargs';
+import { createRequire } from 'node:module';
+import type yargsFactory from 'yargs';
+import type { Argv } from 'yargs';
 import { commandFactories } from './commands/index';
 import type { CliContext, GlobalArgs } from './context';
 import { ExitCode, exitCodeFor, formatError } from './errors';
@@ -11,6 +13,10 @@ export interface MainOptions {
   env?: NodeJS.ProcessEnv;
   cwd?: string;
 }
+
+// yargs' CommonJS build: its ESM build ships a cliui that hard-wraps help text mid-word
+// ("machine-readable ou / tput"); the CommonJS one wraps on word boundaries.
+const yargs = createRequire(import.meta.url)('yargs') as typeof yargsFactory;
 
 /** Build the yargs parser. Tests call this with argv arrays; nothing is spawned. */
 export function buildCli(argv: string[], ctx: CliContext): Argv<GlobalArgs> {
