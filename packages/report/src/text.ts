@@ -114,8 +114,11 @@ export function renderConfigTable(
   return text;
 }
 
+/** SGR colour codes (ESC [ n m), which take no width on a terminal. */
+const SGR = new RegExp(`${String.fromCharCode(27)}\\[\\d+m`, 'g');
+
 const widest = (text: string): number =>
-  Math.max(...text.split('\n').map((l) => [...l.replace(/\u001b\[\d+m/g, '')].length));
+  Math.max(...text.split('\n').map((l) => [...l.replace(SGR, '')].length));
 
 function configTableText(
   summaries: readonly ConfigSummary[],

@@ -82,7 +82,7 @@ describe('report.html (static checks)', () => {
       ],
     });
     const html = readFileSync((await writeStudyReport(dir)).files.report, 'utf8');
-    const items = html.match(/<li><code>run-too-short<\/code>[^]*?<\/li>/g) ?? [];
+    const items = html.match(/<li><code>run-too-short<\/code>[\s\S]*?<\/li>/g) ?? [];
     expect(items).toHaveLength(1);
     expect(items[0]).toContain('6 runs: ');
     expect(items[0]).toContain('and 1 more');
