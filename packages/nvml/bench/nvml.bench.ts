@@ -11,7 +11,13 @@ import {
   h100Profile,
   writeScenario,
 } from '@llem/fake-nvml';
-import { Nvml, PowerSampler } from '../src/index';
+import {
+  Nvml,
+  type NvmlDevice,
+  type PowerSample,
+  PowerSampler,
+  type SampleSource,
+} from '../src/index';
 
 const TARGET_READ_NS = 300;
 const TARGET_MEMORY_NS = 1000;
@@ -104,36 +110,98 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-async function samplerCost(intervalMs: number, seconds: number) {
+type Thread = 'main' | 'worker';
+
+interface SamplerFigures {
+  samples: number;
+  corePct: number;
+  p50JitterMs: number;
+  p99JitterMs: number;
+  maxJitterMs: number;
+  /** Longest time between consecutive samples: what a stalled loop leaves unmeasured. */
+  maxGapMs: number;
+}
+
+/**
+ * Keep the calling thread CPU-bound for `ms`: 50 ms slices of pure JS with a macrotask turn
+ * between them, the way an engine's callbacks and HTTP streaming occupy the main thread.
+ */
+async function busyMainThread(ms: number): Promise<void> {
+  const end = performance.now() + ms;
+  let sink = 0;
+  while (performance.now() < end) {
+    const slice = Math.min(end, performance.now() + 50);
+    while (performance.now() < slice) sink += Math.sqrt(sink + 1);
+    await new Promise((r) => setImmediate(r));
+  }
+  if (sink < 0) throw new Error('unreachable');
+}
+
+function figures(samples: readonly PowerSample[], intervalMs: number, corePct: number) {
+  const t0 = samples[0]!.t;
+  const inner = samples.slice(1, -1); // the last one is stop()'s closing reading, off the grid by design
+  const jitter = inner
+    .map((s) => Math.abs(s.t - t0 - Math.round((s.t - t0) / intervalMs) * intervalMs))
+    .sort((a, b) => a - b);
+  let maxGapMs = 0;
+  for (let i = 1; i < samples.length - 1; i++) {
+    maxGapMs = Math.max(maxGapMs, samples[i]!.t - samples[i - 1]!.t);
+  }
+  return {
+    samples: samples.length,
+    corePct,
+    p50JitterMs: percentile(jitter, 50),
+    p99JitterMs: percentile(jitter, 99),
+    maxJitterMs: jitter.at(-1) ?? 0,
+    maxGapMs,
+  } satisfies SamplerFigures;
+}
+
+/**
+ * Run a sampler for `seconds` and measure the process's CPU over the run (every thread, so the
+ * worker's share is counted) as a percentage of one core. `busy` keeps the main thread CPU-bound
+ * meanwhile; the CPU figure is then meaningless, the timing ones are the point.
+ */
+async function samplerCost(
+  thread: Thread,
+  intervalMs: number,
+  seconds: number,
+  options: { busy?: boolean; source?: SampleSource } = {},
+): Promise<SamplerFigures> {
   const nvml = Nvml.open({ library });
   try {
-    const sampler = new PowerSampler({ source: nvml.device(0), intervalMs });
+    const sampler = new PowerSampler({
+      source: options.source ?? nvml.device(0),
+      intervalMs,
+      thread,
+    });
     // Hold the event loop open without doing work (the sampler's timers are unref'd).
     const keepAlive = setInterval(() => undefined, 1 << 30);
+    sampler.start();
+    // Measured from after start(): the worker's start-up is paid once, not per sample.
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
-    sampler.start();
-    await new Promise((r) => setTimeout(r, seconds * 1000));
+    if (options.busy) await busyMainThread(seconds * 1000);
+    else await new Promise((r) => setTimeout(r, seconds * 1000));
     const samples = sampler.stop();
     const wallUs = (performance.now() - t0) * 1000;
     const cpu = process.cpuUsage(cpu0);
     clearInterval(keepAlive);
-    const jitter = samples
-      .slice(1, -1) // the last one is stop()'s closing reading, off the grid by design
-      .map((s) =>
-        Math.abs(s.t - samples[0]!.t - Math.round((s.t - samples[0]!.t) / intervalMs) * intervalMs),
-      )
-      .sort((a, b) => a - b);
-    return {
-      samples: samples.length,
-      corePct: ((cpu.user + cpu.system) / wallUs) * 100,
-      p50JitterMs: percentile(jitter, 50),
-      p99JitterMs: percentile(jitter, 99),
-      maxJitterMs: jitter.at(-1) ?? 0,
-    };
+    return figures(samples, intervalMs, ((cpu.user + cpu.system) / wallUs) * 100);
   } finally {
     nvml.close();
   }
+}
+
+/** CPU of the process doing nothing but holding the loop open: the baseline under everything. */
+async function idleCorePct(seconds: number): Promise<number> {
+  const keepAlive = setInterval(() => undefined, 1 << 30);
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const cpu = process.cpuUsage(cpu0);
+  clearInterval(keepAlive);
+  return ((cpu.user + cpu.system) / ((performance.now() - t0) * 1000)) * 100;
 }
 
 /** CPU of a bare self-rescheduling 10 ms timer: the floor any Node sampler pays for waking up. */
@@ -151,6 +219,68 @@ async function bareTimerCorePct(intervalMs: number, seconds: number): Promise<nu
   return ((cpu.user + cpu.system) / ((performance.now() - t0) * 1000)) * 100;
 }
 
+const READINGS = [
+  'instantPowerW',
+  'memoryInfo',
+  'temperatureC',
+  'utilization',
+  'smClockMHz',
+  'clockEventReasonsMask',
+] as const;
+
+/**
+ * What the six readings cost where the sampler takes them: once per interval, after the thread
+ * slept (cold caches, a driver call after idle), not back to back in a hot loop. Sleeps with a
+ * blocking Atomics.wait on this thread, so the figures have no event loop in them; the same loop
+ * without readings is the sleep floor to subtract.
+ */
+function inSituReadings(gpu: NvmlDevice, intervalMs: number, seconds: number) {
+  const sleeper = new Int32Array(new SharedArrayBuffer(4));
+  const ticks = Math.round((seconds * 1000) / intervalMs);
+  const loop = (read: boolean) => {
+    const us = READINGS.map(() => [] as number[]);
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    for (let k = 0; k < ticks; k++) {
+      Atomics.wait(sleeper, 0, 0, intervalMs);
+      if (!read) continue;
+      for (let i = 0; i < READINGS.length; i++) {
+        const t = performance.now();
+        gpu[READINGS[i]!]();
+        us[i]!.push((performance.now() - t) * 1000);
+      }
+    }
+    const cpu = process.cpuUsage(cpu0);
+    const corePct = ((cpu.user + cpu.system) / ((performance.now() - t0) * 1000)) * 100;
+    return {
+      corePct,
+      medianUs: us.map((v) =>
+        percentile(
+          v.sort((a, b) => a - b),
+          50,
+        ),
+      ),
+    };
+  };
+  const floor = loop(false);
+  const withReadings = loop(true);
+  return {
+    floorPct: floor.corePct,
+    readingsPct: withReadings.corePct,
+    medianUs: withReadings.medianUs,
+  };
+}
+
+/** The main-thread loop with no FFI at all: what the scheduling itself costs. */
+const constantSource: SampleSource = {
+  instantPowerW: () => 100,
+  memoryInfo: () => null,
+  temperatureC: () => 40,
+  utilization: () => null,
+  smClockMHz: () => 1980,
+  clockEventReasonsMask: () => 0,
+};
+
 function verdict(ok: boolean): string {
   return ok ? 'meets target' : 'MISSES target';
 }
@@ -167,16 +297,27 @@ async function main(): Promise<void> {
   const temperature = nsPerCall(() => gpu.temperatureC(), iterations);
   const probe = new PowerSampler({ source: gpu });
   const sample = nsPerCall(() => probe.sampleNow(), Math.ceil(iterations / 10));
+  const seconds = Number(process.env.LLEM_BENCH_SAMPLER_SECONDS ?? 5);
+  const inSitu = inSituReadings(gpu, 10, seconds);
   nvml.close();
   const python = pythonCtypesNs(Math.min(iterations, 500_000));
 
-  const seconds = Number(process.env.LLEM_BENCH_SAMPLER_SECONDS ?? 5);
+  const idle = await idleCorePct(seconds);
   const bare = await bareTimerCorePct(10, seconds);
-  const sampler = await samplerCost(10, seconds);
+  const loopOnly = await samplerCost('main', 10, seconds, { source: constantSource });
+  const main = await samplerCost('main', 10, seconds);
+  const worker = await samplerCost('worker', 10, seconds);
+  const mainBusy = await samplerCost('main', 10, seconds, { busy: true });
+  const workerBusy = await samplerCost('worker', 10, seconds, { busy: true });
   const load = (await import('node:os')).loadavg()[0]!;
 
   const fmt = (c: Cost) =>
     `${c.cpu.toFixed(0).padStart(6)} ns CPU (${c.wall.toFixed(0).padStart(5)} ns wall)`;
+  const pct = (v: number) => `${v.toFixed(3).padStart(6)} %`;
+  const ms = (v: number) => `${v.toFixed(3)} ms`;
+  const timing = (f: SamplerFigures) =>
+    `p50 ${ms(f.p50JitterMs)}, p99 ${ms(f.p99JitterMs)}, max ${ms(f.maxJitterMs)}, longest gap ${ms(f.maxGapMs)}`;
+  const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : 'n/a');
   const lines = [
     `@llem/nvml benchmark (${realLibrary ? `real driver ${realLibrary}` : 'fake libnvidia-ml'}, koffi FFI; median of 5 runs; verdicts use CPU ns)`,
     `  instantPowerW()     ${fmt(instant)}   target ≤ ${TARGET_READ_NS} ns: ${verdict(instant.cpu <= TARGET_READ_NS)}`,
@@ -187,9 +328,21 @@ async function main(): Promise<void> {
     `  temperatureC()      ${fmt(temperature)}`,
     `  memoryInfo()        ${fmt(memory)}   target ≤ ${TARGET_MEMORY_NS} ns: ${verdict(memory.cpu <= TARGET_MEMORY_NS)} (ratio ${(memory.cpu / TARGET_MEMORY_NS).toFixed(2)})`,
     `  one sampler tick    ${fmt(sample)}   (six readings + the sample object)`,
-    `  sampler @10 ms       ${sampler.corePct.toFixed(3).padStart(6)} % of one core (${sampler.samples} samples)   target ≤ ${TARGET_SAMPLER_CORE_PCT}%: ${verdict(sampler.corePct <= TARGET_SAMPLER_CORE_PCT)}`,
-    `  bare 10 ms timer    ${bare.toFixed(3).padStart(6)} % of one core   (Node's wake-up floor; the sampler's readings add ≈ ${((sample.cpu * 100) / 1e7).toFixed(3)} % = tick CPU × 100/s)`,
-    `  sampler jitter       p50 ${sampler.p50JitterMs.toFixed(3)} ms, p99 ${sampler.p99JitterMs.toFixed(3)} ms, max ${sampler.maxJitterMs.toFixed(3)} ms   target p99 ≤ ${TARGET_JITTER_MS} ms: ${verdict(sampler.p99JitterMs <= TARGET_JITTER_MS)}`,
+    `  sampler CPU @10 ms, % of one core, whole process (${seconds} s each; readings alone ≈ ${((sample.cpu * 100) / 1e7).toFixed(3)} % = tick CPU × 100/s):`,
+    `    idle process        ${pct(idle)}   (baseline: an idle Node process holding its loop open)`,
+    `    bare 10 ms timer    ${pct(bare)}   (a self-rescheduling setTimeout: the main-thread wake-up floor)`,
+    `    main, no FFI        ${pct(loopOnly.corePct)}   (the main-thread loop with a constant JS source)`,
+    `    main thread         ${pct(main.corePct)} (${main.samples} samples)   target ≤ ${TARGET_SAMPLER_CORE_PCT}%: ${verdict(main.corePct <= TARGET_SAMPLER_CORE_PCT)}`,
+    `    worker thread       ${pct(worker.corePct)} (${worker.samples} samples)   target ≤ ${TARGET_SAMPLER_CORE_PCT}%: ${verdict(worker.corePct <= TARGET_SAMPLER_CORE_PCT)}   ratio worker/main = ${ratio(worker.corePct, main.corePct)}`,
+    `  the six readings once per 10 ms after a sleep (where a sampler takes them), blocking Atomics.wait loop on one thread:`,
+    `    sleep only ${pct(inSitu.floorPct)}, sleep + readings ${pct(inSitu.readingsPct)}: readings in situ ≈ ${(inSitu.readingsPct - inSitu.floorPct).toFixed(3)} % vs ${((sample.cpu * 100) / 1e7).toFixed(3)} % predicted from the hot loop`,
+    `    median µs per reading in situ: ${READINGS.map((n, i) => `${n} ${inSitu.medianUs[i]!.toFixed(1)}`).join(', ')}`,
+    `  sampler jitter @10 ms (target p99 ≤ ${TARGET_JITTER_MS} ms):`,
+    `    main thread, idle   ${timing(main)}: ${verdict(main.p99JitterMs <= TARGET_JITTER_MS)}`,
+    `    worker, idle        ${timing(worker)}: ${verdict(worker.p99JitterMs <= TARGET_JITTER_MS)}   p99 ratio worker/main = ${ratio(worker.p99JitterMs, main.p99JitterMs)}`,
+    `    main thread, busy   ${timing(mainBusy)} (${mainBusy.samples} samples): ${verdict(mainBusy.p99JitterMs <= TARGET_JITTER_MS)}`,
+    `    worker, busy        ${timing(workerBusy)} (${workerBusy.samples} samples): ${verdict(workerBusy.p99JitterMs <= TARGET_JITTER_MS)}   longest-gap ratio worker/main = ${ratio(workerBusy.maxGapMs, mainBusy.maxGapMs)}`,
+    '    (busy: the main thread runs 50 ms CPU-bound slices back to back; jitter is the distance to the nearest 10 ms slot, so a stall shows as a long gap)',
   ];
   lines.push(
     `  machine: ${(await import('node:os')).cpus().length} cores, 1-min load average ${load.toFixed(2)} (contention inflates every figure)`,
