@@ -29,6 +29,7 @@ import {
   estimateFlops,
 } from './metrics';
 import { startSampler, type TimeseriesRow, timeseriesCsv } from './sampler';
+import { steadyStateEnergy, steadyStateSpan } from './steady-state';
 import { runWarmup, type WarmupConfig } from './warmup';
 import {
   DEFAULT_WARNING_THRESHOLDS,
@@ -367,6 +368,25 @@ export async function measureRun<C extends HarnessConfig>(
     );
     const { extra: engineExtra = {} } = outcome;
     const { requestCount: _rc, ...extraRest } = engineExtra;
+    // The engine's steady-state window (openai) is on this process's clock, so the energy
+    // inside it comes from the same readings as the full window's, with the same methods.
+    const span = steadyStateSpan(engineExtra);
+    if (span !== null) {
+      const readings = [...new Set([runStart, w0, ...ticks, w1, runEnd])].sort((a, b) => a.t - b.t);
+      const steady = steadyStateEnergy({
+        span,
+        channels,
+        readings,
+        methods: perDevice.map((d) => d.method),
+        baselineW,
+        fullWindowReason: energy.reason,
+      });
+      if (steady.warning) warnings.push(steady.warning);
+      extraRest.steadyState = {
+        ...(engineExtra.steadyState as Record<string, unknown>),
+        energy: steady.energy,
+      };
+    }
     const result: RunResult = {
       schemaVersion: RUN_RESULT_SCHEMA_VERSION,
       runId: input.runId,

@@ -2,6 +2,18 @@ export type { DatasetConfig, SyntheticDataset } from './dataset';
 export { buildRequests, jsonlPrompts, syntheticPrompts } from './dataset';
 export type { ChannelEnergy, ChannelReading, EnergyChannel } from './energy/channel';
 export { channelEnergy, readChannels, trapezoidJ } from './energy/channel';
+export type {
+  ChannelIntervalEnergy,
+  CounterLimits,
+  CounterPoint,
+  IntervalEnergy,
+  PowerPoint,
+} from './energy/interval';
+export {
+  channelEnergyInInterval,
+  counterEnergyInInterval,
+  powerEnergyInInterval,
+} from './energy/interval';
 export type { RaplProbe } from './energy/rapl';
 export { DEFAULT_POWERCAP_ROOT, probeRapl } from './energy/rapl';
 export { peakRssMiB, snapshotEnvironment } from './environment';
@@ -29,6 +41,12 @@ export { openNvmlGpuProbe } from './nvml-probe';
 export type { Sampler, SamplerOptions, SamplerTick, TimeseriesRow } from './sampler';
 export { startSampler, timeseriesCsv } from './sampler';
 export { coefficientOfVariation, latencyStats, mean, percentile, stddev } from './stats';
+export type {
+  SteadyStateEnergy,
+  SteadyStateEnergyInput,
+  SteadyStateSpan,
+} from './steady-state';
+export { MIN_STEADY_STATE_SAMPLES, steadyStateEnergy, steadyStateSpan } from './steady-state';
 export type { WarmupConfig, WarmupOutcome } from './warmup';
 export { runWarmup } from './warmup';
 export type { WarningInputs, WarningThresholds } from './warnings';

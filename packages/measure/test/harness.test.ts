@@ -191,6 +191,101 @@ describe('measureRun', () => {
     expect(result.warnings).toEqual([]);
   });
 
+  /** The fake engine, plus an openai-style `extra.steadyState` over [t0 + fromMs, t0 + toMs]. */
+  function steadyEngine(fromMs: number, toMs: number, outputTokens: number) {
+    const engine = fakeEngine({ runMs: 400 });
+    const run = engine.run.bind(engine);
+    const seen: { startMs: number; endMs: number }[] = [];
+    engine.run = async (requests) => {
+      const t0 = performance.now();
+      const outcome = await run(requests);
+      const window = { startMs: t0 + fromMs, endMs: t0 + toMs };
+      seen.push(window);
+      return {
+        ...outcome,
+        extra: {
+          steadyState: {
+            ...window,
+            durationS: (toMs - fromMs) / 1000,
+            rule: 'target-concurrency',
+            targetConcurrency: 4,
+            outputTokens,
+            requestIds: [1, 2],
+            requests: 2,
+          },
+          goodput: { slo: { ttftMs: 50, itlMs: null, e2eMs: null }, met: 3, total: 4 },
+        },
+      };
+    };
+    return { engine, seen };
+  }
+
+  for (const counter of ['supported', 'not-supported'] as const)
+    it(`steady-state energy ≈ P × steady duration and per token = that / outputTokens (counter ${counter})`, async () => {
+      const { engine, seen } = steadyEngine(100, 300, 50);
+      const { result } = await measureRun(
+        input(config({ baseline: { enabled: true, duration_s: 0.1 } })),
+        deps({ powerW: 300, counter }, engine),
+      );
+      const steady = result.extra.steadyState as Record<string, unknown> & {
+        energy: Record<string, unknown> & { totalJ: number; adjustedJ: number };
+      };
+      const w = seen[0] as { startMs: number; endMs: number };
+      // The engine's fields stay as they were; the energy is added beside them.
+      expect(steady).toMatchObject({ ...w, rule: 'target-concurrency', outputTokens: 50 });
+      const expectedJ = 300 * ((w.endMs - w.startMs) / 1000);
+      expect(steady.energy.method).toBe(
+        counter === 'supported' ? 'nvml-counter' : 'nvml-power-integral',
+      );
+      expect(Math.abs(steady.energy.totalJ - expectedJ) / expectedJ).toBeLessThan(0.05);
+      expect(steady.energy.energyPerOutputTokenJ).toBeCloseTo(steady.energy.totalJ / 50, 9);
+      expect(steady.energy.perDevice).toEqual([
+        { index: 0, kind: 'gpu', method: steady.energy.method, totalJ: steady.energy.totalJ },
+      ]);
+      // Idle equals loaded at constant power, so the adjusted figure is ~0, and never negative.
+      expect(steady.energy.adjustedJ).toBeGreaterThanOrEqual(0);
+      expect(steady.energy.adjustedJ).toBeLessThan(0.05 * steady.energy.totalJ);
+      expect(steady.energy.adjustedEnergyPerOutputTokenJ).toBeCloseTo(
+        steady.energy.adjustedJ / 50,
+        9,
+      );
+      expect(steady.energy.samplesInWindow).toBeGreaterThanOrEqual(5); // 200 ms at 20 ms
+      // The full window is untouched: it is longer than the steady state.
+      expect(result.energy.totalJ as number).toBeGreaterThan(steady.energy.totalJ * 1.5);
+      expect(result.energyPerOutputTokenJ).toBeCloseTo((result.energy.totalJ as number) / 64, 9);
+      expect(result.extra.goodput).toMatchObject({ met: 3, total: 4 });
+      expect(result.warnings).toEqual([]);
+    });
+
+  it('a steady-state window with too few samples: null figures, a reason and a warning', async () => {
+    const { engine } = steadyEngine(100, 110, 5); // 10 ms at a 20 ms interval
+    const { result } = await measureRun(
+      input(config()),
+      deps({ powerW: 300, counter: 'supported' }, engine),
+    );
+    const energy = (result.extra.steadyState as { energy: Record<string, unknown> }).energy;
+    expect(energy).toMatchObject({ totalJ: null, energyPerOutputTokenJ: null, method: 'none' });
+    expect(energy.unavailableReason).toMatch(/fewer than 3/);
+    expect(result.warnings.map((w) => w.code)).toEqual(['steady-state-too-short']);
+    expect(result.energy.totalJ).toBeGreaterThan(0); // the full window is still reported
+  });
+
+  it('a steady state that is off or unavailable is copied as it is, with no energy', async () => {
+    for (const steadyState of [
+      null,
+      { unavailable: 'the target concurrency 8 was never reached' },
+    ]) {
+      const engine = fakeEngine();
+      const run = engine.run.bind(engine);
+      engine.run = async (requests) => ({ ...(await run(requests)), extra: { steadyState } });
+      const { result } = await measureRun(
+        input(config()),
+        deps({ powerW: 300, counter: 'supported' }, engine),
+      );
+      expect(result.extra.steadyState).toEqual(steadyState);
+    }
+  });
+
   it('retries a transient load failure and always disposes the engine and closes NVML', async () => {
     const engine = fakeEngine({ failLoads: 1 });
     const probe = scriptedProbe({ powerW: 1, counter: 'supported' });
