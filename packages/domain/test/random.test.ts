@@ -9,6 +9,22 @@ describe('mulberry32', () => {
     expect(values.map((v) => v * 4294967296)).toEqual(GOLDEN_SEED_7);
   });
 
+  it('gives the golden sequence for seed 42 (engines arrival and report bootstrap default)', () => {
+    const next = mulberry32(42);
+    expect(next()).toBe(0.6011037519201636);
+    expect([next(), next(), next()].map((v) => v * 4294967296)).toEqual([
+      1925393290, 3661312704, 2876485805,
+    ]);
+  });
+
+  it('reduces the seed to 32 bits first, so -1 and 2^32 - 1 give the same stream', () => {
+    const a = mulberry32(-1);
+    const b = mulberry32(4294967295);
+    const xs = [a(), a()];
+    expect(xs.map((v) => v * 4294967296)).toEqual([3850105811, 813802916]);
+    expect([b(), b()]).toEqual(xs);
+  });
+
   it('differs between seeds and stays in [0, 1)', () => {
     const a = mulberry32(1);
     const b = mulberry32(2);

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { mulberry32 } from '@llem/domain';
 import type { EngineRequest } from '@llem/engines';
 import { MeasurementError } from './errors';
 
@@ -26,18 +27,6 @@ const WORDS = (
   'come made may part over new sound take only little work know place year live me back give ' +
   'most very after thing our just name good sentence man think say great where help through'
 ).split(' ');
-
-/** mulberry32: a tiny, well-distributed 32-bit PRNG, identical on every machine. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * `n` deterministic prompts of `input_len` words (roughly that many tokens), the same for the

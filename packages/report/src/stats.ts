@@ -4,26 +4,21 @@
  * the same interval (reports can be rebuilt and diffed).
  */
 
+import { mulberry32 } from '@llem/domain';
+
 /** A source of uniform numbers in [0, 1). */
 export type RandomSource = () => number;
 
 /**
- * mulberry32: a tiny, fast, well-distributed 32-bit PRNG. Not cryptographic; it only has to make
- * bootstrap resampling reproducible.
+ * mulberry32 (the one in `@llem/domain`). Not cryptographic; it only has to make bootstrap
+ * resampling reproducible.
  *
  * @example
  * const random = seededRandom(42);
  * random(); // always the same first number for seed 42
  */
 export function seededRandom(seed: number): RandomSource {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(seed);
 }
 
 /**

@@ -5,11 +5,13 @@
  * (CV = 1/√burstiness > 1); above 1 they become more regular.
  */
 
+import { mulberry32 } from '@llem/domain';
+
 /** A uniform generator on [0, 1). */
 export type Random = () => number;
 
 /**
- * mulberry32: a small, fast 32-bit PRNG whose sequence depends only on the seed, so the same
+ * mulberry32 (the one in `@llem/domain`): its sequence depends only on the seed, so the same
  * `arrival_seed` reproduces the same schedule on every machine.
  *
  * @example
@@ -17,14 +19,7 @@ export type Random = () => number;
  * rand(); // 0.6011037519201636, always
  */
 export function seededRandom(seed: number): Random {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(seed);
 }
 
 function standardNormal(random: Random): number {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { mulberry32 } from '@llem/domain';
 import {
   GgmlTensorType,
   type GgufDocument,
@@ -8,26 +9,13 @@ import {
 import type { TinyModelSpec } from './spec';
 import { buildTinyVocab } from './vocab';
 
-/**
- * A small, fast, seedable PRNG (mulberry32). Quality is ample for random weights, and unlike
- * Math.random it gives the same stream on every platform, which keeps the file byte-identical.
- */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Per-tensor seed, so a tensor's values depend only on the model seed and its own name. */
 function tensorSeed(modelSeed: number, name: string): number {
   return createHash('sha256').update(`${modelSeed}:${name}`).digest().readUInt32LE(0);
 }
 
+// mulberry32 rather than Math.random: quality is ample for random weights, and it gives the same
+// stream on every platform, which keeps the file byte-identical.
 function uniform(out: Float32Array, seed: number, bound: number): void {
   const next = mulberry32(seed);
   for (let i = 0; i < out.length; i++) out[i] = (next() * 2 - 1) * bound;
