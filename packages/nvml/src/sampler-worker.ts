@@ -54,9 +54,11 @@ function run(data: SamplerWorkerData): void {
     records = new Float64Array(batchSize * RECORD_LENGTH);
     count = 0;
   };
-  const record = () => {
+  /** Take one sample; returns its time. */
+  const record = (): number => {
     const base = count * RECORD_LENGTH;
-    records[base + RECORD.t] = performance.now();
+    const t = performance.now();
+    records[base + RECORD.t] = t;
     const power = device.instantPowerW();
     const memory = device.memoryInfo();
     const temperature = device.temperatureC();
@@ -71,6 +73,7 @@ function run(data: SamplerWorkerData): void {
     records[base + RECORD.smClockMHz] = sm ?? NULL;
     records[base + RECORD.clockEventMask] = mask ?? NULL;
     if (++count === batchSize) flush();
+    return t;
   };
 
   // start() is blocked waiting for this; from here on the caller may ask us to stop at any time.
@@ -79,8 +82,9 @@ function run(data: SamplerWorkerData): void {
     return;
   }
   try {
-    const startedAt = performance.now();
-    record();
+    // The grid is anchored at the first sample's own time, so sample k never precedes
+    // first.t + k × interval, even when this thread was preempted right after start.
+    const startedAt = record();
     Atomics.notify(control, STATE);
     let slot = 0;
     for (;;) {

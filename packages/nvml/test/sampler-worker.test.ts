@@ -1,3 +1,8 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { h100Profile } from '@llem/fake-nvml';
 import { describe, expect, it } from 'vitest';
 import { Nvml, NvmlLibraryError, type PowerSample, PowerSampler } from '../src/index';
@@ -12,7 +17,8 @@ function expectOnGrid(samples: readonly PowerSample[], intervalMs: number): void
   let previous = 0;
   for (let i = 1; i < samples.length; i++) {
     expect(samples[i]!.t).toBeGreaterThan(samples[i - 1]!.t);
-    // 0.01 ms of slack: the schedule's anchor is read a few µs before the first sample's time.
+    // The schedule is anchored at the first sample's time; 0.01 ms absorbs the float rounding
+    // of the clock conversion.
     const slot = Math.floor((samples[i]!.t - t0 + 0.01) / intervalMs);
     if (i < samples.length - 1) {
       expect(slot).toBeGreaterThan(previous);
@@ -76,10 +82,10 @@ describe('PowerSampler in a worker thread (fake NVML, real FFI)', () => {
       expect(samples[0]!.t).toBeLessThanOrEqual(started);
       expect(samples.at(-1)!.t).toBeGreaterThanOrEqual(stopping);
       expect(samples.at(-1)!.t).toBeLessThanOrEqual(after);
-      // Lenient on a loaded machine (stalls skip slots), strict on bunching: never more samples
-      // than slots.
+      // Lenient on a loaded machine (stalls skip slots), strict on bunching.
       expect(samples.length).toBeGreaterThanOrEqual(3);
-      expect(samples.length).toBeLessThanOrEqual(Math.floor((stopping - samples[0]!.t) / 10) + 2);
+      // At most the first sample, one per slot due before stop() returned, and the closing one.
+      expect(samples.length).toBeLessThanOrEqual(Math.floor((after - before) / 10) + 2);
       expectOnGrid(samples, 10);
       for (const s of samples) {
         expect(s).toEqual({
@@ -240,5 +246,35 @@ describe('PowerSampler in a worker thread (fake NVML, real FFI)', () => {
     } finally {
       nvml.close();
     }
+  });
+
+  it('never keeps Node alive: a process that forgets a running sampler still exits', () => {
+    useScenario({ devices: [h100Profile()] });
+    const index = fileURLToPath(new URL('../src/index.ts', import.meta.url));
+    const script = join(mkdtempSync(join(tmpdir(), 'llem-sampler-')), 'forgotten.ts');
+    writeFileSync(
+      script,
+      [
+        `import { Nvml, PowerSampler } from ${JSON.stringify(index)};`,
+        `const nvml = Nvml.open({ library: ${JSON.stringify(FULL)} });`,
+        'const sampler = new PowerSampler({ source: nvml.device(0), intervalMs: 10 });',
+        'sampler.start();',
+        "console.log('started', sampler.thread, sampler.isRunning);",
+      ].join('\n'),
+    );
+    const child = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', '--conditions', '@llem/source', script],
+      {
+        cwd: fileURLToPath(new URL('..', import.meta.url)),
+        encoding: 'utf8',
+        timeout: 15_000,
+      },
+    );
+    expect(child.stderr).toBe('');
+    expect(child.stdout.trim()).toBe('started worker true');
+    // Killed by the timeout instead would leave status null and signal SIGTERM.
+    expect(child.signal).toBeNull();
+    expect(child.status).toBe(0);
   });
 });
