@@ -1,3 +1,4 @@
+import { KV_CACHE_TYPES, type KvCacheType } from '@llem/domain';
 import type {
   LlamaContextOptions,
   LlamaModelOptions,
@@ -53,19 +54,9 @@ export interface LlamaCppEngineConfig {
   llamacpp?: LlamaCppSection | null;
 }
 
-/** KV-cache element types llama.cpp accepts (`--cache-type-k/-v`). */
-export const KV_CACHE_TYPES = [
-  'f32',
-  'f16',
-  'bf16',
-  'q8_0',
-  'q4_0',
-  'q4_1',
-  'iq4_nl',
-  'q5_0',
-  'q5_1',
-] as const;
-export type KvCacheType = (typeof KV_CACHE_TYPES)[number];
+// One list for the config schema and the engine: `@llem/domain` owns it, re-exported here so
+// engine users need not import the domain for it.
+export { KV_CACHE_TYPES, type KvCacheType };
 
 const SECTION_KEYS = [
   'gpu_layers',
