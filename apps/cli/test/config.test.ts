@@ -1,34 +1,14 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { ExperimentConfigSchema, measurementConfigHash, studyJsonSchema } from '@llem/domain';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { main } from '../src/main';
+import { runLlem } from './support/llem';
 
 const fixtures = join(import.meta.dirname, 'fixtures', 'config');
 
-function buffer() {
-  let text = '';
-  const stream = new Writable({
-    write(chunk, _enc, done) {
-      text += String(chunk);
-      done();
-    },
-  });
-  return { stream, text: () => text };
-}
-
-async function llem(argv: string[]) {
-  const stdout = buffer();
-  const stderr = buffer();
-  const code = await main(argv, {
-    stdout: stdout.stream,
-    stderr: stderr.stream,
-    env: {},
-    cwd: fixtures,
-  });
-  return { code, stdout: stdout.text(), stderr: stderr.text() };
+function llem(argv: string[]) {
+  return runLlem(argv, { env: {}, cwd: fixtures });
 }
 
 /**

@@ -1,7 +1,6 @@
 import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
 // The fake NVML is test tooling, not a CLI dependency; reach it by path.
 import {
@@ -11,24 +10,10 @@ import {
   writeScenario,
 } from '../../../tooling/fake-nvml/src/index';
 import { llamaBinaryPackages, runDoctorChecks } from '../src/commands/doctor';
-import { main } from '../src/main';
+import { runLlem } from './support/llem';
 
-function buffer() {
-  let text = '';
-  const stream = new Writable({
-    write(chunk, _enc, done) {
-      text += String(chunk);
-      done();
-    },
-  });
-  return { stream, text: () => text };
-}
-
-async function run(argv: string[], env: NodeJS.ProcessEnv, cwd: string) {
-  const stdout = buffer();
-  const stderr = buffer();
-  const code = await main(argv, { stdout: stdout.stream, stderr: stderr.stream, env, cwd });
-  return { code, stdout: stdout.text(), stderr: stderr.text() };
+function run(argv: string[], env: NodeJS.ProcessEnv, cwd: string) {
+  return runLlem(argv, { env, cwd });
 }
 
 const MiB = 1024 * 1024;

@@ -1,4 +1,3 @@
-import { Writable } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
 // The fake NVML is test tooling, not a CLI dependency; reach it by path.
 import {
@@ -9,24 +8,10 @@ import {
   preVoltaProfile,
   writeScenario,
 } from '../../../tooling/fake-nvml/src/index';
-import { main } from '../src/main';
+import { runLlem } from './support/llem';
 
-function buffer() {
-  let text = '';
-  const stream = new Writable({
-    write(chunk, _enc, done) {
-      text += String(chunk);
-      done();
-    },
-  });
-  return { stream, text: () => text };
-}
-
-async function run(argv: string[], env: NodeJS.ProcessEnv) {
-  const stdout = buffer();
-  const stderr = buffer();
-  const code = await main(argv, { stdout: stdout.stream, stderr: stderr.stream, env, cwd: '/' });
-  return { code, stdout: stdout.text(), stderr: stderr.text() };
+function run(argv: string[], env: NodeJS.ProcessEnv) {
+  return runLlem(argv, { env, cwd: '/' });
 }
 
 const MiB = 1024 * 1024;

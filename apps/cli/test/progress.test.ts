@@ -1,21 +1,17 @@
 import { EventEmitter } from 'node:events';
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { ProgressEvent } from '../src/commands/run';
 import { createProgressDisplay, formatClock, listenForEnter } from '../src/progress';
+import { captureStream } from './support/llem';
 
 function sink(isTTY: boolean) {
-  let text = '';
-  const stream = Object.assign(
-    new Writable({
-      write(chunk, _enc, done) {
-        text += String(chunk);
-        done();
-      },
-    }),
-    { isTTY, columns: 140, cursorTo: () => true, clearLine: () => true, moveCursor: () => true },
-  );
-  return { stream, text: () => text };
+  return captureStream({
+    isTTY,
+    columns: 140,
+    cursorTo: () => true,
+    clearLine: () => true,
+    moveCursor: () => true,
+  });
 }
 
 const residualCheck = {

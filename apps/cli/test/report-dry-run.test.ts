@@ -1,29 +1,14 @@
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { ensureTinyModel, microModelSpec } from '@llem/engines';
 import { describe, expect, it } from 'vitest';
-import { main } from '../src/main';
+import { runLlem } from './support/llem';
 
-function buffer() {
-  let text = '';
-  const stream = new Writable({
-    write(chunk, _enc, done) {
-      text += String(chunk);
-      done();
-    },
-  });
-  return { stream, text: () => text };
-}
-
-async function llem(argv: string[], cwd: string) {
-  const stdout = buffer();
-  const stderr = buffer();
+function llem(argv: string[], cwd: string) {
   // No NVML here: the fake library path does not exist, so free memory is system RAM.
   const env = { LLEM_NVML_LIBRARY: '/nonexistent/libnvidia-ml.so.1' };
-  const code = await main(argv, { stdout: stdout.stream, stderr: stderr.stream, env, cwd });
-  return { code, stdout: stdout.text(), stderr: stderr.text() };
+  return runLlem(argv, { env, cwd });
 }
 
 describe('llem run --dry-run (enriched plan)', () => {

@@ -1,36 +1,13 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 // The fixture builder is test tooling of @llem/report; reach it by path.
 import { buildStudyDir, standardStudy } from '../../../packages/report/test/fixture-study';
-import { main } from '../src/main';
+import { runLlem } from './support/llem';
 
-function buffer(isTTY = false) {
-  let text = '';
-  const stream = Object.assign(
-    new Writable({
-      write(chunk, _enc, done) {
-        text += String(chunk);
-        done();
-      },
-    }),
-    { isTTY },
-  );
-  return { stream, text: () => text };
-}
-
-async function run(argv: string[], options: { cwd?: string; tty?: boolean } = {}) {
-  const stdout = buffer(options.tty);
-  const stderr = buffer();
-  const code = await main(argv, {
-    stdout: stdout.stream,
-    stderr: stderr.stream,
-    env: {},
-    cwd: options.cwd ?? '/',
-  });
-  return { code, stdout: stdout.text(), stderr: stderr.text() };
+function run(argv: string[], options: { cwd?: string; tty?: boolean } = {}) {
+  return runLlem(argv, { env: {}, cwd: options.cwd ?? '/', stdoutTTY: options.tty ?? false });
 }
 
 describe('llem report', () => {

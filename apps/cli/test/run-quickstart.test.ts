@@ -1,21 +1,9 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { RunResultSchema } from '@llem/domain';
 import { describe, expect, it } from 'vitest';
-import { main } from '../src/main';
-
-function buffer() {
-  let text = '';
-  const stream = new Writable({
-    write(chunk, _enc, done) {
-      text += String(chunk);
-      done();
-    },
-  });
-  return { stream, text: () => text };
-}
+import { runLlem } from './support/llem';
 
 // End to end, as a newcomer runs it: `llem run` with no file runs the built-in quickstart study
 // (builtin:tiny on the embedded llama.cpp CPU engine, 4 configs × 2 cycles) through real child
@@ -25,16 +13,9 @@ describe('llem run (the quickstart study, on CPU)', () => {
     timeout: 900_000,
   }, async () => {
     const cwd = mkdtempSync(join(tmpdir(), 'llem-quickstart-'));
-    const stdout = buffer();
-    const stderr = buffer();
     const env = { ...process.env, LLEM_NVML_LIBRARY: '/nonexistent/libnvidia-ml.so.1' };
-    const code = await main(['run', '--json'], {
-      stdout: stdout.stream,
-      stderr: stderr.stream,
-      env,
-      cwd,
-    });
-    const summary = JSON.parse(stdout.text());
+    const { code, stdout } = await runLlem(['run', '--json'], { env, cwd });
+    const summary = JSON.parse(stdout);
     expect(summary.runs.filter((r: { error: unknown }) => r.error)).toEqual([]);
     expect(code).toBe(0);
     expect(summary).toMatchObject({

@@ -1,21 +1,9 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { RunResultSchema } from '@llem/domain';
 import { describe, expect, it } from 'vitest';
-import { main } from '../src/main';
-
-function buffer() {
-  let text = '';
-  const stream = new Writable({
-    write(chunk, _enc, done) {
-      text += String(chunk);
-      done();
-    },
-  });
-  return { stream, text: () => text };
-}
+import { runLlem } from './support/llem';
 
 // No GPU here whatever the machine: point NVML at a library that does not exist.
 const env = {
@@ -23,11 +11,8 @@ const env = {
   LLEM_NVML_LIBRARY: '/nonexistent/libnvidia-ml.so.1',
   LLEM_LOG_LEVEL: 'info',
 };
-async function llem(argv: string[], cwd: string) {
-  const stdout = buffer();
-  const stderr = buffer();
-  const code = await main(argv, { stdout: stdout.stream, stderr: stderr.stream, env, cwd });
-  return { code, stdout: stdout.text(), stderr: stderr.text() };
+function llem(argv: string[], cwd: string) {
+  return runLlem(argv, { env, cwd });
 }
 
 /** A program that loads for `loadMs`, marks a window of `workMs` and reports its tokens. */
