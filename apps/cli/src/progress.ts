@@ -54,6 +54,26 @@ interface State {
   gap: string;
 }
 
+// Both displays keep the same counts; these two transitions are the one place they are kept.
+
+/** A study (re)starts: runs finished in an earlier session count as done from the start. */
+function studyStarted(
+  state: State,
+  event: Extract<ProgressEvent, { type: 'study-started' }>,
+  now: number,
+): void {
+  state.startedAt = now;
+  state.total = event.total;
+  state.previouslyDone = event.total - event.toRun;
+  state.done = state.previouslyDone;
+}
+
+/** A run ended: `event.index` counts this session's runs, so add the earlier sessions' ones. */
+function runFinished(state: State, event: Extract<ProgressEvent, { type: 'run-finished' }>): void {
+  state.done = state.previouslyDone + event.index;
+  if (event.status === 'failed') state.failed += 1;
+}
+
 function etaNow(state: State, now: number): number | null {
   return state.etaMs === null ? null : Math.max(0, state.etaMs - (now - state.etaAt));
 }
@@ -96,10 +116,7 @@ function lineDisplay(
   const sink = ((event: ProgressEvent) => {
     switch (event.type) {
       case 'study-started':
-        state.startedAt = now();
-        state.total = event.total;
-        state.previouslyDone = event.total - event.toRun;
-        state.done = state.previouslyDone;
+        studyStarted(state, event, now());
         write(
           `${clock()} ${event.resumed ? 'Resuming' : 'Running'} ${event.studyName}: ${event.toRun} of ${event.total} runs to do → ${event.studyDir}`,
         );
@@ -116,8 +133,7 @@ function lineDisplay(
         );
         break;
       case 'run-finished': {
-        state.done = state.previouslyDone + event.index;
-        if (event.status === 'failed') state.failed += 1;
+        runFinished(state, event);
         const why = event.error
           ? ` (${event.error.type}: ${event.error.message.split('\n')[0]})`
           : '';
@@ -186,10 +202,7 @@ function barDisplay(
   const sink = ((event: ProgressEvent) => {
     switch (event.type) {
       case 'study-started':
-        state.startedAt = now();
-        state.total = event.total;
-        state.previouslyDone = event.total - event.toRun;
-        state.done = state.previouslyDone;
+        studyStarted(state, event, now());
         bar.start(state.total, state.done, payload());
         started = true;
         break;
@@ -207,8 +220,7 @@ function barDisplay(
         redraw();
         break;
       case 'run-finished':
-        state.done = state.previouslyDone + event.index;
-        if (event.status === 'failed') state.failed += 1;
+        runFinished(state, event);
         state.etaMs = event.eta.remainingMs;
         state.etaAt = now();
         redraw();

@@ -106,6 +106,15 @@ const jsonOption = <T>(yargs: Argv<T>) =>
     description: 'Print JSON instead of text',
   });
 
+/** `validate` and `show` take the same arguments: a study file and `--json`. */
+const fileAndJsonOptions = (yargs: Argv<GlobalArgs>) =>
+  jsonOption(
+    yargs.positional('file', {
+      type: 'string',
+      description: 'Study file (.yaml, .yml or .json)',
+    }),
+  ) as Argv<FileArgs>;
+
 /**
  * `llem config validate FILE`, `llem config show [FILE]`, `llem config schema`. Config errors are
  * thrown as `ConfigError`; `errors.ts` prints them (every issue with file and field path) and
@@ -120,13 +129,7 @@ export function configCommand(ctx: CliContext): CommandModule<GlobalArgs, Global
         .command<FileArgs>({
           command: 'validate <file>',
           describe: 'Check a study file and print its expanded plan (configs × cycles = runs)',
-          builder: (y) =>
-            jsonOption(
-              y.positional('file', {
-                type: 'string',
-                description: 'Study file (.yaml, .yml or .json)',
-              }),
-            ) as Argv<FileArgs>,
+          builder: fileAndJsonOptions,
           handler: async (args) => {
             const { file, plan } = await resolvePlan(ctx, args.file);
             ctx.stdout.write(
@@ -140,13 +143,7 @@ export function configCommand(ctx: CliContext): CommandModule<GlobalArgs, Global
           command: 'show [file]',
           describe:
             'Print the resolved study, every default applied (no FILE: the built-in quickstart)',
-          builder: (y) =>
-            jsonOption(
-              y.positional('file', {
-                type: 'string',
-                description: 'Study file (.yaml, .yml or .json)',
-              }),
-            ) as Argv<FileArgs>,
+          builder: fileAndJsonOptions,
           handler: async (args) => {
             const { plan } = await resolvePlan(ctx, args.file);
             const study = resolvedStudy(plan);
