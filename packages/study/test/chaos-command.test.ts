@@ -1,12 +1,17 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ManifestSchema, planStudy, RunResultSchema } from '@llem/domain';
+import { ManifestSchema, mulberry32, planStudy, RunResultSchema } from '@llem/domain';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { bundleMeasureWorker } from './fixtures/bundle';
-import { TSX_EXEC_ARGV } from './fixtures/plan';
-import { isRunning, tempDir } from './helpers';
+import {
+  awaitDeaths,
+  ledgerPids,
+  pollManifest,
+  readJsonLines,
+  startChaosDriver,
+} from './fixtures/chaos';
+import { tempDir } from './helpers';
 
 // The chaos test's variant on the real stack: the llem worker (@llem/measure/worker) running
 // misbehaving programs through the `command` engine, the runner SIGKILLed at random moments and
@@ -17,7 +22,6 @@ const CYCLES = 2;
 const KILLS = 5;
 const MODES = ['ok', 'ok', 'ok', 'grandchild', 'crash', 'exit-nonzero', 'garbage', 'hang'];
 
-const driver = fileURLToPath(new URL('./fixtures/chaos-driver.ts', import.meta.url));
 const program = fileURLToPath(new URL('./fixtures/program.mjs', import.meta.url));
 
 let tmp: ReturnType<typeof tempDir>;
@@ -27,19 +31,6 @@ beforeAll(async () => {
   worker = await bundleMeasureWorker(tmp.dir);
 }, 120_000);
 afterAll(() => tmp.cleanup());
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const alive = isRunning;
 
 it('command engine + llem worker: SIGKILLed runner, resumed; terminal states, no duplicates, no orphans', async () => {
   const random = mulberry32(SEED);
@@ -66,51 +57,21 @@ it('command engine + llem worker: SIGKILLed runner, resumed; terminal states, no
   const planFile = join(tmp.dir, 'plan.json');
   writeFileSync(planFile, JSON.stringify(plan));
   const ledger = join(tmp.dir, 'ledger.jsonl');
-  const readLedger = (): Array<Record<string, unknown>> =>
-    existsSync(ledger)
-      ? readFileSync(ledger, 'utf8')
-          .split('\n')
-          .filter(Boolean)
-          .map((l) => JSON.parse(l) as Record<string, unknown>)
-      : [];
   const workerPids = new Set<number>();
   const dispatches: Array<{ key: string; at: number }> = [];
 
-  const start = (args: string[]) => {
-    const child: ChildProcess = spawn(process.execPath, [...TSX_EXEC_ARGV, driver, ...args], {
-      env: { ...process.env, LLEM_TEST_LEDGER: ledger, LLEM_CHAOS_WORKER: worker },
-      stdio: ['ignore', 'pipe', 'inherit'],
+  const start = (args: string[]) =>
+    startChaosDriver(args, {
+      ledger,
+      worker,
+      onRun: (key, pid) => {
+        if (!workerPids.has(pid)) dispatches.push({ key, at: Date.now() });
+        workerPids.add(pid);
+      },
     });
-    let out = '';
-    const studyDir = new Promise<string>((resolve) => {
-      child.stdout?.on('data', (chunk: Buffer) => {
-        out += chunk.toString();
-        for (const m of out.matchAll(/^RUN (\S+) (\d+)\n/gm)) {
-          const pid = Number(m[2]);
-          if (!workerPids.has(pid)) dispatches.push({ key: m[1] as string, at: Date.now() });
-          workerPids.add(pid);
-        }
-        const match = /STUDY (.+)\n/.exec(out);
-        if (match?.[1]) resolve(match[1]);
-      });
-    });
-    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-    return { child, studyDir, exited };
-  };
 
   let studyDir = '';
-  let parses = 0;
-  let parseFailures = 0;
-  const poller = setInterval(() => {
-    const path = studyDir && join(studyDir, 'manifest.json');
-    if (!path || !existsSync(path)) return;
-    try {
-      if (ManifestSchema.safeParse(JSON.parse(readFileSync(path, 'utf8'))).success) parses += 1;
-      else parseFailures += 1;
-    } catch {
-      parseFailures += 1;
-    }
-  }, 20);
+  const poller = pollManifest(() => studyDir, 20);
 
   const started = Date.now();
   let kills = 0;
@@ -131,33 +92,19 @@ it('command engine + llem worker: SIGKILLed runner, resumed; terminal states, no
       session.child.kill('SIGKILL');
       await session.exited;
       kills += 1;
-      const pids = new Set(workerPids);
-      for (const l of readLedger()) {
-        if (typeof l.pid === 'number') pids.add(l.pid);
-        if (typeof l.child === 'number') pids.add(l.child);
-      }
-      const deadline = Date.now() + 4000;
-      while (Date.now() < deadline && [...pids].some(alive)) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      for (const pid of pids) {
-        if (alive(pid)) {
-          survivors += 1;
-          process.kill(pid, 'SIGKILL');
-        }
-      }
+      survivors += (await awaitDeaths(ledgerPids(workerPids, ledger), 4000, 20)).survivors;
       session = start([tmp.dir, '--resume', studyDir]);
       await session.studyDir;
     }
   } finally {
-    clearInterval(poller);
+    poller.stop();
     session.child.kill('SIGKILL');
   }
 
   const manifest = ManifestSchema.parse(
     JSON.parse(readFileSync(join(studyDir, 'manifest.json'), 'utf8')),
   );
-  const lines = readLedger();
+  const lines = readJsonLines(ledger);
   const modeOf = new Map(plan.runs.map((r) => [r.key, modes[r.configIndex]]));
   let wrongState = 0;
   let duplicated = 0;
@@ -187,8 +134,8 @@ it('command engine + llem worker: SIGKILLed runner, resumed; terminal states, no
     wrongState,
     invalidResults,
     duplicated,
-    manifestParses: parses,
-    manifestParseFailures: parseFailures,
+    manifestParses: poller.parses,
+    manifestParseFailures: poller.parseFailures,
     orphansSurvived: survivors,
     elapsedS: (Date.now() - started) / 1000,
   };
@@ -199,6 +146,6 @@ it('command engine + llem worker: SIGKILLed runner, resumed; terminal states, no
   expect(wrongState).toBe(0);
   expect(invalidResults).toBe(0);
   expect(duplicated).toBe(0);
-  expect(parseFailures).toBe(0);
+  expect(poller.parseFailures).toBe(0);
   expect(survivors).toBe(0);
 }, 400_000);

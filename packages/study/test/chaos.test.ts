@@ -1,11 +1,17 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { ManifestSchema } from '@llem/domain';
+import { ManifestSchema, mulberry32 } from '@llem/domain';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { bundleFixtureWorker } from './fixtures/bundle';
-import { makePlan, TSX_EXEC_ARGV } from './fixtures/plan';
+import {
+  awaitDeaths,
+  type ChaosSession,
+  ledgerPids,
+  pollManifest,
+  readJsonLines,
+  startChaosDriver,
+} from './fixtures/chaos';
+import { makePlan } from './fixtures/plan';
 import { isRunning, tempDir } from './helpers';
 
 // The chaos test: ≥100 scheduled runs with randomly misbehaving workers; the runner's process is
@@ -14,19 +20,6 @@ const SEED = Number(process.env.LLEM_CHAOS_SEED ?? 20261122);
 const CONFIGS = 50;
 const CYCLES = 2;
 const KILLS = 6;
-
-const driver = fileURLToPath(new URL('./fixtures/chaos-driver.ts', import.meta.url));
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const BEHAVIOURS = [
   ['ok', 0.6],
@@ -63,29 +56,13 @@ const alive = isRunning;
 /** Every worker pid any driver reported. */
 const workerPids = new Set<number>();
 
-interface Session {
-  child: ChildProcess;
-  studyDir: Promise<string>;
-  exited: Promise<number | null>;
-}
-
-function startDriver(args: string[], ledger: string): Session {
-  const child = spawn(process.execPath, [...TSX_EXEC_ARGV, driver, ...args], {
-    env: { ...process.env, LLEM_TEST_LEDGER: ledger, LLEM_CHAOS_WORKER: bundledWorker },
-    stdio: ['ignore', 'pipe', 'inherit'],
+function startDriver(args: string[], ledger: string): ChaosSession {
+  return startChaosDriver(args, {
+    ledger,
+    worker: bundledWorker,
+    // Worker pids as the runner forks them, before a worker has written anything.
+    onRun: (_key, pid) => workerPids.add(pid),
   });
-  let out = '';
-  const studyDir = new Promise<string>((resolve) => {
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      // Worker pids as the runner forks them, before a worker has written anything.
-      for (const m of out.matchAll(/^RUN \S+ (\d+)\n/gm)) workerPids.add(Number(m[1]));
-      const match = /STUDY (.+)\n/.exec(out);
-      if (match?.[1]) resolve(match[1]);
-    });
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, studyDir, exited };
 }
 
 it('survives repeated SIGKILLs of the runner: every run ends once, nothing duplicated, no orphans', async () => {
@@ -106,29 +83,10 @@ it('survives repeated SIGKILLs of the runner: every run ends once, nothing dupli
   const planFile = join(tmp.dir, 'plan.json');
   writeFileSync(planFile, JSON.stringify(plan));
   const ledger = join(tmp.dir, 'ledger.jsonl');
-  const readLedger = (): Array<Record<string, unknown>> =>
-    existsSync(ledger)
-      ? readFileSync(ledger, 'utf8')
-          .split('\n')
-          .filter(Boolean)
-          .map((l) => JSON.parse(l) as Record<string, unknown>)
-      : [];
 
   // Parse the manifest continuously while the chaos goes on.
   let studyDir: string | null = null;
-  let parses = 0;
-  let parseFailures = 0;
-  const poller = setInterval(() => {
-    if (!studyDir) return;
-    const path = join(studyDir, 'manifest.json');
-    if (!existsSync(path)) return;
-    try {
-      if (ManifestSchema.safeParse(JSON.parse(readFileSync(path, 'utf8'))).success) parses += 1;
-      else parseFailures += 1;
-    } catch {
-      parseFailures += 1;
-    }
-  }, 15);
+  const poller = pollManifest(() => studyDir, 15);
 
   const started = Date.now();
   let kills = 0;
@@ -150,39 +108,22 @@ it('survives repeated SIGKILLs of the runner: every run ends once, nothing dupli
         await session.exited;
         break;
       }
-      const pidsBefore = new Set<number>(workerPids);
-      for (const line of readLedger()) {
-        if (typeof line.pid === 'number') pidsBefore.add(line.pid);
-        if (typeof line.child === 'number') pidsBefore.add(line.child);
-      }
+      const pidsBefore = ledgerPids(workerPids, ledger);
       aliveAtKill += [...pidsBefore].filter(alive).length;
       session.child.kill('SIGKILL');
       await session.exited;
       kills += 1;
       // Every worker and grandchild ever started must be gone promptly.
-      const pids = new Set<number>(workerPids);
-      for (const line of readLedger()) {
-        if (typeof line.pid === 'number') pids.add(line.pid);
-        if (typeof line.child === 'number') pids.add(line.child);
-      }
+      const pids = ledgerPids(workerPids, ledger);
       checkedPids = pids.size;
-      const killedAt = Date.now();
-      const deadline = killedAt + 3000;
-      while (Date.now() < deadline && [...pids].some(alive)) {
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      slowestDeathMs = Math.max(slowestDeathMs, Date.now() - killedAt);
-      for (const pid of pids) {
-        if (alive(pid)) {
-          survivors += 1;
-          process.kill(pid, 'SIGKILL');
-        }
-      }
+      const deaths = await awaitDeaths(pids, 3000, 10);
+      slowestDeathMs = Math.max(slowestDeathMs, deaths.waitedMs);
+      survivors += deaths.survivors;
       session = startDriver([tmp.dir, '--resume', studyDir], ledger);
       await session.studyDir;
     }
   } finally {
-    clearInterval(poller);
+    poller.stop();
     session.child.kill('SIGKILL');
   }
   const elapsedS = (Date.now() - started) / 1000;
@@ -190,7 +131,7 @@ it('survives repeated SIGKILLs of the runner: every run ends once, nothing dupli
   const manifest = ManifestSchema.parse(
     JSON.parse(readFileSync(join(studyDir, 'manifest.json'), 'utf8')),
   );
-  const lines = readLedger();
+  const lines = readJsonLines(ledger);
   const byKey = new Map(plan.runs.map((r) => [r.key, configs[r.configIndex]!]));
   let wrongState = 0;
   let unparseable = 0;
@@ -230,8 +171,8 @@ it('survives repeated SIGKILLs of the runner: every run ends once, nothing dupli
     wrongState,
     unparseableResults: unparseable,
     duplicated,
-    manifestParses: parses,
-    manifestParseFailures: parseFailures,
+    manifestParses: poller.parses,
+    manifestParseFailures: poller.parseFailures,
     pidsChecked: checkedPids,
     childrenAliveAtKills: aliveAtKill,
     orphansSurvived: survivors,
@@ -249,7 +190,7 @@ it('survives repeated SIGKILLs of the runner: every run ends once, nothing dupli
   expect(wrongState).toBe(0);
   expect(unparseable).toBe(0);
   expect(duplicated).toBe(0);
-  expect(parses).toBeGreaterThan(0);
-  expect(parseFailures).toBe(0);
+  expect(poller.parses).toBeGreaterThan(0);
+  expect(poller.parseFailures).toBe(0);
   expect(survivors).toBe(0);
 }, 180_000);

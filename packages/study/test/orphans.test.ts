@@ -3,6 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readJsonLines } from './fixtures/chaos';
 import { makePlan, TSX_EXEC_ARGV } from './fixtures/plan';
 import { isRunning, tempDir } from './helpers';
 
@@ -41,14 +42,13 @@ async function killRunnerMidRun(workerModule: string, behaviour: string) {
     stdio: 'ignore',
   });
   const exited = new Promise((r) => running?.once('exit', r));
-  const line = await waitFor(() => {
-    if (!existsSync(ledger)) return undefined;
-    return readFileSync(ledger, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as { event: string; pid: number; child?: number })
-      .find((l) => l.event === 'grandchild');
-  }, 30_000);
+  const line = await waitFor(
+    () =>
+      (readJsonLines(ledger) as Array<{ event: string; pid: number; child?: number }>).find(
+        (l) => l.event === 'grandchild',
+      ),
+    30_000,
+  );
   expect(line, 'the worker started its grandchild').toBeDefined();
   const worker = line!.pid;
   const grandchild = line!.child!;

@@ -4,7 +4,7 @@ import { ManifestSchema, planStudy, quickstartStudy, type StudyPlan } from '@lle
 import { CleanupRegistry } from '@llem/resilience';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { StudyEvents } from '../src/events';
-import { StudyRunner } from '../src/runner';
+import { type NewStudyOptions, StudyRunner } from '../src/runner';
 import { makePlan } from './fixtures/plan';
 import { fakeClock, okResidual, readJson, readManifest, tempDir } from './helpers';
 
@@ -15,6 +15,24 @@ beforeEach(() => {
   tmp = tempDir();
 });
 afterEach(() => tmp.cleanup());
+
+/**
+ * A new study on the plain worker and the fake clock, writing under the test's temp dir, with a
+ * passing residual check unless `options` brings its own.
+ */
+function fakeRunner(
+  fake: ReturnType<typeof fakeClock>,
+  options: Omit<NewStudyOptions<unknown>, 'workerModule'>,
+): StudyRunner<unknown> {
+  return new StudyRunner({
+    outputDir: tmp.dir,
+    workerModule: plainWorker,
+    clock: fake.clock,
+    sleep: fake.sleep,
+    residualCheck: okResidual,
+    ...options,
+  });
+}
 
 function collect(runner: StudyRunner<unknown>) {
   const events: Array<{ name: keyof StudyEvents; payload: unknown }> = [];
@@ -39,13 +57,8 @@ describe('StudyRunner with a fake clock', () => {
       experiment_gap_s: 2,
       cycle_gap_s: 3,
     });
-    const runner = new StudyRunner({
+    const runner = fakeRunner(fake, {
       plan,
-      outputDir: tmp.dir,
-      workerModule: plainWorker,
-      clock: fake.clock,
-      sleep: fake.sleep,
-      residualCheck: okResidual,
     });
     const events = collect(runner);
     const summary = await runner.run();
@@ -71,12 +84,8 @@ describe('StudyRunner with a fake clock', () => {
     const fake = fakeClock();
     const plan = makePlan([{ a: 1 }, { a: 2 }, { a: 3 }], { experiment_gap_s: 10 });
     // The residual check is the only thing that "takes" fake time: 4 s per run.
-    const runner = new StudyRunner({
+    const runner = fakeRunner(fake, {
       plan,
-      outputDir: tmp.dir,
-      workerModule: plainWorker,
-      clock: fake.clock,
-      sleep: fake.sleep,
       residualCheck: async (req) => {
         await fake.sleep(4000);
         return okResidual(req);
@@ -108,13 +117,8 @@ describe('StudyRunner with a fake clock', () => {
   it('skipGap() ends a gap early and the next run starts', async () => {
     const fake = fakeClock();
     const plan = makePlan([{ a: 1 }, { a: 2 }], { experiment_gap_s: 30 });
-    const runner = new StudyRunner({
+    const runner = fakeRunner(fake, {
       plan,
-      outputDir: tmp.dir,
-      workerModule: plainWorker,
-      clock: fake.clock,
-      sleep: fake.sleep,
-      residualCheck: okResidual,
     });
     runner.on('gap-countdown', (e) => {
       if (e.secondsLeft === 28) runner.skipGap();
@@ -132,13 +136,8 @@ describe('StudyRunner with a fake clock', () => {
   it('an interrupt during a gap ends the study as interrupted without starting the next run', async () => {
     const fake = fakeClock();
     const plan = makePlan([{ a: 1 }, { a: 2 }, { a: 3 }], { experiment_gap_s: 60 });
-    const runner = new StudyRunner({
+    const runner = fakeRunner(fake, {
       plan,
-      outputDir: tmp.dir,
-      workerModule: plainWorker,
-      clock: fake.clock,
-      sleep: fake.sleep,
-      residualCheck: okResidual,
     });
     runner.on('gap-countdown', (e) => {
       if (e.secondsLeft === 57) runner.interrupt();
@@ -154,13 +153,8 @@ describe('StudyRunner with a fake clock', () => {
   it('aborting the signal option is a first interrupt', async () => {
     const fake = fakeClock();
     const controller = new AbortController();
-    const runner = new StudyRunner({
+    const runner = fakeRunner(fake, {
       plan: makePlan([{ a: 1 }, { a: 2 }], { experiment_gap_s: 5 }),
-      outputDir: tmp.dir,
-      workerModule: plainWorker,
-      clock: fake.clock,
-      sleep: fake.sleep,
-      residualCheck: okResidual,
       signal: controller.signal,
     });
     runner.on('gap-countdown', () => controller.abort());
@@ -171,13 +165,8 @@ describe('StudyRunner with a fake clock', () => {
 
   it('an interrupt after the last run has ended leaves the study completed', async () => {
     const fake = fakeClock();
-    const runner = new StudyRunner({
+    const runner = fakeRunner(fake, {
       plan: makePlan([{ a: 1 }, { a: 2 }]),
-      outputDir: tmp.dir,
-      workerModule: plainWorker,
-      clock: fake.clock,
-      sleep: fake.sleep,
-      residualCheck: okResidual,
     });
     runner.on('run-finished', (e) => {
       if (e.index === e.total) runner.interrupt();
@@ -195,12 +184,8 @@ describe('StudyRunner with a fake clock', () => {
     const seen: Array<{ status: string | undefined; resultExists: boolean; devices: number[] }> =
       [];
     let studyDir = '';
-    const runner = new StudyRunner({
+    const runner = fakeRunner(fake, {
       plan,
-      outputDir: tmp.dir,
-      workerModule: plainWorker,
-      clock: fake.clock,
-      sleep: fake.sleep,
       residualCheck: (req) => {
         const manifest = readManifest(studyDir);
         const entry = manifest.entries[0];
@@ -233,12 +218,8 @@ describe('StudyRunner with a fake clock', () => {
   it('a residual check that throws never blocks the run: the child gets a skipped observation', async () => {
     const fake = fakeClock();
     const warnings: string[] = [];
-    const runner = new StudyRunner({
+    const runner = fakeRunner(fake, {
       plan: makePlan([{ a: 1 }]),
-      outputDir: tmp.dir,
-      workerModule: plainWorker,
-      clock: fake.clock,
-      sleep: fake.sleep,
       logger: { error() {}, warn: (m: string) => warnings.push(m), info() {}, debug() {} },
       residualCheck: () => {
         throw new Error('NVML_ERROR_UNKNOWN');
@@ -259,13 +240,8 @@ describe('StudyRunner with a fake clock', () => {
     const fake = fakeClock();
     const cleanups = new CleanupRegistry({ collectGarbage: false });
     const ran: string[] = [];
-    const runner = new StudyRunner({
+    const runner = fakeRunner(fake, {
       plan: makePlan([{ a: 1 }, { a: 2 }]),
-      outputDir: tmp.dir,
-      workerModule: plainWorker,
-      clock: fake.clock,
-      sleep: fake.sleep,
-      residualCheck: okResidual,
       cleanups,
       afterRun: (run) => {
         ran.push(`${run.status}:${run.resultFile}`);
@@ -285,13 +261,8 @@ describe('StudyRunner with a fake clock', () => {
   it('writes study.json and a manifest that matches the domain schema, with no temp files left', async () => {
     const fake = fakeClock();
     const plan = makePlan([{ a: 1 }], { cycles: 2 }, '../../etc/passwd');
-    const runner = new StudyRunner({
+    const runner = fakeRunner(fake, {
       plan,
-      outputDir: tmp.dir,
-      workerModule: plainWorker,
-      clock: fake.clock,
-      sleep: fake.sleep,
-      residualCheck: okResidual,
       toolVersion: '9.9.9',
     });
     const summary = await runner.run();
@@ -319,13 +290,8 @@ describe('StudyRunner with a fake clock', () => {
   it("runs a plan from @llem/domain's planStudy as it is (the quickstart: 4 configs × 2 cycles)", async () => {
     const fake = fakeClock();
     const plan: StudyPlan = planStudy(quickstartStudy, { file: 'builtin:quickstart' });
-    const runner = new StudyRunner({
+    const runner = fakeRunner(fake, {
       plan,
-      outputDir: tmp.dir,
-      workerModule: plainWorker,
-      clock: fake.clock,
-      sleep: fake.sleep,
-      residualCheck: okResidual,
     });
     const summary = await runner.run();
     expect(summary.counts).toMatchObject({ total: 8, completed: 8 });
