@@ -55,6 +55,29 @@ export interface StudyEvents {
 
 export type StudyEventName = keyof StudyEvents;
 
+/**
+ * Every event a `StudyRunner` emits, in the order a study emits them first. For forwarding all
+ * of them (a progress display, a log) without a list of one's own that a new event would miss.
+ *
+ * @example
+ * for (const name of STUDY_EVENT_NAMES) runner.on(name, (e) => log(name, e));
+ */
+export const STUDY_EVENT_NAMES = [
+  'study-started',
+  'gap-countdown',
+  'gap-finished',
+  'run-started',
+  'run-finished',
+  'study-finished',
+] as const satisfies readonly StudyEventName[];
+
+// Adding an event to `StudyEvents` without listing it above fails the typecheck here (exported
+// only so the linter sees it used; `never` whenever the list is complete).
+type MustBeNever<T extends never> = T;
+export type UnlistedStudyEvent = MustBeNever<
+  Exclude<StudyEventName, (typeof STUDY_EVENT_NAMES)[number]>
+>;
+
 /** What `StudyRunner#run` resolves with. */
 export interface StudySummary {
   status: 'completed' | 'interrupted';

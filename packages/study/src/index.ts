@@ -8,6 +8,7 @@ export type {
   StudyEvents,
   StudySummary,
 } from './events';
+export { STUDY_EVENT_NAMES } from './events';
 export type { Interruptible, SignalSource } from './interrupt';
 export { handleSigint } from './interrupt';
 export type { LoadedStudy, LoadStudyOptions } from './load';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { ManifestSchema, planStudy, quickstartStudy, type StudyPlan } from '@llem/domain';
 import { CleanupRegistry } from '@llem/resilience';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { StudyEvents } from '../src/events';
+import { STUDY_EVENT_NAMES, type StudyEvents } from '../src/events';
 import { type NewStudyOptions, StudyRunner } from '../src/runner';
 import { makePlan } from './fixtures/plan';
 import { fakeClock, okResidual, readJson, readManifest, tempDir } from './helpers';
@@ -36,14 +36,7 @@ function fakeRunner(
 
 function collect(runner: StudyRunner<unknown>) {
   const events: Array<{ name: keyof StudyEvents; payload: unknown }> = [];
-  for (const name of [
-    'study-started',
-    'gap-countdown',
-    'gap-finished',
-    'run-started',
-    'run-finished',
-    'study-finished',
-  ] as const) {
+  for (const name of STUDY_EVENT_NAMES) {
     runner.on(name, (payload) => events.push({ name, payload }));
   }
   return events;

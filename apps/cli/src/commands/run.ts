@@ -17,6 +17,7 @@ import {
   handleSigint,
   MANIFEST_FILE,
   type SignalSource,
+  STUDY_EVENT_NAMES,
   type StudyEvents,
   StudyRunner,
   type StudySummary,
@@ -381,15 +382,7 @@ export function runCommand(
 
       const quiet = args.json || args.quiet;
       const sink = quiet ? () => undefined : (options.progress ?? createProgressDisplay)(ctx);
-      const eventNames: (keyof StudyEvents)[] = [
-        'study-started',
-        'gap-countdown',
-        'gap-finished',
-        'run-started',
-        'run-finished',
-        'study-finished',
-      ];
-      for (const type of eventNames)
+      for (const type of STUDY_EVENT_NAMES)
         runner.on(type, (event: StudyEvents[typeof type]) =>
           sink({ type, ...event } as ProgressEvent),
         );
