@@ -16,7 +16,11 @@ export interface MainOptions {
 
 // yargs' CommonJS build: its ESM build ships a cliui that hard-wraps help text mid-word
 // ("machine-readable ou / tput"); the CommonJS one wraps on word boundaries.
-const yargs = createRequire(import.meta.url)('yargs') as typeof yargsFactory;
+// (Under vitest the require is intercepted and yields an ES-module namespace instead.)
+const yargsModule = createRequire(import.meta.url)('yargs') as
+  | typeof yargsFactory
+  | { default: typeof yargsFactory };
+const yargs = typeof yargsModule === 'function' ? yargsModule : yargsModule.default;
 
 /** Build the yargs parser. Tests call this with argv arrays; nothing is spawned. */
 export function buildCli(argv: string[], ctx: CliContext): Argv<GlobalArgs> {
