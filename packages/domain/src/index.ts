@@ -108,6 +108,7 @@ export {
   RunWindowSchema,
   TokenCountSourceSchema,
 } from './result';
+export { coefficientOfVariation, mean, sampleStd } from './stats';
 export type { ExecutionConfig, RunOrder, StudyFileInput } from './study';
 export { ExecutionSchema, RUN_ORDERS, StudyFileSchema, SweepSchema } from './study';
 export { didYouMean, levenshtein } from './suggest';

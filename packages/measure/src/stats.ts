@@ -1,12 +1,8 @@
-import type { LatencyStats } from '@llem/domain';
+import { coefficientOfVariation, type LatencyStats, mean, sampleStd } from '@llem/domain';
 
-/** Arithmetic mean; `null` for an empty list (unknown is never 0). */
-export function mean(values: readonly number[]): number | null {
-  if (values.length === 0) return null;
-  let sum = 0;
-  for (const v of values) sum += v;
-  return sum / values.length;
-}
+// mean, sample std and CV live in @llem/domain (shared with @llem/report); re-exported under
+// this package's names.
+export { coefficientOfVariation, mean, sampleStd as stddev };
 
 /**
  * Percentile with linear interpolation between closest ranks (numpy's default, "type 7"), so
@@ -20,23 +16,6 @@ export function percentile(sorted: readonly number[], p: number): number | null 
   const a = sorted[lo] as number;
   const b = sorted[hi] as number;
   return a + (b - a) * (rank - lo);
-}
-
-/** Sample standard deviation (n − 1); `null` below two values. */
-export function stddev(values: readonly number[]): number | null {
-  const m = mean(values);
-  if (m === null || values.length < 2) return null;
-  let ss = 0;
-  for (const v of values) ss += (v - m) ** 2;
-  return Math.sqrt(ss / (values.length - 1));
-}
-
-/** Coefficient of variation (sample std / mean); `null` when undefined (n < 2 or mean 0). */
-export function coefficientOfVariation(values: readonly number[]): number | null {
-  const m = mean(values);
-  const s = stddev(values);
-  if (m === null || s === null || m === 0) return null;
-  return s / Math.abs(m);
 }
 
 /**

@@ -4,7 +4,10 @@
  * the same interval (reports can be rebuilt and diffed).
  */
 
-import { mulberry32 } from '@llem/domain';
+import { coefficientOfVariation, mean, mulberry32, sampleStd } from '@llem/domain';
+
+// mean, sample std and CV live in @llem/domain (shared with @llem/measure's warmup and figures).
+export { coefficientOfVariation, mean, sampleStd };
 
 /** A source of uniform numbers in [0, 1). */
 export type RandomSource = () => number;
@@ -19,47 +22,6 @@ export type RandomSource = () => number;
  */
 export function seededRandom(seed: number): RandomSource {
   return mulberry32(seed);
-}
-
-/**
- * Arithmetic mean; `null` for no values.
- *
- * @example
- * mean([1, 2, 3]); // 2
- */
-export function mean(values: readonly number[]): number | null {
-  if (values.length === 0) return null;
-  let sum = 0;
-  for (const v of values) sum += v;
-  return sum / values.length;
-}
-
-/**
- * Sample standard deviation (n − 1 denominator, as cycles are a sample of possible repetitions);
- * `null` with fewer than two values, where it is undefined rather than 0.
- *
- * @example
- * sampleStd([2, 4, 4, 4, 5, 5, 7, 9]); // 2.138…
- */
-export function sampleStd(values: readonly number[]): number | null {
-  if (values.length < 2) return null;
-  const m = mean(values) as number;
-  let ss = 0;
-  for (const v of values) ss += (v - m) ** 2;
-  return Math.sqrt(ss / (values.length - 1));
-}
-
-/**
- * Coefficient of variation = std / |mean|; `null` when the std is undefined or the mean is 0.
- *
- * @example
- * coefficientOfVariation([9, 10, 11]); // 0.1
- */
-export function coefficientOfVariation(values: readonly number[]): number | null {
-  const s = sampleStd(values);
-  const m = mean(values);
-  if (s === null || m === null || m === 0) return null;
-  return s / Math.abs(m);
 }
 
 /**
