@@ -12,6 +12,7 @@ export type {
 export {
   channelEnergyInInterval,
   counterEnergyInInterval,
+  MIN_COUNTER_READS_INSIDE,
   powerEnergyInInterval,
 } from './energy/interval';
 export type { RaplProbe } from './energy/rapl';
@@ -27,7 +28,7 @@ export type {
   MeasureInput,
   MeasureOutput,
 } from './harness';
-export { measureRun } from './harness';
+export { DEFAULT_COUNTER_INTERVAL_MS, measureRun } from './harness';
 export type { LatencySamples, Throughput } from './metrics';
 export {
   baselineAdjusted,

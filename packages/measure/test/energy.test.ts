@@ -50,6 +50,28 @@ describe('NVML energy per channel', () => {
     });
   });
 
+  it('counter read only at the edges and every 1 s: the delta of those reads, nulls skipped', () => {
+    // 250 W for 2.5 s, ticks every 100 ms, the counter read at 0, 1000, 2000 and 2500 ms.
+    const rs = Array.from({ length: 26 }, (_, i) => ({
+      t: i * 100,
+      counterJ: [i % 10 === 0 || i === 25 ? 25 * i : null],
+      powerW: [250],
+    }));
+    expect(channelEnergy(gpu(), 0, rs)).toMatchObject({
+      method: 'nvml-counter',
+      totalJ: 625,
+      counterDiscarded: false,
+    });
+    // A reset between two sparse reads (2000 → 2500 ms) is still seen.
+    const reset = rs.map((r, i) => (i === 25 ? { ...r, counterJ: [3] } : r));
+    const e = channelEnergy(gpu(), 0, reset);
+    expect(e).toMatchObject({ method: 'nvml-power-integral', counterDiscarded: true });
+    expect(e.totalJ).toBeCloseTo(625, 9);
+    // An edge without a counter read cannot give a window delta: the integral is used.
+    const noEnd = rs.map((r, i) => (i === 25 ? { ...r, counterJ: [null] } : r));
+    expect(channelEnergy(gpu(), 0, noEnd).method).toBe('nvml-power-integral');
+  });
+
   it('falls back to the power integral when the counter is not supported', () => {
     const e = channelEnergy(
       gpu(),

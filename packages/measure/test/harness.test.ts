@@ -3,7 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RunResultSchema } from '@llem/domain';
 import { describe, expect, it } from 'vitest';
-import { type HarnessConfig, type MeasureDeps, measureRun } from '../src/harness';
+import {
+  DEFAULT_COUNTER_INTERVAL_MS,
+  type HarnessConfig,
+  type MeasureDeps,
+  measureRun,
+} from '../src/harness';
 import { fakeEngine, type ScriptedGpu, scriptedProbe } from './support/fakes';
 
 const emptyPowercap = mkdtempSync(join(tmpdir(), 'llem-no-rapl-'));
@@ -85,7 +90,12 @@ describe('measureRun', () => {
   });
 
   it('a counter reset mid-window falls back to the integral and warns', async () => {
-    const { result } = await measureRun(input(config()), deps({ powerW: 200, counter: 'reset' }));
+    // The scripted reset steps back less than the window's energy, so only dense counter reads
+    // (every tick) see it go backwards; sparse reads are covered by the test further down.
+    const { result } = await measureRun(
+      input(config()),
+      deps({ powerW: 200, counter: 'reset' }, fakeEngine(), { counterIntervalMs: 20 }),
+    );
     expect(result.energy.method).toBe('nvml-power-integral');
     const watts = (result.energy.totalJ as number) / result.window.durationS;
     expect(Math.abs(watts - 200) / 200).toBeLessThan(0.05);
@@ -225,7 +235,8 @@ describe('measureRun', () => {
       const { engine, seen } = steadyEngine(100, 300, 50);
       const { result } = await measureRun(
         input(config({ baseline: { enabled: true, duration_s: 0.1 } })),
-        deps({ powerW: 300, counter }, engine),
+        // Counter read every tick, so the 200 ms steady window holds enough counter spans.
+        deps({ powerW: 300, counter }, engine, { counterIntervalMs: 20 }),
       );
       const steady = result.extra.steadyState as Record<string, unknown> & {
         energy: Record<string, unknown> & { totalJ: number; adjustedJ: number };
@@ -256,6 +267,26 @@ describe('measureRun', () => {
       expect(result.extra.goodput).toMatchObject({ met: 3, total: 4 });
       expect(result.warnings).toEqual([]);
     });
+
+  it('a steady window shorter than two counter spans uses the power integral and says so', async () => {
+    // Default counterIntervalMs (1 s): the 200 ms steady window holds no counter read.
+    const { engine, seen } = steadyEngine(100, 300, 50);
+    const { result } = await measureRun(
+      input(config()),
+      deps({ powerW: 300, counter: 'supported' }, engine),
+    );
+    const steady = result.extra.steadyState as { energy: Record<string, unknown> };
+    const w = seen[0] as { startMs: number; endMs: number };
+    const expectedJ = 300 * ((w.endMs - w.startMs) / 1000);
+    expect(result.energy.method).toBe('nvml-counter');
+    expect(steady.energy).toMatchObject({
+      method: 'nvml-power-integral',
+      perDevice: [{ index: 0, kind: 'gpu', method: 'nvml-power-integral' }],
+      unavailableReason: null,
+    });
+    const totalJ = steady.energy.totalJ as number;
+    expect(Math.abs(totalJ - expectedJ) / expectedJ).toBeLessThan(0.05);
+  });
 
   it('a steady-state window with too few samples: null figures, a reason and a warning', async () => {
     const { engine } = steadyEngine(100, 110, 5); // 10 ms at a 20 ms interval
@@ -304,5 +335,89 @@ describe('measureRun', () => {
     };
     await expect(measureRun(input(config()), deps(null, broken))).rejects.toThrow('boom');
     expect(broken.disposed).toBe(1);
+  });
+});
+
+describe('measureRun: the NVML energy counter is read sparsely (it costs ~3.86 ms a read)', () => {
+  /** A scripted probe that counts its counter reads and power reads. */
+  function countingProbe(gpu: ScriptedGpu) {
+    const probe = scriptedProbe(gpu);
+    const counted = { counterReads: 0, powerReads: 0 };
+    const readCounter = probe.energyCounterMj.bind(probe);
+    const readPower = probe.powerW.bind(probe);
+    probe.energyCounterMj = (i: number) => {
+      counted.counterReads++;
+      return readCounter(i);
+    };
+    probe.powerW = (i: number) => {
+      counted.powerReads++;
+      return readPower(i);
+    };
+    return { probe, counted };
+  }
+  const sparseConfig = () =>
+    config({ energy: { backend: 'auto', sample_interval_ms: 100, devices: [0] } });
+
+  it('2 s at 100 ms ticks reads the counter ~4 times (edges + once a second), power every tick', async () => {
+    expect(DEFAULT_COUNTER_INTERVAL_MS).toBe(1000);
+    const { probe, counted } = countingProbe({ powerW: 300, counter: 'supported' });
+    const { result, timeseriesCsv } = await measureRun(input(sparseConfig()), {
+      ...deps(null, fakeEngine({ runMs: 2000 })),
+      openGpuProbe: () => ({ probe }),
+    });
+    // Window start + stop, plus reads near 1 s and 2 s; never one per tick (~20).
+    expect(counted.counterReads).toBeGreaterThanOrEqual(3);
+    expect(counted.counterReads).toBeLessThanOrEqual(5);
+    expect(counted.powerReads).toBeGreaterThanOrEqual(18);
+    // The counter still gives the energy, within 5% of P at constant power.
+    expect(result.energy.method).toBe('nvml-counter');
+    const watts = (result.energy.totalJ as number) / result.window.durationS;
+    expect(Math.abs(watts - 300) / 300).toBeLessThan(0.05);
+    // CSV: ticks without a counter read have an empty energy cell, the others a number.
+    const gpuRows = timeseriesCsv
+      .trim()
+      .split('\n')
+      .slice(1)
+      .filter((l) => l.split(',')[2] === 'gpu0');
+    const energyCells = gpuRows.map((l) => l.split(',')[10]);
+    expect(energyCells.filter((c) => c === '').length).toBeGreaterThan(10);
+    const filled = energyCells.filter((c) => c !== '');
+    expect(filled.length).toBeGreaterThanOrEqual(2);
+    expect(filled.length).toBeLessThanOrEqual(4);
+    // Power stays per tick.
+    expect(gpuRows.every((l) => l.split(',')[3] === '300')).toBe(true);
+  });
+
+  it('a counterIntervalMs below the sample interval is clamped to it (one read per tick at most)', async () => {
+    const { probe, counted } = countingProbe({ powerW: 300, counter: 'supported' });
+    const { result } = await measureRun(input(sparseConfig()), {
+      ...deps(null, fakeEngine({ runMs: 500 })),
+      openGpuProbe: () => ({ probe }),
+      counterIntervalMs: 1,
+    });
+    // ~5 ticks plus the edge reads and the warmup-free start/stop: never more than ticks + 4.
+    const ticks = (result.extra.samplesInWindow as number) + 4;
+    expect(counted.counterReads).toBeLessThanOrEqual(ticks + 2);
+    expect(counted.counterReads).toBeGreaterThanOrEqual(5);
+  });
+
+  it('a counter reset between sparse reads is still detected: integral used, warning given', async () => {
+    // A driver reload: the counter restarts from 0 at 1.2 s into the probe's life, so the read
+    // after it is lower than the one before.
+    const probe = scriptedProbe({ powerW: 250, counter: 'supported' });
+    const t0 = performance.now();
+    probe.energyCounterMj = () => {
+      const ms = performance.now() - t0;
+      return ms < 1200 ? ms * 250 : (ms - 1200) * 250;
+    };
+    const { result } = await measureRun(input(sparseConfig()), {
+      ...deps(null, fakeEngine({ runMs: 2000 })),
+      openGpuProbe: () => ({ probe }),
+    });
+    expect(result.energy.method).toBe('nvml-power-integral');
+    expect(result.energy.unavailableReason).toMatch(/went backwards/);
+    const watts = (result.energy.totalJ as number) / result.window.durationS;
+    expect(Math.abs(watts - 250) / 250).toBeLessThan(0.05);
+    expect(result.warnings.map((w) => w.code)).toContain('energy-counter-reset');
   });
 });

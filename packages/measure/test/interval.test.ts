@@ -161,6 +161,38 @@ describe('channelEnergyInInterval', () => {
     });
   });
 
+  it('a counter read every 1 s: pro-rated through the counter over a long interval (constant power exact)', () => {
+    // 200 W, power every 50 ms, the counter only at 0, 1000, ..., 5000 ms.
+    const rs: ChannelReading[] = times(5000, 50).map((t) => ({
+      t,
+      counterJ: [t % 1000 === 0 ? 0.2 * t : null],
+      powerW: [200],
+    }));
+    const e = channelEnergyInInterval(channel(), 0, rs, 'nvml-counter', 1250, 4750);
+    expect(e).toMatchObject({ method: 'nvml-counter', note: null });
+    expect(e.totalJ).toBeCloseTo(700, 9);
+    // Under two whole counter spans inside: the power integral, and the method says so.
+    const short = channelEnergyInInterval(channel(), 0, rs, 'nvml-counter', 1250, 2750);
+    expect(short).toMatchObject({ method: 'nvml-power-integral', note: null });
+    expect(short.totalJ).toBeCloseTo(300, 9);
+    // With no power samples there is nothing better: the pro-rated counter stays.
+    const noPower = rs.map((r) => ({ ...r, powerW: [null] }));
+    const viaCounter = channelEnergyInInterval(channel(), 0, noPower, 'nvml-counter', 1250, 2750);
+    expect(viaCounter).toMatchObject({ method: 'nvml-counter' });
+    expect(viaCounter.totalJ).toBeCloseTo(300, 9);
+  });
+
+  it('sparse counter reads: a reset between two reads nulls the counter figure with the reason', () => {
+    const rs: ChannelReading[] = times(4000, 100).map((t) => ({
+      t,
+      counterJ: [t % 1000 === 0 ? (t < 2500 ? 0.2 * t : 0.2 * (t - 2500)) : null],
+      powerW: [null],
+    }));
+    const e = channelEnergyInInterval(channel(), 0, rs, 'nvml-counter', 500, 3500);
+    expect(e).toMatchObject({ method: 'none', totalJ: null });
+    expect(e.note).toMatch(/went backwards/);
+  });
+
   it('reads a RAPL package per tick, wraps included', () => {
     // 40 W package, counter wraps at 10 J.
     const rs: ChannelReading[] = times(1000, 50).map((t) => ({

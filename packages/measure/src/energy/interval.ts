@@ -138,6 +138,12 @@ export function powerEnergyInInterval(
   return { totalJ: total, samplesInWindow, reason: null };
 }
 
+/**
+ * Fewer counter reads than this inside an interval (two whole counter spans) and a GPU channel's
+ * interval energy comes from its power integral instead of the pro-rated counter.
+ */
+export const MIN_COUNTER_READS_INSIDE = 3;
+
 /** One channel's energy inside an interval, as `DeviceEnergy` plus why it is missing. */
 export interface ChannelIntervalEnergy extends DeviceEnergy {
   note: string | null;
@@ -145,7 +151,10 @@ export interface ChannelIntervalEnergy extends DeviceEnergy {
 
 /**
  * One channel's energy inside `[startMs, endMs]` with the method its full window used:
- * `nvml-counter`/`rapl` pro-rate the counter ticks ({@link counterEnergyInInterval}),
+ * `nvml-counter`/`rapl` pro-rate the counter ticks ({@link counterEnergyInInterval}), except
+ * that a GPU whose counter was read fewer than {@link MIN_COUNTER_READS_INSIDE} times inside the
+ * interval (it is read only every `counterIntervalMs`) uses its power integral and reports
+ * `nvml-power-integral`;
  * `nvml-power-integral` integrates the power samples ({@link powerEnergyInInterval}); anything
  * else was not measured and stays `null`. Readings are every tick the sampler took, in time
  * order (not only the full window's), so a window edge always has a reading around it.
@@ -163,19 +172,31 @@ export function channelEnergyInInterval(
 ): ChannelIntervalEnergy {
   const base = { index: channel.index, kind: channel.kind };
   let got: IntervalEnergy;
+  const powerSamples = () =>
+    readings
+      .map((r) => ({ t: r.t, w: r.powerW[position] ?? null }))
+      .filter((p): p is PowerPoint => p.w !== null);
   if (method === 'nvml-counter' || method === 'rapl') {
     const points = readings
       .map((r) => ({ t: r.t, j: r.counterJ[position] ?? null }))
       .filter((p): p is CounterPoint => p.j !== null);
+    // A sparsely read counter (NVML: every `counterIntervalMs`) with fewer than two whole spans
+    // inside the interval would be mostly pro-rated edge spans, i.e. an assumption of constant
+    // power over up to a second outside the interval. The per-tick power integral is the
+    // better figure then, and `method` says that it was used.
+    const inside = inWindow(points, startMs, endMs);
+    const power = channel.kind === 'gpu' ? powerSamples() : [];
+    if (inside < MIN_COUNTER_READS_INSIDE && power.length >= 2) {
+      const integral = powerEnergyInInterval(power, startMs, endMs);
+      if (integral.totalJ !== null)
+        return { ...base, method: 'nvml-power-integral', totalJ: integral.totalJ, note: null };
+    }
     got = counterEnergyInInterval(points, startMs, endMs, {
       rangeJ: channel.counterRangeJ,
       maxPlausibleW: channel.maxPlausibleW,
     });
   } else if (method === 'nvml-power-integral') {
-    const samples = readings
-      .map((r) => ({ t: r.t, w: r.powerW[position] ?? null }))
-      .filter((p): p is PowerPoint => p.w !== null);
-    got = powerEnergyInInterval(samples, startMs, endMs);
+    got = powerEnergyInInterval(powerSamples(), startMs, endMs);
   } else {
     return { ...base, method: 'none', totalJ: null, note: 'not measured in the full window' };
   }
