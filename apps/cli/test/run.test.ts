@@ -66,7 +66,7 @@ describe('llem run with a command study', () => {
       expect.arrayContaining([
         {
           figure: 'energy (J, J/token)',
-          reason: expect.stringMatching(/NVML is not available .*nonexistent/),
+          reason: expect.stringMatching(/NVML is not available: .*nonexistent/),
         },
         { figure: 'peak GPU memory', reason: 'no GPU visible through NVML' },
       ]),

@@ -29,10 +29,18 @@ export async function openNvmlGpuProbe(
   try {
     nvml = nvmlModule.Nvml.open();
   } catch (error) {
-    // The library error lists every path it tried, one per line: keep them, on one line.
-    const message = (error as Error).message.replace(/\s*\n\s*/g, ' ').slice(0, 600);
+    // The library error lists every path it tried, one per line: those go to the debug log; the
+    // result keeps the first line and the count, which is what a reader needs.
+    const [first = ''] = (error as Error).message.split('\n');
+    const tried = (error as { triedPaths?: readonly string[] }).triedPaths ?? [];
     logger.debug(`measure: NVML unavailable: ${(error as Error).message}`);
-    return { probe: null, reason: `NVML is not available (${message})` };
+    const hint =
+      tried.length === 0
+        ? ''
+        : tried.length <= 2
+          ? ` (tried ${tried.join(', ')})`
+          : ` (tried ${tried.length} library paths; set LLEM_NVML_LIBRARY to libnvidia-ml.so.1 if the driver is installed elsewhere)`;
+    return { probe: null, reason: `NVML is not available: ${first.replace(/\.$/, '')}${hint}` };
   }
   const handles = new Map<number, NvmlDevice>();
   try {

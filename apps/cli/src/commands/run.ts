@@ -242,7 +242,7 @@ function printSummary(ctx: CliContext, s: RunSummaryJson, cwd: string): void {
   out();
   const rows = s.runs.map((r) => [
     r.label || r.key,
-    String(r.cycle),
+    String(r.cycle + 1),
     r.status,
     fmt(r.outputTokensPerS, 1),
     fmt(r.energyJ, 2),
@@ -263,7 +263,7 @@ function printSummary(ctx: CliContext, s: RunSummaryJson, cwd: string): void {
     out('Failed runs:');
     for (const r of failed)
       out(
-        `  ${r.label || r.key} (cycle ${r.cycle}): ${r.error?.type}: ${r.error?.message.split('\n')[0]}`,
+        `  ${r.label || r.key} (cycle ${r.cycle + 1}): ${r.error?.type}: ${r.error?.message.split('\n')[0]}`,
       );
   }
   if (s.notMeasurable.length > 0) {
