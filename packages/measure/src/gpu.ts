@@ -1,3 +1,5 @@
+import type { ClockEventReason } from '@llem/nvml';
+
 /**
  * What the harness needs from the GPU driver. `@llem/nvml` provides the production
  * implementation (`openNvmlGpuProbe`); tests can pass a scripted one. Every read returns `null`
@@ -38,9 +40,16 @@ export interface GpuProbe {
   close(): void;
 }
 
+/** A reason name `@llem/nvml` decodes (its `CLOCK_EVENT_REASON_BITS` keys). */
+type NvmlReasonName = Exclude<ClockEventReason, `unknown:${string}`>;
+
 /**
  * Clock-event (throttle) reason bits that mean the GPU was slowed by power or heat, as opposed
- * to idling or an application clock setting (nvml.h `nvmlClocksEventReason*`).
+ * to idling or an application clock setting: `@llem/nvml`'s `CLOCK_EVENT_REASON_BITS` restricted
+ * to its `THROTTLE_REASONS`. The names are type-checked against nvml's and a test checks the
+ * bits and the selection equal nvml's, so nvml stays the one source of truth. It is not imported
+ * at run time on purpose: `@llem/nvml`'s entry loads koffi, and measure loads it lazily (only
+ * when a GPU probe is opened) so that a machine where the binding cannot load still measures.
  */
 export const THROTTLE_REASON_BITS = {
   swPowerCap: 0x4,
@@ -48,13 +57,18 @@ export const THROTTLE_REASON_BITS = {
   swThermalSlowdown: 0x20,
   hwThermalSlowdown: 0x40,
   hwPowerBrakeSlowdown: 0x80,
-} as const;
+} as const satisfies Partial<Record<NvmlReasonName, number>>;
 
 export const THROTTLE_MASK = Object.values(THROTTLE_REASON_BITS).reduce((a, b) => a | b, 0);
 
-/** Names of the throttle reasons set in a mask. */
-export function throttleReasonNames(mask: number): string[] {
-  return Object.entries(THROTTLE_REASON_BITS)
+/**
+ * Names of the throttle reasons set in a mask, in bit order (nvml's names).
+ *
+ * @example
+ * throttleReasonNames(0x25); // ['swPowerCap', 'swThermalSlowdown'] (0x1 gpuIdle is not one)
+ */
+export function throttleReasonNames(mask: number): NvmlReasonName[] {
+  return (Object.entries(THROTTLE_REASON_BITS) as [NvmlReasonName, number][])
     .filter(([, bit]) => (mask & bit) !== 0)
     .map(([name]) => name);
 }
