@@ -141,7 +141,8 @@ print(json.dumps({"input_tokens": len(cfg["model"]), "output_tokens": sum(r["max
   it('fails with the tail of stderr when the program exits non-zero', async () => {
     const prog = script(
       'fail.mjs',
-      `for (let i = 0; i < 500; i++) console.error('noise line ' + i); console.error('CUDA out of memory'); process.exit(3);`,
+      // exitCode, not process.exit(): exit() may drop stderr that the OS pipe has not taken yet.
+      `for (let i = 0; i < 500; i++) console.error('noise line ' + i); console.error('CUDA out of memory'); process.exitCode = 3;`,
     );
     const engine = make({ model: 'm', command: { argv: [process.execPath, prog] } });
     await engine.load();
