@@ -56,7 +56,9 @@ export function compareSummaries(
   b: ConfigSummary,
   options: BootstrapOptions = {},
 ): MetricComparison[] {
-  return METRICS.map((def) => {
+  // An optional metric neither config measured (a llamacpp pair has no goodput) is no row at all.
+  const defs = METRICS.filter((d) => !d.optional || a.metrics[d.id].n > 0 || b.metrics[d.id].n > 0);
+  return defs.map((def) => {
     const ma = a.metrics[def.id];
     const mb = b.metrics[def.id];
     const ratio = ma.mean !== null && mb.mean !== null && ma.mean !== 0 ? mb.mean / ma.mean : null;

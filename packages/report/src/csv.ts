@@ -1,6 +1,6 @@
 import type { ConfigSummary } from './aggregate';
 import type { LoadedStudy, RunRecord } from './load';
-import { METRICS } from './metrics';
+import { metricsFor, readGoodputShare, readSteadyStateEnergyPerOutputTokenJ } from './metrics';
 import type { ParetoResult } from './pareto';
 
 type Cell = string | number | boolean | null | undefined;
@@ -55,6 +55,19 @@ export const RUN_CSV_COLUMNS = [
   'result_file',
 ] as const;
 
+/**
+ * Columns appended to `summary.csv` (after {@link RUN_CSV_COLUMNS}, in this order) only when some
+ * run of the study has a value, so a study without openai steady-state or goodput figures keeps
+ * the exact file it always had. An empty cell is "not measured", never 0.
+ */
+export const OPTIONAL_RUN_CSV_COLUMNS = [
+  {
+    name: 'steady_state_energy_per_output_token_j',
+    read: readSteadyStateEnergyPerOutputTokenJ,
+  },
+  { name: 'goodput_share', read: readGoodputShare },
+] as const;
+
 function runRow(run: RunRecord, studyDir: string): Cell[] {
   const r = run.result;
   const rel = run.resultFile?.startsWith(`${studyDir}/`)
@@ -101,15 +114,22 @@ function runRow(run: RunRecord, studyDir: string): Cell[] {
  * await writeFile(join(dir, 'summary.csv'), runsCsv(study));
  */
 export function runsCsv(study: LoadedStudy): string {
+  const extra = OPTIONAL_RUN_CSV_COLUMNS.filter((c) =>
+    study.runs.some((run) => run.result !== null && c.read(run.result) !== null),
+  );
   return toCsv(
-    RUN_CSV_COLUMNS,
-    study.runs.map((run) => runRow(run, study.dir)),
+    [...RUN_CSV_COLUMNS, ...extra.map((c) => c.name)],
+    study.runs.map((run) => [
+      ...runRow(run, study.dir),
+      ...extra.map((c) => (run.result ? c.read(run.result) : null)),
+    ]),
   );
 }
 
 /**
  * Columns of `summary_by_config.csv`: long format, one row per config × metric, so adding a
- * metric adds rows, never columns.
+ * metric adds rows, never columns. An optional metric (steady-state energy, goodput) gets rows
+ * only for the configs that measured it.
  */
 export const CONFIG_CSV_COLUMNS = [
   'config_hash',
@@ -137,9 +157,12 @@ export const CONFIG_CSV_COLUMNS = [
  */
 export function configCsv(summaries: readonly ConfigSummary[]): string {
   const rows: Cell[][] = [];
+  const defs = metricsFor(summaries);
   for (const s of summaries) {
-    for (const def of METRICS) {
+    for (const def of defs) {
       const m = s.metrics[def.id];
+      // No rows of empty statistics for a config the engine gave no such figure.
+      if (def.optional && m.n === 0) continue;
       rows.push([
         s.configHash,
         s.label,

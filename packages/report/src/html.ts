@@ -3,7 +3,7 @@ import type { ConfigSummary } from './aggregate';
 import { configBarCharts, latencyCharts, paretoChart } from './charts';
 import { escapeHtml as esc, formatInterval, formatNumber } from './format';
 import type { LoadedStudy } from './load';
-import { getMetric, METRICS } from './metrics';
+import { getMetric, METRICS, type MetricId } from './metrics';
 import type { ParetoResult } from './pareto';
 
 /** A pre-rendered power/temperature trace of one run. */
@@ -158,13 +158,19 @@ function configTable(summaries: readonly ConfigSummary[], pareto: ParetoResult):
 }
 
 function runTable(study: LoadedStudy): string {
-  const ids = [
+  const base: MetricId[] = [
     'energyPerOutputTokenJ',
     'outputTokensPerS',
     'ttftP50Ms',
     'itlP50Ms',
     'totalEnergyJ',
-  ] as const;
+  ];
+  // Steady-state energy and goodput only when some run has them (openai runs), so a study
+  // without them keeps its table as it was.
+  const optional = METRICS.filter(
+    (m) => m.optional && study.runs.some((r) => r.result !== null && m.read(r.result) !== null),
+  ).map((m) => m.id);
+  const ids = [...base, ...optional];
   const head = [
     '<th class="text">Run</th>',
     '<th class="text">Config</th>',

@@ -5,6 +5,7 @@ export { compareConfigs, compareStudies, compareSummaries, findConfig } from './
 export {
   CONFIG_CSV_COLUMNS,
   configCsv,
+  OPTIONAL_RUN_CSV_COLUMNS,
   PARETO_CSV_COLUMNS,
   paretoCsv,
   parseCsv,
@@ -20,7 +21,15 @@ export { describeEnvironment, renderReportHtml } from './html';
 export type { ConfigInfo, LoadedStudy, LoadStudyOptions, RunRecord, SkippedConfig } from './load';
 export { loadStudy, readManifest, STUDY_FILES } from './load';
 export type { Direction, MetricDefinition, MetricId } from './metrics';
-export { getMetric, isMetricId, METRIC_IDS, METRICS } from './metrics';
+export {
+  getMetric,
+  isMetricId,
+  METRIC_IDS,
+  METRICS,
+  metricsFor,
+  readGoodputShare,
+  readSteadyStateEnergyPerOutputTokenJ,
+} from './metrics';
 export type { ParetoAxis, ParetoPoint, ParetoResult } from './pareto';
 export {
   DEFAULT_PARETO_AXES,

@@ -14,6 +14,12 @@ export interface MetricDefinition {
   direction: Direction;
   /** Read the value from a result; `null` when it was not measured. */
   read: (result: RunResult) => number | null;
+  /**
+   * Only some engines measure it (e.g. the openai engine's steady state). When no config has a
+   * value it is left out of per-config files, tables and charts, so a study without it keeps
+   * exactly the shape it always had. Default `false`.
+   */
+  optional?: boolean;
 }
 
 export type MetricId =
@@ -25,10 +31,37 @@ export type MetricId =
   | 'itlP95Ms'
   | 'totalEnergyJ'
   | 'gpuPeakMemoryMiB'
-  | 'rssPeakMiB';
+  | 'rssPeakMiB'
+  | 'steadyStateEnergyPerOutputTokenJ'
+  | 'goodputShare';
 
-const num = (v: number | null | undefined): number | null =>
-  typeof v === 'number' && Number.isFinite(v) ? v : null;
+const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
+/** `obj[key]` when `obj` is a plain object; `extra` is engine-defined, so nothing is trusted. */
+const field = (obj: unknown, key: string): unknown =>
+  typeof obj === 'object' && obj !== null ? (obj as Record<string, unknown>)[key] : undefined;
+
+/**
+ * The openai engine's steady-state energy per output token (`extra.steadyState.energy`, added by
+ * @llem/measure). `null` when the run has no steady state (other engines, `steadyState: null`,
+ * `{unavailable}`) or its window was too short to measure: never 0, which would read as "free".
+ *
+ * @example
+ * readSteadyStateEnergyPerOutputTokenJ(result); // 0.42 or null
+ */
+export function readSteadyStateEnergyPerOutputTokenJ(result: RunResult): number | null {
+  return num(field(field(field(result.extra, 'steadyState'), 'energy'), 'energyPerOutputTokenJ'));
+}
+
+/**
+ * The share (0–1) of requests that met every SLO (`extra.goodput.share`); `null` without SLOs.
+ *
+ * @example
+ * readGoodputShare(result); // 0.95 or null
+ */
+export function readGoodputShare(result: RunResult): number | null {
+  return num(field(field(result.extra, 'goodput'), 'share'));
+}
 
 /**
  * The metrics aggregated per config, in display order. Peak memory is split in two because a
@@ -98,6 +131,22 @@ export const METRICS: readonly MetricDefinition[] = [
     direction: 'min',
     read: (r) => num(r.memory.rssPeakMiB),
   },
+  {
+    id: 'steadyStateEnergyPerOutputTokenJ',
+    label: 'Steady-state energy per output token',
+    unit: 'J/token',
+    direction: 'min',
+    read: readSteadyStateEnergyPerOutputTokenJ,
+    optional: true,
+  },
+  {
+    id: 'goodputShare',
+    label: 'Goodput share',
+    unit: 'fraction',
+    direction: 'max',
+    read: readGoodputShare,
+    optional: true,
+  },
 ];
 
 export const METRIC_IDS: readonly MetricId[] = METRICS.map((m) => m.id);
@@ -112,6 +161,19 @@ export function getMetric(id: MetricId): MetricDefinition {
   const metric = METRICS.find((m) => m.id === id);
   if (!metric) throw new Error(`unknown metric ${id}`);
   return metric;
+}
+
+/**
+ * The metrics worth showing for these configs: every non-optional metric, and an optional one
+ * only when at least one config measured it.
+ *
+ * @example
+ * metricsFor(summaries).map((m) => m.id); // no 'goodputShare' for a llamacpp-only study
+ */
+export function metricsFor(
+  summaries: readonly { metrics: Record<MetricId, { n: number }> }[],
+): MetricDefinition[] {
+  return METRICS.filter((m) => !m.optional || summaries.some((s) => s.metrics[m.id].n > 0));
 }
 
 /** True when `id` names a metric (for validating user input). */

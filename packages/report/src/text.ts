@@ -51,10 +51,15 @@ export function formatTable(
   );
 }
 
-/** The metrics a terminal table shows by default: the headline figures, when measured. */
+/**
+ * The metrics a terminal table shows by default: the headline figures, when measured (so the
+ * openai-only steady-state and goodput columns appear only for studies that have them).
+ */
 export const TABLE_METRICS: readonly MetricId[] = [
   'energyPerOutputTokenJ',
+  'steadyStateEnergyPerOutputTokenJ',
   'outputTokensPerS',
+  'goodputShare',
   'ttftP50Ms',
   'ttftP95Ms',
   'itlP50Ms',
@@ -90,7 +95,9 @@ export function renderConfigTable(
 ): string {
   const wanted = options.metrics ?? TABLE_METRICS;
   const measured = wanted.filter((id) => summaries.some((s) => s.metrics[id].n > 0));
-  const missing = wanted.filter((id) => !measured.includes(id));
+  // An optional metric (openai steady state, goodput) is not "missing" from a study that never
+  // had it: naming it would only be noise for llamacpp users.
+  const missing = wanted.filter((id) => !measured.includes(id) && !getMetric(id).optional);
   let shown = measured;
   let table = configTableText(summaries, shown, options);
   while (options.maxWidth && shown.length > 1 && widest(table) > options.maxWidth) {

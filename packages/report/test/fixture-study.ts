@@ -26,6 +26,13 @@ export interface FixtureRun {
   itlP50Ms?: number;
   gpuPeakMiB?: number | null;
   warnings?: { code: string; message: string }[];
+  /**
+   * Make it an openai run with `extra.steadyState.energy.energyPerOutputTokenJ` set to this
+   * (`null`: a steady state too short to measure). Omitted: a llamacpp run with `extra: {}`.
+   */
+  steadyStateEnergyPerTokenJ?: number | null;
+  /** `extra.goodput.share` of an openai run (`null`: `goodput: null`, no SLOs set). */
+  goodputShare?: number | null;
   /** Write a timeseries CSV for this run (default true for completed runs). */
   timeseries?: boolean;
 }
@@ -149,6 +156,45 @@ export function makeResult(
     },
     extra: {},
   };
+  if (run.steadyStateEnergyPerTokenJ !== undefined || run.goodputShare !== undefined) {
+    result.engine = 'openai';
+    result.config = { label, openai: { steady_state: true } };
+    const sse = run.steadyStateEnergyPerTokenJ ?? null;
+    // 400 of the 640 tokens arrived inside a 12 s steady-state window (the shape @llem/measure writes).
+    result.extra = {
+      steadyState: {
+        startMs: 4000,
+        endMs: 16000,
+        durationS: 12,
+        rule: 'target-concurrency',
+        targetConcurrency: 8,
+        outputTokens: 400,
+        requestIds: [],
+        requests: 24,
+        energy: {
+          method: sse === null ? 'none' : 'nvml-counter',
+          durationS: 12,
+          totalJ: sse === null ? null : sse * 400,
+          adjustedJ: sse === null ? null : sse * 400 - 120,
+          perDevice: [],
+          energyPerOutputTokenJ: sse,
+          adjustedEnergyPerOutputTokenJ: sse === null ? null : (sse * 400 - 120) / 400,
+          samplesInWindow: sse === null ? 2 : 120,
+          unavailableReason: sse === null ? 'steady state held 2 readings (need 3)' : null,
+        },
+      },
+      goodput:
+        run.goodputShare === undefined || run.goodputShare === null
+          ? null
+          : {
+              slo: { ttftMs: 500, itlMs: null, e2eMs: null },
+              met: Math.round(run.goodputShare * 32),
+              total: 32,
+              share: run.goodputShare,
+              requestsPerS: 1.6 * run.goodputShare,
+            },
+    };
+  }
   return RunResultSchema.parse(result);
 }
 
@@ -282,6 +328,36 @@ export function standardStudy(parent?: string): string {
           { cycle: 2, tokensPerS: 24, energyPerTokenJ: 0.58, ttftP50Ms: 139, itlP50Ms: 41 },
         ],
       },
+    ],
+  });
+}
+
+/**
+ * Two openai configs with steady-state energy and goodput, and one llamacpp config without
+ * either. Config B's cycle 1 had a steady state too short to measure (its figure is `null`).
+ */
+export function openaiStudy(parent?: string): string {
+  return buildStudyDir({
+    name: 'openai-concurrency',
+    ...(parent ? { parent } : {}),
+    configs: [
+      {
+        label: 'concurrency=8',
+        runs: [
+          { cycle: 0, steadyStateEnergyPerTokenJ: 0.4, goodputShare: 0.75 },
+          { cycle: 1, steadyStateEnergyPerTokenJ: 0.5, goodputShare: 0.875 },
+          { cycle: 2, steadyStateEnergyPerTokenJ: 0.6, goodputShare: 1 },
+        ],
+      },
+      {
+        label: 'concurrency=16',
+        runs: [
+          { cycle: 0, steadyStateEnergyPerTokenJ: 0.3, goodputShare: 0.5 },
+          { cycle: 1, steadyStateEnergyPerTokenJ: null, goodputShare: 0.625 },
+          { cycle: 2, steadyStateEnergyPerTokenJ: 0.35, goodputShare: 0.75 },
+        ],
+      },
+      { label: 'llamacpp', runs: [{ cycle: 0 }, { cycle: 1 }, { cycle: 2 }] },
     ],
   });
 }

@@ -91,6 +91,10 @@ export function reportCommand(ctx: CliContext): CommandModule<GlobalArgs, Report
         .example(
           '$0 report DIR --pareto-x ttftP95Ms --pareto-y outputTokensPerS',
           'another trade-off',
+        )
+        .example(
+          '$0 report DIR --pareto-x steadyStateEnergyPerOutputTokenJ --pareto-y goodputShare',
+          'openai engine: steady-state J/token against the share of requests meeting the SLOs',
         ) as never,
     handler: async (args) => {
       const paretoAxes = paretoAxesFrom(args.paretoX, args.paretoY);

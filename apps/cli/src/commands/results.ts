@@ -88,7 +88,11 @@ function showCommand(ctx: CliContext): CommandModule<GlobalArgs, ShowArgs> {
         .option('pareto-y', {
           type: 'string',
           describe: 'Pareto y axis: METRIC[:min|max]',
-        }) as never,
+        })
+        .example(
+          '$0 results show DIR --pareto-x steadyStateEnergyPerOutputTokenJ --pareto-y goodputShare',
+          'openai engine: steady-state J/token against goodput',
+        ) as never,
     handler: async (args) => {
       if (args.json && args.csv) throw new UsageError('--json and --csv are exclusive: pick one');
       const axes = paretoAxesFrom(args.paretoX, args.paretoY);
