@@ -17,6 +17,19 @@ export interface GpuSample {
   clockEventReasons: number | null;
 }
 
+/** A GPU reading taken off the main thread, with its time. */
+export interface GpuSampleAt {
+  /** Monotonic ms on this thread's `performance.now()` base. */
+  t: number;
+  sample: GpuSample;
+}
+
+/** A running background sampler (see {@link GpuProbe.startBackgroundSampler}). */
+export interface BackgroundGpuSampler {
+  /** Stop every device's sampler and return all readings, in time order. Never throws. */
+  stop(): GpuSampleAt[];
+}
+
 export interface GpuStaticInfo {
   index: number;
   name: string | null;
@@ -36,6 +49,13 @@ export interface GpuProbe {
   /** Instant power in W (field values where available, else the averaged reading). */
   powerW(index: number): number | null;
   sample(index: number): GpuSample;
+  /**
+   * Optional: start sampling every measured device every `intervalMs` off the caller's thread
+   * (the NVML probe uses `@llem/nvml`'s worker-thread `PowerSampler`), so a busy engine on the
+   * main thread cannot delay or thin out the GPU readings. Throws when the background sampler
+   * cannot start; the harness then samples on its own thread. Scripted probes leave it out.
+   */
+  startBackgroundSampler?(intervalMs: number): BackgroundGpuSampler;
   /** Releases the driver (NVML shutdown). Safe to call twice. */
   close(): void;
 }

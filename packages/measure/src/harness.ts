@@ -20,7 +20,7 @@ import {
 import { DEFAULT_POWERCAP_ROOT, probeRapl } from './energy/rapl';
 import { peakRssMiB, snapshotEnvironment } from './environment';
 import { MeasurementError } from './errors';
-import type { GpuProbe, GpuSample } from './gpu';
+import type { BackgroundGpuSampler, GpuProbe, GpuSample, GpuSampleAt } from './gpu';
 import {
   baselineAdjusted,
   computeLatency,
@@ -109,9 +109,17 @@ export interface MeasureOutput {
   timeseriesCsv: string;
 }
 
+/** A running window sampler; `background` when the GPU readings come from another thread. */
+interface TickSampler {
+  stop(): Tick[];
+  background: boolean;
+}
+
 interface Tick extends ChannelReading {
   gpus: GpuSample[];
   rss: number;
+  /** Set on a GPU reading from the background sampler (it read no energy counter). */
+  background?: true;
 }
 
 /** Sum of channel energies, the overall method, and why anything is missing. */
@@ -232,20 +240,89 @@ export async function measureRun<C extends HarnessConfig>(
     // When the costly counters were last read; every edge read (window start/stop, baseline
     // ends) reads them, the sampler only once `counterEveryMs` has passed since the last read.
     let lastCounterT = Number.NEGATIVE_INFINITY;
-    const readTick = (t: number, counters = true): Tick => {
+    // The channels as the main-thread tick reads them while a background sampler takes the GPU
+    // readings: counters (NVML every `counterEveryMs`, RAPL every tick) but no GPU power.
+    const countersOnly: EnergyChannel[] = channels.map((c) => {
+      if (c.kind !== 'gpu') return c;
+      const { readPowerW: _power, ...rest } = c;
+      return rest;
+    });
+    const readTick = (t: number, counters = true, gpus = true): Tick => {
       const rss = process.memoryUsage.rss();
       if (rss > maxRss) maxRss = rss;
       if (counters) lastCounterT = t;
       return {
-        ...readChannels(channels, t, counters),
-        gpus: probe ? probe.devices.map((i) => (probe as GpuProbe).sample(i)) : [],
+        ...readChannels(gpus ? channels : countersOnly, t, counters),
+        gpus: probe && gpus ? probe.devices.map((i) => (probe as GpuProbe).sample(i)) : [],
         rss,
       };
     };
     // Half a tick of slack: timer lateness must not push every counter read one tick later.
-    const sampleTick = (t: number): Tick =>
-      readTick(t, t - lastCounterT >= counterEveryMs - intervalMs / 2);
+    const counterDue = (t: number) => t - lastCounterT >= counterEveryMs - intervalMs / 2;
+    const sampleTick = (t: number): Tick => readTick(t, counterDue(t));
     const sampling = channels.length > 0 || probe !== null;
+    /** A background GPU reading as a tick: that device's sample and power, nothing else. */
+    const gpuTick = ({ t, sample }: GpuSampleAt): Tick => ({
+      t,
+      counterJ: channels.map(() => null),
+      powerW: channels.map((c) =>
+        c.kind === 'gpu' && c.index === sample.index ? sample.powerW : null,
+      ),
+      gpus: [sample],
+      rss: 0,
+      background: true,
+    });
+    /**
+     * Prepare the tick sampler for one window; the returned function starts it. When the probe
+     * can sample the GPUs off this thread (the NVML probe's worker), GPU readings come from
+     * there, so an engine busy on this thread (SSE parsing, token callbacks) cannot delay them;
+     * this thread's tick keeps the energy counters and RAPL. The worker is started here, before
+     * the caller reads the window's opening edge, so its start-up (tens to hundreds of ms) is
+     * not a hole at the start of the window. It stamps samples with `performance.now()`, so it
+     * is used only on the default clock. Both series are merged by time; a tick of this thread
+     * that read nothing is dropped. Without the capability this is the plain tick sampler.
+     */
+    const prepareTicks = (window: string): (() => TickSampler) => {
+      let background: BackgroundGpuSampler | null = null;
+      if (probe?.startBackgroundSampler && probe.devices.length > 0 && deps.now === undefined) {
+        try {
+          background = probe.startBackgroundSampler(intervalMs);
+        } catch (error) {
+          logger.debug(
+            `measure: ${window} window: the background GPU sampler did not start (${(error as Error).message}); sampling GPUs on the main thread`,
+          );
+        }
+      }
+      if (background === null)
+        return () => {
+          const main = startSampler(sampleTick, { intervalMs, now });
+          return { stop: () => main.stop(), background: false };
+        };
+      const bg = background;
+      logger.debug(`measure: ${window} window: GPU samples taken on a worker thread`);
+      return () => {
+        const main = startSampler((t) => readTick(t, counterDue(t), false), { intervalMs, now });
+        return {
+          background: true,
+          stop: () => {
+            const own = main
+              .stop()
+              .filter(
+                (k) => k.counterJ.some((j) => j !== null) || k.powerW.some((w) => w !== null),
+              );
+            let gpu: GpuSampleAt[] = [];
+            try {
+              gpu = bg.stop();
+            } catch (error) {
+              logger.debug(
+                `measure: stopping the background GPU sampler failed: ${(error as Error).message}`,
+              );
+            }
+            return [...own, ...gpu.map(gpuTick)].sort((a, b) => a.t - b.t);
+          },
+        };
+      };
+    };
     const record = (window: string, t0: number, ticks: readonly Tick[]) => {
       for (const tick of ticks) {
         for (const g of tick.gpus) {
@@ -260,7 +337,18 @@ export async function measureRun<C extends HarnessConfig>(
           });
         }
         channels.forEach((c, pos) => {
-          if (c.kind === 'cpu-package')
+          // A main-thread tick beside a background GPU sampler: the GPU counter read it took
+          // gets its own row (without the readings the worker took).
+          const counter = tick.counterJ[pos] ?? null;
+          if (c.kind === 'gpu' && counter !== null && !tick.gpus.some((g) => g.index === c.index))
+            timeseries.push({
+              window,
+              tMs: tick.t - t0,
+              device: `gpu${c.index}`,
+              sample: {},
+              energyJ: counter,
+            });
+          if (c.kind === 'cpu-package' && !tick.background)
             timeseries.push({
               window,
               tMs: tick.t - t0,
@@ -278,10 +366,15 @@ export async function measureRun<C extends HarnessConfig>(
       if (channels.length === 0) {
         notes.push('baseline: no energy source to measure idle power with');
       } else {
+        const begin = prepareTicks('baseline');
         const b0 = readTick(now());
-        const sampler = startSampler(sampleTick, { intervalMs, now });
-        await sleep(config.baseline.duration_s * 1000, signal);
-        const ticks = sampler.stop();
+        const sampler = begin();
+        let ticks: Tick[] = [];
+        try {
+          await sleep(config.baseline.duration_s * 1000, signal);
+        } finally {
+          ticks = sampler.stop();
+        }
         const b1 = readTick(now());
         const all = [b0, ...ticks.filter((t) => t.t > b0.t && t.t < b1.t), b1];
         record('baseline', b0.t, all);
@@ -331,22 +424,34 @@ export async function measureRun<C extends HarnessConfig>(
         stop = readTick(now());
       },
     };
+    const begin = sampling ? prepareTicks('measure') : null;
     const runStart = readTick(now());
-    const sampler = sampling ? startSampler(sampleTick, { intervalMs, now }) : null;
+    const sampler = begin?.() ?? null;
+    let ticks: Tick[] = [];
     let outcome: Awaited<ReturnType<Engine['run']>>;
     try {
       outcome = await engine.run(requests, engine.windowMarking === 'engine' ? hooks : undefined);
     } finally {
-      sampler?.stop();
+      ticks = sampler?.stop() ?? [];
     }
     const runEnd = readTick(now());
-    const ticks = sampler ? sampler.ticks() : [];
     const w0: Tick = start ?? runStart;
     const w1: Tick = stop ?? runEnd;
     const inWindow = ticks.filter((t) => t.t > w0.t && t.t < w1.t);
     const windowReadings = [w0, ...inWindow, w1];
     record('measure', w0.t, windowReadings);
     const durationS = Math.max(0, (w1.t - w0.t) / 1000);
+    // With a background GPU sampler the window holds each device's readings plus this thread's
+    // counter ticks; the reading count that matters is the GPU's (the sparsest device).
+    const samplesInWindow = !sampling
+      ? null
+      : sampler?.background && probe
+        ? Math.min(
+            ...probe.devices.map(
+              (i) => inWindow.filter((k) => k.gpus.some((g) => g.index === i)).length,
+            ),
+          )
+        : inWindow.length;
     const wallAtMono = (t: number) => new Date(wallNow() - (now() - t)).toISOString();
 
     // --- metrics --------------------------------------------------------------------------
@@ -381,7 +486,7 @@ export async function measureRun<C extends HarnessConfig>(
       ...measurementWarnings(
         {
           durationS,
-          samplesInWindow: sampling ? inWindow.length : null,
+          samplesInWindow,
           sampleIntervalMs: intervalMs,
           gpus: environment.gpus,
           gpuSamples: windowReadings.map((t) => t.gpus),
@@ -461,7 +566,7 @@ export async function measureRun<C extends HarnessConfig>(
         requests: requestCount,
         warmup: { requests: warm.requests, converged: warm.converged, finalCv: warm.finalCv },
         engineInfo: { backend: info.backend, details: info.details },
-        samplesInWindow: sampling ? inWindow.length : null,
+        samplesInWindow,
       },
     };
     const parsed = RunResultSchema.safeParse(result);

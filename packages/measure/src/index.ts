@@ -19,7 +19,13 @@ export type { RaplProbe } from './energy/rapl';
 export { DEFAULT_POWERCAP_ROOT, probeRapl } from './energy/rapl';
 export { peakRssMiB, snapshotEnvironment } from './environment';
 export { MeasurementError } from './errors';
-export type { GpuProbe, GpuSample, GpuStaticInfo } from './gpu';
+export type {
+  BackgroundGpuSampler,
+  GpuProbe,
+  GpuSample,
+  GpuSampleAt,
+  GpuStaticInfo,
+} from './gpu';
 export { THROTTLE_MASK, THROTTLE_REASON_BITS, throttleReasonNames } from './gpu';
 export type {
   GpuProbeOutcome,

@@ -1,6 +1,6 @@
-import type { Nvml, NvmlDevice } from '@llem/nvml';
+import type { ClockEventReason, Nvml, NvmlDevice, PowerSample, PowerSampler } from '@llem/nvml';
 import type { Logger } from '@llem/resilience';
-import type { GpuSample } from './gpu';
+import type { BackgroundGpuSampler, GpuSample, GpuSampleAt } from './gpu';
 import type { GpuProbeOutcome } from './harness';
 
 /**
@@ -99,6 +99,8 @@ export async function openNvmlGpuProbe(
           clockEventReasons: quiet(() => d.clockEventReasonsMask()),
         };
       },
+      startBackgroundSampler: (intervalMs) =>
+        startWorkerSamplers(nvmlModule, nvml, handles, intervalMs, logger),
       close: () => {
         if (closed) return;
         closed = true;
@@ -110,4 +112,95 @@ export async function openNvmlGpuProbe(
       },
     },
   };
+}
+
+/**
+ * One worker-thread `PowerSampler` per measured device, on the library this probe opened. If any
+ * device's worker cannot start, the ones already started are stopped and the error is thrown, so
+ * the caller falls back to sampling every device itself rather than mixing two sources.
+ */
+function startWorkerSamplers(
+  nvmlModule: typeof import('@llem/nvml'),
+  nvml: Nvml,
+  handles: ReadonlyMap<number, NvmlDevice>,
+  intervalMs: number,
+  logger: Logger,
+): BackgroundGpuSampler {
+  const bits = nvmlModule.CLOCK_EVENT_REASON_BITS;
+  const started: { index: number; sampler: PowerSampler }[] = [];
+  const stopAll = (): GpuSampleAt[] => {
+    const out: GpuSampleAt[] = [];
+    for (const { index, sampler } of started) {
+      try {
+        for (const s of sampler.stop()) out.push({ t: s.t, sample: toGpuSample(index, s, bits) });
+      } catch (error) {
+        logger.debug(
+          `measure: stopping GPU ${index}'s sampler failed: ${(error as Error).message}`,
+        );
+      }
+    }
+    return out.sort((a, b) => a.t - b.t);
+  };
+  try {
+    for (const [index, device] of handles) {
+      const sampler = new nvmlModule.PowerSampler({
+        source: device,
+        intervalMs,
+        thread: 'worker',
+        library: nvml.libraryPath,
+      });
+      sampler.start();
+      started.push({ index, sampler });
+    }
+  } catch (error) {
+    stopAll();
+    throw error;
+  }
+  let stopped = false;
+  return {
+    stop: () => {
+      if (stopped) return [];
+      stopped = true;
+      return stopAll();
+    },
+  };
+}
+
+const MIB = 1024 * 1024;
+
+/** A worker `PowerSample` in the harness's shape (MiB, the undecoded clock-event mask). */
+function toGpuSample(
+  index: number,
+  s: PowerSample,
+  bits: Readonly<Record<string, number>>,
+): GpuSample {
+  return {
+    index,
+    powerW: s.powerW,
+    memoryUsedMiB: s.memoryUsedBytes === null ? null : s.memoryUsedBytes / MIB,
+    memoryTotalMiB: s.memoryTotalBytes === null ? null : s.memoryTotalBytes / MIB,
+    temperatureC: s.temperatureC,
+    utilizationGpuPct: s.utilizationGpuPct,
+    smClockMHz: s.smClockMHz,
+    clockEventReasons: s.clockEventReasons === null ? null : reasonsMask(s.clockEventReasons, bits),
+  };
+}
+
+/**
+ * Re-encode decoded clock-event reasons (`unknown:0x…` carries the bits nvml has no name for).
+ *
+ * @example
+ * reasonsMask(['gpuIdle', 'swPowerCap'], CLOCK_EVENT_REASON_BITS); // 0x5
+ */
+export function reasonsMask(
+  reasons: readonly ClockEventReason[],
+  bits: Readonly<Record<string, number>>,
+): number {
+  let mask = 0;
+  for (const name of reasons) {
+    // Summing, not OR-ing: unknown bits can lie above 2^31, where `|` would truncate them.
+    if (name.startsWith('unknown:0x')) mask += Number.parseInt(name.slice(10), 16);
+    else mask += bits[name] ?? 0;
+  }
+  return mask;
 }
