@@ -25,12 +25,22 @@ export class StudyDesignChangedError extends Error {
   readonly expectedHash: string;
   readonly actualHash: string;
 
-  constructor(studyDir: string, expectedHash: string, actualHash: string) {
+  /** What changed, e.g. `3 runs added, 2 removed (cycles 2 → 4)`; `null` when not known. */
+  readonly changes: string | null;
+
+  constructor(studyDir: string, expectedHash: string, actualHash: string, changes?: string) {
+    const what =
+      expectedHash === actualHash
+        ? `the study in ${studyDir} was started with design hash ${expectedHash} and the study ` +
+          `given now has the same configurations, but its scheduled runs changed`
+        : `the study in ${studyDir} was started with design hash ${expectedHash}, but the study ` +
+          `given now has design hash ${actualHash}: the configurations changed`;
     super(
-      `the study in ${studyDir} was started with design hash ${expectedHash}, but the study ` +
-        `given now has design hash ${actualHash}: the configurations changed. Start a new study, ` +
-        `or pass --force to resume anyway and mix the two designs.`,
+      `${what}${changes ? ` (${changes})` : ''}. Start a new study, or pass --force to resume ` +
+        `with the new design: new runs are added, runs no longer scheduled are dropped unless ` +
+        `they completed (completed results are always kept).`,
     );
+    this.changes = changes ?? null;
     this.studyDir = studyDir;
     this.expectedHash = expectedHash;
     this.actualHash = actualHash;

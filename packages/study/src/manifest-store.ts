@@ -122,6 +122,16 @@ export class ManifestStore {
     return { ...entry };
   }
 
+  /**
+   * Replace the scheduled runs (a forced resume with a changed design) and write. Entries are
+   * given whole: the caller keeps the ones to keep, completed results included.
+   */
+  replaceEntries(entries: readonly ManifestEntry[], designHash: string): void {
+    this.#manifest.entries = entries.map((e) => ({ ...e }));
+    this.#manifest.designHash = designHash;
+    this.#write();
+  }
+
   /** Change the study status and write. */
   setStatus(status: ManifestStatus): void {
     this.#manifest.status = status;

@@ -196,7 +196,12 @@ export class StudyRunner<Config = unknown> {
     this.#studyDir = studyDir;
     try {
       store.setStatus('running');
-      const todo = store.manifest.entries.filter((e) => e.status !== 'completed');
+      // In plan order; a completed run no longer scheduled (forced resume) stays in the
+      // manifest but is not run.
+      const byKey = new Map(store.manifest.entries.map((e) => [e.key, e]));
+      const todo = plan.runs
+        .map((r) => byKey.get(r.key))
+        .filter((e): e is ManifestEntry => e !== undefined && e.status !== 'completed');
       this.#emit('study-started', {
         studyDir,
         studyName: plan.name,
@@ -277,17 +282,16 @@ export class StudyRunner<Config = unknown> {
     const stored = readStoredStudy<Config>(studyDir);
     const manifest = store.manifest;
     const plan = options.plan ?? stored.plan;
-    if (plan.designHash !== manifest.designHash && !options.force) {
-      throw new StudyDesignChangedError(studyDir, manifest.designHash, plan.designHash);
-    }
-    if (options.plan && plan.designHash !== manifest.designHash) {
-      this.#logger.warn(
-        `resuming ${studyDir} with a changed design (${manifest.designHash} → ${plan.designHash}) because of --force`,
+    const changes = describeDesignChange(stored.plan, manifest.entries, plan);
+    const changed = plan.designHash !== manifest.designHash || changes !== null;
+    if (changed && !options.force) {
+      throw new StudyDesignChangedError(
+        studyDir,
+        manifest.designHash,
+        plan.designHash,
+        changes ?? undefined,
       );
     }
-    // Runs are identified by key; the stored plan decides what the study is, so a forced
-    // resume with a changed plan still runs the study that was started.
-    const runPlan = options.force ? stored.plan : plan;
     mkdirSync(join(studyDir, RUNS_DIR), { recursive: true });
     let recovered = 0;
     for (const entry of manifest.entries) {
@@ -311,7 +315,21 @@ export class StudyRunner<Config = unknown> {
         });
       }
     }
-    return { studyDir, plan: runPlan, store, resumed: true, recovered };
+    if (changed) {
+      // --force: the new plan is the study from now on. Its runs missing from the manifest are
+      // added as pending; runs it no longer schedules are dropped unless they completed (a
+      // measured result is never thrown away: it stays in the manifest and is not run again).
+      const merged = mergedEntries(store.manifest.entries, plan);
+      store.replaceEntries(merged.entries, plan.designHash);
+      writeJsonAtomicSync(join(studyDir, STUDY_FILE), { ...stored, plan });
+      this.#logger.warn(
+        `resuming ${studyDir} with the new design because of --force ` +
+          `(${manifest.designHash} → ${plan.designHash}${changes ? `; ${changes}` : ''}): ` +
+          `${merged.added} runs added, ${merged.dropped} not-completed runs dropped, ` +
+          `${merged.keptUnscheduled} completed runs no longer scheduled kept`,
+      );
+    }
+    return { studyDir, plan, store, resumed: true, recovered };
   }
 
   async #runAll(prepared: Prepared<Config>, todo: ManifestEntry[]): Promise<void> {
@@ -570,6 +588,81 @@ function manifestEntriesFor(plan: RunnerPlan<unknown>) {
     copy: run.copy,
     label: labels.get(run.configIndex) ?? run.configHash,
   }));
+}
+
+/**
+ * What differs between the runs the manifest holds and the runs `plan` schedules, in words
+ * (`3 runs added, 2 removed (cycles 2 → 4)`), or `null` when the run keys are the same.
+ */
+function describeDesignChange(
+  storedPlan: RunnerPlan<unknown>,
+  entries: readonly ManifestEntry[],
+  plan: RunnerPlan<unknown>,
+): string | null {
+  const had = new Set(entries.map((e) => e.key));
+  const wants = new Set(plan.runs.map((r) => r.key));
+  const added = [...wants].filter((k) => !had.has(k)).length;
+  const removed = [...had].filter((k) => !wants.has(k)).length;
+  if (added === 0 && removed === 0) return null;
+  const parts = [`${added} runs added, ${removed} removed`];
+  const cyclesOf = (p: RunnerPlan<unknown>): number =>
+    p.execution.cycles ?? new Set(p.runs.map((r) => r.cycle)).size;
+  const [c0, c1] = [cyclesOf(storedPlan), cyclesOf(plan)];
+  const detail: string[] = [];
+  if (c0 !== c1) detail.push(`cycles ${c0} → ${c1}`);
+  const hadConfigs = new Set(entries.map((e) => e.configHash));
+  const wantsConfigs = new Set(plan.runs.map((r) => r.configHash));
+  const configsAdded = [...wantsConfigs].filter((h) => !hadConfigs.has(h)).length;
+  const configsRemoved = [...hadConfigs].filter((h) => !wantsConfigs.has(h)).length;
+  if (configsAdded > 0 || configsRemoved > 0) {
+    detail.push(`configs: ${configsAdded} added, ${configsRemoved} removed`);
+  }
+  const copies = (runs: ReadonlyArray<{ copy: number }>): number =>
+    runs.reduce((max, r) => Math.max(max, r.copy + 1), 0);
+  const [k0, k1] = [copies(entries), copies(plan.runs)];
+  if (k0 !== k1) detail.push(`duplicate copies ${k0} → ${k1}`);
+  return detail.length > 0 ? `${parts[0]} (${detail.join('; ')})` : (parts[0] ?? '');
+}
+
+/**
+ * The manifest entries for a forced resume with `plan`: the plan's runs in order (kept entries
+ * as they are, new ones pending), then the completed entries the plan no longer schedules.
+ */
+function mergedEntries(
+  entries: readonly ManifestEntry[],
+  plan: RunnerPlan<unknown>,
+): { entries: ManifestEntry[]; added: number; dropped: number; keptUnscheduled: number } {
+  const byKey = new Map(entries.map((e) => [e.key, e]));
+  const wants = new Set(plan.runs.map((r) => r.key));
+  const fresh = new Map(manifestEntriesFor(plan).map((e) => [e.key, e]));
+  let added = 0;
+  const merged: ManifestEntry[] = plan.runs.map((run) => {
+    const existing = byKey.get(run.key);
+    if (existing) return existing;
+    added += 1;
+    const base = fresh.get(run.key);
+    return {
+      key: run.key,
+      configHash: run.configHash,
+      cycle: run.cycle,
+      copy: run.copy,
+      label: base?.label ?? run.configHash,
+      status: 'pending',
+      resultFile: null,
+      error: null,
+      startedAt: null,
+      endedAt: null,
+      attempts: 0,
+    };
+  });
+  const unscheduled = entries.filter((e) => !wants.has(e.key));
+  const kept = unscheduled.filter((e) => e.status === 'completed');
+  return {
+    entries: [...merged, ...kept],
+    added,
+    dropped: unscheduled.length - kept.length,
+    keptUnscheduled: kept.length,
+  };
 }
 
 function readStoredStudy<Config>(studyDir: string): StoredStudy<Config> {
