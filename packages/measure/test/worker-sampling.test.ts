@@ -34,8 +34,11 @@ afterEach(() => {
 const BLOCK_MS = 1500;
 const INTERVAL_MS = 50;
 
-/** An engine whose run blocks this thread in a synchronous loop, as a busy engine's JS would. */
-function blockingEngine(): Engine {
+/**
+ * An engine whose run blocks this thread in a synchronous loop, as a busy engine's JS would;
+ * with `steady`, it reports an openai-style steady-state window inside the block.
+ */
+function blockingEngine(steady?: { fromMs: number; toMs: number }): Engine {
   const engine = fakeEngine();
   return {
     ...engine,
@@ -58,6 +61,22 @@ function blockingEngine(): Engine {
         inputTokens: 8 * requests.length,
         outputTokens: requests.length,
         tokenCountSource: 'engine' as const,
+        ...(steady
+          ? {
+              extra: {
+                steadyState: {
+                  startMs: t0 + steady.fromMs,
+                  endMs: t0 + steady.toMs,
+                  durationS: (steady.toMs - steady.fromMs) / 1000,
+                  rule: 'target-concurrency',
+                  targetConcurrency: 2,
+                  outputTokens: 2,
+                  requestIds: [0, 1],
+                  requests: 2,
+                },
+              },
+            }
+          : {}),
       };
     },
   };
@@ -86,6 +105,7 @@ function run(
   options: {
     devices?: number[];
     baseline?: boolean;
+    steady?: { fromMs: number; toMs: number };
     logger?: Logger;
     openGpuProbe?: (devices: readonly number[], logger: Logger) => Promise<GpuProbeOutcome>;
   } = {},
@@ -98,7 +118,7 @@ function run(
       config: config(options.devices, options.baseline),
     },
     {
-      createEngine: async () => blockingEngine(),
+      createEngine: async () => blockingEngine(options.steady),
       powercapRoot,
       warningThresholds: { minDurationS: 0.1, minSamples: 3 },
       ...(options.logger ? { logger: options.logger } : {}),
@@ -230,7 +250,8 @@ describe('GPU samples from the worker thread (real koffi path)', () => {
         uuid: 'GPU-00000000-0000-0000-0000-000000000001',
         instantPowerMw: 100_000,
         powerMw: 100_000,
-        clockEventReasons: 0x1,
+        // 0x400 has no name in nvml's table: it travels as 'unknown:0x400' and comes back.
+        clockEventReasons: 0x1 | 0x400,
       }),
     ]);
     const { result, timeseriesCsv } = await run({ devices: [0, 1] });
@@ -245,7 +266,7 @@ describe('GPU samples from the worker thread (real koffi path)', () => {
     const sampled = (device: string) =>
       rows.filter((r) => r.device === device && r.powerW !== null);
     expect(new Set(sampled('gpu0').map((r) => r.clockEventReasons))).toEqual(new Set([0x5]));
-    expect(new Set(sampled('gpu1').map((r) => r.clockEventReasons))).toEqual(new Set([0x1]));
+    expect(new Set(sampled('gpu1').map((r) => r.clockEventReasons))).toEqual(new Set([0x401]));
     expect(new Set(sampled('gpu1').map((r) => r.powerW))).toEqual(new Set([100]));
     // swPowerCap (0x4) on GPU 0 in every sample is throttling; GPU 1 only idles.
     const throttling = result.warnings.filter((w) => w.code === 'throttling');
@@ -256,5 +277,20 @@ describe('GPU samples from the worker thread (real koffi path)', () => {
       rows.filter((r) => r.device === 'gpu0' && r.energyJ !== null).length,
     ).toBeGreaterThanOrEqual(2);
     expect(result.memory.gpuPeakUsedMiB).toBeCloseTo(1, 6);
+  });
+
+  it("the steady-state window's energy integrates the worker's samples taken while the engine blocked", async () => {
+    useFake([h100Profile({ instantPowerMw: 300_000, powerMw: 300_000 })], {
+      nvmlDeviceGetTotalEnergyConsumption: 'NOT_SUPPORTED',
+    });
+    const { result } = await run({ steady: { fromMs: 300, toMs: 1200 } });
+    const steady = result.extra.steadyState as {
+      energy: { method: string; totalJ: number; samplesInWindow: number };
+    };
+    expect(steady.energy.method).toBe('nvml-power-integral');
+    // A main-thread sampler takes no reading inside the block, so this would be null.
+    expect(steady.energy.samplesInWindow).toBeGreaterThanOrEqual(5);
+    expect(Math.abs(steady.energy.totalJ - 300 * 0.9) / (300 * 0.9)).toBeLessThan(0.05);
+    expect(result.warnings.map((w) => w.code)).not.toContain('steady-state-too-short');
   });
 });
