@@ -474,10 +474,11 @@ export async function measureRun<C extends HarnessConfig>(
         code: 'request-failures',
         message: `${failed} of ${outcome.requests.length} requests failed`,
       });
+    // Requests/s counts completed requests, as the latencies do: a failed request is no throughput.
     const requestCount =
       typeof outcome.extra?.requestCount === 'number'
         ? outcome.extra.requestCount
-        : outcome.requests.length;
+        : outcome.requests.length - failed;
     const gpuPeak = inWindow
       .concat([w0, w1])
       .flatMap((t) => t.gpus.map((g) => g.memoryUsedMiB))

@@ -193,6 +193,30 @@ describe('measureRun', () => {
     expect(result.residualCheck?.status).toBe('exceeded');
   });
 
+  it('requests/s counts completed requests only; failures are warned about', async () => {
+    const engine = fakeEngine({ runMs: 400 });
+    const run = engine.run.bind(engine);
+    engine.run = async (requests) => {
+      const outcome = await run(requests);
+      const [first, ...rest] = outcome.requests;
+      return {
+        ...outcome,
+        requests: [
+          { ...first!, error: { type: 'CONTEXT_OVERFLOW', message: 'too long' } },
+          ...rest,
+        ],
+      };
+    };
+    const { result } = await measureRun(input(config()), {
+      ...deps({ powerW: 300, counter: 'supported' }),
+      createEngine: async () => engine,
+    });
+    const total = 4; // config()'s synthetic n
+    expect(result.extra?.requests).toBe(total - 1);
+    expect(result.throughput.requestsPerS).toBeCloseTo((total - 1) / result.window.durationS, 6);
+    expect(result.warnings.map((w) => w.code)).toContain('request-failures');
+  });
+
   it('a clean run has no quality warnings', async () => {
     const { result } = await measureRun(
       input(config()),
