@@ -2,7 +2,8 @@
 //   node --import tsx --conditions @llem/source packages/measure/bench/real-gpu-energy.ts
 // Measures an idle window and a 10 s fp16 matmul load (through the `command` engine) with the
 // harness, and prints the NVML counter energy beside the power integral of the same samples and
-// nvidia-smi's power readings, so the three can be compared.
+// nvidia-smi's power readings, so the three can be compared. Rows without a power reading (a
+// counter-only tick) are skipped by the integral here, as they are by the harness.
 import { spawn } from 'node:child_process';
 import type { Engine } from '@llem/engines';
 import { createCommandEngine } from '@llem/engines';
@@ -45,7 +46,7 @@ function integralFromCsv(csv: string): { j: number; n: number } {
     .split('\n')
     .slice(1)
     .map((l) => l.split(','))
-    .filter((r) => r[0] === 'measure' && r[2] === 'gpu0');
+    .filter((r) => r[0] === 'measure' && r[2] === 'gpu0' && r[3] !== '');
   let j = 0;
   for (let i = 1; i < rows.length; i++) {
     const t0 = Number(rows[i - 1]![1]),
