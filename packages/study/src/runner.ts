@@ -44,6 +44,8 @@ export interface FinishedRunInfo {
 interface CommonOptions {
   /** The worker module to fork for each run (a path or `file:` URL); see `defineWorker`. */
   workerModule: string | URL;
+  /** The Node executable that runs each child. Default `process.execPath`. */
+  execPath?: string;
   /** Node flags for the child, e.g. `['--import', 'tsx']` to run a TypeScript worker. Default `[]`. */
   execArgv?: readonly string[];
   /** The child's environment (`LLEM_TASK_FILE` is added). Default `process.env`. */
@@ -442,6 +444,7 @@ export class StudyRunner<Config = unknown> {
       outcome = await runChild({
         workerModule: modulePath(options.workerModule),
         execArgv: options.execArgv ?? [],
+        ...(options.execPath === undefined ? {} : { execPath: options.execPath }),
         env: { ...(options.env ?? process.env), [TASK_FILE_ENV]: taskFile },
         cwd: options.cwd ?? process.cwd(),
         logFile: join(studyDir, RUNS_DIR, `${entry.key}.log`),

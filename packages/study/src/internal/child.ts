@@ -5,6 +5,8 @@ import { errorFileFor, isWorkerMessage, type WorkerErrorReport } from '../task';
 
 export interface ChildRunOptions {
   workerModule: string;
+  /** The Node executable for the child; default `process.execPath`. */
+  execPath?: string;
   execArgv: readonly string[];
   env: NodeJS.ProcessEnv;
   cwd: string;
@@ -47,6 +49,7 @@ export function runChild(options: ChildRunOptions): Promise<ChildOutcome> {
         cwd: options.cwd,
         env: options.env,
         execArgv: [...options.execArgv],
+        ...(options.execPath === undefined ? {} : { execPath: options.execPath }),
         stdio: ['ignore', logFd, logFd, 'ipc'],
         // Its own process group: a terminal Ctrl-C reaches only the runner, which decides how
         // the child ends, and one kill(-pid) reaches the child and its plain children.
@@ -117,8 +120,21 @@ export function runChild(options: ChildRunOptions): Promise<ChildOutcome> {
       if (message.type === 'llem:child-started') groups.add(message.pid);
       else groups.delete(message.pid);
     });
-    // An IPC write to a dying child can fail with EPIPE; the exit event tells the story.
-    child.on('error', () => undefined);
+    child.on('error', (error) => {
+      // An IPC write to a dying child can fail with EPIPE; the exit event tells the story. But
+      // when the process never started (EAGAIN, ENOMEM, no such executable) there is no pid and
+      // no 'exit' will come: settle here, or the run waits forever.
+      if (pid !== undefined) return;
+      clearTimeout(timeoutTimer);
+      if (killTimer) clearTimeout(killTimer);
+      unsubscribe();
+      resolve({
+        kind: 'failed',
+        error: { type: 'spawn', message: `cannot start the worker: ${error.message}` },
+        exitCode: null,
+        signal: null,
+      });
+    });
 
     if (pid !== undefined) options.onSpawn?.(pid);
 

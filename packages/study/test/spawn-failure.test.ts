@@ -1,0 +1,50 @@
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runChild } from '../src/internal/child';
+import { StudyRunner } from '../src/runner';
+import { makePlan } from './fixtures/plan';
+import { okResidual, readManifest, tempDir } from './helpers';
+
+const plainWorker = new URL('./fixtures/plain-worker.mjs', import.meta.url);
+
+let tmp: ReturnType<typeof tempDir>;
+beforeEach(() => {
+  tmp = tempDir();
+});
+afterEach(() => tmp.cleanup());
+
+describe('a child that cannot be started', () => {
+  it('runChild settles as a spawn failure when fork emits error without exit', async () => {
+    const outcome = await runChild({
+      workerModule: plainWorker.pathname,
+      execPath: '/nonexistent/node',
+      execArgv: [],
+      env: process.env,
+      cwd: tmp.dir,
+      logFile: join(tmp.dir, 'log'),
+      resultFile: join(tmp.dir, 'result.json'),
+      timeoutMs: 60_000,
+      graceMs: 100,
+      stopRequests: { subscribe: () => () => undefined },
+    });
+    expect(outcome.kind).toBe('failed');
+    if (outcome.kind !== 'failed') return;
+    expect(outcome.error.type).toBe('spawn');
+    expect(outcome.error.message).toContain('ENOENT');
+  });
+
+  it('fails each run with type spawn and the study still completes', async () => {
+    const runner = new StudyRunner({
+      plan: makePlan([{ a: 1 }, { a: 2 }]),
+      outputDir: tmp.dir,
+      workerModule: plainWorker,
+      execPath: '/nonexistent/node',
+      residualCheck: okResidual,
+    });
+    const summary = await runner.run();
+    expect(summary.status).toBe('completed');
+    expect(summary.counts).toMatchObject({ total: 2, failed: 2, completed: 0 });
+    const entries = readManifest(summary.studyDir).entries;
+    expect(entries.map((e) => e.error?.type)).toEqual(['spawn', 'spawn']);
+  });
+});
