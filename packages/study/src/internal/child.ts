@@ -3,6 +3,12 @@ import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import type { ManifestError } from '@llem/domain';
 import { errorFileFor, isWorkerMessage, type WorkerErrorReport } from '../task';
 
+/**
+ * The longest delay `setTimeout` honours (2³¹−1 ms, about 24.8 days): a longer one fires after
+ * 1 ms, which would turn a huge `timeout_s` into an instant timeout of every run.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export interface ChildRunOptions {
   workerModule: string;
   /** The Node executable for the child; default `process.execPath`. */
@@ -98,10 +104,13 @@ export function runChild(options: ChildRunOptions): Promise<ChildOutcome> {
       }
     };
 
-    const timeoutTimer = setTimeout(() => {
-      timedOut = true;
-      terminate(options.graceMs);
-    }, options.timeoutMs);
+    const timeoutTimer = setTimeout(
+      () => {
+        timedOut = true;
+        terminate(options.graceMs);
+      },
+      Math.min(options.timeoutMs, MAX_TIMER_MS),
+    );
 
     const unsubscribe = options.stopRequests.subscribe((mode) => {
       if (stopMode === 'now') return;

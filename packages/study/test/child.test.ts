@@ -48,3 +48,17 @@ describe('a child that cannot be started', () => {
     expect(entries.map((e) => e.error?.type)).toEqual(['spawn', 'spawn']);
   });
 });
+
+describe('a timeout longer than setTimeout can hold', () => {
+  it('is clamped to 2^31-1 ms, so a run with timeout_s 3,000,000 completes instead of timing out at once', async () => {
+    const runner = new StudyRunner({
+      plan: makePlan([{ a: 1 }], { timeout_s: 3_000_000 }),
+      outputDir: tmp.dir,
+      workerModule: plainWorker,
+      residualCheck: okResidual,
+    });
+    const summary = await runner.run();
+    expect(readManifest(summary.studyDir).entries[0]?.error).toBeNull();
+    expect(summary.counts).toMatchObject({ completed: 1, failed: 0 });
+  });
+});
