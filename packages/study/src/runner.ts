@@ -1,5 +1,14 @@
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +17,7 @@ import { type CleanupRegistry, type Logger, noopLogger, safeCleanup } from '@lle
 import { type Clock, type SleepFn, systemClock, systemSleep } from './clock';
 import { StudyDesignChangedError, StudyError } from './errors';
 import type { Eta, RunEndStatus, StudyEventName, StudyEvents, StudySummary } from './events';
-import { writeFileAtomicSync, writeJsonAtomicSync } from './internal/atomic';
+import { writeJsonAtomicSync } from './internal/atomic';
 import { type ChildOutcome, runChild, type StopRequests } from './internal/child';
 import { ManifestStore } from './manifest-store';
 import { type RunnerPlan, STUDY_FILE, type StoredStudy } from './plan';
@@ -727,18 +736,50 @@ function energyDevices(config: unknown): number[] {
   return [0];
 }
 
+/**
+ * Take the study's `.runner.lock`, atomically: the pid goes into a private temp file that is then
+ * hard-linked to the lock path, which fails with EEXIST when the lock exists — so the lock never
+ * exists without its pid, and of two runners starting at once exactly one gets it. A lock whose
+ * pid is dead is stale (a runner that was `kill -9`ed): it is removed and taking it is retried
+ * once. A lock with this process's own pid is held too (another runner in this process).
+ */
 function acquireLock(studyDir: string): void {
   const path = join(studyDir, LOCK_FILE);
-  if (existsSync(path)) {
-    const pid = Number(readFileSync(path, 'utf8').trim());
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
-      throw new StudyError(
-        `another runner (pid ${pid}) is running the study in ${studyDir}; wait for it to end ` +
-          `(or, if that process is not llem, delete ${path})`,
-      );
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  writeFileSync(tmp, `${process.pid}\n`);
+  try {
+    for (let attempt = 0; attempt < 2; attempt += 1) {
+      try {
+        linkSync(tmp, path);
+        return;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
+          throw new StudyError(`cannot create the lock file ${path}: ${String(error)}`, {
+            cause: error,
+          });
+        }
+      }
+      let pid = Number.NaN;
+      try {
+        pid = Number(readFileSync(path, 'utf8').trim());
+      } catch {
+        // Removed by its runner since the link failed: just retry.
+        continue;
+      }
+      if (Number.isInteger(pid) && pid > 0 && (pid === process.pid || isAlive(pid))) {
+        throw new StudyError(
+          `another runner (pid ${pid}) is running the study in ${studyDir}; wait for it to end ` +
+            `(or, if that process is not llem, delete ${path})`,
+        );
+      }
+      rmSync(path, { force: true });
     }
+    throw new StudyError(
+      `cannot take the lock ${path}: another runner took it at the same time; wait for it to end`,
+    );
+  } finally {
+    rmSync(tmp, { force: true });
   }
-  writeFileAtomicSync(path, `${process.pid}\n`);
 }
 
 function releaseLock(studyDir: string): void {
