@@ -39,7 +39,7 @@ export {
 } from './study-dir';
 export type { WorkerErrorReport, WorkerMessage, WorkerTask } from './task';
 export { errorFileFor, TASK_FILE_ENV } from './task';
-export type { ExecutionSettings } from './timeout';
+export type { ExecutionSettings, TimeoutContext } from './timeout';
 export {
   runTimeoutS,
   TIMEOUT_DEFAULT_PROMPTS,

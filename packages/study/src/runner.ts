@@ -145,6 +145,8 @@ export class StudyRunner<Config = unknown> {
   #skipGap: (() => void) | null = null;
   #started = false;
   #studyDir: string | null = null;
+  /** `.jsonl` prompt counts for the derived timeout: each file read (and warned about) once. */
+  readonly #promptCounts = new Map<string, number | null>();
 
   constructor(options: StudyRunnerOptions<Config>) {
     this.#options = options;
@@ -421,7 +423,11 @@ export class StudyRunner<Config = unknown> {
       plan.execution.residual_memory_threshold_mb ?? DEFAULT_RESIDUAL_THRESHOLD_MB;
     const residualCheck = await this.#residual(planned.config, thresholdMb);
 
-    const timeoutS = runTimeoutS(plan.execution, planned.config);
+    const timeoutS = runTimeoutS(plan.execution, planned.config, {
+      cwd: this.#options.cwd ?? process.cwd(),
+      logger: this.#logger,
+      promptCounts: this.#promptCounts,
+    });
     const task: WorkerTask<Config> = {
       key: entry.key,
       configHash: run.configHash,

@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runChild } from '../src/internal/child';
@@ -60,5 +61,23 @@ describe('a timeout longer than setTimeout can hold', () => {
     const summary = await runner.run();
     expect(readManifest(summary.studyDir).entries[0]?.error).toBeNull();
     expect(summary.counts).toMatchObject({ completed: 1, failed: 0 });
+  });
+});
+
+describe('the derived timeout of a run', () => {
+  it('counts the prompts of a .jsonl dataset resolved against the runner cwd', async () => {
+    const lines = Array.from({ length: 300 }, (_, i) => JSON.stringify({ prompt: `p${i}` }));
+    writeFileSync(join(tmp.dir, 'prompts.jsonl'), `${lines.join('\n')}\n`);
+    const runner = new StudyRunner({
+      plan: makePlan([{ max_output_tokens: 10, dataset: 'prompts.jsonl' }]),
+      outputDir: tmp.dir,
+      cwd: tmp.dir,
+      workerModule: plainWorker,
+      residualCheck: okResidual,
+    });
+    const timeouts: number[] = [];
+    runner.on('run-started', (e) => timeouts.push(e.timeoutS));
+    await runner.run();
+    expect(timeouts).toEqual([120 + 300 * 10 * 0.1]);
   });
 });

@@ -1,5 +1,9 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { noopLogger } from '@llem/resilience';
 import { describe, expect, it } from 'vitest';
-import { runTimeoutS, TIMEOUT_FLOOR_S } from '../src/timeout';
+import { runTimeoutS, TIMEOUT_DEFAULT_PROMPTS, TIMEOUT_FLOOR_S } from '../src/timeout';
+import { tempDir } from './helpers';
 
 describe('runTimeoutS', () => {
   it('uses execution.timeout_s when set', () => {
@@ -25,5 +29,50 @@ describe('runTimeoutS', () => {
       120 + 100 * 10 * 0.1,
     );
     expect(runTimeoutS({}, null)).toBe(120 + 100 * 256 * 0.1);
+  });
+});
+
+describe('runTimeoutS with a .jsonl dataset and adaptive warmup', () => {
+  it('counts the non-empty lines of a .jsonl dataset resolved against cwd', () => {
+    const tmp = tempDir();
+    try {
+      const lines = Array.from({ length: 250 }, (_, i) => JSON.stringify({ prompt: `p${i}` }));
+      // Blank lines (and the trailing newline) are not prompts.
+      writeFileSync(join(tmp.dir, 'prompts.jsonl'), `${lines.join('\n')}\n\n  \n`);
+      const config = {
+        max_output_tokens: 10,
+        dataset: { path: 'prompts.jsonl', column: 'prompt' },
+      };
+      expect(runTimeoutS({}, config, { cwd: tmp.dir })).toBe(120 + 250 * 10 * 0.1);
+      // The string form too.
+      expect(
+        runTimeoutS({}, { max_output_tokens: 10, dataset: 'prompts.jsonl' }, { cwd: tmp.dir }),
+      ).toBe(120 + 250 * 10 * 0.1);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  it('warns once and assumes the default when the file cannot be read', () => {
+    const warnings: string[] = [];
+    const logger = { ...noopLogger, warn: (m: string) => warnings.push(m) };
+    const promptCounts = new Map<string, number | null>();
+    const config = { max_output_tokens: 10, dataset: 'missing.jsonl' };
+    const context = { cwd: '/nonexistent-dir', logger, promptCounts };
+    expect(runTimeoutS({}, config, context)).toBe(120 + TIMEOUT_DEFAULT_PROMPTS * 10 * 0.1);
+    expect(runTimeoutS({}, config, context)).toBe(120 + TIMEOUT_DEFAULT_PROMPTS * 10 * 0.1);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('/nonexistent-dir/missing.jsonl');
+    expect(warnings[0]).toContain('execution.timeout_s');
+  });
+
+  it('uses warmup.max_n instead of warmup.n when cv_threshold is set', () => {
+    const base = { max_output_tokens: 10, dataset: { synthetic: { n: 10 } } };
+    expect(runTimeoutS({}, { ...base, warmup: { n: 2, max_n: 30, cv_threshold: 0.05 } })).toBe(
+      120 + (10 + 30) * 10 * 0.1,
+    );
+    expect(runTimeoutS({}, { ...base, warmup: { n: 2, max_n: 30 } })).toBe(
+      120 + (10 + 2) * 10 * 0.1,
+    );
   });
 });
