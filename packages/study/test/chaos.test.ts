@@ -79,7 +79,8 @@ it('survives repeated SIGKILLs of the runner: every run ends once, nothing dupli
     }
     return { behaviour, delayMs: Math.floor(random() * 250), id: i };
   });
-  const plan = makePlan(configs, { cycles: CYCLES, timeout_s: 1.5, experiment_gap_s: 0 }, 'chaos');
+  // 4 s: room for a healthy worker to start on a loaded 2-core machine; only 'hang' runs wait it out.
+  const plan = makePlan(configs, { cycles: CYCLES, timeout_s: 4, experiment_gap_s: 0 }, 'chaos');
   const planFile = join(tmp.dir, 'plan.json');
   writeFileSync(planFile, JSON.stringify(plan));
   const ledger = join(tmp.dir, 'ledger.jsonl');
