@@ -14,6 +14,29 @@ import { writeJsonAtomicSync } from './internal/atomic';
 /** The manifest's file name inside a study directory. */
 export const MANIFEST_FILE = 'manifest.json';
 
+/** What identifies a scheduled run in the manifest; everything else starts empty. */
+export type ManifestEntryInit = Pick<
+  ManifestEntry,
+  'key' | 'configHash' | 'cycle' | 'copy' | 'label'
+>;
+
+/** A run that has not been dispatched yet: pending, no attempts, no result, no error. */
+export function pendingEntry(init: ManifestEntryInit): ManifestEntry {
+  return {
+    key: init.key,
+    configHash: init.configHash,
+    cycle: init.cycle,
+    copy: init.copy,
+    label: init.label,
+    status: 'pending',
+    resultFile: null,
+    error: null,
+    startedAt: null,
+    endedAt: null,
+    attempts: 0,
+  };
+}
+
 /**
  * `manifest.json` in a study directory: read it, change it, and write it back atomically
  * (temp file, fsync, rename) on every update, so it is valid JSON at every instant and a crash
@@ -42,26 +65,12 @@ export class ManifestStore {
       studyName: string;
       designHash: string;
       toolVersion: string;
-      entries: ReadonlyArray<
-        Pick<ManifestEntry, 'key' | 'configHash' | 'cycle' | 'copy' | 'label'>
-      >;
+      entries: ReadonlyArray<ManifestEntryInit>;
     },
     now: () => Date = () => new Date(),
   ): ManifestStore {
     const at = now().toISOString();
-    const entries: ManifestEntry[] = init.entries.map((e) => ({
-      key: e.key,
-      configHash: e.configHash,
-      cycle: e.cycle,
-      copy: e.copy,
-      label: e.label,
-      status: 'pending',
-      resultFile: null,
-      error: null,
-      startedAt: null,
-      endedAt: null,
-      attempts: 0,
-    }));
+    const entries = init.entries.map(pendingEntry);
     const manifest: Manifest = {
       schemaVersion: MANIFEST_SCHEMA_VERSION,
       toolVersion: init.toolVersion,

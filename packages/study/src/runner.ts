@@ -19,7 +19,7 @@ import { StudyDesignChangedError, StudyError } from './errors';
 import type { Eta, RunEndStatus, StudyEventName, StudyEvents, StudySummary } from './events';
 import { writeJsonAtomicSync } from './internal/atomic';
 import { type ChildOutcome, runChild, type StopRequests } from './internal/child';
-import { ManifestStore } from './manifest-store';
+import { ManifestStore, pendingEntry } from './manifest-store';
 import { type RunnerPlan, STUDY_FILE, type StoredStudy } from './plan';
 import {
   DEFAULT_RESIDUAL_THRESHOLD_MB,
@@ -652,26 +652,12 @@ function mergedEntries(
 ): { entries: ManifestEntry[]; added: number; dropped: number; keptUnscheduled: number } {
   const byKey = new Map(entries.map((e) => [e.key, e]));
   const wants = new Set(plan.runs.map((r) => r.key));
-  const fresh = new Map(manifestEntriesFor(plan).map((e) => [e.key, e]));
   let added = 0;
-  const merged: ManifestEntry[] = plan.runs.map((run) => {
-    const existing = byKey.get(run.key);
+  const merged: ManifestEntry[] = manifestEntriesFor(plan).map((init) => {
+    const existing = byKey.get(init.key);
     if (existing) return existing;
     added += 1;
-    const base = fresh.get(run.key);
-    return {
-      key: run.key,
-      configHash: run.configHash,
-      cycle: run.cycle,
-      copy: run.copy,
-      label: base?.label ?? run.configHash,
-      status: 'pending',
-      resultFile: null,
-      error: null,
-      startedAt: null,
-      endedAt: null,
-      attempts: 0,
-    };
+    return pendingEntry(init);
   });
   const unscheduled = entries.filter((e) => !wants.has(e.key));
   const kept = unscheduled.filter((e) => e.status === 'completed');
