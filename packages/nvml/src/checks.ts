@@ -103,21 +103,22 @@ export function checkGpuMemoryResidualAll(
   const logger = options.logger ?? noopLogger;
   const thresholdMb = options.thresholdMb ?? DEFAULT_THRESHOLD_MB;
   const indices = options.deviceIndices ?? [0];
+  const unchecked = (deviceIndex: number, reason: string): ResidualObservation => ({
+    checked: false,
+    deviceIndex,
+    usedMb: null,
+    totalMb: null,
+    thresholdMb,
+    exceeded: false,
+    reason,
+  });
   const skipped = (reason: string): ResidualObservation[] => {
     try {
       logger.debug(`GPU memory residual check skipped: ${reason}`);
     } catch {
       // A throwing logger must not break the never-throws promise.
     }
-    return indices.map((deviceIndex) => ({
-      checked: false,
-      deviceIndex,
-      usedMb: null,
-      totalMb: null,
-      thresholdMb,
-      exceeded: false,
-      reason,
-    }));
+    return indices.map((deviceIndex) => unchecked(deviceIndex, reason));
   };
   if (!Number.isFinite(thresholdMb) || thresholdMb < 0) {
     return skipped(`thresholdMb must be a non-negative number, got ${thresholdMb}`);
@@ -142,16 +143,7 @@ export function checkGpuMemoryResidualAll(
           exceeded: usedMb > thresholdMb,
         };
       } catch (error) {
-        const reason = describe(error);
-        return {
-          checked: false,
-          deviceIndex,
-          usedMb: null,
-          totalMb: null,
-          thresholdMb,
-          exceeded: false,
-          reason,
-        };
+        return unchecked(deviceIndex, describe(error));
       }
     }),
   );
