@@ -56,9 +56,13 @@ async function openLoop(
   for (let i = 0; i < n; i++) {
     if (signal.aborted) break;
     const due = t0 + offsets[i]!;
-    const wait = due - performance.now();
-    // Timers fire late, never early; an arrival that is already due goes out in this tick.
-    if (wait > 1) await delay(wait, signal);
+    // Node's timers count from the event loop's cached clock, which lags real time when the
+    // loop is busy, so a timer can fire early by that lag: re-read the clock after each wake.
+    // An arrival due within 1 ms goes out in this tick.
+    for (let wait = due - performance.now(); wait > 1 && !signal.aborted; ) {
+      await delay(wait, signal);
+      wait = due - performance.now();
+    }
     while (inFlight >= cap && !signal.aborted) {
       await new Promise<void>((resolve) => waiters.push(resolve));
     }
