@@ -129,6 +129,37 @@ describe('llem results show', () => {
     expect((await run(['results', 'show', dir, '--json'])).stdout).toBe(stdout);
   });
 
+  it('warns when a config measured different model files across its runs (text and --json)', async () => {
+    const model = (c: string) => ({
+      path: '/models/m.gguf',
+      sizeBytes: 1000,
+      modifiedAt: '2026-03-01T12:00:00.000Z',
+      sha256: c.repeat(64),
+      coverage: 'full' as const,
+    });
+    const dir = buildStudyDir({
+      configs: [
+        {
+          label: 'q4',
+          runs: [
+            { cycle: 0, inputs: { model: model('a'), dataset: null } },
+            { cycle: 1, inputs: { model: model('b'), dataset: null } },
+          ],
+        },
+      ],
+    });
+    const text = await run(['results', 'show', dir]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(
+      /\nWarning: config q4 \([0-9a-f]{16}\): its runs read 2 different model files: sha256 a{12}… \(\/models\/m\.gguf, 1000 bytes; run \S+\); sha256 b{12}…/,
+    );
+    const j = JSON.parse((await run(['results', 'show', dir, '--json'])).stdout);
+    expect(j.inputChanges).toMatchObject([{ label: 'q4', input: 'model' }]);
+    expect(j.inputChanges[0].variants).toHaveLength(2);
+    const clean = JSON.parse((await run(['results', 'show', standardStudy(), '--json'])).stdout);
+    expect(clean.inputChanges).toEqual([]);
+  });
+
   it('--csv prints summary_by_config.csv; --json and --csv together are refused', async () => {
     const dir = standardStudy();
     const { stdout } = await run(['results', 'show', dir, '--csv']);

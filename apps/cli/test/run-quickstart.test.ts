@@ -26,6 +26,7 @@ describe('llem run (the quickstart study, on CPU)', () => {
     expect(summary.notMeasurable.map((n: { figure: string }) => n.figure)).toEqual(
       expect.arrayContaining(['energy (J, J/token)', 'peak GPU memory']),
     );
+    const modelHashes = new Set<string>();
     for (const run of summary.runs) {
       const result = RunResultSchema.parse(
         JSON.parse(readFileSync(join(summary.studyDir, 'runs', `${run.key}.json`), 'utf8')),
@@ -39,6 +40,14 @@ describe('llem run (the quickstart study, on CPU)', () => {
       expect(result.memory.rssPeakMiB).toBeGreaterThan(0);
       expect(result.energy.unavailableReason).toMatch(/NVML/);
       expect(result.environment.engineVersion).toMatch(/node-llama-cpp/);
+      // The generated model file is identified; the synthetic dataset is no file.
+      expect(result.inputs?.model).toMatchObject({
+        path: expect.stringMatching(/\.gguf$/),
+        coverage: 'full',
+      });
+      expect(result.inputs?.dataset).toBeNull();
+      modelHashes.add(result.inputs?.model?.sha256 ?? '');
     }
+    expect(modelHashes.size).toBe(1);
   });
 });

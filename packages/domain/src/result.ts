@@ -217,6 +217,37 @@ export const EnvironmentSchema = z
   .strict();
 export type RunEnvironment = z.infer<typeof EnvironmentSchema>;
 
+/**
+ * Which file a run read, so that two results with the same config hash can be checked to have
+ * measured the same bytes (the hash covers the config, which names a model by path, not content).
+ * `sha256` covers the whole file up to 256 MiB (`coverage: 'full'`); above that it covers the
+ * size and three 1 MiB slices (start, middle, end: `'sampled'`), which catches a re-download,
+ * re-quantisation or truncation without reading tens of GB before every run.
+ */
+export const FileIdentitySchema = z
+  .object({
+    /** Absolute path as the worker resolved it. */
+    path: z.string().min(1),
+    sizeBytes: z.int().nonnegative(),
+    modifiedAt: isoTimestamp,
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex characters'),
+    coverage: z.enum(['full', 'sampled']),
+  })
+  .strict();
+export type FileIdentity = z.infer<typeof FileIdentitySchema>;
+
+/**
+ * The run's input files. `null` when the input is not a local file (a synthetic dataset, a
+ * model served behind `openai`, a `command` model that names no file) or could not be read.
+ */
+export const RunInputsSchema = z
+  .object({
+    model: FileIdentitySchema.nullable(),
+    dataset: FileIdentitySchema.nullable(),
+  })
+  .strict();
+export type RunInputs = z.infer<typeof RunInputsSchema>;
+
 export const RunWindowSchema = z
   .object({
     startedAt: isoTimestamp,
@@ -245,6 +276,8 @@ export const RunResultSchema = z
     memory: RunMemorySchema,
     flops: RunFlopsSchema,
     residualCheck: ResidualCheckSchema.nullable(),
+    /** The model and dataset files the run read; absent in results written before this field existed. */
+    inputs: RunInputsSchema.optional(),
     warnings: z.array(RunWarningSchema),
     environment: EnvironmentSchema,
     /** Engine-specific figures (openai: goodput, steady-state window and its energy per token). */

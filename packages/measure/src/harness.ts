@@ -21,6 +21,7 @@ import { DEFAULT_POWERCAP_ROOT, probeRapl } from './energy/rapl';
 import { peakRssMiB, snapshotEnvironment } from './environment';
 import { MeasurementError } from './errors';
 import type { BackgroundGpuSampler, GpuProbe, GpuSample, GpuSampleAt } from './gpu';
+import { identifyInputs } from './inputs';
 import {
   baselineAdjusted,
   computeLatency,
@@ -404,6 +405,8 @@ export async function measureRun<C extends HarnessConfig>(
     });
     environment.engineVersion = info.engineVersion;
     logger.debug(`measure: loaded ${info.model} on ${info.backend}`);
+    // After the load (the model is in the page cache), before the window: what bytes were measured.
+    const inputs = await identifyInputs(config, info, { cwd: deps.cwd, logger });
 
     // --- warmup (not measured) ------------------------------------------------------------
     const warm = await runWarmup(engine, requests, config.warmup, signal);
@@ -560,6 +563,7 @@ export async function measureRun<C extends HarnessConfig>(
       },
       flops: estimateFlops(info.parameterCount, outcome.inputTokens, outcome.outputTokens),
       residualCheck: input.residualCheck ?? null,
+      inputs,
       warnings,
       environment,
       extra: {

@@ -35,6 +35,12 @@ export type {
   MeasureOutput,
 } from './harness';
 export { DEFAULT_COUNTER_INTERVAL_MS, measureRun } from './harness';
+export {
+  FULL_HASH_LIMIT_BYTES,
+  fileIdentity,
+  identifyInputs,
+  SAMPLE_SLICE_BYTES,
+} from './inputs';
 export type { LatencySamples, Throughput } from './metrics';
 export {
   baselineAdjusted,

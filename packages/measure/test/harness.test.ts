@@ -1,4 +1,5 @@
-import { mkdtempSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RunResultSchema } from '@llem/domain';
@@ -74,6 +75,27 @@ describe('measureRun', () => {
       'window,t_ms,device,power_w,memory_used_mib,memory_total_mib,temperature_c,utilization_gpu_pct,sm_clock_mhz,clock_event_reasons,energy_j',
     );
     expect(timeseriesCsv).toMatch(/\nmeasure,[\d.]+,gpu0,300,1024,81920,40,90,1980,0,/);
+    // A synthetic dataset and a model the engine loaded from no file: nothing to identify.
+    expect(result.inputs).toEqual({ model: null, dataset: null });
+  });
+
+  it('records which model and dataset files the run read (path, size, sha256)', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'llem-harness-inputs-'));
+    writeFileSync(join(cwd, 'prompts.jsonl'), '{"prompt":"a b c"}\n{"prompt":"d e f"}\n');
+    writeFileSync(join(cwd, 'weights.bin'), 'not really weights');
+    const { result } = await measureRun(
+      input(config({ engine: 'command', model: 'weights.bin', dataset: 'prompts.jsonl' })),
+      deps(null, fakeEngine(), { cwd }),
+    );
+    expect(RunResultSchema.parse(result).inputs).toEqual({
+      model: expect.objectContaining({
+        path: join(cwd, 'weights.bin'),
+        sizeBytes: 18,
+        sha256: createHash('sha256').update('not really weights').digest('hex'),
+        coverage: 'full',
+      }),
+      dataset: expect.objectContaining({ path: join(cwd, 'prompts.jsonl'), coverage: 'full' }),
+    });
   });
 
   it('the power integral gives the same when the counter is NOT_SUPPORTED', async () => {

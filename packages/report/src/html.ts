@@ -2,6 +2,7 @@ import type { RunResult } from '@llem/domain';
 import type { ConfigSummary } from './aggregate';
 import { configBarCharts, latencyCharts, paretoChart } from './charts';
 import { escapeHtml as esc, formatInterval, formatNumber } from './format';
+import { describeInputChange, inputChanges } from './inputs';
 import type { LoadedStudy } from './load';
 import { getMetric, METRICS, type MetricId } from './metrics';
 import type { ParetoResult } from './pareto';
@@ -193,6 +194,11 @@ function warningsList(study: LoadedStudy): string {
   const items: string[] = [];
   for (const s of study.skipped) {
     items.push(`<li><b>skipped config</b> ${esc(s.label)}: ${esc(s.reason)}</li>`);
+  }
+  for (const change of inputChanges(study.runs)) {
+    items.push(
+      `<li class="input-changed"><b>input changed</b> ${esc(describeInputChange(change))}</li>`,
+    );
   }
   // The same warning on every run is one fact, not N lines: group by kind, code and message, and
   // name the runs it concerns.

@@ -18,6 +18,8 @@ export { ReportError } from './errors';
 export { escapeHtml, formatInterval, formatNumber } from './format';
 export type { ReportHtmlInput, RunTrace } from './html';
 export { describeEnvironment, renderReportHtml } from './html';
+export type { InputChange, InputVariant } from './inputs';
+export { describeInputChange, inputChanges } from './inputs';
 export type { ConfigInfo, LoadedStudy, LoadStudyOptions, RunRecord, SkippedConfig } from './load';
 export { loadStudy, readManifest, STUDY_FILES } from './load';
 export type { Direction, MetricDefinition, MetricId } from './metrics';

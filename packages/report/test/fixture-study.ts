@@ -35,6 +35,8 @@ export interface FixtureRun {
   goodputShare?: number | null;
   /** Write a timeseries CSV for this run (default true for completed runs). */
   timeseries?: boolean;
+  /** `inputs` of the result (omitted: no `inputs` field, as in older results). */
+  inputs?: RunResult['inputs'];
 }
 
 export interface FixtureConfig {
@@ -133,6 +135,7 @@ export function makeResult(
     },
     flops: { estimate: 1e12, method: '2-params-tokens', parameterCount: 100_000_000 },
     residualCheck: null,
+    ...(run.inputs ? { inputs: run.inputs } : {}),
     warnings: run.warnings ?? [],
     environment: {
       gpus: gpu

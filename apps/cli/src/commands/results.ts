@@ -6,6 +6,8 @@ import {
   compareConfigs,
   compareStudies,
   configCsv,
+  describeInputChange,
+  inputChanges,
   listStudies,
   loadStudy,
   metricCatalogue,
@@ -101,6 +103,7 @@ function showCommand(ctx: CliContext): CommandModule<GlobalArgs, ShowArgs> {
       }).catch(asUsageError);
       const summaries = aggregateStudy(study);
       const pareto = paretoFrontier(summaries, axes);
+      const changes = inputChanges(study.runs);
       if (args.csv) return void ctx.stdout.write(configCsv(summaries));
       if (args.json) {
         return void json(ctx, {
@@ -115,6 +118,7 @@ function showCommand(ctx: CliContext): CommandModule<GlobalArgs, ShowArgs> {
           metrics: metricCatalogue(),
           configs: summaries,
           pareto,
+          inputChanges: changes,
         });
       }
       const m = study.manifest;
@@ -131,6 +135,7 @@ function showCommand(ctx: CliContext): CommandModule<GlobalArgs, ShowArgs> {
           ...(columns ? { maxWidth: columns } : {}),
         }),
       );
+      for (const change of changes) ctx.stdout.write(`Warning: ${describeInputChange(change)}.\n`);
     },
   };
 }

@@ -1,0 +1,118 @@
+import { createHash } from 'node:crypto';
+import { type FileHandle, open } from 'node:fs/promises';
+import { isAbsolute, resolve } from 'node:path';
+import type { FileIdentity, RunInputs } from '@llem/domain';
+import type { EngineInfo } from '@llem/engines';
+import type { Logger } from '@llem/resilience';
+import type { DatasetConfig } from './dataset';
+
+/** Files up to this size are hashed whole; larger ones are sampled. */
+export const FULL_HASH_LIMIT_BYTES = 256 * 1024 * 1024;
+/** The size of each slice a sampled fingerprint reads (start, middle, end). */
+export const SAMPLE_SLICE_BYTES = 1024 * 1024;
+
+const CHUNK = 4 * 1024 * 1024;
+
+async function readSlice(handle: FileHandle, position: number, length: number): Promise<Buffer> {
+  const buffer = Buffer.alloc(length);
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await handle.read(buffer, done, length - done, position + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return buffer.subarray(0, done);
+}
+
+/**
+ * The identity of one file: absolute path, size, mtime and a SHA-256 over the whole file when it
+ * is at most `fullHashLimitBytes` (`coverage: 'full'`), else over its size and three
+ * `SAMPLE_SLICE_BYTES` slices at the start, middle and end (`'sampled'`). Throws when the path
+ * is not a readable regular file.
+ *
+ * @example
+ * const id = await fileIdentity('models/llama-3-8b.Q4_K_M.gguf');
+ * id.coverage; // 'sampled' (4.9 GB)
+ */
+export async function fileIdentity(
+  path: string,
+  options: { fullHashLimitBytes?: number } = {},
+): Promise<FileIdentity> {
+  const limit = options.fullHashLimitBytes ?? FULL_HASH_LIMIT_BYTES;
+  const absolute = resolve(path);
+  const handle = await open(absolute, 'r');
+  try {
+    const stat = await handle.stat();
+    if (!stat.isFile()) throw new Error(`${absolute} is not a regular file`);
+    const hash = createHash('sha256');
+    let coverage: FileIdentity['coverage'];
+    if (stat.size <= limit) {
+      coverage = 'full';
+      for (let position = 0; position < stat.size; position += CHUNK) {
+        const chunk = await readSlice(handle, position, Math.min(CHUNK, stat.size - position));
+        hash.update(chunk);
+        if (chunk.length === 0) break;
+      }
+    } else {
+      coverage = 'sampled';
+      const slice = SAMPLE_SLICE_BYTES;
+      hash.update(`llem-sampled-v1:${stat.size}:`);
+      for (const at of [0, Math.floor((stat.size - slice) / 2), stat.size - slice]) {
+        hash.update(await readSlice(handle, at, slice));
+      }
+    }
+    return {
+      path: absolute,
+      sizeBytes: stat.size,
+      modifiedAt: stat.mtime.toISOString(),
+      sha256: hash.digest('hex'),
+      coverage,
+    };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The dataset's file path, or `null` for a synthetic dataset. */
+function datasetPath(dataset: DatasetConfig): string | null {
+  if (typeof dataset === 'string') return dataset;
+  if ('synthetic' in dataset) return null;
+  return dataset.path;
+}
+
+/**
+ * Identify the run's model and dataset files. The model file is the one the engine says it
+ * loaded (`details.modelPath`, e.g. the cached `builtin:tiny`), else `config.model` when that
+ * names an existing file (a `command` engine's model); a model served behind an endpoint has
+ * none. Never throws: an input that cannot be identified is `null`, with a debug line.
+ */
+export async function identifyInputs(
+  config: { engine: string; model: string; dataset: DatasetConfig },
+  info: Pick<EngineInfo, 'details'> | null,
+  options: { cwd?: string; logger?: Logger; fullHashLimitBytes?: number } = {},
+): Promise<RunInputs> {
+  const cwd = options.cwd ?? process.cwd();
+  const at = (p: string) => (isAbsolute(p) ? p : resolve(cwd, p));
+  const identify = async (what: string, path: string | null, quiet: boolean) => {
+    if (path === null) return null;
+    try {
+      return await fileIdentity(at(path), options);
+    } catch (error) {
+      if (!quiet)
+        options.logger?.debug(
+          `measure: cannot identify the ${what} file ${path}: ${(error as Error).message}`,
+        );
+      return null;
+    }
+  };
+  const loaded = info?.details.modelPath;
+  const modelFromEngine = typeof loaded === 'string' ? loaded : null;
+  // An openai model is a served name, never a local file; a command model may or may not be one.
+  const modelCandidate =
+    modelFromEngine ?? (config.engine === 'openai' ? null : config.model || null);
+  const [model, dataset] = await Promise.all([
+    identify('model', modelCandidate, modelFromEngine === null),
+    identify('dataset', datasetPath(config.dataset), false),
+  ]);
+  return { model, dataset };
+}
