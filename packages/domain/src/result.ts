@@ -222,7 +222,8 @@ export type RunEnvironment = z.infer<typeof EnvironmentSchema>;
  * measured the same bytes (the hash covers the config, which names a model by path, not content).
  * `sha256` covers the whole file up to 256 MiB (`coverage: 'full'`); above that it covers the
  * size and three 1 MiB slices (start, middle, end: `'sampled'`), which catches a re-download,
- * re-quantisation or truncation without reading tens of GB before every run.
+ * re-quantisation or truncation without reading tens of GB before every run. A sampled value is a
+ * fingerprint: it will not match `sha256sum`. Files of at most three slices are always hashed whole.
  */
 export const FileIdentitySchema = z
   .object({

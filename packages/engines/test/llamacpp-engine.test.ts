@@ -1,6 +1,6 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join, relative } from 'node:path';
 import {
   KV_CACHE_TYPES as DOMAIN_KV_CACHE_TYPES,
   type LlamacppExperimentConfig,
@@ -102,6 +102,13 @@ describe('llamacpp engine on builtin:tiny-micro', { timeout: 60_000 }, () => {
     expect(engine.windowMarking).toBe('harness');
     // load() is idempotent: the second call returns the same info without reloading.
     expect(await engine.load()).toBe(info);
+  });
+
+  it('a relative .gguf path loads from the working directory and is reported absolute', async () => {
+    const cached = (await engineFor().load()).details.modelPath as string;
+    expect(isAbsolute(cached)).toBe(true);
+    const info = await engineFor({ model: relative(process.cwd(), cached) }).load();
+    expect(info.details.modelPath).toBe(cached);
   });
 
   it('generates with monotonic per-token timestamps and counts that add up', async () => {

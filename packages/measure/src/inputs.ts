@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type FileHandle, open } from 'node:fs/promises';
+import { type FileHandle, open, stat } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import type { FileIdentity, RunInputs } from '@llem/domain';
 import type { EngineInfo } from '@llem/engines';
@@ -40,31 +40,34 @@ export async function fileIdentity(
 ): Promise<FileIdentity> {
   const limit = options.fullHashLimitBytes ?? FULL_HASH_LIMIT_BYTES;
   const absolute = resolve(path);
+  // Checked before opening: opening a FIFO would block until a writer appears.
+  if (!(await stat(absolute)).isFile()) throw new Error(`${absolute} is not a regular file`);
   const handle = await open(absolute, 'r');
   try {
-    const stat = await handle.stat();
-    if (!stat.isFile()) throw new Error(`${absolute} is not a regular file`);
+    const info = await handle.stat();
+    if (!info.isFile()) throw new Error(`${absolute} is not a regular file`);
     const hash = createHash('sha256');
     let coverage: FileIdentity['coverage'];
-    if (stat.size <= limit) {
+    // Three slices would read the whole file anyway: then hash it whole and say so.
+    if (info.size <= Math.max(limit, 3 * SAMPLE_SLICE_BYTES)) {
       coverage = 'full';
-      for (let position = 0; position < stat.size; position += CHUNK) {
-        const chunk = await readSlice(handle, position, Math.min(CHUNK, stat.size - position));
+      for (let position = 0; position < info.size; position += CHUNK) {
+        const chunk = await readSlice(handle, position, Math.min(CHUNK, info.size - position));
         hash.update(chunk);
         if (chunk.length === 0) break;
       }
     } else {
       coverage = 'sampled';
       const slice = SAMPLE_SLICE_BYTES;
-      hash.update(`llem-sampled-v1:${stat.size}:`);
-      for (const at of [0, Math.floor((stat.size - slice) / 2), stat.size - slice]) {
+      hash.update(`llem-sampled-v1:${info.size}:`);
+      for (const at of [0, Math.floor((info.size - slice) / 2), info.size - slice]) {
         hash.update(await readSlice(handle, at, slice));
       }
     }
     return {
       path: absolute,
-      sizeBytes: stat.size,
-      modifiedAt: stat.mtime.toISOString(),
+      sizeBytes: info.size,
+      modifiedAt: info.mtime.toISOString(),
       sha256: hash.digest('hex'),
       coverage,
     };
@@ -83,8 +86,8 @@ function datasetPath(dataset: DatasetConfig): string | null {
 /**
  * Identify the run's model and dataset files. The model file is the one the engine says it
  * loaded (`details.modelPath`, e.g. the cached `builtin:tiny`), else `config.model` when that
- * names an existing file (a `command` engine's model); a model served behind an endpoint has
- * none. Never throws: an input that cannot be identified is `null`, with a debug line.
+ * names an existing file (a `command` engine's model, relative to the program's `command.cwd`);
+ * a model served behind an endpoint has none. Never throws: an input that cannot be identified is `null`, with a debug line.
  */
 export async function identifyInputs(
   config: { engine: string; model: string; dataset: DatasetConfig },
@@ -107,9 +110,16 @@ export async function identifyInputs(
   };
   const loaded = info?.details.modelPath;
   const modelFromEngine = typeof loaded === 'string' ? loaded : null;
-  // An openai model is a served name, never a local file; a command model may or may not be one.
+  // An openai model is a served name, never a local file. A command model may or may not be
+  // one; its program runs in `command.cwd`, so a relative path means a file there.
+  const programCwd = info?.details.cwd;
   const modelCandidate =
-    modelFromEngine ?? (config.engine === 'openai' ? null : config.model || null);
+    modelFromEngine ??
+    (config.engine === 'openai' || !config.model
+      ? null
+      : typeof programCwd === 'string'
+        ? resolve(cwd, programCwd, config.model)
+        : config.model);
   const [model, dataset] = await Promise.all([
     identify('model', modelCandidate, modelFromEngine === null),
     identify('dataset', datasetPath(config.dataset), false),

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -65,9 +66,35 @@ describe('fileIdentity', () => {
     expect((await write('gap.gguf', flip(SAMPLE_SLICE_BYTES + 5))).sha256).toBe(original.sha256);
   });
 
-  it('rejects a directory and a missing file', async () => {
-    await expect(fileIdentity(dir)).rejects.toThrow(/not a regular file|EISDIR/);
+  it('a file exactly at the limit is hashed whole; one byte more is sampled', async () => {
+    const limit = 4 * SAMPLE_SLICE_BYTES;
+    const at = join(dir, 'at-limit.bin');
+    writeFileSync(at, bytes(limit, 1));
+    expect(await fileIdentity(at, { fullHashLimitBytes: limit })).toMatchObject({
+      coverage: 'full',
+      sha256: sha(bytes(limit, 1)),
+    });
+    const over = join(dir, 'over-limit.bin');
+    writeFileSync(over, bytes(limit + 1, 1));
+    expect((await fileIdentity(over, { fullHashLimitBytes: limit })).coverage).toBe('sampled');
+  });
+
+  it('a file of at most three slices is hashed whole even above a small limit', async () => {
+    const file = join(dir, 'small.bin');
+    const content = bytes(SAMPLE_SLICE_BYTES / 2, 9);
+    writeFileSync(file, content);
+    expect(await fileIdentity(file, { fullHashLimitBytes: 16 })).toMatchObject({
+      coverage: 'full',
+      sha256: sha(content),
+    });
+  });
+
+  it('rejects a directory, a missing file and a FIFO (without blocking on it)', async () => {
+    await expect(fileIdentity(dir)).rejects.toThrow(/not a regular file/);
     await expect(fileIdentity(join(dir, 'nope'))).rejects.toThrow(/ENOENT/);
+    const fifo = join(dir, 'pipe');
+    execFileSync('mkfifo', [fifo]);
+    await expect(fileIdentity(fifo)).rejects.toThrow(/not a regular file/);
   });
 });
 
@@ -106,6 +133,17 @@ describe('identifyInputs', () => {
     );
     expect(named).toEqual({ model: null, dataset: null });
     expect(lines).toEqual([]);
+  });
+
+  it("a command model path is relative to the program's command.cwd, where the program runs", async () => {
+    mkdirSync(join(cwd, 'bin'));
+    writeFileSync(join(cwd, 'bin', 'w.gguf'), 'in bin');
+    const inputs = await identifyInputs(
+      { engine: 'command', model: 'w.gguf', dataset: { synthetic: {} as never } },
+      { details: { cwd: join(cwd, 'bin') } },
+      { cwd },
+    );
+    expect(inputs.model).toMatchObject({ path: join(cwd, 'bin', 'w.gguf'), sha256: sha('in bin') });
   });
 
   it('an openai model is a served name, never a file, even when a file has that name', async () => {

@@ -72,13 +72,16 @@ export function inputChanges(runs: readonly RunRecord[]): InputChange[] {
  * @example
  * describeInputChange(change);
  * // 'config threads=2 (0123abcd89abcdef): its runs read 2 different model files:
- * //  sha256 1f2e3d4c5b6a… (/m/x.gguf, 4920000000 bytes; runs k_c0, k_c1); sha256 9a8b7c6d5e4f… (…; run k_c2);
+ * //  sampled fingerprint 1f2e3d4c5b6a… (/m/x.gguf, 4920000000 bytes; runs k_c0, k_c1);
+ * //  sampled fingerprint 9a8b7c6d5e4f… (…; run k_c2);
  * //  they should not be averaged as one config'
  */
 export function describeInputChange(change: InputChange): string {
   const variants = change.variants.map((v) => {
     const runs = `${v.runs.length === 1 ? 'run' : 'runs'} ${v.runs.join(', ')}`;
-    return `sha256 ${v.sha256.slice(0, 12)}… (${v.path}, ${v.sizeBytes} bytes; ${runs})`;
+    // A sampled value is a fingerprint, not the file's SHA-256: it will not match `sha256sum`.
+    const kind = v.coverage === 'sampled' ? 'sampled fingerprint' : 'sha256';
+    return `${kind} ${v.sha256.slice(0, 12)}… (${v.path}, ${v.sizeBytes} bytes; ${runs})`;
   });
   return `config ${change.label} (${change.configHash}): its runs read ${change.variants.length} different ${change.input} files: ${variants.join('; ')}; they should not be averaged as one config`;
 }

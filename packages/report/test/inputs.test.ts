@@ -48,7 +48,7 @@ describe('inputChanges', () => {
     const line = describeInputChange(change!);
     expect(line).toContain('threads=2');
     expect(line).toContain('2 different model files');
-    expect(line).toContain(`sha256 ${'a'.repeat(12)}…`);
+    expect(line).toContain(`sampled fingerprint ${'a'.repeat(12)}…`);
     expect(line).toContain(`runs ${keys[0]}, ${keys[1]}`);
     expect(line).toContain(`run ${keys[2]}`);
   });

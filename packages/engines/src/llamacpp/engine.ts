@@ -1,4 +1,5 @@
 import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { type Logger, RetryableError, retry, safeCleanup } from '@llem/resilience';
 import type {
   Llama,
@@ -161,7 +162,8 @@ class LlamaCppEngine implements Engine {
           'generated test model; llem never downloads models.',
       );
     }
-    return model;
+    // Absolute, so `details.modelPath` names the file that was loaded whatever the reader's cwd.
+    return resolve(model);
   }
 
   private async getLlamaInstance(): Promise<Llama> {

@@ -56,11 +56,12 @@ async function openLoop(
   for (let i = 0; i < n; i++) {
     if (signal.aborted) break;
     const due = t0 + offsets[i]!;
-    // Node's timers count from the event loop's cached clock, which lags real time when the
-    // loop is busy, so a timer can fire early by that lag: re-read the clock after each wake.
-    // An arrival due within 1 ms goes out in this tick.
+    // Node's timers keep whole-millisecond time, so one can fire up to ~1 ms before the
+    // fractional due time: re-read the clock after each wake and sleep again if it is early.
+    // An arrival due within 1 ms goes out in this tick. A wait past setTimeout's 2^31−1 ms
+    // range would become a 1 ms timer (and a warning per wake), so it is slept in pieces.
     for (let wait = due - performance.now(); wait > 1 && !signal.aborted; ) {
-      await delay(wait, signal);
+      await delay(Math.min(wait, MAX_TIMEOUT_MS), signal);
       wait = due - performance.now();
     }
     while (inFlight >= cap && !signal.aborted) {
@@ -81,6 +82,9 @@ async function openLoop(
   await Promise.all(pending);
   return { records, issueLagMs };
 }
+
+/** The longest delay `setTimeout` takes as given (2^31 − 1 ms, about 24.8 days). */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 function delay(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
