@@ -21,16 +21,20 @@ export function levelFromVerbosity(
 }
 
 /**
- * The CLI's winston logger: console on stderr (stdout is for results), plain text, level chosen
- * by flags. `addFileTransport` adds the debug log file in a study directory.
+ * The CLI's winston logger: plain text on stderr (stdout is for results), or on the given
+ * stream, level chosen by flags. `addFileTransport` adds the debug log file in a study directory.
  */
-export function createCliLogger(level: LogLevel): winston.Logger {
+export function createCliLogger(
+  level: LogLevel,
+  stream: NodeJS.WritableStream = process.stderr,
+): winston.Logger {
   return winston.createLogger({
     level,
     levels: winston.config.npm.levels,
     transports: [
-      new winston.transports.Console({
-        stderrLevels: [...LEVELS, 'verbose', 'http'],
+      // The CLI's own stderr (an embedding caller's or a test's stream), never a global one.
+      new winston.transports.Stream({
+        stream,
         format: winston.format.printf(({ level: lvl, message }) =>
           lvl === 'info' ? String(message) : `${lvl}: ${String(message)}`,
         ),

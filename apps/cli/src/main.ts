@@ -66,12 +66,14 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
   const verbose =
     argv.filter((a) => a === '-v' || a === '--verbose').length +
     argv.filter((a) => a === '-vv').length * 2;
+  const stderr = options.stderr ?? process.stderr;
   const ctx: CliContext = {
     logger: createCliLogger(
       levelFromVerbosity(verbose, argv.includes('--quiet') || argv.includes('-q'), env),
+      stderr,
     ),
     stdout: options.stdout ?? process.stdout,
-    stderr: options.stderr ?? process.stderr,
+    stderr,
     env,
     cwd: options.cwd ?? process.cwd(),
     exitCode: ExitCode.ok,

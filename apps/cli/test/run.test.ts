@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RunResultSchema } from '@llem/domain';
@@ -56,7 +56,8 @@ describe('llem run with a command study', () => {
       ['run', 'study.yaml', '--json', '--output', 'out'],
       cwd,
     );
-    expect(stderr).toBe('');
+    // No progress lines on a non-TTY with --json; the logger's one info line names the report.
+    expect(stderr).toMatch(/^report: \S+report\.html\n$/);
     expect(code).toBe(0);
     const summary = JSON.parse(stdout);
     expect(summary.status).toBe('completed');
@@ -215,6 +216,33 @@ describe('llem run with a command study', () => {
       cwd,
     );
     expect(forced.code).toBe(0);
+  });
+
+  it('a model file replaced before a resume: the resumed run records the new bytes and llem warns', async () => {
+    const cwd = studyDirWith(PROGRAM, (prog) =>
+      commandStudy(0, 100, 2, 'swap')(prog).replace('model: my-model', 'model: weights.bin'),
+    );
+    writeFileSync(join(cwd, 'weights.bin'), 'v1');
+    const first = await llem(['run', 'study.yaml', '--json', '--output', 'out'], cwd);
+    expect(first.stderr).not.toMatch(/different model files/);
+    const { studyDir, runs } = JSON.parse(first.stdout);
+    // Cycle 2 failed (as if it had crashed), and the weights were re-downloaded meanwhile.
+    const manifestFile = join(studyDir, 'manifest.json');
+    const manifest = JSON.parse(readFileSync(manifestFile, 'utf8'));
+    const last = manifest.entries[1];
+    Object.assign(last, {
+      status: 'failed',
+      resultFile: null,
+      error: { type: 'crash', message: 'x' },
+    });
+    writeFileSync(manifestFile, JSON.stringify(manifest));
+    rmSync(join(studyDir, 'runs', `${runs[1].key}.json`));
+    writeFileSync(join(cwd, 'weights.bin'), 'v2, a different file');
+    const resumed = await llem(['run', '--resume', studyDir], cwd);
+    expect(resumed.code).toBe(0);
+    expect(resumed.stderr).toMatch(
+      /warn: config weights\.bin \([0-9a-f]{16}\): its runs read 2 different model files: sha256 [0-9a-f]{12}… \(\S+weights\.bin, 2 bytes; run \S+_c0\); sha256 [0-9a-f]{12}… \(\S+weights\.bin, 20 bytes; run \S+_c1\)/,
+    );
   });
 
   it('user mistakes exit 2 with a clear message and no stack', async () => {

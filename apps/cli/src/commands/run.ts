@@ -12,7 +12,14 @@ import {
   type RunResult,
   type StudyPlan,
 } from '@llem/domain';
-import { planToJson, renderPlan, STUDY_FILES, writeStudyReport } from '@llem/report';
+import {
+  describeInputChange,
+  inputChanges,
+  planToJson,
+  renderPlan,
+  STUDY_FILES,
+  writeStudyReport,
+} from '@llem/report';
 import {
   handleSigint,
   MANIFEST_FILE,
@@ -432,7 +439,11 @@ export function runCommand(
       const result = summariseStudy(summary);
       try {
         // summary.csv, summary_by_config.csv, pareto.csv and report.html; logs "report: <path>".
-        await writeStudyReport(summary.studyDir, { logger: ctx.logger });
+        const report = await writeStudyReport(summary.studyDir, { logger: ctx.logger });
+        // A model or dataset file replaced between runs (usually across a resume) keeps the
+        // config hash: say so now, not only in the report.
+        for (const change of inputChanges(report.study.runs))
+          ctx.logger.warn(describeInputChange(change));
       } catch (error) {
         // The measurements are safe on disk; a report problem must not fail the study.
         ctx.logger.warn(
