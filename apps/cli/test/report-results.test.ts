@@ -110,6 +110,9 @@ describe('llem results show', () => {
     );
     expect(pipe.stdout).toMatch(/\* batch_size=64,threads=2\s+3\/0\s+0\.31 \(/);
     expect(pipe.stdout).toContain('Mean over completed cycles (bootstrap 95% CI).');
+    expect(pipe.stdout).toContain(
+      'Every config has only 2–3 completed cycles: their intervals are optimistic',
+    );
     const tty = await run(['results', 'show', dir], { tty: true });
     expect(tty.stdout).toContain('\u001b[1m');
   });

@@ -136,3 +136,23 @@ export function aggregateStudy(
 ): ConfigSummary[] {
   return aggregateRuns(study.runs, options);
 }
+
+/** Below this many completed cycles a percentile-bootstrap interval under-covers noticeably. */
+export const SMALL_SAMPLE_CYCLES = 5;
+
+/**
+ * A caution for tables and reports when some config has an interval from fewer than
+ * {@link SMALL_SAMPLE_CYCLES} completed cycles, else `null`. With 2 values the percentile
+ * bootstrap interval is exactly [min, max]; it under-covers for any n below about 5.
+ *
+ * @example
+ * smallSampleNote(summaries); // 'Some configs have 2–4 completed cycles: …' or null
+ */
+export function smallSampleNote(summaries: readonly ConfigSummary[]): string | null {
+  const small = summaries.map((s) => s.completed).filter((n) => n >= 2 && n < SMALL_SAMPLE_CYCLES);
+  if (small.length === 0) return null;
+  const lo = Math.min(...small);
+  const hi = Math.max(...small);
+  const range = lo === hi ? `${lo}` : `${lo}–${hi}`;
+  return `${small.length === summaries.length ? 'Every config has' : 'Some configs have'} only ${range} completed cycles: their intervals are optimistic (with 2 they are just [min, max]), so treat differences as hints and run more cycles (execution.cycles) before claiming one.`;
+}

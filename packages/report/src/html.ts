@@ -1,5 +1,5 @@
 import type { RunResult } from '@llem/domain';
-import type { ConfigSummary } from './aggregate';
+import { type ConfigSummary, smallSampleNote } from './aggregate';
 import { configBarCharts, latencyCharts, paretoChart } from './charts';
 import { escapeHtml as esc, formatInterval, formatNumber } from './format';
 import { describeInputChange, inputChanges } from './inputs';
@@ -71,6 +71,7 @@ h1 { font-size: 24px; margin: 0 0 4px; } h2 { font-size: 18px; margin: 32px 0 8p
 .grid { display: flex; flex-wrap: wrap; gap: 16px; } .grid figure { margin: 0; }
 figure figcaption { color: var(--muted); font-size: 12px; }
 .note { color: var(--muted); font-style: italic; }
+.note.caution { color: #8a5300; font-style: normal; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 8px; text-align: right; white-space: nowrap; }
 th:first-child, td:first-child, th.text, td.text { text-align: left; }
@@ -253,6 +254,7 @@ export function renderReportHtml(input: ReportHtmlInput): string {
     unfinished: study.runs.filter((r) => r.status === 'pending' || r.status === 'running').length,
     skipped: study.skipped.length,
   };
+  const caution = smallSampleNote(summaries);
   const bars = configBarCharts(summaries);
   const latency = latencyCharts(study.runs);
   const paretoSection =
@@ -300,6 +302,7 @@ ${input.paretoNote ? `<p class="note">${esc(input.paretoNote)}</p>` : ''}
 ${paretoSection}
 <h2>Per-config results</h2>
 <p class="note">Mean across completed cycles; grey: bootstrap 95% confidence interval of the mean and the coefficient of variation. Failed runs are not in the statistics. Click a header to sort.</p>
+${caution ? `<p class="note caution" id="small-sample">${esc(caution)}</p>` : ''}
 ${configTable(summaries, pareto)}
 <h2>Metrics by config</h2>
 ${bars.length ? `<div class="grid" id="bars">${bars.map((b) => `<figure data-metric="${b.metric}">${b.svg}</figure>`).join('')}</div>` : '<p class="note">No completed run yet.</p>'}

@@ -1,5 +1,11 @@
 export type { ConfigSummary, MetricSummary } from './aggregate';
-export { aggregateRuns, aggregateStudy, summariseValues } from './aggregate';
+export {
+  aggregateRuns,
+  aggregateStudy,
+  SMALL_SAMPLE_CYCLES,
+  smallSampleNote,
+  summariseValues,
+} from './aggregate';
 export type { ConfigComparison, MetricComparison, StudyComparison } from './compare';
 export { compareConfigs, compareStudies, compareSummaries, findConfig } from './compare';
 export {

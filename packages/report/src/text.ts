@@ -1,4 +1,4 @@
-import type { ConfigSummary } from './aggregate';
+import { type ConfigSummary, smallSampleNote } from './aggregate';
 import type { ConfigComparison, MetricComparison } from './compare';
 import { formatNumber } from './format';
 import { getMetric, METRICS, type MetricId } from './metrics';
@@ -108,6 +108,8 @@ export function renderConfigTable(
   let text = table;
   const frontier = options.pareto?.points.some((p) => p.onFrontier);
   text += 'Mean over completed cycles (bootstrap 95% CI).';
+  const caution = smallSampleNote(summaries);
+  if (caution) text += `\n${caution}`;
   if (frontier && options.pareto) {
     text += `\n* = Pareto frontier (${getMetric(options.pareto.x.metric).label} ${options.pareto.x.direction} vs ${getMetric(options.pareto.y.metric).label} ${options.pareto.y.direction}).`;
   }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { ConfigSummary } from '../src/aggregate';
 import {
   aggregateStudy,
   CONFIG_CSV_COLUMNS,
@@ -10,6 +11,8 @@ import {
   parseCsv,
   parseParetoAxis,
   RUN_CSV_COLUMNS,
+  SMALL_SAMPLE_CYCLES,
+  smallSampleNote,
   writeStudyReport,
 } from '../src/index';
 import { buildStudyDir, fakeHash, standardStudy } from './fixture-study';
@@ -220,5 +223,27 @@ describe('summary files', () => {
     expect(study.runs[1]!.error?.type).toBe('InvalidResult');
     expect(study.runs[1]!.error?.message).toMatch(/^runs\/[0-9a-f]{16}_c1\.json: /);
     expect(aggregateStudy(study)[0]!.metrics.outputTokensPerS.values).toEqual([10]);
+  });
+});
+
+describe('smallSampleNote', () => {
+  const withCompleted = (...completed: number[]) =>
+    // Only `completed` matters to the note.
+    completed.map((n) => ({ completed: n }) as ConfigSummary);
+
+  it('cautions when any config has 2–4 completed cycles, naming the range', () => {
+    expect(smallSampleNote(withCompleted(2, 2))).toMatch(
+      /^Every config has only 2 completed cycles: their intervals are optimistic \(with 2 they are just \[min, max\]\)/,
+    );
+    expect(smallSampleNote(withCompleted(3, 8, 4))).toMatch(
+      /^Some configs have only 3–4 completed cycles/,
+    );
+  });
+
+  it('says nothing from 5 cycles on, or where there is no interval at all (0–1 cycles)', () => {
+    expect(SMALL_SAMPLE_CYCLES).toBe(5);
+    expect(smallSampleNote(withCompleted(5, 12))).toBeNull();
+    expect(smallSampleNote(withCompleted(1, 0))).toBeNull();
+    expect(smallSampleNote([])).toBeNull();
   });
 });

@@ -28,6 +28,10 @@ describe('report.html (static checks)', () => {
     expect(html).toContain('11 completed');
     expect(html).toContain('1 failed');
     expect(html).toContain('1 skipped configs');
+    // 2–3 completed cycles per config: the intervals come with a caution.
+    expect(html).toMatch(
+      /<p class="note caution" id="small-sample">Every config has only 2–3 completed cycles: their intervals are optimistic/,
+    );
   });
 
   it('escapes config labels and error messages', async () => {
@@ -85,6 +89,7 @@ describe('report.html (static checks)', () => {
     const items = html.match(/<li><code>run-too-short<\/code>[\s\S]*?<\/li>/g) ?? [];
     expect(items).toHaveLength(1);
     expect(items[0]).toContain('6 runs: ');
+    expect(html).not.toContain('id="small-sample"'); // 6 cycles: no caution
     expect(items[0]).toContain('and 1 more');
   });
 
