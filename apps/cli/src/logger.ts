@@ -1,4 +1,5 @@
 import winston from 'winston';
+import TransportStream from 'winston-transport';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'silly';
 const LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug', 'silly'];
@@ -20,6 +21,26 @@ export function levelFromVerbosity(
   return 'info';
 }
 
+/** winston's formatted text of a log entry (triple-beam's MESSAGE symbol). */
+const MESSAGE = Symbol.for('message');
+
+/**
+ * Writes each formatted entry as one line to any writable, as `write(text)` and nothing more:
+ * winston's own Stream transport needs a full Node stream (it checks internals and raises the
+ * stream's listener limit), while the CLI accepts any object with `write`.
+ */
+class LineTransport extends TransportStream {
+  readonly #out: NodeJS.WritableStream;
+  constructor(out: NodeJS.WritableStream, options: TransportStream.TransportStreamOptions) {
+    super(options);
+    this.#out = out;
+  }
+  override log(info: Record<string | symbol, unknown>, next: () => void): void {
+    this.#out.write(`${String(info[MESSAGE] ?? info.message)}\n`);
+    next();
+  }
+}
+
 /**
  * The CLI's winston logger: plain text on stderr (stdout is for results), or on the given
  * stream, level chosen by flags. `addFileTransport` adds the debug log file in a study directory.
@@ -33,8 +54,7 @@ export function createCliLogger(
     levels: winston.config.npm.levels,
     transports: [
       // The CLI's own stderr (an embedding caller's or a test's stream), never a global one.
-      new winston.transports.Stream({
-        stream,
+      new LineTransport(stream, {
         format: winston.format.printf(({ level: lvl, message }) =>
           lvl === 'info' ? String(message) : `${lvl}: ${String(message)}`,
         ),

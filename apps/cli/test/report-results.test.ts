@@ -111,7 +111,7 @@ describe('llem results show', () => {
     expect(pipe.stdout).toMatch(/\* batch_size=64,threads=2\s+3\/0\s+0\.31 \(/);
     expect(pipe.stdout).toContain('Mean over completed cycles (bootstrap 95% CI).');
     expect(pipe.stdout).toContain(
-      'Every config has only 2–3 completed cycles: their intervals are optimistic',
+      'Intervals from only 2–3 completed cycles (every config) are optimistic',
     );
     const tty = await run(['results', 'show', dir], { tty: true });
     expect(tty.stdout).toContain('\u001b[1m');
@@ -128,6 +128,7 @@ describe('llem results show', () => {
     expect(first.metrics.outputTokensPerS).toMatchObject({ n: 3, mean: 21, min: 20, max: 22 });
     expect(first.metrics.outputTokensPerS.std).toBeCloseTo(1, 12);
     expect(j.pareto.points.filter((p: { onFrontier: boolean }) => p.onFrontier)).toHaveLength(2);
+    expect(j.smallSampleNote).toMatch(/^Intervals from only 2–3 completed cycles/);
     // Same output twice: stable for scripts.
     expect((await run(['results', 'show', dir, '--json'])).stdout).toBe(stdout);
   });
@@ -185,6 +186,9 @@ describe('llem results compare', () => {
       /Output tokens\/s \(tokens\/s\)\s+21 \(n=3\)\s+30 \(n=3\)\s+1\.43×\s+\S+\s+B better/,
     );
     expect(stdout).toContain('ratio of the means; 95% CI by bootstrap');
+    expect(stdout).toContain(
+      'Fewer than 5 cycles on a side (n=3): the intervals are optimistic, so a verdict is a hint, not a finding.',
+    );
     const j = JSON.parse(
       (await run(['results', 'compare', '1', '3', '--in', dir, '--json'])).stdout,
     );

@@ -137,22 +137,37 @@ export function aggregateStudy(
   return aggregateRuns(study.runs, options);
 }
 
-/** Below this many completed cycles a percentile-bootstrap interval under-covers noticeably. */
+/** Below this many values (completed cycles) a percentile-bootstrap interval under-covers noticeably. */
 export const SMALL_SAMPLE_CYCLES = 5;
 
+/** The number of values behind a config's intervals: the largest `n` of a metric that has one. */
+function intervalSize(summary: ConfigSummary): number {
+  let n = 0;
+  for (const m of Object.values(summary.metrics)) if (m.ci !== null && m.n > n) n = m.n;
+  return n;
+}
+
 /**
- * A caution for tables and reports when some config has an interval from fewer than
- * {@link SMALL_SAMPLE_CYCLES} completed cycles, else `null`. With 2 values the percentile
- * bootstrap interval is exactly [min, max]; it under-covers for any n below about 5.
+ * A caution for tables and reports when some config's intervals rest on fewer than
+ * {@link SMALL_SAMPLE_CYCLES} values, else `null`. With 2 (and almost always with 3) values the
+ * percentile bootstrap interval is just [min, max]; it under-covers for any n below about 5.
+ * Counted from the values behind the intervals, so a completed run whose result could not be
+ * read does not count, and a config without any interval (0–1 values) is not mentioned.
  *
  * @example
- * smallSampleNote(summaries); // 'Some configs have 2–4 completed cycles: …' or null
+ * smallSampleNote(summaries); // 'Intervals from only 2–4 completed cycles (3 of 4 configs): …' or null
  */
 export function smallSampleNote(summaries: readonly ConfigSummary[]): string | null {
-  const small = summaries.map((s) => s.completed).filter((n) => n >= 2 && n < SMALL_SAMPLE_CYCLES);
+  const small = summaries.map(intervalSize).filter((n) => n >= 2 && n < SMALL_SAMPLE_CYCLES);
   if (small.length === 0) return null;
   const lo = Math.min(...small);
   const hi = Math.max(...small);
   const range = lo === hi ? `${lo}` : `${lo}–${hi}`;
-  return `${small.length === summaries.length ? 'Every config has' : 'Some configs have'} only ${range} completed cycles: their intervals are optimistic (with 2 they are just [min, max]), so treat differences as hints and run more cycles (execution.cycles) before claiming one.`;
+  const which =
+    summaries.length === 1
+      ? ''
+      : small.length === summaries.length
+        ? ` (every config)`
+        : ` (${small.length} of ${summaries.length} configs)`;
+  return `Intervals from only ${range} completed cycles${which} are optimistic (with 2–3 they are almost always just [min, max]): treat differences as hints and run more cycles (execution.cycles) before claiming one.`;
 }

@@ -1,4 +1,4 @@
-import { type ConfigSummary, smallSampleNote } from './aggregate';
+import { type ConfigSummary, SMALL_SAMPLE_CYCLES, smallSampleNote } from './aggregate';
 import type { ConfigComparison, MetricComparison } from './compare';
 import { formatNumber } from './format';
 import { getMetric, METRICS, type MetricId } from './metrics';
@@ -193,7 +193,14 @@ export function renderComparison(comparison: ConfigComparison, options: TextOpti
     rows,
     options,
   );
-  return `${head}${table}`;
+  // A verdict from 2–4 cycles a side rests on an optimistic interval: say so beside it.
+  const few = comparison.metrics.filter(
+    (m) => m.ci !== null && Math.min(m.a.n, m.b.n) < SMALL_SAMPLE_CYCLES,
+  );
+  const caution = few.length
+    ? `Fewer than ${SMALL_SAMPLE_CYCLES} cycles on a side (n=${Math.min(...few.map((m) => Math.min(m.a.n, m.b.n)))}): the intervals are optimistic, so a verdict is a hint, not a finding.\n`
+    : '';
+  return `${head}${table}${caution}`;
 }
 
 /**

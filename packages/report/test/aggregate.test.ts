@@ -227,23 +227,35 @@ describe('summary files', () => {
 });
 
 describe('smallSampleNote', () => {
-  const withCompleted = (...completed: number[]) =>
-    // Only `completed` matters to the note.
-    completed.map((n) => ({ completed: n }) as ConfigSummary);
+  // A config whose intervals rest on `n` values (the metric with an interval decides).
+  const config = (n: number) =>
+    ({
+      completed: n,
+      metrics: {
+        outputTokensPerS: { n, ci: n >= 2 ? { low: 1, high: 2 } : null },
+        gpuPeakMemoryMiB: { n: 0, ci: null },
+      },
+    }) as unknown as ConfigSummary;
 
-  it('cautions when any config has 2–4 completed cycles, naming the range', () => {
-    expect(smallSampleNote(withCompleted(2, 2))).toMatch(
-      /^Every config has only 2 completed cycles: their intervals are optimistic \(with 2 they are just \[min, max\]\)/,
+  it('cautions when any config has intervals from 2–4 values, naming the range and how many', () => {
+    expect(smallSampleNote([config(2), config(2)])).toMatch(
+      /^Intervals from only 2 completed cycles \(every config\) are optimistic \(with 2–3 they are almost always just \[min, max\]\)/,
     );
-    expect(smallSampleNote(withCompleted(3, 8, 4))).toMatch(
-      /^Some configs have only 3–4 completed cycles/,
+    expect(smallSampleNote([config(3), config(8), config(4)])).toMatch(
+      /^Intervals from only 3–4 completed cycles \(2 of 3 configs\)/,
     );
+    expect(smallSampleNote([config(3)])).toMatch(/^Intervals from only 3 completed cycles are/);
   });
 
-  it('says nothing from 5 cycles on, or where there is no interval at all (0–1 cycles)', () => {
+  it('says nothing from 5 values on, or without any interval (0–1 values)', () => {
     expect(SMALL_SAMPLE_CYCLES).toBe(5);
-    expect(smallSampleNote(withCompleted(5, 12))).toBeNull();
-    expect(smallSampleNote(withCompleted(1, 0))).toBeNull();
+    expect(smallSampleNote([config(5), config(12)])).toBeNull();
+    expect(smallSampleNote([config(1), config(0)])).toBeNull();
     expect(smallSampleNote([])).toBeNull();
+  });
+
+  it('counts the values behind the intervals, not completed runs (an unreadable result does not count)', () => {
+    const fiveRunsFourValues = { ...config(4), completed: 5 } as ConfigSummary;
+    expect(smallSampleNote([fiveRunsFourValues])).toMatch(/only 4 completed cycles/);
   });
 });

@@ -30,7 +30,7 @@ describe('report.html (static checks)', () => {
     expect(html).toContain('1 skipped configs');
     // 2–3 completed cycles per config: the intervals come with a caution.
     expect(html).toMatch(
-      /<p class="note caution" id="small-sample">Every config has only 2–3 completed cycles: their intervals are optimistic/,
+      /<p class="note caution" id="small-sample">Intervals from only 2–3 completed cycles \(every config\) are optimistic/,
     );
   });
 

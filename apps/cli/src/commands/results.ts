@@ -15,6 +15,7 @@ import {
   renderComparison,
   renderConfigTable,
   renderStudyList,
+  smallSampleNote,
 } from '@llem/report';
 import type { Argv, CommandModule } from 'yargs';
 import type { CliContext, GlobalArgs } from '../context';
@@ -118,6 +119,7 @@ function showCommand(ctx: CliContext): CommandModule<GlobalArgs, ShowArgs> {
           metrics: metricCatalogue(),
           configs: summaries,
           pareto,
+          smallSampleNote: smallSampleNote(summaries),
           inputChanges: changes,
         });
       }
