@@ -104,8 +104,8 @@ function showCommand(ctx: CliContext): CommandModule<GlobalArgs, ShowArgs> {
       }).catch(asUsageError);
       const summaries = aggregateStudy(study);
       const pareto = paretoFrontier(summaries, axes);
-      const changes = inputChanges(study.runs);
       if (args.csv) return void ctx.stdout.write(configCsv(summaries));
+      const changes = inputChanges(study.runs);
       if (args.json) {
         return void json(ctx, {
           study: {
