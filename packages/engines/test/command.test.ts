@@ -180,6 +180,25 @@ print(json.dumps({"input_tokens": len(cfg["model"]), "output_tokens": sum(r["max
     await bad.load();
     await expect(bad.run(requests)).rejects.toThrow(/"output_tokens" must be an integer ≥ 0/);
 
+    // Markers out of order: whatever window followed is not the one the program meant.
+    const order = make({
+      model: 'm',
+      command: {
+        argv: [
+          process.execPath,
+          script(
+            'order.mjs',
+            `console.log('{"llem":"stop"}'); console.log('{"llem":"start"}'); console.log(JSON.stringify({ input_tokens: 1, output_tokens: 2, requests: 1 }))`,
+          ),
+        ],
+      },
+    });
+    await order.load();
+    await expect(order.run(requests)).rejects.toMatchObject({
+      code: 'COMMAND_BAD_MARKERS',
+      message: expect.stringMatching(/printed \{"llem":"stop"\} before \{"llem":"start"\}/),
+    });
+
     const missing = make({ model: 'm', command: { argv: ['llem-no-such-program-xyz'] } });
     await missing.load();
     await expect(missing.run(requests)).rejects.toMatchObject({ code: 'COMMAND_SPAWN' });

@@ -35,10 +35,12 @@ export type {
   MeasureOutput,
 } from './harness';
 export { DEFAULT_COUNTER_INTERVAL_MS, measureRun } from './harness';
+export type { MissingInput } from './inputs';
 export {
   FULL_HASH_LIMIT_BYTES,
   fileIdentity,
   identifyInputs,
+  missingInputFiles,
   SAMPLE_SLICE_BYTES,
 } from './inputs';
 export type { LatencySamples, Throughput } from './metrics';

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import type { FileIdentity, RunInputs } from '@llem/domain';
@@ -125,4 +126,41 @@ export async function identifyInputs(
     identify('dataset', datasetPath(config.dataset), false),
   ]);
   return { model, dataset };
+}
+
+/** A config input that names a local file which is not there. */
+export interface MissingInput {
+  /** The config field: `model` or `dataset` (or `dataset.path`). */
+  field: string;
+  /** As written in the config. */
+  value: string;
+  /** Where it was looked for. */
+  resolved: string;
+}
+
+/**
+ * The input files a config names that do not exist, checked before anything is run: a
+ * `llamacpp` model path (not `builtin:…`; a `command` or `openai` model is a name the program or
+ * server interprets) and a `.jsonl` dataset. Relative paths resolve against `cwd`, the worker's
+ * working directory (the study file's folder under `llem run`).
+ *
+ * @example
+ * missingInputFiles({ engine: 'llamacpp', model: 'm.gguf', dataset: 'p.jsonl' }, '/studies');
+ * // [{ field: 'model', value: 'm.gguf', resolved: '/studies/m.gguf' }, …]
+ */
+export function missingInputFiles(
+  config: { engine: string; model: string; dataset: DatasetConfig },
+  cwd: string,
+): MissingInput[] {
+  const missing: MissingInput[] = [];
+  const check = (field: string, value: string) => {
+    const resolved = isAbsolute(value) ? value : resolve(cwd, value);
+    if (!existsSync(resolved)) missing.push({ field, value, resolved });
+  };
+  if (config.engine === 'llamacpp' && !config.model.startsWith('builtin:'))
+    check('model', config.model);
+  const { dataset } = config;
+  if (typeof dataset === 'string') check('dataset', dataset);
+  else if (!('synthetic' in dataset)) check('dataset.path', dataset.path);
+  return missing;
 }

@@ -66,6 +66,7 @@ export class CommandEngineError extends Error {
       | 'COMMAND_EXIT'
       | 'COMMAND_NO_REPORT'
       | 'COMMAND_BAD_REPORT'
+      | 'COMMAND_BAD_MARKERS'
       | 'COMMAND_ABORTED',
     options?: { cause?: unknown },
   ) {
@@ -221,6 +222,7 @@ export function createCommandEngine(
           const spawnedAt = now();
           let windowStart: number | null = null;
           let windowStopped = false;
+          let stopBeforeStart = false;
           let settled = false;
           const settle = (fn: () => void) => {
             if (settled) return;
@@ -292,10 +294,9 @@ export function createCommandEngine(
                 } else logger.warn('command engine: a second {"llem":"start"} was ignored');
                 break;
               case 'stop':
-                if (windowStart === null)
-                  logger.warn(
-                    'command engine: {"llem":"stop"} before any start marker was ignored',
-                  );
+                // A stop with no window open is a bug in the program's markers: whatever window
+                // followed would not be the one it meant to measure, so the run fails below.
+                if (windowStart === null) stopBeforeStart = true;
                 else if (!windowStopped) {
                   windowStopped = true;
                   hooks.onWindowStop?.();
@@ -338,6 +339,17 @@ export function createCommandEngine(
                   new CommandEngineError(
                     `command ${JSON.stringify(s.argv)} ${how}${tailText}`,
                     'COMMAND_EXIT',
+                  ),
+                ),
+              );
+              return;
+            }
+            if (stopBeforeStart) {
+              settle(() =>
+                rejectPromise(
+                  new CommandEngineError(
+                    `command ${JSON.stringify(s.argv)} printed {"llem":"stop"} before {"llem":"start"}: print {"llem":"start"} when the measured work begins (after loading) and {"llem":"stop"} when it ends`,
+                    'COMMAND_BAD_MARKERS',
                   ),
                 ),
               );
