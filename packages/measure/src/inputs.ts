@@ -130,7 +130,7 @@ export async function identifyInputs(
 
 /** A config input that names a local file which is not there. */
 export interface MissingInput {
-  /** The config field: `model` or `dataset` (or `dataset.path`). */
+  /** The config field: `model` or `dataset`. */
   field: string;
   /** As written in the config. */
   value: string;
@@ -161,6 +161,6 @@ export function missingInputFiles(
     check('model', config.model);
   const { dataset } = config;
   if (typeof dataset === 'string') check('dataset', dataset);
-  else if (!('synthetic' in dataset)) check('dataset.path', dataset.path);
+  else if (!('synthetic' in dataset)) check('dataset', dataset.path);
   return missing;
 }

@@ -56,6 +56,7 @@ export {
   estimateGgufMemory,
   estimatePlanDuration,
   formatDuration,
+  formatSkipReason,
   planToJson,
   renderPlan,
 } from './plan';

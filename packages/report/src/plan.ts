@@ -203,7 +203,13 @@ export function estimateGgufMemory(input: GgufMemoryInput): {
   };
 }
 
-function reasonText(r: PlanView['skipped'][number]['reasons'][number]): string {
+/**
+ * One reason a config was skipped, as a line: `path: message (allowed: …)`.
+ *
+ * @example
+ * formatSkipReason({ path: 'max_output_tokens', message: 'must be ≥ 1' }); // 'max_output_tokens: must be ≥ 1'
+ */
+export function formatSkipReason(r: PlanView['skipped'][number]['reasons'][number]): string {
   if (typeof r === 'string') return r;
   const allowed = r.allowed?.length ? ` (allowed: ${r.allowed.join(', ')})` : '';
   return `${r.path ? `${r.path}: ` : ''}${r.message}${allowed}`;
@@ -263,7 +269,7 @@ export function renderPlan(plan: PlanView, options: RenderPlanOptions = {}): str
   if (plan.skipped.length) {
     out.push(`Skipped configs (${plan.skipped.length}): generated but invalid, will not run`);
     for (const s of plan.skipped)
-      out.push(`  - ${s.label}: ${s.reasons.map(reasonText).join('; ')}`);
+      out.push(`  - ${s.label}: ${s.reasons.map(formatSkipReason).join('; ')}`);
   } else {
     out.push('Skipped configs: none');
   }
@@ -320,7 +326,10 @@ export function planToJson(
       label: plan.configs[r.configIndex]?.label ?? null,
       cycle: r.cycle,
     })),
-    skipped: plan.skipped.map((s) => ({ label: s.label, reasons: s.reasons.map(reasonText) })),
+    skipped: plan.skipped.map((s) => ({
+      label: s.label,
+      reasons: s.reasons.map(formatSkipReason),
+    })),
     estimate: est,
     memory: options.memory ?? [],
   };

@@ -12,8 +12,10 @@ import {
   type RunResult,
   type StudyPlan,
 } from '@llem/domain';
+import { missingInputFiles } from '@llem/measure';
 import {
   describeInputChange,
+  formatSkipReason,
   inputChanges,
   planToJson,
   renderPlan,
@@ -237,6 +239,11 @@ export function summariseStudy(summary: StudySummary): RunSummaryJson {
   };
 }
 
+type MissingInputConfig = Parameters<typeof missingInputFiles>[0];
+
+/** Lines of a failed run's stderr tail shown in the summary (the manifest keeps them all). */
+const FAILED_TAIL_LINES = 5;
+
 const fmt = (v: number | null, digits: number) => (v === null ? '—' : v.toFixed(digits));
 
 function printSummary(ctx: CliContext, s: RunSummaryJson, cwd: string): void {
@@ -268,10 +275,24 @@ function printSummary(ctx: CliContext, s: RunSummaryJson, cwd: string): void {
   if (failed.length > 0) {
     out();
     out('Failed runs:');
-    for (const r of failed)
-      out(
-        `  ${r.label || r.key} (cycle ${r.cycle + 1}): ${r.error?.type}: ${r.error?.message.split('\n')[0]}`,
-      );
+    for (const r of failed) {
+      // The first line says what failed; a command's stderr tail follows it (last lines only).
+      const [first, ...rest] = (r.error?.message ?? '').split('\n');
+      out(`  ${r.label || r.key} (cycle ${r.cycle + 1}): ${r.error?.type}: ${first}`);
+      const tail = rest.filter((l) => l.trim() !== '').slice(-FAILED_TAIL_LINES);
+      for (const line of tail) out(`      ${line}`);
+    }
+  }
+  const warned = new Map<string, number>();
+  for (const r of s.runs)
+    for (const code of r.warnings) warned.set(code, (warned.get(code) ?? 0) + 1);
+  // energy-unavailable is the block below; the rest are about the quality of a measurement.
+  warned.delete('energy-unavailable');
+  if (warned.size > 0) {
+    out();
+    out(
+      `Measurement warnings (details in each result and report.html): ${[...warned].map(([code, n]) => `${code} (${n} ${n === 1 ? 'run' : 'runs'})`).join(', ')}`,
+    );
   }
   if (s.notMeasurable.length > 0) {
     out();
@@ -363,6 +384,33 @@ export function runCommand(
         }
       }
 
+      // Missing model or dataset files are a mistake in the study, not a run failure: say so
+      // before a study directory exists, with where each path was looked for.
+      if (plan) {
+        const missing = new Map<string, { text: string; labels: string[] }>();
+        for (const c of plan.configs) {
+          for (const m of missingInputFiles(c.config as unknown as MissingInputConfig, baseDir)) {
+            const key = `${m.field}\0${m.resolved}`;
+            const entry = missing.get(key);
+            if (entry) entry.labels.push(c.label);
+            else
+              missing.set(key, {
+                text: `${m.field}: ${m.value} does not exist (looked for ${m.resolved})`,
+                labels: [c.label],
+              });
+          }
+        }
+        if (missing.size > 0) {
+          const lines = [...missing.values()].map(
+            ({ text, labels }) =>
+              `  ${text}${plan.configs.length > 1 ? ` [${labels.length === plan.configs.length ? 'every config' : labels.join(', ')}]` : ''}`,
+          );
+          throw new UsageError(
+            `${file ?? QUICKSTART_FILE}: input files not found (relative paths resolve from the study file's folder, ${baseDir}):\n${lines.join('\n')}`,
+          );
+        }
+      }
+
       const { workerModule, execArgv } = workerModuleFor();
       const common = {
         workerModule,
@@ -400,6 +448,11 @@ export function runCommand(
             join(event.studyDir, CLI_STATE_FILE),
             `${JSON.stringify({ baseDir }, null, 2)}\n`,
           );
+          // Said now, not only in the report: a typo in a sweep value must not pass unnoticed.
+          for (const s of plan?.skipped ?? [])
+            ctx.logger.warn(
+              `skipped config ${s.label}: ${s.reasons.map(formatSkipReason).join('; ')}`,
+            );
           // The report lists configs the plan rejected; the manifest only knows runs.
           const skipped = (plan?.skipped ?? []).map((s) => ({
             label: s.label,

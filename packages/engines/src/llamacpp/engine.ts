@@ -158,7 +158,7 @@ class LlamaCppEngine implements Engine {
       throw new LlamaCppEngineError(
         'MODEL_NOT_FOUND',
         `model file not found: ${model} (config field "model"). Give the path of a .gguf file ` +
-          '(relative paths are resolved from the working directory), or use builtin:tiny for the ' +
+          '(relative paths are resolved from the working directory: the folder of the study file under llem run), or use builtin:tiny for the ' +
           'generated test model; llem never downloads models.',
       );
     }
