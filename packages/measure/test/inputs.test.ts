@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileIdentitySchema } from '@llem/domain';
 import { describe, expect, it } from 'vitest';
-import { fileIdentity, identifyInputs, SAMPLE_SLICE_BYTES } from '../src/inputs';
+import { fileIdentity, identifyInputs, missingInputFiles, SAMPLE_SLICE_BYTES } from '../src/inputs';
 
 const dir = mkdtempSync(join(tmpdir(), 'llem-inputs-'));
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
@@ -166,5 +166,42 @@ describe('identifyInputs', () => {
     expect(inputs.model).toBeNull();
     expect(inputs.dataset).not.toBeNull();
     expect(lines).toEqual([expect.stringMatching(/cannot identify the model file .*gone\.gguf/)]);
+  });
+});
+
+describe('missingInputFiles', () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'llem-missing-'));
+  writeFileSync(join(cwd, 'here.gguf'), 'x');
+  writeFileSync(join(cwd, 'p.jsonl'), '{"prompt":"a"}\n');
+  const synthetic = { synthetic: { n: 1, input_len: 1 } };
+
+  it('names a missing llamacpp model and dataset with where each was looked for', () => {
+    expect(
+      missingInputFiles(
+        { engine: 'llamacpp', model: 'gone.gguf', dataset: { path: 'no.jsonl' } },
+        cwd,
+      ),
+    ).toEqual([
+      { field: 'model', value: 'gone.gguf', resolved: join(cwd, 'gone.gguf') },
+      { field: 'dataset', value: 'no.jsonl', resolved: join(cwd, 'no.jsonl') },
+    ]);
+    expect(
+      missingInputFiles({ engine: 'llamacpp', model: '/abs/x.gguf', dataset: synthetic }, cwd),
+    ).toEqual([{ field: 'model', value: '/abs/x.gguf', resolved: '/abs/x.gguf' }]);
+  });
+
+  it('existing files, builtin models, synthetic datasets and command/openai model names pass', () => {
+    expect(
+      missingInputFiles({ engine: 'llamacpp', model: 'here.gguf', dataset: 'p.jsonl' }, cwd),
+    ).toEqual([]);
+    expect(
+      missingInputFiles({ engine: 'llamacpp', model: 'builtin:tiny', dataset: synthetic }, cwd),
+    ).toEqual([]);
+    expect(
+      missingInputFiles({ engine: 'command', model: 'meta-llama/x', dataset: synthetic }, cwd),
+    ).toEqual([]);
+    expect(
+      missingInputFiles({ engine: 'openai', model: 'gpt-x', dataset: synthetic }, cwd),
+    ).toEqual([]);
   });
 });
