@@ -236,7 +236,16 @@ describe('help', () => {
   it('lists report, results and doctor', async () => {
     const { stdout } = await run(['--help']);
     expect(stdout).toMatch(/llem report <study-dir>/);
-    expect(stdout).toMatch(/llem results <command>/);
+    expect(stdout).toMatch(/llem results\s+List, show and compare/);
     expect(stdout).toMatch(/llem doctor/);
+  });
+
+  it('a bare `llem results` or `llem config` names its subcommands (exit 2)', async () => {
+    const results = await run(['results']);
+    expect(results.code).toBe(2);
+    expect(results.stderr).toMatch(/llem: Name a results command: list, show or compare\.\n$/);
+    const config = await run(['config']);
+    expect(config.code).toBe(2);
+    expect(config.stderr).toMatch(/llem: Name a config command: validate, show or schema\.\n$/);
   });
 });

@@ -117,7 +117,11 @@ export function renderConfigTable(
   if (hidden.length) {
     text += `Not shown (terminal too narrow): ${hidden.map((id) => getMetric(id).label).join(', ')}; see --csv or --json.\n`;
   }
-  if (missing.length) {
+  if (summaries.length > 0 && summaries.every((s) => s.completed === 0)) {
+    // Nothing is "not measurable" here: no run completed, so there is nothing to summarise yet.
+    text +=
+      'No completed run: nothing to summarise. Failed runs and their errors are in summary.csv and report.html.\n';
+  } else if (missing.length) {
     text += `Not measured: ${missing.map((id) => getMetric(id).label).join(', ')}.\n`;
   }
   return text;

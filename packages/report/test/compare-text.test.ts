@@ -157,6 +157,24 @@ describe('text tables', () => {
     expect(renderConfigTable(summaries, { color: true })).toContain('\u001b[1m');
   });
 
+  it('a study where no run completed says so, instead of calling every metric unmeasurable', async () => {
+    const dir = buildStudyDir({
+      configs: [
+        {
+          label: 'oom',
+          runs: [0, 1].map((cycle) => ({
+            cycle,
+            status: 'failed' as const,
+            error: { type: 'crash', message: 'CUDA error: out of memory' },
+          })),
+        },
+      ],
+    });
+    const text = renderConfigTable(aggregateStudy(await loadStudy(dir)));
+    expect(text).toContain('No completed run: nothing to summarise.');
+    expect(text).not.toContain('Not measured');
+  });
+
   it('fits a width by dropping trailing metrics, and names them', async () => {
     const summaries = aggregateStudy(await loadStudy(standardStudy()));
     const full = renderConfigTable(summaries);

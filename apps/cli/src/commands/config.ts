@@ -122,7 +122,7 @@ const fileAndJsonOptions = (yargs: Argv<GlobalArgs>) =>
  */
 export function configCommand(ctx: CliContext): CommandModule<GlobalArgs, GlobalArgs> {
   return {
-    command: 'config <command>',
+    command: 'config',
     describe: 'Check, show and describe study files',
     builder: (yargs) =>
       yargs

@@ -56,7 +56,7 @@ function listCommand(ctx: CliContext): CommandModule<GlobalArgs, ListArgs> {
     builder: (y) =>
       y
         .positional('dir', { type: 'string', default: './results', describe: 'Results directory' })
-        .option('json', { type: 'boolean', default: false }) as never,
+        .option('json', { type: 'boolean', default: false, describe: 'The list as JSON' }) as never,
     handler: async (args) => {
       const dir = resolve(ctx.cwd, args.dir);
       if (!(await isDir(dir)))
@@ -76,7 +76,11 @@ function showCommand(ctx: CliContext): CommandModule<GlobalArgs, ShowArgs> {
     describe: 'Print the per-config table (mean and 95% CI across cycles) of a study',
     builder: (y) =>
       y
-        .positional('study-dir', { type: 'string', demandOption: true })
+        .positional('study-dir', {
+          type: 'string',
+          demandOption: true,
+          describe: 'A study directory made by llem run',
+        })
         .option('json', {
           type: 'boolean',
           default: false,
@@ -156,7 +160,7 @@ function compareCommand(ctx: CliContext): CommandModule<GlobalArgs, CompareArgs>
         })
         .positional('b', { type: 'string', demandOption: true })
         .option('in', { type: 'string', describe: 'Compare two configs of this study directory' })
-        .option('json', { type: 'boolean', default: false })
+        .option('json', { type: 'boolean', default: false, describe: 'The comparison as JSON' })
         .example('$0 results compare results/before_… results/after_…', 'same configs, two studies')
         .example(
           '$0 results compare 1 3 --in results/sweep_…',
@@ -206,7 +210,7 @@ function compareCommand(ctx: CliContext): CommandModule<GlobalArgs, CompareArgs>
 /** `llem results list|show|compare`. */
 export function resultsCommand(ctx: CliContext): CommandModule<GlobalArgs, GlobalArgs> {
   return {
-    command: 'results <command>',
+    command: 'results',
     describe: 'List, show and compare study results',
     builder: (y: Argv<GlobalArgs>) =>
       y
