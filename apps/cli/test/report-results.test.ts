@@ -50,6 +50,32 @@ describe('llem report', () => {
     expect(bad.stderr).not.toMatch(/at .*\.ts:\d+/);
   });
 
+  it('says on stderr why the frontier is not the one asked for (no energy measured)', async () => {
+    const dir = buildStudyDir({
+      gpu: false,
+      configs: ['t=1', 't=2'].map((label) => ({
+        label,
+        runs: [0, 1].map((cycle) => ({ cycle, energyPerTokenJ: null, timeseries: false })),
+      })),
+    });
+    const fallback = await run(['report', dir]);
+    expect(fallback.code).toBe(0);
+    expect(fallback.stderr).toMatch(
+      /^note: Energy per output token was not measured for any config .*TTFT p50 .*instead\.\n$/,
+    );
+    const asked = await run([
+      'report',
+      dir,
+      '--pareto-x',
+      'energyPerOutputTokenJ',
+      '--pareto-y',
+      'outputTokensPerS',
+      '--json',
+    ]);
+    expect(asked.code).toBe(0);
+    expect(JSON.parse(asked.stdout).paretoNote).toMatch(/so the frontier is empty/);
+  });
+
   it('names the directory when it is not a study (exit 2, no stack)', async () => {
     const missing = await run(['report', '/nonexistent/study']);
     expect(missing.code).toBe(2);

@@ -28,6 +28,12 @@ export interface StudyReport {
   study: LoadedStudy;
   summaries: ConfigSummary[];
   pareto: ParetoResult;
+  /**
+   * Why the frontier is not what was asked for: the default axes fell back to TTFT vs tokens/s
+   * (no energy measured), or the requested axes have no config with both values (an empty
+   * `pareto.csv`). `null` otherwise. The same text is above the plot in `report.html`.
+   */
+  paretoNote: string | null;
   /** Absolute paths of the files written. */
   files: {
     summary: string;
@@ -95,6 +101,9 @@ export async function writeStudyReport(
       pareto = fallback;
     }
   }
+  if (pareto.points.length === 0 && options.paretoAxes && summaries.length > 0) {
+    paretoNote = `No config has both ${getMetric(requested[0].metric).label} and ${getMetric(requested[1].metric).label}, so the frontier is empty.`;
+  }
   const traces = await collectTraces(study, options.maxTraces ?? 60);
   const files = {
     summary: join(study.dir, STUDY_FILES.summary),
@@ -120,5 +129,5 @@ export async function writeStudyReport(
   logger.debug(
     `summary: ${files.summary}, ${files.summaryByConfig}, ${files.pareto} (${summaries.length} configs, ${study.runs.length} runs)`,
   );
-  return { study, summaries, pareto, files };
+  return { study, summaries, pareto, paretoNote, files };
 }

@@ -71,8 +71,20 @@ describe('report.html (static checks)', () => {
     });
     const report = await writeStudyReport(dir);
     expect(report.pareto.x.metric).toBe('ttftP50Ms');
+    expect(report.paretoNote).toMatch(/^Energy per output token was not measured for any config/);
     const html = readFileSync(report.files.report, 'utf8');
     expect(html).toContain('was not measured for any config');
+    // Asked for explicitly, the energy axes are kept, empty, and the note says why.
+    const asked = await writeStudyReport(dir, {
+      paretoAxes: [
+        { metric: 'energyPerOutputTokenJ', direction: 'min' },
+        { metric: 'outputTokensPerS', direction: 'max' },
+      ],
+    });
+    expect(asked.pareto.points).toEqual([]);
+    expect(asked.paretoNote).toBe(
+      'No config has both Energy per output token and Output tokens/s, so the frontier is empty.',
+    );
     expect(html).toContain('No timeseries with power or temperature');
   });
   it('groups one warning repeated on every run into one line naming the runs', async () => {

@@ -103,6 +103,8 @@ export function reportCommand(ctx: CliContext): CommandModule<GlobalArgs, Report
         ...(paretoAxes ? { paretoAxes } : {}),
         ...(args.seed !== undefined ? { seed: args.seed } : {}),
       }).catch(asUsageError);
+      // Why the frontier is not the one asked for (energy not measured, or empty axes).
+      if (report.paretoNote) ctx.stderr.write(`note: ${report.paretoNote}\n`);
       if (args.json) {
         ctx.stdout.write(
           `${JSON.stringify(
@@ -112,6 +114,7 @@ export function reportCommand(ctx: CliContext): CommandModule<GlobalArgs, Report
               configs: report.summaries.length,
               runs: report.study.runs.length,
               frontier: report.pareto.points.filter((p) => p.onFrontier).map((p) => p.label),
+              paretoNote: report.paretoNote,
             },
             null,
             2,
