@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { didYouMean } from '@llem/domain';
 import type yargsFactory from 'yargs';
 import type { Argv } from 'yargs';
 import { commandFactories } from './commands/index';
@@ -49,11 +50,33 @@ export function buildCli(argv: string[], ctx: CliContext): Argv<GlobalArgs> {
     .demandCommand(1, 'Name a command (see llem --help).')
     .wrap(Math.min(110, process.stdout.columns ?? 100))
     .exitProcess(false)
-    .fail((message, error) => {
-      throw error ?? new UsageFailure(message);
+    .fail((message, error, instance) => {
+      throw error ?? new UsageFailure(withFlagSuggestions(message, instance));
     }) as unknown as Argv<GlobalArgs>;
   for (const factory of commandFactories) cli = cli.command(factory(ctx));
   return cli;
+}
+
+/**
+ * yargs says `Unknown argument: dryrun`; add the flag that was probably meant (`--dry-run`), from
+ * the options the failing command describes (kebab-case names only, not yargs' camelCase aliases).
+ */
+function withFlagSuggestions(message: string, instance: unknown): string {
+  const match = /^Unknown arguments?: (.+)$/.exec(message);
+  // yargs 17 passes its usage object: `getDescriptions()` holds the described options in scope.
+  const keys = (
+    instance as { getDescriptions?: () => Record<string, unknown> } | undefined
+  )?.getDescriptions?.();
+  if (!match?.[1] || !keys) return message;
+  const known = Object.keys(keys).filter((k) => /^[a-z][a-z0-9-]*$/.test(k));
+  const names = match[1].split(', ');
+  const hints = names
+    .map((name) => [name, didYouMean(name, known)] as const)
+    .filter((pair): pair is readonly [string, string] => pair[1] !== undefined)
+    .map(([name, hint]) =>
+      names.length === 1 ? `did you mean --${hint}?` : `${name}: did you mean --${hint}?`,
+    );
+  return hints.length ? `${message} (${hints.join('; ')})` : message;
 }
 
 class UsageFailure extends Error {

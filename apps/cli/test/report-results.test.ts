@@ -266,6 +266,24 @@ describe('help', () => {
     expect(stdout).toMatch(/llem doctor/);
   });
 
+  it('a mistyped flag gets the flag that was probably meant (exit 2)', async () => {
+    const dry = await run(['run', '--dryrun']);
+    expect(dry.code).toBe(2);
+    // (after the command's help, which yargs prints on a usage failure)
+    expect(dry.stderr.endsWith('llem: Unknown argument: dryrun (did you mean --dry-run?)\n')).toBe(
+      true,
+    );
+    const two = await run(['report', 'x', '--paretox', 'a', '--jsn']);
+    expect(two.code).toBe(2);
+    expect(
+      two.stderr.endsWith(
+        'llem: Unknown arguments: paretox, jsn (paretox: did you mean --pareto-x?; jsn: did you mean --json?)\n',
+      ),
+    ).toBe(true);
+    const none = await run(['run', '--bogusflag']);
+    expect(none.stderr.endsWith('\nllem: Unknown argument: bogusflag\n')).toBe(true);
+  });
+
   it('a bare `llem results` or `llem config` names its subcommands (exit 2)', async () => {
     const results = await run(['results']);
     expect(results.code).toBe(2);
