@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { type FileHandle, open, stat } from 'node:fs/promises';
-import { isAbsolute, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { FileIdentity, RunInputs } from '@llem/domain';
 import type { EngineInfo } from '@llem/engines';
 import type { Logger } from '@llem/resilience';
@@ -96,11 +96,10 @@ export async function identifyInputs(
   options: { cwd?: string; logger?: Logger; fullHashLimitBytes?: number } = {},
 ): Promise<RunInputs> {
   const cwd = options.cwd ?? process.cwd();
-  const at = (p: string) => (isAbsolute(p) ? p : resolve(cwd, p));
   const identify = async (what: string, path: string | null, quiet: boolean) => {
     if (path === null) return null;
     try {
-      return await fileIdentity(at(path), options);
+      return await fileIdentity(resolve(cwd, path), options);
     } catch (error) {
       if (!quiet)
         options.logger?.debug(
@@ -153,14 +152,13 @@ export function missingInputFiles(
   cwd: string,
 ): MissingInput[] {
   const missing: MissingInput[] = [];
-  const check = (field: string, value: string) => {
-    const resolved = isAbsolute(value) ? value : resolve(cwd, value);
+  const check = (field: string, value: string | null) => {
+    if (value === null) return;
+    const resolved = resolve(cwd, value);
     if (!existsSync(resolved)) missing.push({ field, value, resolved });
   };
   if (config.engine === 'llamacpp' && !config.model.startsWith('builtin:'))
     check('model', config.model);
-  const { dataset } = config;
-  if (typeof dataset === 'string') check('dataset', dataset);
-  else if (!('synthetic' in dataset)) check('dataset', dataset.path);
+  check('dataset', datasetPath(config.dataset));
   return missing;
 }

@@ -31,7 +31,7 @@ export interface InputChange {
  * for (const c of inputChanges(study.runs)) console.warn(describeInputChange(c));
  */
 export function inputChanges(runs: readonly RunRecord[]): InputChange[] {
-  const found = new Map<string, InputChange>();
+  const found: InputChange[] = [];
   for (const input of ['model', 'dataset'] as const) {
     const byConfig = new Map<string, { label: string; variants: Map<string, InputVariant> }>();
     for (const r of runs) {
@@ -55,15 +55,10 @@ export function inputChanges(runs: readonly RunRecord[]): InputChange[] {
     }
     for (const [configHash, { label, variants }] of byConfig) {
       if (variants.size > 1)
-        found.set(`${configHash}\0${input}`, {
-          configHash,
-          label,
-          input,
-          variants: [...variants.values()],
-        });
+        found.push({ configHash, label, input, variants: [...variants.values()] });
     }
   }
-  return [...found.values()];
+  return found;
 }
 
 /**
