@@ -29,11 +29,6 @@ export function stderrLogger(level: string = process.env.LLEM_LOG_LEVEL ?? 'info
   return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
 }
 
-/** Where the CSV timeseries goes: the runner's path with a `.csv` extension. */
-export function timeseriesCsvPath(timeseriesFile: string): string {
-  return timeseriesFile.replace(/\.[^./]+$/, '') + '.csv';
-}
-
 /**
  * Measure one task. Exposed for tests and for library users who fork their own workers.
  *
@@ -70,7 +65,8 @@ export async function measureTask(
       ...deps,
     },
   );
-  const csvFile = timeseriesCsvPath(task.timeseriesFile);
+  // The study layout names it (`runs/<key>.timeseries.csv`); the runner hands the path over.
+  const csvFile = task.files.timeseries;
   const tmp = `${csvFile}.tmp-${process.pid}`;
   writeFileSync(tmp, timeseriesCsv);
   renameSync(tmp, csvFile);
