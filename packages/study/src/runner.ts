@@ -409,17 +409,25 @@ export class StudyRunner<Config = unknown> {
     const verify = this.#options.verifyResult ?? (() => ({ ok: true }) as const);
     let recovered = 0;
     for (const run of directory.state().runs) {
-      if (run.status !== 'completed' || run.liveOwner) continue;
+      if (run.liveOwner) continue;
       const paths = directory.runPaths(run.key);
       let verdict: ResultVerdict;
-      try {
-        verdict = verify(JSON.parse(readFileSync(paths.result, 'utf8')));
-      } catch (error) {
-        verdict = {
-          ok: false,
-          reason:
-            error instanceof SyntaxError ? `is not valid JSON (${error.message})` : String(error),
-        };
+      if (run.status !== 'completed') {
+        // A record that says completed with no result file: not completed, and said so.
+        if (run.record?.status !== 'completed') continue;
+        verdict = { ok: false, reason: 'is missing' };
+      } else {
+        try {
+          verdict = verify(JSON.parse(readFileSync(paths.result, 'utf8')));
+        } catch (error) {
+          verdict = {
+            ok: false,
+            reason:
+              error instanceof SyntaxError
+                ? `is not valid JSON (${error.message})`
+                : `cannot be read (${String(error)})`,
+          };
+        }
       }
       if (verdict.ok && run.record?.status === 'completed') continue;
       const held = directory.claim(run.key, this.#owner);
@@ -428,7 +436,7 @@ export class StudyRunner<Config = unknown> {
         if (!verdict.ok) {
           const aside = directory.setResultAside(run.key, 'damaged');
           this.#logger.warn(
-            `re-running ${run.key} (${run.label}, cycle ${run.cycle + 1}): its result ${run.resultFile} ${verdict.reason}${aside ? `; the file is kept as ${aside}` : ''}`,
+            `re-running ${run.key} (${run.label}, cycle ${run.cycle + 1}): its result ${runFiles(run.key).result} ${verdict.reason}${aside ? `; the file is kept as ${aside}` : ''}`,
           );
           this.#record(directory, run, {
             status: 'pending',
