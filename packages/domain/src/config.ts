@@ -337,6 +337,11 @@ const commonShape = {
   warmup: WarmupSchema.prefault({}),
   baseline: BaselineSchema.prefault({}),
   energy: EnergySchema.prefault({}),
+  devices_per_run: positiveInt
+    .optional()
+    .describe(
+      'GPUs a run of this config is given from execution.devices (e.g. 2 for a tensor-parallel-2 server); default execution.devices_per_run',
+    ),
 };
 
 const LlamacppExperimentSchema = z.strictObject({
@@ -415,6 +420,7 @@ export const PartialExperimentSchema = z.strictObject({
   warmup: z.strictObject(warmupShape).partial().optional(),
   baseline: BaselineSchema.partial().optional(),
   energy: EnergySchema.partial().optional(),
+  devices_per_run: commonShape.devices_per_run,
   llamacpp: z.strictObject(llamacppShape).partial().optional(),
   openai: z.strictObject(openaiShape).partial().optional(),
   command: z.strictObject(commandShape).partial().optional(),

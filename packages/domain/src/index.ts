@@ -70,7 +70,7 @@ export {
 export type { ParseStudyOptions, StudyFormat } from './parse';
 export { formatFromFileName, parseStudyText } from './parse';
 export type { PlannedConfig, PlanOptions, ScheduledRun, SkippedConfig, StudyPlan } from './plan';
-export { deepMerge, orderRuns, planStudy, runKey } from './plan';
+export { deepMerge, devicesPerRun, orderRuns, planStudy, runKey } from './plan';
 export { QUICKSTART_FILE, quickstartStudy } from './quickstart';
 export { mulberry32, seededShuffle } from './random';
 export type {
@@ -81,6 +81,7 @@ export type {
   KnownWarningCode,
   LatencyStats,
   ResidualCheck,
+  RunDevice,
   RunEnergy,
   RunEnvironment,
   RunInputs,
@@ -121,7 +122,6 @@ export { ExecutionSchema, RUN_ORDERS, StudyFileSchema, SweepSchema } from './stu
 export type {
   CliState,
   RunClaim,
-  RunDevice,
   RunFiles,
   RunOwner,
   RunRecord,
@@ -137,7 +137,6 @@ export {
   RUN_KEY_PATTERN,
   RUN_RECORD_SCHEMA_VERSION,
   RunClaimSchema,
-  RunDeviceSchema,
   RunFilePathsSchema,
   RunOwnerSchema,
   RunRecordSchema,

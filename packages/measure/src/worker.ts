@@ -52,6 +52,8 @@ export async function measureTask(
       config: task.config,
       residualCheck: task.residualCheck,
       llemVersion: task.toolVersion,
+      devices: task.devices,
+      sharedHost: task.parallel,
     },
     {
       logger,

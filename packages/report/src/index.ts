@@ -57,6 +57,7 @@ export {
   estimatePlanDuration,
   formatDuration,
   formatSkipReason,
+  planParallelism,
   planToJson,
   renderPlan,
 } from './plan';
