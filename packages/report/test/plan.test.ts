@@ -160,7 +160,10 @@ describe('dry run of a many-GPU study', () => {
     // A config that takes two GPUs halves the parallelism.
     const two = {
       ...four,
-      configs: four.configs.map((c) => ({ ...c, config: { ...c.config, devices_per_run: 2 } })),
+      configs: four.configs.map((c) => ({
+        ...c,
+        config: { ...(c.config as object), devices_per_run: 2 },
+      })),
     };
     expect(estimatePlanDuration(two).parallel).toBe(2);
     expect(renderPlan(two)).toContain('2 GPUs per run, up to 2 runs at a time');
