@@ -1,5 +1,6 @@
 export type {
   BaselineConfig,
+  BuiltinModelName,
   CommandConfig,
   CommandExperimentConfig,
   DatasetConfig,
@@ -10,8 +11,8 @@ export type {
   ExperimentConfig,
   ExperimentConfigInput,
   KvCacheType,
-  LlamacppConfig,
-  LlamacppExperimentConfig,
+  LlamaCppConfig,
+  LlamaCppExperimentConfig,
   OpenaiConfig,
   OpenaiExperimentConfig,
   PartialExperimentInput,
@@ -30,8 +31,9 @@ export {
   ENGINE_NAMES,
   EnergySchema,
   ExperimentConfigSchema,
+  isBuiltinModel,
   KV_CACHE_TYPES,
-  LlamacppSchema,
+  LlamaCppSchema,
   OpenaiSchema,
   PartialExperimentSchema,
   SloSchema,
@@ -116,4 +118,5 @@ export { coefficientOfVariation, mean, sampleStd } from './stats';
 export type { ExecutionConfig, RunOrder, StudyFileInput } from './study';
 export { ExecutionSchema, RUN_ORDERS, StudyFileSchema, SweepSchema } from './study';
 export { didYouMean, levenshtein } from './suggest';
+export type { ParsedExperimentConfig } from './validate';
 export { parseExperimentConfig } from './validate';
