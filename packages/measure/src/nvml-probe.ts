@@ -1,4 +1,5 @@
-import type { ClockEventReason, Nvml, NvmlDevice, PowerSample, PowerSampler } from '@llem/nvml';
+import type { Nvml, NvmlDevice, PowerSample, PowerSampler } from '@llem/nvml';
+import { readGpu } from '@llem/nvml/readings';
 import type { Logger } from '@llem/resilience';
 import type { BackgroundGpuSampler, GpuSample, GpuSampleAt } from './gpu';
 import type { GpuProbeOutcome } from './harness';
@@ -85,20 +86,8 @@ export async function openNvmlGpuProbe(
       },
       energyCounterMj: (index) => quiet(() => dev(index).totalEnergyMj()),
       powerW: (index) => quiet(() => dev(index).instantPowerW()),
-      sample: (index): GpuSample => {
-        const d = dev(index);
-        const memory = quiet(() => d.memoryInfo());
-        return {
-          index,
-          powerW: quiet(() => d.instantPowerW()),
-          memoryUsedMiB: memory?.usedMiB ?? null,
-          memoryTotalMiB: memory?.totalMiB ?? null,
-          temperatureC: quiet(() => d.temperatureC()),
-          utilizationGpuPct: quiet(() => d.utilization()?.gpuPct ?? null),
-          smClockMHz: quiet(() => d.smClockMHz()),
-          clockEventReasons: quiet(() => d.clockEventReasonsMask()),
-        };
-      },
+      // readGpu never throws: a reading whose call fails is null.
+      sample: (index): GpuSample => ({ index, ...readGpu(dev(index)) }),
       startBackgroundSampler: (intervalMs) =>
         startWorkerSamplers(nvmlModule, nvml, handles, intervalMs, logger),
       close: () => {
@@ -126,13 +115,12 @@ function startWorkerSamplers(
   intervalMs: number,
   logger: Logger,
 ): BackgroundGpuSampler {
-  const bits = nvmlModule.CLOCK_EVENT_REASON_BITS;
   const started: { index: number; sampler: PowerSampler }[] = [];
   const stopAll = (): GpuSampleAt[] => {
     const out: GpuSampleAt[] = [];
     for (const { index, sampler } of started) {
       try {
-        for (const s of sampler.stop()) out.push({ t: s.t, sample: toGpuSample(index, s, bits) });
+        for (const s of sampler.stop()) out.push({ t: s.t, sample: toGpuSample(index, s) });
       } catch (error) {
         logger.debug(
           `measure: stopping GPU ${index}'s sampler failed: ${(error as Error).message}`,
@@ -166,41 +154,7 @@ function startWorkerSamplers(
   };
 }
 
-const MIB = 1024 * 1024;
-
-/** A worker `PowerSample` in the harness's shape (MiB, the undecoded clock-event mask). */
-function toGpuSample(
-  index: number,
-  s: PowerSample,
-  bits: Readonly<Record<string, number>>,
-): GpuSample {
-  return {
-    index,
-    powerW: s.powerW,
-    memoryUsedMiB: s.memoryUsedBytes === null ? null : s.memoryUsedBytes / MIB,
-    memoryTotalMiB: s.memoryTotalBytes === null ? null : s.memoryTotalBytes / MIB,
-    temperatureC: s.temperatureC,
-    utilizationGpuPct: s.utilizationGpuPct,
-    smClockMHz: s.smClockMHz,
-    clockEventReasons: s.clockEventReasons === null ? null : reasonsMask(s.clockEventReasons, bits),
-  };
-}
-
-/**
- * Re-encode decoded clock-event reasons (`unknown:0x…` carries the bits nvml has no name for).
- *
- * @example
- * reasonsMask(['gpuIdle', 'swPowerCap'], CLOCK_EVENT_REASON_BITS); // 0x5
- */
-export function reasonsMask(
-  reasons: readonly ClockEventReason[],
-  bits: Readonly<Record<string, number>>,
-): number {
-  let mask = 0;
-  for (const name of reasons) {
-    // Summing, not OR-ing: unknown bits can lie above 2^31, where `|` would truncate them.
-    if (name.startsWith('unknown:0x')) mask += Number.parseInt(name.slice(10), 16);
-    else mask += bits[name] ?? 0;
-  }
-  return mask;
+/** A worker `PowerSample` in the harness's shape: the same readings, with the device index. */
+function toGpuSample(index: number, { t: _t, ...readings }: PowerSample): GpuSample {
+  return { index, ...readings };
 }
