@@ -55,7 +55,7 @@ export {
 export { openNvmlGpuProbe } from './nvml-probe';
 export type { Sampler, SamplerOptions, TimeseriesRow } from './sampler';
 export { startSampler, timeseriesCsv } from './sampler';
-export { coefficientOfVariation, latencyStats, mean, percentile, stddev } from './stats';
+export { latencyStats, percentile } from './stats';
 export type {
   SteadyStateEnergy,
   SteadyStateEnergyInput,

@@ -376,8 +376,8 @@ function rebuildError(failure: Extract<WorkerMessage, { type: 'failed' }>): Erro
 }
 
 /**
- * The worker's start-up script. Built (dist), the entry is `sampler-worker.js` beside this
- * module. From source (tests, `tsx`), the entry is the `.ts` file, loaded through tsx's
+ * The worker's start-up script. Built (dist), the entry is `internal/sampler-worker.js` next to
+ * this module. From source (tests, `tsx`), the entry is the `.ts` file, loaded through tsx's
  * CommonJS require hook: Node 20 does not apply `--import` loaders to worker threads, while a
  * require hook registered inside the worker does. Either way a failure to load the entry is
  * reported through the state word, so start() never waits out its timeout on a broken install.
@@ -387,10 +387,10 @@ function workerBootstrap(): string {
   let load: string;
   if (here.endsWith('.ts')) {
     const tsx = createRequire(here).resolve('tsx/cjs/api');
-    const entry = fileURLToPath(new URL('./sampler-worker.ts', here));
+    const entry = fileURLToPath(new URL('./internal/sampler-worker.ts', here));
     load = `require(${JSON.stringify(tsx)}).register(); require(${JSON.stringify(entry)});`;
   } else {
-    const entry = new URL('./sampler-worker.js', here);
+    const entry = new URL('./internal/sampler-worker.js', here);
     if (!existsSync(entry)) {
       throw new Error(
         `PowerSampler: the sampler worker is missing (${fileURLToPath(entry)}); reinstall @llem/nvml or use thread 'main'`,

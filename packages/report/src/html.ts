@@ -1,8 +1,8 @@
 import type { RunResult } from '@llem/domain';
 import { type ConfigSummary, smallSampleNote } from './aggregate';
-import { configBarCharts, latencyCharts, paretoChart } from './charts';
 import { escapeHtml as esc, formatInterval, formatNumber } from './format';
 import { describeInputChange, inputChanges } from './inputs';
+import { configBarCharts, latencyCharts, paretoChart } from './internal/charts';
 import type { LoadedStudy } from './load';
 import { getMetric, METRICS, type MetricId } from './metrics';
 import type { ParetoResult } from './pareto';

@@ -5,8 +5,8 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { BuiltinModelName } from '@llem/domain';
 import { type Logger, noopLogger } from '@llem/resilience';
-import { layoutGguf, writeGguf } from './gguf-writer';
-import { buildTinyModelDocument } from './model';
+import { layoutGguf, writeGguf } from './internal/gguf-writer';
+import { buildTinyModelDocument } from './internal/model';
 import { microModelSpec, type TinyModelSpec, tinyModelSpec } from './spec';
 
 export type { TinyModelSpec } from './spec';

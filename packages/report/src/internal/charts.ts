@@ -1,10 +1,10 @@
 import * as Plot from '@observablehq/plot';
 import { parseHTML } from 'linkedom';
-import type { ConfigSummary } from './aggregate';
-import type { RunRecord } from './load';
-import { getMetric, METRICS, type MetricId } from './metrics';
-import type { ParetoResult } from './pareto';
-import type { TimeseriesSample } from './timeseries';
+import type { ConfigSummary } from '../aggregate';
+import type { RunRecord } from '../load';
+import { getMetric, METRICS, type MetricId } from '../metrics';
+import type { ParetoResult } from '../pareto';
+import type { TimeseriesSample } from '../timeseries';
 
 /**
  * Server-side SVG charts. Observable Plot builds the axes, scales and marks; linkedom gives it a

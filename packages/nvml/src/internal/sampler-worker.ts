@@ -4,9 +4,11 @@
 // written as flat float64 records and posted in batches; the caller drains them synchronously.
 //
 // No `import.meta` and no top-level await here: from source this file runs as CommonJS through
-// tsx's require hook (see workerSpec in sampler.ts), from dist as ESM.
+// tsx's require hook (see workerBootstrap in ../sampler.ts), from dist as ESM.
 import { workerData } from 'node:worker_threads';
-import { NvmlError } from './errors';
+import { NvmlError } from '../errors';
+import { Nvml, type NvmlDevice } from '../nvml';
+import { deviceCall, GPU_READINGS, safeRead } from '../readings';
 import {
   type BatchMessage,
   CLOCK_OFFSET_BYTE,
@@ -18,9 +20,7 @@ import {
   type SamplerWorkerData,
   STATE,
   State,
-} from './internal/sampler-protocol';
-import { Nvml, type NvmlDevice } from './nvml';
-import { deviceCall, GPU_READINGS, safeRead } from './readings';
+} from './sampler-protocol';
 
 const NULL = Number.NaN;
 
