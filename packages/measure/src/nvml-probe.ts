@@ -30,18 +30,14 @@ export async function openNvmlGpuProbe(
   try {
     nvml = nvmlModule.Nvml.open();
   } catch (error) {
-    // The library error lists every path it tried, one per line: those go to the debug log; the
-    // result keeps the first line and the count, which is what a reader needs.
-    const [first = ''] = (error as Error).message.split('\n');
-    const tried = (error as { triedPaths?: readonly string[] }).triedPaths ?? [];
+    // The library error lists every path it tried, one per line: those go to the debug log
+    // (the run's log, and the console with -v); the result keeps its one-line summary.
     logger.debug(`measure: NVML unavailable: ${(error as Error).message}`);
-    const hint =
-      tried.length === 0
-        ? ''
-        : tried.length <= 2
-          ? ` (tried ${tried.join(', ')})`
-          : ` (tried ${tried.length} library paths; set LLEM_NVML_LIBRARY to libnvidia-ml.so.1 if the driver is installed elsewhere)`;
-    return { probe: null, reason: `NVML is not available: ${first.replace(/\.$/, '')}${hint}` };
+    const why =
+      error instanceof nvmlModule.NvmlLibraryError
+        ? error.summary
+        : ((error as Error).message.split('\n')[0] ?? '').replace(/\.$/, '');
+    return { probe: null, reason: `NVML is not available: ${why}` };
   }
   const handles = new Map<number, NvmlDevice>();
   try {

@@ -13,7 +13,7 @@ export {
   decodeClockEventReasons,
   THROTTLE_REASONS,
 } from './clock-reasons';
-export type { NvmlErrorCode } from './errors';
+export type { NvmlErrorCode, NvmlLibraryAttempt } from './errors';
 export { NVML_RETURN_CODES, NvmlError, NvmlLibraryError, nvmlErrorCode } from './errors';
 export { nvmlLibraryCandidates } from './internal/bindings';
 export type {
