@@ -1,5 +1,6 @@
 export type {
   BaselineConfig,
+  BuiltinModelName,
   CommandConfig,
   CommandExperimentConfig,
   DatasetConfig,
@@ -10,8 +11,8 @@ export type {
   ExperimentConfig,
   ExperimentConfigInput,
   KvCacheType,
-  LlamacppConfig,
-  LlamacppExperimentConfig,
+  LlamaCppConfig,
+  LlamaCppExperimentConfig,
   OpenaiConfig,
   OpenaiExperimentConfig,
   PartialExperimentInput,
@@ -30,8 +31,9 @@ export {
   ENGINE_NAMES,
   EnergySchema,
   ExperimentConfigSchema,
+  isBuiltinModel,
   KV_CACHE_TYPES,
-  LlamacppSchema,
+  LlamaCppSchema,
   OpenaiSchema,
   PartialExperimentSchema,
   SloSchema,
@@ -153,4 +155,5 @@ export {
   WorkerTaskSchema,
 } from './study-layout';
 export { didYouMean, levenshtein } from './suggest';
+export type { ParsedExperimentConfig } from './validate';
 export { parseExperimentConfig } from './validate';

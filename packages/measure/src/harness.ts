@@ -1,6 +1,13 @@
-import type { EnergyMethod, ResidualCheck, RunDevice, RunResult, RunWarning } from '@llem/domain';
-import { RUN_RESULT_SCHEMA_VERSION, RunResultSchema } from '@llem/domain';
-import type { Engine, EngineContext, EngineInfo, EngineName, RunHooks } from '@llem/engines';
+import type {
+  EnergyMethod,
+  EngineName,
+  ResidualCheck,
+  RunDevice,
+  RunResult,
+  RunWarning,
+} from '@llem/domain';
+import { parseExperimentConfig, RUN_RESULT_SCHEMA_VERSION, RunResultSchema } from '@llem/domain';
+import type { Engine, EngineContext, EngineInfo, RunHooks } from '@llem/engines';
 import {
   CleanupRegistry,
   sleep as defaultSleep,
@@ -81,11 +88,14 @@ export interface MeasureInput<C extends HarnessConfig = HarnessConfig> {
 export type GpuProbeOutcome = { probe: GpuProbe } | { probe: null; reason: string };
 
 /** Everything the harness touches outside itself; every field has a production default. */
-export interface MeasureDeps {
+export interface MeasureDeps<C extends HarnessConfig = HarnessConfig> {
   logger?: Logger;
   signal?: AbortSignal;
-  /** Build the engine. Default: `createEngine` from `@llem/engines`. */
-  createEngine?: (config: HarnessConfig, ctx: EngineContext) => Promise<Engine>;
+  /**
+   * Build the engine. Default: `createEngine` from `@llem/engines`, on the config validated by
+   * `@llem/domain` (an engine takes the whole `ExperimentConfig`, not just the fields above).
+   */
+  createEngine?: (config: C, ctx: EngineContext) => Promise<Engine>;
   /** Open the GPU driver for these devices. Default: NVML through `@llem/nvml`. */
   openGpuProbe?: (
     devices: readonly number[],
@@ -180,7 +190,7 @@ function combineEnergy(
  */
 export async function measureRun<C extends HarnessConfig>(
   input: MeasureInput<C>,
-  deps: MeasureDeps = {},
+  deps: MeasureDeps<C> = {},
 ): Promise<MeasureOutput> {
   const logger = deps.logger ?? noopLogger;
   const signal = deps.signal ?? new AbortController().signal;
@@ -622,7 +632,7 @@ export async function measureRun<C extends HarnessConfig>(
 
 async function defaultCreateEngine(config: HarnessConfig, ctx: EngineContext): Promise<Engine> {
   const { createEngine } = await import('@llem/engines');
-  return createEngine(config, ctx);
+  return createEngine(parseExperimentConfig(config), ctx);
 }
 
 async function defaultOpenGpuProbe(

@@ -53,9 +53,9 @@ export {
   latencySamples,
 } from './metrics';
 export { openNvmlGpuProbe } from './nvml-probe';
-export type { Sampler, SamplerOptions, SamplerTick, TimeseriesRow } from './sampler';
+export type { Sampler, SamplerOptions, TimeseriesRow } from './sampler';
 export { startSampler, timeseriesCsv } from './sampler';
-export { coefficientOfVariation, latencyStats, mean, percentile, stddev } from './stats';
+export { latencyStats, percentile } from './stats';
 export type {
   SteadyStateEnergy,
   SteadyStateEnergyInput,
