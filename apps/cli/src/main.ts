@@ -4,7 +4,7 @@ import type yargsFactory from 'yargs';
 import type { Argv } from 'yargs';
 import { commandFactories } from './commands/index';
 import type { CliContext, GlobalArgs } from './context';
-import { ExitCode, exitCodeFor, formatError } from './errors';
+import { ExitCode, exitCodeFor, formatError, UsageError } from './errors';
 import { createCliLogger, levelFromVerbosity } from './logger';
 import { cliVersion } from './version';
 
@@ -79,9 +79,8 @@ function withFlagSuggestions(message: string, instance: unknown): string {
   return hints.length ? `${message} (${hints.join('; ')})` : message;
 }
 
-class UsageFailure extends Error {
-  override readonly name = 'UsageError';
-}
+/** yargs' own validation failure (unknown flag, missing argument): printed after the help. */
+class UsageFailure extends UsageError {}
 
 /** Run the CLI and resolve to its exit code. Never calls process.exit. */
 export async function main(argv: string[], options: MainOptions = {}): Promise<number> {

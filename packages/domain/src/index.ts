@@ -41,7 +41,7 @@ export {
   WarmupSchema,
 } from './config';
 export type { ConfigErrorCode, ConfigErrorOptions, ConfigIssue } from './errors';
-export { ConfigError, formatConfigIssues } from './errors';
+export { CONFIG_ERROR_CODES, ConfigError, formatConfigIssues } from './errors';
 export {
   canonicalJson,
   designHashFromConfigHashes,
@@ -58,6 +58,7 @@ export type {
   ManifestEntryStatus,
   ManifestError,
   ManifestStatus,
+  RunFailureType,
 } from './manifest';
 export {
   countManifestEntries,
@@ -68,6 +69,8 @@ export {
   ManifestErrorSchema,
   ManifestSchema,
   ManifestStatusSchema,
+  RUN_FAILURE_TYPES,
+  RunFailureTypeSchema,
 } from './manifest';
 export type { ParseStudyOptions, StudyFormat } from './parse';
 export { formatFromFileName, parseStudyText } from './parse';

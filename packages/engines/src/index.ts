@@ -1,4 +1,9 @@
-export type { CommandEngineOptions, ProgramLatency, ProgramReport } from './command/index';
+export type {
+  CommandEngineErrorCode,
+  CommandEngineOptions,
+  ProgramLatency,
+  ProgramReport,
+} from './command/index';
 export { CommandEngineError, createCommandEngine, killAllProcessGroups } from './command/index';
 export type { CreateEngineOptions } from './create';
 export { createEngine } from './create';

@@ -18,6 +18,7 @@ export {
 export type { RaplProbe } from './energy/rapl';
 export { DEFAULT_POWERCAP_ROOT, probeRapl } from './energy/rapl';
 export { peakRssMiB, snapshotEnvironment } from './environment';
+export type { MeasurementErrorCode } from './errors';
 export { MeasurementError } from './errors';
 export type {
   BackgroundGpuSampler,

@@ -23,9 +23,11 @@ import {
   ManifestSchema,
   type ManifestStatus,
   RUN_CLAIM_SCHEMA_VERSION,
+  RUN_FAILURE_TYPES,
   RUN_RECORD_SCHEMA_VERSION,
   type RunClaim,
   RunClaimSchema,
+  type RunFailureType,
   type RunFiles,
   type RunOwner,
   type RunRecord,
@@ -467,7 +469,7 @@ export class StudyDirectory {
         owner: null,
         startedAt: e.startedAt,
         endedAt: e.endedAt,
-        error: e.error,
+        error: e.error ? legacyError(e.error) : null,
         resultFile: e.resultFile,
         updatedAt: manifest?.updatedAt ?? new Date(0).toISOString(),
       });
@@ -675,6 +677,22 @@ export class StudyDirectory {
     this.writeManifest(this.manifestFor(state, toolVersion));
     return state;
   }
+}
+
+/**
+ * An error as a manifest written before `RUN_FAILURE_TYPES` holds it (`type` was the worker's
+ * error class name): the closed type it stands for, the old name kept as the code.
+ */
+function legacyError(error: NonNullable<ManifestEntry['error']>): NonNullable<RunRecord['error']> {
+  const byName: Readonly<Record<string, RunFailureType>> = {
+    EngineError: 'engine',
+    ConfigError: 'config',
+    MeasurementError: 'measurement',
+  };
+  const known = (RUN_FAILURE_TYPES as readonly string[]).includes(error.type);
+  const type = known ? (error.type as RunFailureType) : (byName[error.type] ?? 'crash');
+  const code = error.code ?? (known ? undefined : error.type);
+  return { type, message: error.message, ...(code ? { code } : {}) };
 }
 
 function toManifestEntry(run: RunState): ManifestEntry {

@@ -15,7 +15,8 @@ export {
   StudyDirectory,
   systemLiveness,
 } from './directory';
-export { StudyDesignChangedError, StudyError } from './errors';
+export type { StudyErrorCode } from './errors';
+export { StudyDesignChangedError, StudyDevicesError, StudyError } from './errors';
 export type {
   Eta,
   RunEndStatus,

@@ -525,10 +525,7 @@ export class StudyRunner<Config = unknown> {
           );
           this.#record(directory, run, {
             status: 'pending',
-            error: {
-              type: 'invalid-result',
-              message: `its result was unusable: ${verdict.reason}`,
-            },
+            error: { type: 'no-result', message: `its result was unusable: ${verdict.reason}` },
             resultFile: null,
           });
         } else {
@@ -939,7 +936,11 @@ export class StudyRunner<Config = unknown> {
       });
       return 'interrupted';
     }
-    const error: ManifestError = { type: outcome.error.type, message: outcome.error.message };
+    const error: NonNullable<RunRecord['error']> = {
+      type: outcome.error.type,
+      message: outcome.error.message,
+      ...(outcome.error.code ? { code: outcome.error.code } : {}),
+    };
     this.#logger.warn(`run ${run.key} (${planned.label}) failed: ${error.type}: ${error.message}`);
     write({ status: 'failed', error, endedAt });
     return 'failed';

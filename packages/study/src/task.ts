@@ -59,7 +59,14 @@ export function errorFileFor(resultFile: string): string {
 
 /** What a failing worker writes to the error file. */
 export interface WorkerErrorReport {
-  error: { type: string; message: string; stack: string | null };
+  error: {
+    /** One of `@llem/domain`'s `RUN_FAILURE_TYPES` (see `failureTypeOf`). */
+    type: string;
+    message: string;
+    stack: string | null;
+    /** The error's own code, when it had one. */
+    code?: string;
+  };
 }
 
 /** Messages a worker sends its runner over IPC. */

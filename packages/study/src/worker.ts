@@ -1,6 +1,8 @@
 import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
+import type { RunFailureType } from '@llem/domain';
+import { isLlemError } from '@llem/resilience';
 import { publishFileSync, writeJsonAtomicSync } from './internal/atomic';
 import { TASK_FILE_ENV, type WorkerErrorReport, type WorkerMessage, type WorkerTask } from './task';
 
@@ -248,8 +250,35 @@ function startWatchdog(shared: Int32Array): void {
 }
 
 function describe(error: unknown): WorkerErrorReport['error'] {
+  const type = failureTypeOf(error);
+  const code = isLlemError(error) ? { code: error.code } : {};
   if (error instanceof Error) {
-    return { type: error.name || 'Error', message: error.message, stack: error.stack ?? null };
+    return { type, message: error.message, stack: error.stack ?? null, ...code };
   }
-  return { type: 'Error', message: String(error), stack: null };
+  return { type, message: String(error), stack: null };
+}
+
+/**
+ * The run-failure type (`@llem/domain`'s `RUN_FAILURE_TYPES`) of an error a handler threw: by
+ * the `source` of a llem error (`engine`, `config`, `server`, `measurement`; a measurement error
+ * with code `CONFIG` is `config`), `crash` for anything else (a bug, a library's own error).
+ *
+ * @example
+ * failureTypeOf(new LlamaCppEngineError('MODEL_NOT_FOUND', '…')); // 'engine'
+ */
+export function failureTypeOf(error: unknown): RunFailureType {
+  if (!isLlemError(error)) return 'crash';
+  switch (error.source) {
+    case 'engine':
+      return 'engine';
+    case 'server':
+      return 'server';
+    case 'config':
+      return 'config';
+    case 'measurement':
+    case 'nvml':
+      return error.code === 'CONFIG' ? 'config' : 'measurement';
+    default:
+      return 'crash';
+  }
 }

@@ -90,7 +90,7 @@ describe('StudyRunner with real child processes', () => {
     expect(errors).toEqual([
       ['completed', null],
       ['failed', 'crash'],
-      ['failed', 'EngineError'],
+      ['failed', 'engine'],
       ['failed', 'crash'],
       ['failed', 'no-result'],
       ['failed', 'timeout'],

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { type ParetoAxis, parseParetoAxis, ReportError, writeStudyReport } from '@llem/report';
+import { type ParetoAxis, parseParetoAxis, writeStudyReport } from '@llem/report';
 import type { Logger } from '@llem/resilience';
 import type { CommandModule } from 'yargs';
 import type { CliContext, GlobalArgs } from '../context';
@@ -11,20 +11,6 @@ interface ReportArgs extends GlobalArgs {
   paretoY?: string;
   seed?: number;
   json: boolean;
-}
-
-/** ReportErrors a user caused (a wrong path or flag) become UsageErrors: exit 2, no stack. */
-export function asUsageError(error: unknown): never {
-  if (
-    error instanceof ReportError &&
-    (error.code === 'STUDY_NOT_FOUND' ||
-      error.code === 'CONFIG_NOT_FOUND' ||
-      error.code === 'INVALID_OPTION' ||
-      error.code === 'NOTHING_TO_COMPARE')
-  ) {
-    throw new UsageError(error.message, { cause: error });
-  }
-  throw error;
 }
 
 /**
@@ -51,11 +37,7 @@ export function paretoAxesFrom(
       '--pareto-x and --pareto-y go together (e.g. --pareto-x ttftP95Ms --pareto-y outputTokensPerS:max)',
     );
   }
-  try {
-    return [parseParetoAxis(x), parseParetoAxis(y)];
-  } catch (error) {
-    return asUsageError(error);
-  }
+  return [parseParetoAxis(x), parseParetoAxis(y)];
 }
 
 /**
@@ -102,7 +84,7 @@ export function reportCommand(ctx: CliContext): CommandModule<GlobalArgs, Report
         logger: quietInfo(ctx),
         ...(paretoAxes ? { paretoAxes } : {}),
         ...(args.seed !== undefined ? { seed: args.seed } : {}),
-      }).catch(asUsageError);
+      });
       // Why the frontier is not the one asked for (energy not measured, or empty axes).
       if (report.paretoNote) ctx.stderr.write(`note: ${report.paretoNote}\n`);
       if (args.json) {

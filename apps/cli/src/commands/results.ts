@@ -21,7 +21,7 @@ import {
 import type { Argv, CommandModule } from 'yargs';
 import type { CliContext, GlobalArgs } from '../context';
 import { UsageError } from '../errors';
-import { asUsageError, paretoAxesFrom, quietInfo } from './report';
+import { paretoAxesFrom, quietInfo } from './report';
 
 interface ListArgs extends GlobalArgs {
   dir: string;
@@ -106,7 +106,7 @@ function showCommand(ctx: CliContext): CommandModule<GlobalArgs, ShowArgs> {
       const axes = paretoAxesFrom(args.paretoX, args.paretoY);
       const study = await loadStudy(resolve(ctx.cwd, args.studyDir), {
         logger: quietInfo(ctx),
-      }).catch(asUsageError);
+      });
       const summaries = aggregateStudy(study);
       const pareto = paretoFrontier(summaries, axes);
       if (args.csv) return void ctx.stdout.write(configCsv(summaries));
@@ -173,12 +173,8 @@ function compareCommand(ctx: CliContext): CommandModule<GlobalArgs, CompareArgs>
       let onlyInA: string[] = [];
       let onlyInB: string[] = [];
       if (args.in) {
-        const study = await loadStudy(resolve(ctx.cwd, args.in)).catch(asUsageError);
-        try {
-          pairs = [compareConfigs(study, args.a, args.b)];
-        } catch (e) {
-          asUsageError(e);
-        }
+        const study = await loadStudy(resolve(ctx.cwd, args.in));
+        pairs = [compareConfigs(study, args.a, args.b)];
       } else {
         const [a, b] = [resolve(ctx.cwd, args.a), resolve(ctx.cwd, args.b)];
         for (const [arg, dir] of [
@@ -191,12 +187,8 @@ function compareCommand(ctx: CliContext): CommandModule<GlobalArgs, CompareArgs>
             );
           }
         }
-        const [sa, sb] = await Promise.all([loadStudy(a), loadStudy(b)]).catch(asUsageError);
-        try {
-          ({ pairs, onlyInA, onlyInB } = compareStudies(sa, sb));
-        } catch (e) {
-          asUsageError(e);
-        }
+        const [sa, sb] = await Promise.all([loadStudy(a), loadStudy(b)]);
+        ({ pairs, onlyInA, onlyInB } = compareStudies(sa, sb));
       }
       if (args.json) return void json(ctx, { comparisons: pairs, onlyInA, onlyInB });
       ctx.stdout.write(pairs.map((p) => renderComparison(p, { color: color(ctx) })).join('\n'));

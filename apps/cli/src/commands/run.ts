@@ -283,17 +283,25 @@ function printSummary(ctx: CliContext, s: RunSummaryJson, cwd: string): void {
       .trimEnd();
   out(line(head));
   for (const r of rows) out(line(r));
-  const failed = s.runs.filter((r) => r.error);
+  const failed = s.runs.filter((r) => r.status === 'failed' && r.error);
   if (failed.length > 0) {
     out();
     out('Failed runs:');
     for (const r of failed) {
       // The first line says what failed; a command's stderr tail follows it (last lines only).
       const [first, ...rest] = (r.error?.message ?? '').split('\n');
-      out(`  ${r.label || r.key} (cycle ${r.cycle + 1}): ${r.error?.type}: ${first}`);
+      const what = `${r.error?.type}${r.error?.code ? ` (${r.error.code})` : ''}`;
+      out(`  ${r.label || r.key} (cycle ${r.cycle + 1}): ${what}: ${first}`);
       const tail = rest.filter((l) => l.trim() !== '').slice(-FAILED_TAIL_LINES);
       for (const line of tail) out(`      ${line}`);
     }
+  }
+  // Stopped by Ctrl-C (or a runner that died): not failures, they run again on resume.
+  const stopped = s.runs.filter((r) => r.status !== 'failed' && r.error?.type === 'interrupted');
+  if (stopped.length > 0) {
+    out();
+    out(`Stopped before the end (${stopped.length}), will run again on resume:`);
+    for (const r of stopped) out(`  ${r.label || r.key} (cycle ${r.cycle + 1})`);
   }
   const warned = new Map<string, number>();
   for (const r of s.runs)
@@ -504,7 +512,7 @@ export function runCommand(
           if (quiet && count > 1) return;
           ctx.stderr.write(
             count === 1
-              ? '\nStopping after the current run ends cleanly… (Ctrl-C again to kill it now)\n'
+              ? '\nStopping: the current run is ended cleanly and runs again on resume… (Ctrl-C again to kill it now)\n'
               : '\nKilling the current run now.\n',
           );
         },

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { CommandConfig, CommandExperimentConfig } from '@llem/domain';
+import { LlemError } from '@llem/resilience';
 import type {
   Engine,
   EngineContext,
@@ -38,19 +39,23 @@ export interface CommandEngineOptions {
   onProcessGroup?: (pgid: number) => void;
 }
 
-/** Errors of the `command` engine. `name` is `EngineError`, which the CLI prints without a stack. */
-export class CommandEngineError extends Error {
+/** Error codes the `command` engine throws. */
+export type CommandEngineErrorCode =
+  | 'COMMAND_CONFIG'
+  | 'COMMAND_SPAWN'
+  | 'COMMAND_EXIT'
+  | 'COMMAND_NO_REPORT'
+  | 'COMMAND_BAD_REPORT'
+  | 'COMMAND_BAD_MARKERS'
+  | 'COMMAND_ABORTED';
+
+/** Errors of the `command` engine (`name` `EngineError`, like the other engines'). */
+export class CommandEngineError extends LlemError<CommandEngineErrorCode> {
   override readonly name = 'EngineError';
+  readonly source = 'engine' as const;
   constructor(
     message: string,
-    readonly code:
-      | 'COMMAND_CONFIG'
-      | 'COMMAND_SPAWN'
-      | 'COMMAND_EXIT'
-      | 'COMMAND_NO_REPORT'
-      | 'COMMAND_BAD_REPORT'
-      | 'COMMAND_BAD_MARKERS'
-      | 'COMMAND_ABORTED',
+    readonly code: CommandEngineErrorCode,
     options?: { cause?: unknown },
   ) {
     super(message, options);
