@@ -73,6 +73,8 @@ export type { PlannedConfig, PlanOptions, ScheduledRun, SkippedConfig, StudyPlan
 export { deepMerge, orderRuns, planStudy, runKey } from './plan';
 export { QUICKSTART_FILE, quickstartStudy } from './quickstart';
 export { mulberry32, seededShuffle } from './random';
+export type { InvalidRequestLine, MeasuredRequest, ServerTimingsRecord } from './requests';
+export { parseRequestRecords, RequestRecordSchema, ServerTimingsSchema } from './requests';
 export type {
   DeviceEnergy,
   EnergyDeviceKind,
