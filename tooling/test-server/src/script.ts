@@ -71,6 +71,8 @@ export interface Script {
   dropAfter?: number;
   /** Send headers, then nothing until the client gives up. */
   hang?: boolean;
+  /** After `headersDelayMs`, reset the connection without a byte of answer (a server dying). */
+  reset?: boolean;
   /** Leave out `data: [DONE]` and the finish chunk. */
   unterminated?: boolean;
   /** Answer 200 with a plain JSON body instead of SSE. */
@@ -215,6 +217,10 @@ export async function writeScripted(
   const facts: StreamFacts = { chunkWrittenAt: [], completionTokens: 0, completed: false };
   await sleep(script.headersDelayMs ?? 0);
   if (res.destroyed) return facts;
+  if (script.reset) {
+    res.socket?.resetAndDestroy();
+    return facts;
+  }
   if (script.status !== undefined && script.status !== 200) {
     res.writeHead(script.status, { 'content-type': 'application/json' });
     res.end(script.errorBody ?? JSON.stringify({ error: { message: `status ${script.status}` } }));
