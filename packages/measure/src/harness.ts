@@ -1,4 +1,10 @@
-import type { EnergyMethod, ResidualCheck, RunResult, RunWarning } from '@llem/domain';
+import type {
+  EnergyMethod,
+  MeasuredRequest,
+  ResidualCheck,
+  RunResult,
+  RunWarning,
+} from '@llem/domain';
 import { RUN_RESULT_SCHEMA_VERSION, RunResultSchema } from '@llem/domain';
 import type { Engine, EngineContext, EngineInfo, EngineName, RunHooks } from '@llem/engines';
 import {
@@ -9,7 +15,7 @@ import {
   type RetryOptions,
   retry,
 } from '@llem/resilience';
-import { buildRequests, type DatasetConfig } from './dataset';
+import { buildRequests, buildWarmupRequests, type DatasetConfig } from './dataset';
 import {
   type ChannelEnergy,
   type ChannelReading,
@@ -29,9 +35,10 @@ import {
   energyPerOutputToken,
   estimateFlops,
 } from './metrics';
+import { measuredRequests } from './requests';
 import { startSampler, type TimeseriesRow, timeseriesCsv } from './sampler';
 import { steadyStateEnergy, steadyStateSpan } from './steady-state';
-import { runWarmup, type WarmupConfig } from './warmup';
+import { runWarmup, type WarmupConfig, warmupRequestCount } from './warmup';
 import {
   DEFAULT_WARNING_THRESHOLDS,
   measurementWarnings,
@@ -108,6 +115,11 @@ export interface MeasureOutput {
   result: RunResult;
   /** The sampler timeseries (baseline and measurement windows) as CSV. */
   timeseriesCsv: string;
+  /**
+   * One record per measured request (`@llem/domain`'s `RequestRecordSchema`), in workload order;
+   * the worker writes them to `runs/<key>.requests.jsonl`. Warmup requests are not among them.
+   */
+  requests: MeasuredRequest[];
 }
 
 /** A running window sampler; `background` when the GPU readings come from another thread. */
@@ -179,8 +191,15 @@ export async function measureRun<C extends HarnessConfig>(
   const warnings: RunWarning[] = [];
   const notes: string[] = [];
 
-  // Requests first: a bad dataset should fail before anything is opened.
+  // Requests first: a bad dataset should fail before anything is opened. Warmup prompts are
+  // generated apart from them, so a prompt cache is never primed with a measured prompt.
   const requests = buildRequests(config.dataset, config.max_output_tokens, deps.cwd);
+  const warmupRequests = buildWarmupRequests(
+    config.dataset,
+    config.max_output_tokens,
+    warmupRequestCount(config.warmup),
+    requests,
+  );
 
   try {
     // --- energy sources and the environment snapshot ----------------------------------------
@@ -409,7 +428,7 @@ export async function measureRun<C extends HarnessConfig>(
     const inputs = await identifyInputs(config, info, { cwd: deps.cwd, logger });
 
     // --- warmup (not measured) ------------------------------------------------------------
-    const warm = await runWarmup(engine, requests, config.warmup, signal);
+    const warm = await runWarmup(engine, warmupRequests, config.warmup, signal);
     if (config.warmup?.cv_threshold !== undefined && !warm.converged)
       warnings.push({
         code: 'warmup-not-converged',
@@ -579,7 +598,11 @@ export async function measureRun<C extends HarnessConfig>(
       throw new Error(
         `measure: the result does not match the RunResult schema (a bug): ${parsed.error.message}`,
       );
-    return { result: parsed.data, timeseriesCsv: timeseriesCsv(timeseries) };
+    return {
+      result: parsed.data,
+      timeseriesCsv: timeseriesCsv(timeseries),
+      requests: measuredRequests(outcome.requests, w0.t, outcome.tokenCountSource),
+    };
   } finally {
     await cleanups.runAll();
   }

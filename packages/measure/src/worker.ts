@@ -1,18 +1,20 @@
 /**
  * `@llem/measure/worker`: the llem worker module. `@llem/study`'s runner forks it once per
  * scheduled run; it measures that one experiment with `measureRun` and hands the `RunResult`
- * back through `defineWorker`'s result file. The timeseries goes beside it as CSV.
+ * back through `defineWorker`'s result file. The timeseries goes beside it as CSV, and one JSON
+ * line per measured request as `<key>.requests.jsonl`.
  *
  * Its stderr is the run's log file in the study directory (the runner redirects it), so the
  * worker logs there; the level follows `LLEM_LOG_LEVEL` (default `info`).
  */
 import { renameSync, writeFileSync } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { RunResult } from '@llem/domain';
 import { createEngine } from '@llem/engines';
 import type { Logger } from '@llem/resilience';
 import { defineWorker, type WorkerContext, type WorkerTask } from '@llem/study/worker';
 import { type HarnessConfig, type MeasureDeps, measureRun } from './harness';
+import { writeRequestRecords } from './requests';
 
 const LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 
@@ -35,6 +37,16 @@ export function timeseriesCsvPath(timeseriesFile: string): string {
 }
 
 /**
+ * Where the per-request records go: `runs/<key>.requests.jsonl`, beside the run's result.
+ *
+ * TODO(layout): the study-directory module (issue 10) names every file of a study directory and
+ * gives the worker absolute paths in the task; take the path from there and delete this.
+ */
+export function requestsFilePath(task: Pick<WorkerTask, 'key' | 'resultFile'>): string {
+  return join(dirname(task.resultFile), `${task.key}.requests.jsonl`);
+}
+
+/**
  * Measure one task. Exposed for tests and for library users who fork their own workers.
  *
  * @example
@@ -49,7 +61,7 @@ export async function measureTask(
   logger.info(
     `run ${task.key} (cycle ${task.cycle}, attempt ${task.attempt}): ${task.config.engine} ${task.config.model}`,
   );
-  const { result, timeseriesCsv } = await measureRun(
+  const { result, timeseriesCsv, requests } = await measureRun(
     {
       runId: task.key,
       configHash: task.configHash,
@@ -75,6 +87,9 @@ export async function measureTask(
   writeFileSync(tmp, timeseriesCsv);
   renameSync(tmp, csvFile);
   result.extra.timeseriesFile = basename(csvFile);
+  const requestsFile = requestsFilePath(task);
+  writeRequestRecords(requestsFile, requests);
+  result.extra.requestsFile = basename(requestsFile);
   logger.info(
     `run ${task.key}: ${result.tokens.output ?? '?'} output tokens in ${result.window.durationS.toFixed(2)} s, energy ${result.energy.totalJ === null ? 'not measured' : `${result.energy.totalJ.toFixed(2)} J (${result.energy.method})`}`,
   );
