@@ -2,12 +2,13 @@ import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Logger, noopLogger } from '@llem/resilience';
 import { aggregateStudy, type ConfigSummary } from './aggregate';
-import { traceChart } from './charts';
+import { requestsChart, traceChart } from './charts';
 import { configCsv, paretoCsv, runsCsv } from './csv';
 import { type RunTrace, renderReportHtml } from './html';
 import { type LoadedStudy, loadStudy, STUDY_FILES } from './load';
 import { getMetric } from './metrics';
 import { DEFAULT_PARETO_AXES, type ParetoAxis, type ParetoResult, paretoFrontier } from './pareto';
+import { readRunRequests } from './requests';
 import { readTimeseries } from './timeseries';
 
 export interface WriteStudyReportOptions {
@@ -18,7 +19,7 @@ export interface WriteStudyReportOptions {
   seed?: number;
   /** Bootstrap resamples. Default 2000. */
   resamples?: number;
-  /** At most this many runs get a power/temperature trace in the report. Default 60. */
+  /** At most this many runs get a power/temperature and request trace in the report. Default 60. */
   maxTraces?: number;
   /** Clock for the "generated at" line (tests pin it). */
   now?: () => Date;
@@ -59,13 +60,27 @@ async function writeAtomic(file: string, text: string): Promise<void> {
   await rename(tmp, file);
 }
 
-async function collectTraces(study: LoadedStudy, max: number): Promise<RunTrace[]> {
+async function collectTraces(study: LoadedStudy, max: number, logger: Logger): Promise<RunTrace[]> {
   const traces: RunTrace[] = [];
   for (const run of study.runs) {
     if (traces.length >= max) break;
-    if (!run.timeseriesFile) continue;
-    const svg = traceChart(await readTimeseries(run.timeseriesFile));
-    if (svg) traces.push({ key: run.key, label: run.label, cycle: run.cycle, svg });
+    const svg = run.timeseriesFile ? traceChart(await readTimeseries(run.timeseriesFile)) : null;
+    const requests = run.result ? await readRunRequests(study.dir, run) : null;
+    if (requests && requests.invalid.length > 0) {
+      const first = requests.invalid[0]!;
+      logger.warn(
+        `${requests.file}: ${requests.invalid.length} line(s) are not request records and were left out (line ${first.line}: ${first.message})`,
+      );
+    }
+    const requestsSvg = requests ? requestsChart(requests.records) : null;
+    if (!svg && !requestsSvg) continue;
+    traces.push({
+      key: run.key,
+      label: run.label,
+      cycle: run.cycle,
+      svg: svg ?? '',
+      ...(requestsSvg ? { requestsSvg } : {}),
+    });
   }
   return traces;
 }
@@ -104,7 +119,7 @@ export async function writeStudyReport(
   if (pareto.points.length === 0 && options.paretoAxes && summaries.length > 0) {
     paretoNote = `No config has both ${getMetric(requested[0].metric).label} and ${getMetric(requested[1].metric).label}, so the frontier is empty.`;
   }
-  const traces = await collectTraces(study, options.maxTraces ?? 60);
+  const traces = await collectTraces(study, options.maxTraces ?? 60, logger);
   const files = {
     summary: join(study.dir, STUDY_FILES.summary),
     summaryByConfig: join(study.dir, STUDY_FILES.summaryByConfig),
