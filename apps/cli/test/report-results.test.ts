@@ -82,7 +82,9 @@ describe('llem report', () => {
     expect(missing.stderr).toBe('llem: /nonexistent/study: no such study directory\n');
     const notStudy = await run(['report', tmpdir()]);
     expect(notStudy.code).toBe(2);
-    expect(notStudy.stderr).toMatch(/is not a study directory: manifest\.json not found/);
+    expect(notStudy.stderr).toMatch(
+      /is not a study directory: it has no study\.json or manifest\.json/,
+    );
   });
 });
 

@@ -312,7 +312,7 @@ sweep: { llamacpp.batch_size: [64, 128] }
     expect(force.stderr).toMatch(/--force only applies with --resume/);
     const noStudy = await llem(['run', '--resume', cwd], cwd);
     expect(noStudy.code).toBe(2);
-    expect(noStudy.stderr).toMatch(/no manifest.json there/);
+    expect(noStudy.stderr).toMatch(/no study\.json or manifest\.json there/);
   });
 
   it('--dry-run prints the quickstart plan without running anything', async () => {

@@ -88,9 +88,11 @@ export type {
   RunInputs,
   RunLatency,
   RunResult,
+  RunResultCheck,
   RunWarning,
 } from './result';
 export {
+  checkRunResult,
   DeviceEnergySchema,
   EnergyDeviceKindSchema,
   EnergyMethodSchema,
@@ -102,6 +104,7 @@ export {
   RESULT_WARNING_CODES,
   ResidualCheckSchema,
   RUN_RESULT_SCHEMA_VERSION,
+  RUN_RESULT_SCHEMAS,
   RunEnergySchema,
   RunFlopsSchema,
   RunInputsSchema,
@@ -117,5 +120,40 @@ export {
 export { coefficientOfVariation, mean, sampleStd } from './stats';
 export type { ExecutionConfig, RunOrder, StudyFileInput } from './study';
 export { ExecutionSchema, RUN_ORDERS, StudyFileSchema, SweepSchema } from './study';
+export type {
+  CliState,
+  RunClaim,
+  RunDevice,
+  RunFiles,
+  RunOwner,
+  RunRecord,
+  RunRecordStatus,
+  SkippedFile,
+  StoredStudyFile,
+  WorkerErrorReportFile,
+} from './study-layout';
+export {
+  CliStateSchema,
+  isValidRunKey,
+  RUN_CLAIM_SCHEMA_VERSION,
+  RUN_KEY_PATTERN,
+  RUN_RECORD_SCHEMA_VERSION,
+  RunClaimSchema,
+  RunDeviceSchema,
+  RunFilePathsSchema,
+  RunOwnerSchema,
+  RunRecordSchema,
+  RunRecordStatusSchema,
+  runAsideFile,
+  runClaimFile,
+  runFiles,
+  SkippedFileSchema,
+  STUDY_FILES,
+  StoredPlanSchema,
+  StoredStudySchema,
+  studySourceFile,
+  WorkerErrorReportSchema,
+  WorkerTaskSchema,
+} from './study-layout';
 export { didYouMean, levenshtein } from './suggest';
 export { parseExperimentConfig } from './validate';

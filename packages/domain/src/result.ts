@@ -295,3 +295,48 @@ export const RunResultSchema = z
   })
   .strict();
 export type RunResult = z.infer<typeof RunResultSchema>;
+
+/** The result schema of every `schemaVersion` this llem reads (all of them, so far only 1). */
+export const RUN_RESULT_SCHEMAS: Readonly<Record<number, typeof RunResultSchema>> = {
+  1: RunResultSchema,
+};
+
+/** What `checkRunResult` found. */
+export type RunResultCheck =
+  | { status: 'valid'; result: RunResult }
+  /** Not a result this or any earlier llem wrote: why, in words (first issues with field paths). */
+  | { status: 'invalid'; reason: string }
+  /** Written by a newer llem (a `schemaVersion` this one does not know): valid, not readable here. */
+  | { status: 'newer'; version: number };
+
+/**
+ * Check a parsed result file against the schema of the version that wrote it (its
+ * `schemaVersion`). Resume re-runs a run whose result is `invalid`; a `newer` result is left as
+ * it is (it is some later llem's valid measurement).
+ *
+ * @example
+ * const check = checkRunResult(JSON.parse(text));
+ * if (check.status === 'invalid') console.error(check.reason); // "energy.totalJ: expected number…"
+ */
+export function checkRunResult(raw: unknown): RunResultCheck {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    return { status: 'invalid', reason: 'not a JSON object' };
+  }
+  const version = (raw as { schemaVersion?: unknown }).schemaVersion;
+  if (typeof version !== 'number' || !Number.isInteger(version)) {
+    return { status: 'invalid', reason: 'schemaVersion: missing or not an integer' };
+  }
+  const schema = RUN_RESULT_SCHEMAS[version];
+  if (!schema) {
+    const known = Math.max(...Object.keys(RUN_RESULT_SCHEMAS).map(Number));
+    if (version > known) return { status: 'newer', version };
+    return { status: 'invalid', reason: `schemaVersion: ${version} was never written by llem` };
+  }
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) return { status: 'valid', result: parsed.data };
+  const reason = parsed.error.issues
+    .slice(0, 3)
+    .map((i) => `${i.path.length > 0 ? i.path.map(String).join('.') : '(root)'}: ${i.message}`)
+    .join('; ');
+  return { status: 'invalid', reason };
+}

@@ -31,11 +31,6 @@ export function stderrLogger(level: string = process.env.LLEM_LOG_LEVEL ?? 'info
   return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
 }
 
-/** Where the CSV timeseries goes: the runner's path with a `.csv` extension. */
-export function timeseriesCsvPath(timeseriesFile: string): string {
-  return timeseriesFile.replace(/\.[^./]+$/, '') + '.csv';
-}
-
 /**
  * Where the per-request records go: `runs/<key>.requests.jsonl`, beside the run's result.
  *
@@ -82,7 +77,8 @@ export async function measureTask(
       ...deps,
     },
   );
-  const csvFile = timeseriesCsvPath(task.timeseriesFile);
+  // The study layout names it (`runs/<key>.timeseries.csv`); the runner hands the path over.
+  const csvFile = task.files.timeseries;
   const tmp = `${csvFile}.tmp-${process.pid}`;
   writeFileSync(tmp, timeseriesCsv);
   renameSync(tmp, csvFile);

@@ -27,7 +27,7 @@ export { describeEnvironment, renderReportHtml } from './html';
 export type { InputChange, InputVariant } from './inputs';
 export { describeInputChange, inputChanges } from './inputs';
 export type { ConfigInfo, LoadedStudy, LoadStudyOptions, RunRecord, SkippedConfig } from './load';
-export { loadStudy, readManifest, STUDY_FILES } from './load';
+export { describeStudyStatus, loadStudy, readManifest } from './load';
 export type { Direction, MetricDefinition, MetricId } from './metrics';
 export {
   getMetric,

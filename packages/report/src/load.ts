@@ -1,14 +1,19 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { basename, join, relative, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
 import {
+  checkRunResult,
   type Manifest,
   type ManifestEntryStatus,
   type ManifestError,
   ManifestSchema,
+  type RunOwner,
   type RunResult,
-  RunResultSchema,
+  SkippedFileSchema,
+  STUDY_FILES,
 } from '@llem/domain';
 import { type Logger, noopLogger } from '@llem/resilience';
+import { StudyDirectory, type StudyState } from '@llem/study';
 import { ReportError } from './errors';
 
 /** One scheduled run as the report sees it: manifest entry + its result (if readable). */
@@ -27,7 +32,7 @@ export interface RunRecord {
   resultFile: string | null;
   /** The parsed result; `null` for failed/pending runs and unreadable result files. */
   result: RunResult | null;
-  /** Absolute path of the sampler timeseries (CSV or JSON lines), when one was found. */
+  /** Absolute path of the sampler timeseries CSV, when the run has one. */
   timeseriesFile: string | null;
 }
 
@@ -45,7 +50,13 @@ export interface ConfigInfo {
 /** Everything the report needs from a study directory. */
 export interface LoadedStudy {
   dir: string;
+  /**
+   * The study's index as rebuilt from its run records (the `manifest.json` on disk may be stale,
+   * damaged or missing): name, design hash, computed status and counts, one entry per run.
+   */
   manifest: Manifest;
+  /** Who is running runs of the study now (live claims); empty when nobody is. */
+  owners: RunOwner[];
   runs: RunRecord[];
   /** Unique configs in schedule order. */
   configs: ConfigInfo[];
@@ -55,16 +66,6 @@ export interface LoadedStudy {
 export interface LoadStudyOptions {
   logger?: Logger;
 }
-
-/** The file names the report reads and writes inside a study directory. */
-export const STUDY_FILES = {
-  manifest: 'manifest.json',
-  skipped: 'skipped.json',
-  summary: 'summary.csv',
-  summaryByConfig: 'summary_by_config.csv',
-  pareto: 'pareto.csv',
-  report: 'report.html',
-} as const;
 
 async function readJson(file: string): Promise<unknown> {
   return JSON.parse(await readFile(file, 'utf8')) as unknown;
@@ -78,7 +79,8 @@ function describeIssues(issues: readonly { path: PropertyKey[]; message: string 
 }
 
 /**
- * Read and validate a study's `manifest.json`.
+ * Read and validate a study's `manifest.json` as written (an index: `loadStudy` rebuilds the
+ * study's state from its run records instead).
  *
  * @example
  * const manifest = await readManifest('results/quickstart_20260101T000000Z');
@@ -112,83 +114,66 @@ export async function readManifest(studyDir: string): Promise<Manifest> {
   return parsed.data;
 }
 
-/** Files under the study dir (two levels deep) whose name mentions "timeseries". */
-async function findTimeseriesFiles(dir: string): Promise<string[]> {
-  const found: string[] = [];
-  const walk = async (d: string, depth: number): Promise<void> => {
-    let entries: import('node:fs').Dirent[];
-    try {
-      entries = await readdir(d, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const p = join(d, e.name);
-      if (e.isDirectory() && depth < 2) await walk(p, depth + 1);
-      else if (e.isFile() && /timeseries/i.test(e.name)) found.push(p);
-    }
-  };
-  await walk(dir, 0);
-  return found;
-}
-
-/**
- * A timeseries file belongs to a run when its name starts with the run key followed by a
- * separator (so `abc_c1` never claims `abc_c10.timeseries.csv`).
- */
-function timeseriesFor(key: string, files: readonly string[]): string | null {
-  for (const f of files) {
-    const name = basename(f);
-    if (name.startsWith(key) && !/[A-Za-z0-9]/.test(name.charAt(key.length))) return f;
-  }
-  return null;
-}
-
 async function readSkipped(dir: string, logger: Logger): Promise<SkippedConfig[]> {
   const file = join(dir, STUDY_FILES.skipped);
+  let raw: unknown;
   try {
-    const raw = await readJson(file);
-    const list = Array.isArray(raw)
-      ? raw
-      : ((raw as { skipped?: unknown[] } | null)?.skipped ?? []);
-    return list.flatMap((s) => {
-      const item = s as { label?: unknown; reason?: unknown; reasons?: unknown };
-      // `reasons` as @llem/domain's SkippedConfig has them: [{ path, message }]; or one string.
-      const reason =
-        typeof item.reason === 'string'
-          ? item.reason
-          : Array.isArray(item.reasons)
-            ? item.reasons
-                .map((r) => {
-                  if (typeof r === 'string') return r;
-                  const issue = r as { path?: unknown; message?: unknown };
-                  return issue.path
-                    ? `${String(issue.path)}: ${String(issue.message)}`
-                    : String(issue.message);
-                })
-                .join('; ')
-            : null;
-      return typeof item.label === 'string' && reason !== null
-        ? [{ label: item.label, reason }]
-        : [];
-    });
+    raw = await readJson(file);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
       logger.warn(`${file}: ignored (${String(error)})`);
     }
     return [];
   }
+  const parsed = SkippedFileSchema.safeParse(raw);
+  if (!parsed.success) {
+    logger.warn(`${file}: ignored (${describeIssues(parsed.error.issues)})`);
+    return [];
+  }
+  return parsed.data.map((s) => ({
+    label: s.label,
+    reason: s.reasons.map((r) => (r.path ? `${r.path}: ${r.message}` : r.message)).join('; '),
+  }));
 }
 
 /**
- * Load a study directory: the manifest, every run's result (validated against the RunResult
- * schema) and where its timeseries is. A result that cannot be read or validated does not stop
- * the report: the run keeps its status, carries an `InvalidResult` error and is left out of the
- * statistics.
+ * The study's state from its records, results and claims (`@llem/study`'s `StudyDirectory`):
+ * a `ReportError` when the directory is not a study or its plan cannot be read.
+ */
+function readState(
+  dir: string,
+  studyDir: string,
+): { directory: StudyDirectory; state: StudyState } {
+  let directory: StudyDirectory;
+  try {
+    directory = StudyDirectory.open(dir);
+  } catch (error) {
+    throw new ReportError('STUDY_NOT_FOUND', (error as Error).message.replace(dir, studyDir), {
+      cause: error,
+    });
+  }
+  try {
+    const { stored } = directory.readStoredOrManifest();
+    return { directory, state: directory.state(stored) };
+  } catch (error) {
+    throw new ReportError(
+      'MANIFEST_INVALID',
+      `${studyDir}: neither ${STUDY_FILES.study} nor ${STUDY_FILES.manifest} can be read (${(error as Error).message})`,
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * Load a study directory: its state rebuilt from the run records (so a stale, damaged or
+ * missing `manifest.json` does not matter), every completed run's result checked against the
+ * schema of the version that wrote it, and each run's timeseries. A result that cannot be read
+ * or validated does not stop the report: the run keeps its status, carries an `InvalidResult`
+ * error and is left out of the statistics.
  *
  * @example
  * const study = await loadStudy('results/quickstart_20260101T000000Z');
- * console.log(study.runs.filter((r) => r.result).length, 'usable results');
+ * console.log(study.manifest.status, study.runs.filter((r) => r.result).length, 'usable results');
  */
 export async function loadStudy(
   studyDir: string,
@@ -200,25 +185,30 @@ export async function loadStudy(
   if (!dirStat?.isDirectory()) {
     throw new ReportError('STUDY_NOT_FOUND', `${studyDir}: no such study directory`);
   }
-  const manifest = await readManifest(dir);
-  const tsFiles = await findTimeseriesFiles(dir);
+  const { directory, state } = readState(dir, studyDir);
+  const manifest = directory.manifestFor(state, state.stored.toolVersion);
   const runs: RunRecord[] = [];
   const configs = new Map<string, ConfigInfo>();
-  for (const entry of manifest.entries) {
+  for (const entry of state.runs) {
     if (!configs.has(entry.configHash)) {
       configs.set(entry.configHash, { configHash: entry.configHash, label: entry.label });
     }
+    const paths = directory.runPaths(entry.key);
     const resultFile = entry.resultFile ? resolve(dir, entry.resultFile) : null;
     let result: RunResult | null = null;
     let error = entry.error;
     if (entry.status === 'completed' && resultFile) {
       try {
-        const parsed = RunResultSchema.safeParse(await readJson(resultFile));
-        if (parsed.success) result = parsed.data;
+        const check = checkRunResult(await readJson(resultFile));
+        if (check.status === 'valid') result = check.result;
         else {
           error = {
             type: 'InvalidResult',
-            message: `${relative(dir, resultFile)}: ${describeIssues(parsed.error.issues)}`,
+            message: `${relative(dir, resultFile)}: ${
+              check.status === 'newer'
+                ? `written by a newer llem (result schemaVersion ${check.version}); upgrade llem to read it`
+                : check.reason
+            }`,
           };
         }
       } catch (e) {
@@ -238,14 +228,34 @@ export async function loadStudy(
       endedAt: entry.endedAt,
       resultFile,
       result,
-      timeseriesFile: timeseriesFor(entry.key, tsFiles),
+      timeseriesFile: existsSync(paths.timeseries) ? paths.timeseries : null,
     });
   }
   return {
     dir,
     manifest,
+    owners: state.owners,
     runs,
     configs: [...configs.values()],
     skipped: await readSkipped(dir, logger),
   };
+}
+
+/**
+ * How the study stands, in words: `completed`, `interrupted`, or who is running it
+ * (`running (Slurm job 812)`, `running (pid 4242 on gpu-node-1)`).
+ *
+ * @example
+ * describeStudyStatus(study); // 'running (Slurm job 812)'
+ */
+export function describeStudyStatus(study: Pick<LoadedStudy, 'manifest' | 'owners'>): string {
+  if (study.manifest.status !== 'running' || study.owners.length === 0) {
+    return study.manifest.status;
+  }
+  const jobs = [
+    ...new Set(study.owners.flatMap((o) => (o.slurm ? [o.slurm.arrayJobId ?? o.slurm.jobId] : []))),
+  ];
+  const local = study.owners.filter((o) => !o.slurm).map((o) => `pid ${o.pid} on ${o.host}`);
+  const who = [...jobs.map((j) => `Slurm job ${j}`), ...local];
+  return `running (${who.join(', ')})`;
 }

@@ -1,14 +1,21 @@
 import { readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ManifestCounts, ManifestStatus } from '@llem/domain';
-import { readManifest } from './load';
+import { StudyDirectory } from '@llem/study';
+import { describeStudyStatus } from './load';
 
 /** One study directory found under a results folder. */
 export interface StudyListing {
   dir: string;
   name: string;
-  /** `invalid` when the manifest could not be read; `problem` says why. */
+  /**
+   * From the run records (not the manifest, which may be stale): `running` while a runner holds
+   * runs of it, `interrupted` when its runner stopped or died before the end; `invalid` when the
+   * study cannot be read (`problem` says why).
+   */
   status: ManifestStatus | 'invalid';
+  /** The status in words: `running (Slurm job 812)`, `interrupted`… */
+  statusText: string;
   designHash: string | null;
   createdAt: string | null;
   updatedAt: string | null;
@@ -17,11 +24,13 @@ export interface StudyListing {
 }
 
 /**
- * List the study directories directly under `resultsDir` (those with a `manifest.json`), oldest
- * first. A corrupt manifest is listed as `invalid` with the reason rather than hidden.
+ * List the study directories directly under `resultsDir` (those with a `study.json` or a
+ * `manifest.json`), oldest first. Each study's status and counts are rebuilt from its run
+ * records and claims. A study that cannot be read is listed as `invalid` with the reason rather
+ * than hidden.
  *
  * @example
- * for (const s of await listStudies('results')) console.log(s.name, s.status, s.counts?.completed);
+ * for (const s of await listStudies('results')) console.log(s.name, s.statusText, s.counts?.completed);
  */
 export async function listStudies(resultsDir: string): Promise<StudyListing[]> {
   const root = resolve(resultsDir);
@@ -34,26 +43,30 @@ export async function listStudies(resultsDir: string): Promise<StudyListing[]> {
   const out: StudyListing[] = [];
   for (const e of entries) {
     if (!e.isDirectory()) continue;
-    const dir = join(root, e.name);
-    const hasManifest = (await readdir(dir).catch(() => [] as string[])).includes('manifest.json');
-    if (!hasManifest) continue;
+    const directory = new StudyDirectory(join(root, e.name));
+    if (!directory.isStudy()) continue;
     try {
-      const m = await readManifest(dir);
+      const { stored } = directory.readStoredOrManifest();
+      const state = directory.state(stored);
+      const manifest = directory.manifestFor(state, stored.toolVersion);
+      const written = directory.readManifest().manifest;
       out.push({
-        dir,
-        name: m.studyName,
-        status: m.status,
-        designHash: m.designHash,
-        createdAt: m.createdAt,
-        updatedAt: m.updatedAt,
-        counts: m.counts,
+        dir: directory.dir,
+        name: stored.plan.name,
+        status: state.status,
+        statusText: describeStudyStatus({ manifest, owners: state.owners }),
+        designHash: stored.plan.designHash,
+        createdAt: stored.createdAt,
+        updatedAt: written?.updatedAt ?? null,
+        counts: state.counts,
         problem: null,
       });
     } catch (error) {
       out.push({
-        dir,
+        dir: directory.dir,
         name: e.name,
         status: 'invalid',
+        statusText: 'invalid',
         designHash: null,
         createdAt: null,
         updatedAt: null,

@@ -231,7 +231,7 @@ export function renderStudyList(
     ],
     studies.map((s) => [
       s.name,
-      s.status,
+      s.statusText,
       s.counts ? String(s.counts.completed) : '—',
       s.counts ? String(s.counts.failed) : '—',
       s.counts ? String(s.counts.pending + s.counts.running) : '—',

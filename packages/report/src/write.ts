@@ -1,11 +1,12 @@
 import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { STUDY_FILES } from '@llem/domain';
 import { type Logger, noopLogger } from '@llem/resilience';
 import { aggregateStudy, type ConfigSummary } from './aggregate';
 import { requestsChart, traceChart } from './charts';
 import { configCsv, paretoCsv, runsCsv } from './csv';
 import { type RunTrace, renderReportHtml } from './html';
-import { type LoadedStudy, loadStudy, STUDY_FILES } from './load';
+import { type LoadedStudy, loadStudy } from './load';
 import { getMetric } from './metrics';
 import { DEFAULT_PARETO_AXES, type ParetoAxis, type ParetoResult, paretoFrontier } from './pareto';
 import { readRunRequests } from './requests';

@@ -201,7 +201,7 @@ describe('summary files', () => {
     );
     const empty = join(standardStudy(), 'runs');
     await expect(writeStudyReport(empty)).rejects.toThrow(
-      /is not a study directory: manifest\.json not found/,
+      /runs is not a study directory: it has no study\.json or manifest\.json/,
     );
   });
 

@@ -57,7 +57,8 @@ export interface FixtureStudy {
   designHash?: string;
   status?: Manifest['status'];
   configs: FixtureConfig[];
-  skipped?: { label: string; reason: string }[];
+  /** As `llem run` writes `skipped.json` (@llem/domain's `SkippedFileSchema`). */
+  skipped?: { label: string; reasons: { path: string; message: string }[] }[];
   /** Parent dir; a fresh temp dir when omitted. */
   parent?: string;
   dirName?: string;
@@ -303,7 +304,10 @@ export function standardStudy(parent?: string): string {
     name: 'batch-vs-threads',
     ...(parent ? { parent } : {}),
     skipped: [
-      { label: 'batch_size=4096', reason: 'llamacpp.batch_size: must be ≤ context_size (1024)' },
+      {
+        label: 'batch_size=4096',
+        reasons: [{ path: 'llamacpp.batch_size', message: 'must be ≤ context_size (1024)' }],
+      },
     ],
     configs: [
       {

@@ -80,7 +80,11 @@ export type UnlistedStudyEvent = MustBeNever<
 
 /** What `StudyRunner#run` resolves with. */
 export interface StudySummary {
-  status: 'completed' | 'interrupted';
+  /**
+   * `completed`: every run ended (completed or failed); `interrupted`: runs are left to resume;
+   * `running`: this runner is done but other runners still hold runs of the study.
+   */
+  status: 'completed' | 'interrupted' | 'running';
   studyDir: string;
   counts: ManifestCounts;
   durationMs: number;

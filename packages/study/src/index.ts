@@ -1,5 +1,20 @@
 export type { Clock, SleepFn } from './clock';
 export { systemClock, systemSleep } from './clock';
+export type {
+  ClaimState,
+  HeldClaim,
+  LivenessProbe,
+  RunState,
+  StudyDirectoryOptions,
+  StudyState,
+} from './directory';
+export {
+  currentOwner,
+  DEFAULT_HEARTBEAT_MS,
+  DEFAULT_STALE_CLAIM_MS,
+  StudyDirectory,
+  systemLiveness,
+} from './directory';
 export { StudyDesignChangedError, StudyError } from './errors';
 export type {
   Eta,
@@ -13,9 +28,7 @@ export type { Interruptible, SignalSource } from './interrupt';
 export { handleSigint } from './interrupt';
 export type { LoadedStudy, LoadStudyOptions } from './load';
 export { loadStudyFile } from './load';
-export { MANIFEST_FILE, ManifestStore } from './manifest-store';
 export type { RunnerPlan, StoredStudy } from './plan';
-export { STUDY_FILE } from './plan';
 export type { DeviceObservation, ResidualCheckFn, ResidualCheckRequest } from './residual';
 export {
   DEFAULT_RESIDUAL_THRESHOLD_MB,
@@ -26,6 +39,7 @@ export {
 export type {
   FinishedRunInfo,
   NewStudyOptions,
+  ResultVerdict,
   ResumeStudyOptions,
   StudyRunnerOptions,
 } from './runner';

@@ -21,9 +21,6 @@ export interface RunnerPlan<Config = unknown> {
   }>;
 }
 
-/** The file in the study directory that keeps the resolved plan, so resume needs nothing else. */
-export const STUDY_FILE = 'study.json';
-
 /** The content of `study.json`. */
 export interface StoredStudy<Config = unknown> {
   schemaVersion: 1;

@@ -1,42 +1,46 @@
-import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import {
-  existsSync,
-  linkSync,
-  mkdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ManifestEntry, ManifestError, ResidualCheck } from '@llem/domain';
+import {
+  type ManifestError,
+  type ResidualCheck,
+  type RunOwner,
+  type RunRecord,
+  runFiles,
+} from '@llem/domain';
 import { type CleanupRegistry, type Logger, noopLogger, safeCleanup } from '@llem/resilience';
 import { type Clock, type SleepFn, systemClock, systemSleep } from './clock';
+import {
+  currentOwner,
+  DEFAULT_HEARTBEAT_MS,
+  type HeldClaim,
+  type LivenessProbe,
+  type RunState,
+  StudyDirectory,
+  type StudyState,
+} from './directory';
 import { StudyDesignChangedError, StudyError } from './errors';
 import type { Eta, RunEndStatus, StudyEventName, StudyEvents, StudySummary } from './events';
-import { writeJsonAtomicSync } from './internal/atomic';
 import { type ChildOutcome, runChild, type StopRequests } from './internal/child';
-import { ManifestStore, pendingEntry } from './manifest-store';
-import { type RunnerPlan, STUDY_FILE, type StoredStudy } from './plan';
+import type { RunnerPlan, StoredStudy } from './plan';
 import {
   DEFAULT_RESIDUAL_THRESHOLD_MB,
   nvmlResidualCheck,
   type ResidualCheckFn,
   skippedResidualCheck,
 } from './residual';
-import { createStudyDir } from './study-dir';
-import { errorFileFor, TASK_FILE_ENV, type WorkerTask } from './task';
+import { TASK_FILE_ENV, type WorkerTask } from './task';
 import { runTimeoutS } from './timeout';
 
 /** Default grace between SIGTERM and SIGKILL when a child must stop. */
 export const DEFAULT_GRACE_MS = 5_000;
 
-const LOCK_FILE = '.runner.lock';
+/** The manifest is rebuilt at most this often while runs go on (always at start and end). */
+const MANIFEST_INTERVAL_MS = 1_000;
+
 const INTERRUPTED_BEFORE_FORK = Symbol('interrupted before fork');
-const RUNS_DIR = 'runs';
 
 /** The version written into manifests and tasks (this package's own). */
 export const STUDY_TOOL_VERSION: string = (
@@ -49,6 +53,12 @@ export interface FinishedRunInfo {
   status: RunEndStatus;
   resultFile: string | null;
 }
+
+/** What `verifyResult` says of a result file on resume. */
+export type ResultVerdict =
+  | { ok: true }
+  /** The result cannot be used; the run is measured again (the file is kept aside). */
+  | { ok: false; reason: string };
 
 interface CommonOptions {
   /** The worker module to fork for each run (a path or `file:` URL); see `defineWorker`. */
@@ -79,6 +89,21 @@ interface CommonOptions {
   signal?: AbortSignal;
   /** Written into the manifest and tasks. Default: this package's version. */
   toolVersion?: string;
+  /**
+   * Checks a completed run's result file (parsed JSON) on resume; a result that fails is set
+   * aside (`runs/<key>.json.damaged-<time>`) and its run measured again. Default: any JSON
+   * value passes (the runner does not know the worker's result type; llem passes a check
+   * against the schema of the version that wrote the result).
+   */
+  verifyResult?: (value: unknown) => ResultVerdict;
+  /** Who this runner is, in claims and records. Default: this host and pid (and Slurm job). */
+  owner?: RunOwner;
+  /** Whether the owner of another claim is alive. Default: this host's processes. */
+  liveness?: LivenessProbe;
+  /** How often held claims are touched. Default 10 s. */
+  heartbeatMs?: number;
+  /** A claim without a heartbeat for this long is stale. Default 5 min. */
+  staleClaimMs?: number;
 }
 
 /** Start a new study: a fresh `<outputDir>/<name>_<UTC timestamp>/` directory. */
@@ -88,7 +113,10 @@ export interface NewStudyOptions<Config> extends CommonOptions {
   outputDir?: string;
 }
 
-/** Continue a study in an existing directory (`llem run --resume DIR`). */
+/**
+ * Continue a study in an existing directory (`llem run --resume DIR`), or join one that other
+ * runners are working on: runs are claimed one at a time, so several runners share a study.
+ */
 export interface ResumeStudyOptions<Config> extends CommonOptions {
   resume: string;
   /**
@@ -107,27 +135,37 @@ export type StudyRunnerOptions<Config = unknown> =
 type Listener<E extends StudyEventName> = (event: StudyEvents[E]) => void;
 
 interface Prepared<Config> {
-  studyDir: string;
+  directory: StudyDirectory;
   plan: RunnerPlan<Config>;
-  store: ManifestStore;
   resumed: boolean;
   recovered: number;
+  /** Failed runs this runner may retry: key → the attempts their record had at start. */
+  retryable: Map<string, number>;
 }
 
+/** Fields of a run record to change. */
+type RecordChange = Partial<Omit<RunRecord, 'schemaVersion' | 'key' | 'updatedAt'>>;
+
+type ScheduledRun<Config> = RunnerPlan<Config>['runs'][number];
+type PlannedConfig<Config> = RunnerPlan<Config>['configs'][number];
+
 /**
- * Runs every scheduled run of a study, each in its own child process, and keeps
- * `manifest.json` true at every instant so a study survives crashes, hangs, Ctrl-C and
+ * Runs every scheduled run of a study, each in its own child process. The state of each run is
+ * its own record file in the study directory, written atomically; a run is claimed before it is
+ * dispatched, so several runners (processes on one machine, Slurm tasks on many) can share one
+ * study without locks, and each run is done once. Results are published without clobbering. The
+ * manifest is an index rebuilt from the records. A study survives crashes, hangs, Ctrl-C and
  * `kill -9` and can be resumed without measuring anything twice.
  *
- * Per run, in order: gap → mark running → residual GPU-memory check → fork the worker → wait
- * (timeout: SIGTERM, grace, SIGKILL) → classify → mark completed/failed → cleanups. A failed run
- * never stops the study. The runner never prints: it emits typed events.
+ * Per run, in order: claim → gap → record running → residual GPU-memory check → fork the worker
+ * → wait (timeout: SIGTERM, grace, SIGKILL) → classify → record completed/failed → release →
+ * cleanups. A failed run never stops the study. The runner never prints: it emits typed events.
  *
  * @example
  * const runner = new StudyRunner({ plan, outputDir: 'results', workerModule: '@llem/measure/worker' });
  * runner.on('run-finished', (e) => console.error(`${e.index}/${e.total} ${e.label}: ${e.status}`));
  * const stop = handleSigint(runner);
- * const summary = await runner.run();   // { status: 'completed' | 'interrupted', studyDir, counts }
+ * const summary = await runner.run();   // { status: 'completed' | 'interrupted' | 'running', studyDir, counts }
  * stop();
  */
 export class StudyRunner<Config = unknown> {
@@ -138,6 +176,7 @@ export class StudyRunner<Config = unknown> {
   readonly #sleep: SleepFn;
   readonly #graceMs: number;
   readonly #toolVersion: string;
+  readonly #owner: RunOwner;
   /** 0: running; 1: stop after the current child ends cleanly; 2: kill now. */
   #interruptLevel: 0 | 1 | 2 = 0;
   readonly #interruptAbort = new AbortController();
@@ -147,6 +186,9 @@ export class StudyRunner<Config = unknown> {
   #studyDir: string | null = null;
   /** `.jsonl` prompt counts for the derived timeout: each file read (and warned about) once. */
   readonly #promptCounts = new Map<string, number | null>();
+  readonly #held = new Set<HeldClaim>();
+  #manifestWrittenAt = Number.NEGATIVE_INFINITY;
+  #manifestTimer: NodeJS.Timeout | null = null;
 
   constructor(options: StudyRunnerOptions<Config>) {
     this.#options = options;
@@ -155,6 +197,7 @@ export class StudyRunner<Config = unknown> {
     this.#sleep = options.sleep ?? systemSleep;
     this.#graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
     this.#toolVersion = options.toolVersion ?? STUDY_TOOL_VERSION;
+    this.#owner = options.owner ?? currentOwner(options.env ?? process.env);
     if (options.signal) {
       if (options.signal.aborted) this.interrupt();
       else options.signal.addEventListener('abort', () => this.interrupt(), { once: true });
@@ -203,221 +246,377 @@ export class StudyRunner<Config = unknown> {
     if (this.#started) throw new StudyError('StudyRunner.run() was already called');
     this.#started = true;
     const startedAt = this.#clock.now();
-    // #prepare takes the study's lock before it changes anything; released below.
     const prepared = this.#prepare();
-    const { studyDir, plan, store } = prepared;
-    this.#studyDir = studyDir;
+    const { directory, plan } = prepared;
+    this.#studyDir = directory.dir;
+    const heartbeat = setInterval(() => {
+      for (const held of this.#held) directory.touch(held);
+    }, this.#options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS);
+    heartbeat.unref();
     try {
-      store.setStatus('running');
-      // In plan order; a completed run no longer scheduled (forced resume) stays in the
-      // manifest but is not run.
-      const byKey = new Map(store.manifest.entries.map((e) => [e.key, e]));
-      const todo = plan.runs
-        .map((r) => byKey.get(r.key))
-        .filter((e): e is ManifestEntry => e !== undefined && e.status !== 'completed');
+      const initial = this.#writeManifest(directory, true);
+      const todo = plan.runs.filter((r) => this.#eligible(prepared, r.key, initial));
       this.#emit('study-started', {
-        studyDir,
+        studyDir: directory.dir,
         studyName: plan.name,
-        total: store.manifest.counts.total,
+        total: plan.runs.length,
         toRun: todo.length,
         resumed: prepared.resumed,
         recovered: prepared.recovered,
       });
       await this.#runAll(prepared, todo);
+      const state = this.#writeManifest(directory, true);
+      const others = state.owners.filter((o) => o.runnerId !== this.#owner.runnerId);
+      const unfinished = state.counts.pending + state.counts.running;
       // An interrupt that came after the last run ended changed nothing: the study is complete.
-      const unfinished = store.manifest.counts.pending + store.manifest.counts.running;
-      const status = this.#interruptLevel > 0 && unfinished > 0 ? 'interrupted' : 'completed';
-      store.setStatus(status);
+      // Runs other runners still hold: the study goes on without this one.
+      const status: StudySummary['status'] =
+        this.#interruptLevel > 0 && unfinished > 0
+          ? 'interrupted'
+          : others.length > 0
+            ? 'running'
+            : unfinished > 0
+              ? 'interrupted'
+              : 'completed';
       const summary: StudySummary = {
         status,
-        studyDir,
-        counts: store.manifest.counts,
+        studyDir: directory.dir,
+        counts: state.counts,
         durationMs: this.#clock.now() - startedAt,
       };
       this.#emit('study-finished', summary);
       return summary;
     } finally {
-      releaseLock(studyDir);
+      clearInterval(heartbeat);
+      if (this.#manifestTimer) clearTimeout(this.#manifestTimer);
+      this.#manifestTimer = null;
+      for (const held of this.#held) directory.release(held);
+      this.#held.clear();
     }
+  }
+
+  #directoryOptions() {
+    const o = this.#options;
+    return {
+      ...(o.liveness ? { liveness: o.liveness } : {}),
+      ...(o.staleClaimMs === undefined ? {} : { staleClaimMs: o.staleClaimMs }),
+      now: () => this.#clock.date(),
+    };
   }
 
   #prepare(): Prepared<Config> {
     const options = this.#options;
-    const now = (): Date => this.#clock.date();
     if (!('resume' in options)) {
-      const studyDir = createStudyDir({
-        outputDir: options.outputDir,
-        name: options.plan.name,
-        now: now(),
-        cwd: options.cwd,
-      });
-      mkdirSync(join(studyDir, RUNS_DIR), { recursive: true });
-      acquireLock(studyDir);
       const stored: StoredStudy<Config> = {
         schemaVersion: 1,
         toolVersion: this.#toolVersion,
-        createdAt: now().toISOString(),
+        createdAt: this.#clock.date().toISOString(),
         plan: options.plan,
       };
-      writeJsonAtomicSync(join(studyDir, STUDY_FILE), stored);
-      const store = ManifestStore.create(
-        studyDir,
+      const directory = StudyDirectory.create(
         {
-          studyName: options.plan.name,
-          designHash: options.plan.designHash,
-          toolVersion: this.#toolVersion,
-          entries: manifestEntriesFor(options.plan),
+          outputDir: options.outputDir,
+          name: options.plan.name,
+          now: this.#clock.date(),
+          cwd: options.cwd,
+          stored,
         },
-        now,
+        this.#directoryOptions(),
       );
-      return { studyDir, plan: options.plan, store, resumed: false, recovered: 0 };
+      return { directory, plan: options.plan, resumed: false, recovered: 0, retryable: new Map() };
     }
-
-    const studyDir = resolve(options.cwd ?? process.cwd(), options.resume);
-    // Validate before locking: a directory that is not a study gets no lock file.
-    ManifestStore.load(studyDir, now);
-    acquireLock(studyDir);
-    try {
-      return this.#prepareResume(studyDir, options, now);
-    } catch (error) {
-      releaseLock(studyDir);
-      throw error;
-    }
+    const dir = resolve(options.cwd ?? process.cwd(), options.resume);
+    const directory = StudyDirectory.open(dir, this.#directoryOptions());
+    return this.#prepareResume(directory, options);
   }
 
-  #prepareResume(
-    studyDir: string,
-    options: ResumeStudyOptions<Config>,
-    now: () => Date,
-  ): Prepared<Config> {
-    // Loaded again under the lock: another runner may have written it since.
-    const store = ManifestStore.load(studyDir, now);
-    const stored = readStoredStudy<Config>(studyDir);
-    const manifest = store.manifest;
+  #prepareResume(directory: StudyDirectory, options: ResumeStudyOptions<Config>): Prepared<Config> {
+    const migrated = directory.migrateLegacyManifest();
+    if (migrated > 0) {
+      this.#logger.info(`wrote per-run records for ${migrated} runs of a study made before them`);
+    }
+    const manifest = directory.readManifest();
+    let stored: StoredStudy<Config>;
+    try {
+      stored = directory.readStored<Config>();
+    } catch (error) {
+      if (!options.plan) throw error;
+      // The plan given now is the study: a directory whose study.json was lost keeps its runs.
+      this.#logger.warn(
+        `${(error as Error).message}; using the study given now (design ${options.plan.designHash})`,
+      );
+      stored = {
+        schemaVersion: 1,
+        toolVersion: this.#toolVersion,
+        createdAt: manifest.manifest?.createdAt ?? this.#clock.date().toISOString(),
+        plan: options.plan,
+      };
+      directory.writeStored(stored);
+    }
+    if (manifest.problem !== null) {
+      this.#logger.warn(
+        `${directory.path('manifest.json')} ${manifest.problem === 'missing' ? 'is missing' : `is unreadable (${manifest.problem})`}: rebuilt from the run records`,
+      );
+    }
+    const before = directory.state(stored as StoredStudy);
     const plan = options.plan ?? stored.plan;
-    const changes = describeDesignChange(stored.plan, manifest.entries, plan);
-    const changed = plan.designHash !== manifest.designHash || changes !== null;
+    const changes = describeDesignChange(stored.plan, before.runs, plan);
+    const changed = plan.designHash !== stored.plan.designHash || changes !== null;
     if (changed && !options.force) {
       throw new StudyDesignChangedError(
-        studyDir,
-        manifest.designHash,
+        directory.dir,
+        stored.plan.designHash,
         plan.designHash,
         changes ?? undefined,
       );
     }
-    mkdirSync(join(studyDir, RUNS_DIR), { recursive: true });
-    let recovered = 0;
-    for (const entry of manifest.entries) {
-      if (entry.status === 'completed') continue;
-      const resultFile = resultPathFor(studyDir, entry.key);
-      if (existsSync(resultFile)) {
-        // The child finished and renamed its result into place, but the runner died before
-        // recording it: keep it rather than measure it again.
-        recovered += 1;
-        store.updateEntry(entry.key, {
-          status: 'completed',
-          resultFile: relativeResult(entry.key),
-          error: null,
-          endedAt: entry.endedAt ?? statSync(resultFile).mtime.toISOString(),
-        });
-        this.#logger.info(`recovered the result of ${entry.key} written before the runner stopped`);
-      } else if (entry.status === 'running') {
-        store.updateEntry(entry.key, {
-          status: 'pending',
-          error: { type: 'interrupted', message: 'the runner stopped while this run was running' },
-        });
-      }
-    }
     if (changed) {
-      // --force: the new plan is the study from now on. Its runs missing from the manifest are
-      // added as pending; runs it no longer schedules are dropped unless they completed (a
-      // measured result is never thrown away: it stays in the manifest and is not run again).
-      const merged = mergedEntries(store.manifest.entries, plan);
-      store.replaceEntries(merged.entries, plan.designHash);
-      writeJsonAtomicSync(join(studyDir, STUDY_FILE), { ...stored, plan });
+      const others = before.owners.filter((o) => o.runnerId !== this.#owner.runnerId);
+      if (others.length > 0) {
+        throw new StudyError(
+          `cannot change the design of ${directory.dir} while other runners work on it (${others.map(describeOwner).join(', ')}); wait for them to end`,
+        );
+      }
+      // --force: the new plan is the study from now on. Completed runs it no longer schedules
+      // keep their records and results (a measured result is never thrown away).
+      const wants = new Set(plan.runs.map((r) => r.key));
+      const had = new Set(before.runs.map((r) => r.key));
+      const added = plan.runs.filter((r) => !had.has(r.key)).length;
+      const unscheduled = before.runs.filter((r) => !wants.has(r.key));
+      const kept = unscheduled.filter((r) => r.status === 'completed').length;
+      directory.writeStored({ ...stored, plan });
       this.#logger.warn(
-        `resuming ${studyDir} with the new design because of --force ` +
-          `(${manifest.designHash} → ${plan.designHash}${changes ? `; ${changes}` : ''}): ` +
-          `${merged.added} runs added, ${merged.dropped} not-completed runs dropped, ` +
-          `${merged.keptUnscheduled} completed runs no longer scheduled kept`,
+        `resuming ${directory.dir} with the new design because of --force ` +
+          `(${stored.plan.designHash} → ${plan.designHash}${changes ? `; ${changes}` : ''}): ` +
+          `${added} runs added, ${unscheduled.length - kept} not-completed runs dropped, ` +
+          `${kept} completed runs no longer scheduled kept`,
       );
     }
-    return { studyDir, plan, store, resumed: true, recovered };
+    const recovered = this.#verifyCompleted(directory);
+    const state = directory.state();
+    const retryable = new Map(
+      state.runs.filter((r) => r.status === 'failed').map((r) => [r.key, r.attempts]),
+    );
+    return { directory, plan, resumed: true, recovered, retryable };
   }
 
-  async #runAll(prepared: Prepared<Config>, todo: ManifestEntry[]): Promise<void> {
-    const { plan } = prepared;
-    const runsByKey = new Map(plan.runs.map((r) => [r.key, r]));
+  /**
+   * Check every result on disk: one that fails `verifyResult` is set aside and its run made
+   * pending (with a line saying which and why); one whose record does not say completed (the
+   * runner died between publish and record) is recorded as completed. Returns that count.
+   */
+  #verifyCompleted(directory: StudyDirectory): number {
+    const verify = this.#options.verifyResult ?? (() => ({ ok: true }) as const);
+    let recovered = 0;
+    for (const run of directory.state().runs) {
+      if (run.status !== 'completed' || run.liveOwner) continue;
+      const paths = directory.runPaths(run.key);
+      let verdict: ResultVerdict;
+      try {
+        verdict = verify(JSON.parse(readFileSync(paths.result, 'utf8')));
+      } catch (error) {
+        verdict = {
+          ok: false,
+          reason:
+            error instanceof SyntaxError ? `is not valid JSON (${error.message})` : String(error),
+        };
+      }
+      if (verdict.ok && run.record?.status === 'completed') continue;
+      const held = directory.claim(run.key, this.#owner);
+      if (!held) continue; // someone else is on it
+      try {
+        if (!verdict.ok) {
+          const aside = directory.setResultAside(run.key, 'damaged');
+          this.#logger.warn(
+            `re-running ${run.key} (${run.label}, cycle ${run.cycle + 1}): its result ${run.resultFile} ${verdict.reason}${aside ? `; the file is kept as ${aside}` : ''}`,
+          );
+          this.#record(directory, run, {
+            status: 'pending',
+            error: {
+              type: 'invalid-result',
+              message: `its result was unusable: ${verdict.reason}`,
+            },
+            resultFile: null,
+          });
+        } else {
+          // The child published its result, but the runner died before recording it: keep it
+          // rather than measure it again.
+          recovered += 1;
+          this.#record(directory, run, {
+            status: 'completed',
+            error: null,
+            resultFile: run.resultFile,
+            endedAt: run.endedAt ?? this.#clock.date().toISOString(),
+          });
+          this.#logger.info(`recovered the result of ${run.key} written before the runner stopped`);
+        }
+      } finally {
+        directory.release(held);
+      }
+    }
+    return recovered;
+  }
+
+  /** Write `change` over the run's record (or a fresh one), keeping the rest. */
+  #record(
+    directory: StudyDirectory,
+    run: Pick<RunState, 'key' | 'configHash' | 'cycle' | 'copy' | 'label'> & {
+      record?: RunRecord | null;
+    },
+    change: RecordChange,
+  ): RunRecord {
+    const current = run.record === undefined ? directory.readRecord(run.key).record : run.record;
+    return directory.writeRecord({
+      key: run.key,
+      configHash: run.configHash,
+      cycle: run.cycle,
+      copy: run.copy,
+      label: run.label,
+      status: current?.status ?? 'pending',
+      attempts: current?.attempts ?? 0,
+      owner: current?.owner ?? null,
+      startedAt: current?.startedAt ?? null,
+      endedAt: current?.endedAt ?? null,
+      error: current?.error ?? null,
+      resultFile: current?.resultFile ?? null,
+      ...(current?.devices ? { devices: current.devices } : {}),
+      ...change,
+    });
+  }
+
+  /**
+   * Whether this runner should try a run now: no result yet, and its record is pending, running
+   * (the claim decides whether its owner is alive), or failed before this runner started and
+   * not retried since (resume only).
+   */
+  #eligible(prepared: Prepared<Config>, key: string, state?: StudyState): boolean {
+    const { directory } = prepared;
+    const known = state?.runs.find((r) => r.key === key);
+    if (known ? known.status === 'completed' : directory.hasResult(key)) return false;
+    const record = known ? known.record : directory.readRecord(key).record;
+    if (record?.status !== 'failed') return true;
+    return prepared.retryable.get(key) === record.attempts;
+  }
+
+  async #runAll(prepared: Prepared<Config>, todo: ScheduledRun<Config>[]): Promise<void> {
+    const { plan, directory } = prepared;
     const configsByIndex = new Map(plan.configs.map((c) => [c.index, c]));
     const gaps = gapSettings(plan);
     const durations: number[] = [];
     let previousCycle: number | null = null;
+    let total = todo.length;
+    let index = 0;
 
-    for (const [i, entry] of todo.entries()) {
+    for (const [i, run] of todo.entries()) {
       if (this.#interruptLevel > 0) break;
-      const run = runsByKey.get(entry.key);
-      const planned = run ? configsByIndex.get(run.configIndex) : undefined;
-      if (!run || !planned) {
-        throw new StudyError(`run ${entry.key} is in the manifest but not in the study plan`);
+      const planned = configsByIndex.get(run.configIndex);
+      if (!planned) {
+        throw new StudyError(`run ${run.key} names config ${run.configIndex}, not in the plan`);
       }
-      if (previousCycle !== null) {
-        const gap = await this.#gap(gaps, previousCycle !== run.cycle);
-        if (gap === 'interrupted') break;
+      const held = this.#claim(prepared, run.key);
+      if (!held) {
+        // Done or taken by another runner since the study started.
+        total -= 1;
+        continue;
       }
-      previousCycle = run.cycle;
+      try {
+        if (previousCycle !== null) {
+          const gap = await this.#gap(gaps, previousCycle !== run.cycle);
+          if (gap === 'interrupted') break;
+        }
+        previousCycle = run.cycle;
 
-      const index = i + 1;
-      const started = this.#clock.now();
-      const outcome = await this.#runOne(prepared, entry, run, planned, index, todo.length);
-      const durationMs = this.#clock.now() - started;
-      if (outcome !== 'interrupted') durations.push(durationMs);
+        index += 1;
+        const started = this.#clock.now();
+        const outcome = await this.#runOne(prepared, held, run, planned, index, total);
+        const durationMs = this.#clock.now() - started;
+        if (outcome !== 'interrupted') durations.push(durationMs);
 
-      const remaining = todo.slice(i + 1);
-      const eta: Eta = {
-        remainingRuns: remaining.length,
-        remainingMs:
-          durations.length === 0
-            ? null
-            : (durations.reduce((a, b) => a + b, 0) / durations.length) * remaining.length +
-              remainingGapMs(remaining, runsByKey, gaps, run.cycle),
-      };
-      const after = prepared.store.entry(entry.key);
-      this.#emit('run-finished', {
-        key: entry.key,
-        label: planned.label,
-        index,
-        total: todo.length,
-        status: outcome,
-        durationMs,
-        error: after?.error ?? null,
-        eta,
-      });
-      await this.#cleanup(prepared, entry.key, outcome);
+        const remaining = todo.slice(i + 1);
+        const eta: Eta = {
+          remainingRuns: Math.max(0, total - index),
+          remainingMs:
+            durations.length === 0
+              ? null
+              : (durations.reduce((a, b) => a + b, 0) / durations.length) *
+                  Math.max(0, total - index) +
+                remainingGapMs(remaining, gaps, run.cycle),
+        };
+        const after = directory.readRecord(run.key).record;
+        this.#emit('run-finished', {
+          key: run.key,
+          label: planned.label,
+          index,
+          total,
+          status: outcome,
+          durationMs,
+          error: after?.error ?? null,
+          eta,
+        });
+        await this.#cleanup(directory, run.key, outcome);
+      } finally {
+        this.#release(directory, held);
+      }
     }
+  }
+
+  /** Claim a run if it is still this runner's to do; `null` when not. */
+  #claim(prepared: Prepared<Config>, key: string): HeldClaim | null {
+    const { directory } = prepared;
+    if (!this.#eligible(prepared, key)) return null;
+    const held = directory.claim(key, this.#owner);
+    if (!held) return null;
+    // Between the look and the claim another runner may have finished it.
+    if (!this.#eligible(prepared, key)) {
+      directory.release(held);
+      return null;
+    }
+    this.#held.add(held);
+    return held;
+  }
+
+  #release(directory: StudyDirectory, held: HeldClaim): void {
+    this.#held.delete(held);
+    directory.release(held);
+    this.#writeManifest(directory);
   }
 
   /** Returns how the run ended; never throws for anything the child does. */
   async #runOne(
     prepared: Prepared<Config>,
-    entry: ManifestEntry,
-    run: RunnerPlan<Config>['runs'][number],
-    planned: RunnerPlan<Config>['configs'][number],
+    held: HeldClaim,
+    run: ScheduledRun<Config>,
+    planned: PlannedConfig<Config>,
     index: number,
     total: number,
   ): Promise<RunEndStatus> {
-    const { studyDir, plan, store } = prepared;
-    const resultFile = resultPathFor(studyDir, entry.key);
+    const { directory, plan } = prepared;
+    const paths = directory.runPaths(run.key);
     // A previous attempt's error file must not explain this attempt's failure.
-    rmSync(errorFileFor(resultFile), { force: true });
-    const attempt = entry.attempts + 1;
-    store.updateEntry(entry.key, {
-      status: 'running',
-      attempts: attempt,
-      startedAt: this.#clock.date().toISOString(),
-      endedAt: null,
-      error: null,
-      resultFile: null,
-    });
+    rmSync(paths.error, { force: true });
+    const base = {
+      key: run.key,
+      configHash: run.configHash,
+      cycle: run.cycle,
+      copy: run.copy,
+      label: planned.label,
+    };
+    const before = directory.readRecord(run.key).record;
+    const attempt = (before?.attempts ?? 0) + 1;
+    this.#record(
+      directory,
+      { ...base, record: before },
+      {
+        status: 'running',
+        attempts: attempt,
+        owner: this.#owner,
+        startedAt: this.#clock.date().toISOString(),
+        endedAt: null,
+        error: null,
+        resultFile: null,
+      },
+    );
+    this.#writeManifest(directory);
 
     const thresholdMb =
       plan.execution.residual_memory_threshold_mb ?? DEFAULT_RESIDUAL_THRESHOLD_MB;
@@ -429,21 +628,29 @@ export class StudyRunner<Config = unknown> {
       promptCounts: this.#promptCounts,
     });
     const task: WorkerTask<Config> = {
-      key: entry.key,
+      key: run.key,
       configHash: run.configHash,
       cycle: run.cycle,
       copy: run.copy,
       config: planned.config,
-      studyDir,
-      resultFile,
-      timeseriesFile: join(studyDir, RUNS_DIR, `${entry.key}.timeseries.jsonl`),
+      studyDir: directory.dir,
+      resultFile: paths.result,
+      timeseriesFile: paths.timeseries,
+      files: {
+        result: paths.result,
+        error: paths.error,
+        log: paths.log,
+        timeseries: paths.timeseries,
+        requests: paths.requests,
+        serverLog: paths.serverLog,
+        metrics: paths.metrics,
+      },
       residualCheck,
       toolVersion: this.#toolVersion,
       attempt,
     };
-    const taskFile = join(studyDir, RUNS_DIR, `${entry.key}.task.json`);
     // Complete before the fork, and rewritten on every attempt: no fsync needed.
-    writeFileSync(taskFile, JSON.stringify(task));
+    writeFileSync(paths.task, JSON.stringify(task));
 
     const options = this.#options;
     const stopRequests: StopRequests = {
@@ -460,16 +667,17 @@ export class StudyRunner<Config = unknown> {
         workerModule: modulePath(options.workerModule),
         execArgv: options.execArgv ?? [],
         ...(options.execPath === undefined ? {} : { execPath: options.execPath }),
-        env: { ...(options.env ?? process.env), [TASK_FILE_ENV]: taskFile },
+        env: { ...(options.env ?? process.env), [TASK_FILE_ENV]: paths.task },
         cwd: options.cwd ?? process.cwd(),
-        logFile: join(studyDir, RUNS_DIR, `${entry.key}.log`),
-        resultFile,
+        logFile: paths.log,
+        resultFile: paths.result,
+        errorFile: paths.error,
         timeoutMs: timeoutS * 1000,
         graceMs: this.#graceMs,
         stopRequests,
         onSpawn: (pid) =>
           this.#emit('run-started', {
-            key: entry.key,
+            key: run.key,
             label: planned.label,
             configHash: run.configHash,
             cycle: run.cycle,
@@ -497,17 +705,22 @@ export class StudyRunner<Config = unknown> {
     }
 
     const endedAt = this.#clock.date().toISOString();
+    if (!directory.holds(held)) {
+      // Another runner judged this runner gone and took the run over: the record is theirs.
+      this.#logger.warn(
+        `run ${run.key} was taken over by another runner while this one ran it; its record is left to them`,
+      );
+      return outcome.kind === 'completed' ? 'completed' : 'interrupted';
+    }
+    const current = directory.readRecord(run.key).record;
+    const write = (change: RecordChange) =>
+      this.#record(directory, { ...base, record: current }, change);
     if (outcome.kind === 'completed') {
-      store.updateEntry(entry.key, {
-        status: 'completed',
-        resultFile: relativeResult(entry.key),
-        error: null,
-        endedAt,
-      });
+      write({ status: 'completed', resultFile: runFiles(run.key).result, error: null, endedAt });
       return 'completed';
     }
     if (outcome.kind === 'stopped') {
-      store.updateEntry(entry.key, {
+      write({
         status: 'pending',
         error: { type: 'interrupted', message: 'interrupted; it runs again on resume' },
         endedAt,
@@ -515,11 +728,42 @@ export class StudyRunner<Config = unknown> {
       return 'interrupted';
     }
     const error: ManifestError = { type: outcome.error.type, message: outcome.error.message };
-    this.#logger.warn(
-      `run ${entry.key} (${planned.label}) failed: ${error.type}: ${error.message}`,
-    );
-    store.updateEntry(entry.key, { status: 'failed', error, endedAt });
+    this.#logger.warn(`run ${run.key} (${planned.label}) failed: ${error.type}: ${error.message}`);
+    write({ status: 'failed', error, endedAt });
     return 'failed';
+  }
+
+  /**
+   * Rebuild and write the manifest from the records: at once when `now` or when the last write
+   * is over a second old, else once that second is up. Returns the state when it wrote now.
+   */
+  #writeManifest(directory: StudyDirectory, now: true): StudyState;
+  #writeManifest(directory: StudyDirectory, now?: boolean): StudyState | null;
+  #writeManifest(directory: StudyDirectory, now = false): StudyState | null {
+    const due = this.#manifestWrittenAt + MANIFEST_INTERVAL_MS - performance.now();
+    if (!now && due > 0) {
+      if (!this.#manifestTimer) {
+        this.#manifestTimer = setTimeout(() => {
+          this.#manifestTimer = null;
+          this.#writeManifestNow(directory);
+        }, due);
+      }
+      return null;
+    }
+    if (this.#manifestTimer) clearTimeout(this.#manifestTimer);
+    this.#manifestTimer = null;
+    return this.#writeManifestNow(directory);
+  }
+
+  #writeManifestNow(directory: StudyDirectory): StudyState {
+    this.#manifestWrittenAt = performance.now();
+    try {
+      return directory.rebuildManifest(this.#toolVersion);
+    } catch (error) {
+      // The records are the truth; a manifest that cannot be written (full disk) is rebuilt later.
+      this.#logger.warn(`cannot write the manifest: ${String(error)}`);
+      return directory.state();
+    }
   }
 
   async #residual(config: Config, thresholdMb: number): Promise<ResidualCheck> {
@@ -573,14 +817,14 @@ export class StudyRunner<Config = unknown> {
     }
   }
 
-  async #cleanup(prepared: Prepared<Config>, key: string, status: RunEndStatus): Promise<void> {
+  async #cleanup(directory: StudyDirectory, key: string, status: RunEndStatus): Promise<void> {
     const { cleanups, afterRun } = this.#options;
     if (cleanups) {
       await safeCleanup(() => cleanups.runAll(), { logger: this.#logger, name: 'cleanups' });
     }
     if (afterRun) {
-      const entry = prepared.store.entry(key);
-      await safeCleanup(() => afterRun({ key, status, resultFile: entry?.resultFile ?? null }), {
+      const record = directory.readRecord(key).record;
+      await safeCleanup(() => afterRun({ key, status, resultFile: record?.resultFile ?? null }), {
         logger: this.#logger,
         name: 'afterRun',
       });
@@ -597,24 +841,19 @@ export class StudyRunner<Config = unknown> {
   }
 }
 
-function manifestEntriesFor(plan: RunnerPlan<unknown>) {
-  const labels = new Map(plan.configs.map((c) => [c.index, c.label]));
-  return plan.runs.map((run) => ({
-    key: run.key,
-    configHash: run.configHash,
-    cycle: run.cycle,
-    copy: run.copy,
-    label: labels.get(run.configIndex) ?? run.configHash,
-  }));
+function describeOwner(owner: RunOwner): string {
+  return owner.slurm
+    ? `Slurm job ${owner.slurm.jobId} on ${owner.slurm.nodeName ?? owner.host}`
+    : `pid ${owner.pid} on ${owner.host}`;
 }
 
 /**
- * What differs between the runs the manifest holds and the runs `plan` schedules, in words
+ * What differs between the runs the study holds and the runs `plan` schedules, in words
  * (`3 runs added, 2 removed (cycles 2 → 4)`), or `null` when the run keys are the same.
  */
 function describeDesignChange(
   storedPlan: RunnerPlan<unknown>,
-  entries: readonly ManifestEntry[],
+  entries: ReadonlyArray<{ key: string; configHash: string; copy: number }>,
   plan: RunnerPlan<unknown>,
 ): string | null {
   const had = new Set(entries.map((e) => e.key));
@@ -642,54 +881,6 @@ function describeDesignChange(
   return detail.length > 0 ? `${parts[0]} (${detail.join('; ')})` : (parts[0] ?? '');
 }
 
-/**
- * The manifest entries for a forced resume with `plan`: the plan's runs in order (kept entries
- * as they are, new ones pending), then the completed entries the plan no longer schedules.
- */
-function mergedEntries(
-  entries: readonly ManifestEntry[],
-  plan: RunnerPlan<unknown>,
-): { entries: ManifestEntry[]; added: number; dropped: number; keptUnscheduled: number } {
-  const byKey = new Map(entries.map((e) => [e.key, e]));
-  const wants = new Set(plan.runs.map((r) => r.key));
-  let added = 0;
-  const merged: ManifestEntry[] = manifestEntriesFor(plan).map((init) => {
-    const existing = byKey.get(init.key);
-    if (existing) return existing;
-    added += 1;
-    return pendingEntry(init);
-  });
-  const unscheduled = entries.filter((e) => !wants.has(e.key));
-  const kept = unscheduled.filter((e) => e.status === 'completed');
-  return {
-    entries: [...merged, ...kept],
-    added,
-    dropped: unscheduled.length - kept.length,
-    keptUnscheduled: kept.length,
-  };
-}
-
-function readStoredStudy<Config>(studyDir: string): StoredStudy<Config> {
-  const path = join(studyDir, STUDY_FILE);
-  try {
-    const stored = JSON.parse(readFileSync(path, 'utf8')) as StoredStudy<Config>;
-    if (!stored?.plan || !Array.isArray(stored.plan.runs)) throw new Error('no plan in it');
-    return stored;
-  } catch (error) {
-    throw new StudyError(`cannot read the stored study ${path}: ${String(error)}`, {
-      cause: error,
-    });
-  }
-}
-
-function relativeResult(key: string): string {
-  return `${RUNS_DIR}/${key}.json`;
-}
-
-function resultPathFor(studyDir: string, key: string): string {
-  return join(studyDir, RUNS_DIR, `${key}.json`);
-}
-
 function modulePath(module: string | URL): string {
   if (module instanceof URL) return fileURLToPath(module);
   return module.startsWith('file:') ? fileURLToPath(module) : module;
@@ -704,17 +895,15 @@ function gapSettings(plan: RunnerPlan<unknown>): { experimentS: number; cycleS: 
 }
 
 function remainingGapMs(
-  remaining: readonly ManifestEntry[],
-  runs: ReadonlyMap<string, { cycle: number }>,
+  remaining: ReadonlyArray<{ cycle: number }>,
   gaps: { experimentS: number; cycleS: number },
   currentCycle: number,
 ): number {
   let ms = 0;
   let cycle = currentCycle;
-  for (const entry of remaining) {
-    const next = runs.get(entry.key)?.cycle ?? cycle;
-    ms += gaps.experimentS * 1000 + (next !== cycle ? gaps.cycleS * 1000 : 0);
-    cycle = next;
+  for (const run of remaining) {
+    ms += gaps.experimentS * 1000 + (run.cycle !== cycle ? gaps.cycleS * 1000 : 0);
+    cycle = run.cycle;
   }
   return ms;
 }
@@ -726,63 +915,4 @@ function energyDevices(config: unknown): number[] {
     return devices as number[];
   }
   return [0];
-}
-
-/**
- * Take the study's `.runner.lock`, atomically: the pid goes into a private temp file that is then
- * hard-linked to the lock path, which fails with EEXIST when the lock exists — so the lock never
- * exists without its pid, and of two runners starting at once exactly one gets it. A lock whose
- * pid is dead is stale (a runner that was `kill -9`ed): it is removed and taking it is retried
- * once. A lock with this process's own pid is held too (another runner in this process).
- */
-function acquireLock(studyDir: string): void {
-  const path = join(studyDir, LOCK_FILE);
-  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  writeFileSync(tmp, `${process.pid}\n`);
-  try {
-    for (let attempt = 0; attempt < 2; attempt += 1) {
-      try {
-        linkSync(tmp, path);
-        return;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
-          throw new StudyError(`cannot create the lock file ${path}: ${String(error)}`, {
-            cause: error,
-          });
-        }
-      }
-      let pid = Number.NaN;
-      try {
-        pid = Number(readFileSync(path, 'utf8').trim());
-      } catch {
-        // Removed by its runner since the link failed: just retry.
-        continue;
-      }
-      if (Number.isInteger(pid) && pid > 0 && (pid === process.pid || isAlive(pid))) {
-        throw new StudyError(
-          `another runner (pid ${pid}) is running the study in ${studyDir}; wait for it to end ` +
-            `(or, if that process is not llem, delete ${path})`,
-        );
-      }
-      rmSync(path, { force: true });
-    }
-    throw new StudyError(
-      `cannot take the lock ${path}: another runner took it at the same time; wait for it to end`,
-    );
-  } finally {
-    rmSync(tmp, { force: true });
-  }
-}
-
-function releaseLock(studyDir: string): void {
-  rmSync(join(studyDir, LOCK_FILE), { force: true });
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

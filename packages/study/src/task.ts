@@ -15,8 +15,21 @@ export interface WorkerTask<Config = unknown> {
   studyDir: string;
   /** Where the worker writes its result JSON (write-temp + rename), then exits 0. */
   resultFile: string;
-  /** Where the worker may write its timeseries (one JSON object per line). */
+  /** Where the worker may write its timeseries (`files.timeseries`). */
   timeseriesFile: string;
+  /**
+   * Every file of this run, absolute, as `@llem/domain`'s study layout names them: `result`
+   * (= `resultFile`), `error`, `log`, `timeseries`, `requests`, `serverLog`, `metrics`.
+   */
+  files: {
+    result: string;
+    error: string;
+    log: string;
+    timeseries: string;
+    requests: string;
+    serverLog: string;
+    metrics: string;
+  };
   /** What the runner saw on the GPU(s) right before starting this child; goes into the result. */
   residualCheck: ResidualCheck;
   toolVersion: string;
@@ -27,9 +40,14 @@ export interface WorkerTask<Config = unknown> {
 /** The name of the environment variable that holds the task file path. */
 export const TASK_FILE_ENV = 'LLEM_TASK_FILE';
 
-/** The file a failing worker writes instead of a result: `resultFile + '.error.json'`. */
+/**
+ * The file a failing worker writes instead of a result: `runs/<key>.error.json` beside
+ * `runs/<key>.json` (the task's `files.error`).
+ */
 export function errorFileFor(resultFile: string): string {
-  return `${resultFile}.error.json`;
+  return resultFile.endsWith('.json')
+    ? `${resultFile.slice(0, -'.json'.length)}.error.json`
+    : `${resultFile}.error.json`;
 }
 
 /** What a failing worker writes to the error file. */

@@ -1,14 +1,8 @@
 import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { writeFileAtomicSync, writeJsonAtomicSync } from './internal/atomic';
-import {
-  errorFileFor,
-  TASK_FILE_ENV,
-  type WorkerErrorReport,
-  type WorkerMessage,
-  type WorkerTask,
-} from './task';
+import { publishFileSync, writeJsonAtomicSync } from './internal/atomic';
+import { TASK_FILE_ENV, type WorkerErrorReport, type WorkerMessage, type WorkerTask } from './task';
 
 /** What a worker handler receives besides the task. */
 export interface WorkerContext {
@@ -201,7 +195,19 @@ async function runWorker<Config, Result>(
     if (stopping) return;
     // JSON.stringify of a large result is the worker's memory to spend, not the runner's.
     // `undefined` is not JSON; a handler that returns nothing still completed its run.
-    writeFileAtomicSync(task.resultFile, JSON.stringify(result ?? null));
+    // Published with a no-clobber link: a result already there (another owner of this run won
+    // a race) is never overwritten; ours is kept aside, not lost.
+    const stamp = new Date().toISOString().replace(/[-:.]/g, '');
+    // The aside name is @llem/domain's `runAsideFile(key, 'conflict', …)`, spelled out here so
+    // a worker child does not load the domain package (and zod) to start: a test keeps them equal.
+    const outcome = publishFileSync(task.resultFile, JSON.stringify(result ?? null), {
+      keepAside: `${task.resultFile}.conflict-${stamp}-${process.pid}`,
+    });
+    if (outcome === 'exists') {
+      process.stderr.write(
+        `llem worker: ${task.resultFile} already exists (another runner published this run first); this attempt's result was kept beside it as a conflict file\n`,
+      );
+    }
     stopping = true;
     killGroups();
     process.exit(WorkerExitCode.ok);
@@ -209,7 +215,7 @@ async function runWorker<Config, Result>(
     if (stopping) return;
     const report: WorkerErrorReport = { error: describe(error) };
     try {
-      writeJsonAtomicSync(errorFileFor(task.resultFile), report);
+      writeJsonAtomicSync(task.files.error, report);
     } catch (writeError) {
       process.stderr.write(`llem worker: cannot write the error file: ${String(writeError)}\n`);
     }

@@ -24,6 +24,7 @@ describe('a child that cannot be started', () => {
       cwd: tmp.dir,
       logFile: join(tmp.dir, 'log'),
       resultFile: join(tmp.dir, 'result.json'),
+      errorFile: join(tmp.dir, 'result.error.json'),
       timeoutMs: 60_000,
       graceMs: 100,
       stopRequests: { subscribe: () => () => undefined },

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Manifest, ResidualCheck } from '@llem/domain';
@@ -40,6 +40,12 @@ export const okResidual: ResidualCheckFn = ({ thresholdMb, deviceIndices }) => (
 
 export function readManifest(studyDir: string): Manifest {
   return JSON.parse(readFileSync(join(studyDir, 'manifest.json'), 'utf8')) as Manifest;
+}
+
+/** Change a run's record file in place (a test doctoring a crash state). */
+export function editRecord(studyDir: string, key: string, change: Record<string, unknown>): void {
+  const file = join(studyDir, 'runs', `${key}.record.json`);
+  writeFileSync(file, JSON.stringify({ ...readJson<object>(file), ...change }));
 }
 
 export function readJson<T = unknown>(path: string): T {

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { ManifestSchema } from '@llem/domain';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -7,7 +8,7 @@ import { StudyDesignChangedError, StudyError } from '../src/errors';
 import type { StudyEvents } from '../src/events';
 import { StudyRunner } from '../src/runner';
 import { makePlan, TSX_EXEC_ARGV } from './fixtures/plan';
-import { isRunning, okResidual, readJson, readManifest, tempDir } from './helpers';
+import { editRecord, isRunning, okResidual, readJson, readManifest, tempDir } from './helpers';
 
 const worker = new URL('./fixtures/worker.ts', import.meta.url);
 
@@ -100,7 +101,7 @@ describe('StudyRunner with real child processes', () => {
     expect(manifest.entries[3]?.error?.message).toContain('code 3');
     expect(manifest.entries[5]?.error?.message).toContain('timeout of 3 s');
     // The child's stack is kept in its error file, not in the manifest.
-    const errorFile = join(summary.studyDir, 'runs', `${manifest.entries[2]?.key}.json.error.json`);
+    const errorFile = join(summary.studyDir, 'runs', `${manifest.entries[2]?.key}.error.json`);
     expect(readJson<{ error: { stack: string } }>(errorFile).error.stack).toContain('EngineError');
     expect(finished.map((f) => f.status)).toEqual([
       'completed',
@@ -207,22 +208,22 @@ describe('StudyRunner with real child processes', () => {
       env: { ...process.env, LLEM_TEST_LEDGER: ledger },
       residualCheck: okResidual,
     }).run();
-    // Doctor the manifest into a crash state: run 1 failed, run 2 running with its result on
-    // disk (the runner died between the child's rename and the manifest write), run 3 running
-    // without a result (died mid-run).
+    // Doctor the records into a crash state: run 1 failed, run 2 running with its result on
+    // disk (the runner died between the child's publish and the record write), run 3 running
+    // without a result (died mid-run). The manifest goes too: resume rebuilds it.
     const manifest = readManifest(first.studyDir);
     const [e0, e1, e2, e3] = manifest.entries;
-    e1!.status = 'failed';
-    e1!.error = { type: 'crash', message: 'x' };
-    e2!.status = 'running';
-    e3!.status = 'running';
-    writeFileSync(join(first.studyDir, 'runs', `${e3!.key}.json`), '');
+    editRecord(first.studyDir, e1!.key, {
+      status: 'failed',
+      error: { type: 'crash', message: 'x' },
+    });
+    editRecord(first.studyDir, e2!.key, { status: 'running', resultFile: null });
+    editRecord(first.studyDir, e3!.key, { status: 'running', resultFile: null });
     execFileSync('rm', [
       join(first.studyDir, 'runs', `${e1!.key}.json`),
       join(first.studyDir, 'runs', `${e3!.key}.json`),
+      join(first.studyDir, 'manifest.json'),
     ]);
-    manifest.counts = { total: 4, pending: 0, running: 2, completed: 1, failed: 1 };
-    writeFileSync(join(first.studyDir, 'manifest.json'), JSON.stringify(manifest));
     const before = ledgerLines().length;
 
     const resumed = new StudyRunner({
@@ -271,8 +272,10 @@ describe('StudyRunner with real child processes', () => {
     expect((error as Error).message).toContain(plan.designHash);
     expect((error as Error).message).toContain(changed.designHash);
     expect((error as Error).message).toContain('--force');
-    // A refused resume leaves no lock behind.
-    expect(existsSync(join(first.studyDir, '.runner.lock'))).toBe(false);
+    // A refused resume claims nothing.
+    expect(
+      readdirSync(join(first.studyDir, 'runs')).filter((f) => /\.claim-[2-9]$/.test(f)),
+    ).toEqual([]);
 
     const forced = await new StudyRunner({
       resume: first.studyDir,
@@ -285,17 +288,42 @@ describe('StudyRunner with real child processes', () => {
     expect(forced.counts.completed).toBe(1);
   }, 60_000);
 
-  it('refuses to run a study another live runner holds, and changes nothing in it', async () => {
-    const first = await runner([{ behaviour: 'no-result' }]).run();
-    const before = readFileSync(join(first.studyDir, 'manifest.json'), 'utf8');
-    // Our parent (the vitest main process) stands in for a live runner.
-    writeFileSync(join(first.studyDir, '.runner.lock'), `${process.ppid}\n`);
-    const error = await new StudyRunner({ resume: first.studyDir, workerModule: worker })
-      .run()
-      .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(StudyError);
-    expect((error as Error).message).toContain(`another runner (pid ${process.ppid})`);
-    expect(readFileSync(join(first.studyDir, 'manifest.json'), 'utf8')).toBe(before);
+  it('leaves a run alone while another live runner holds its claim, and says the study is running', async () => {
+    const first = await runner([
+      { behaviour: 'no-result' },
+      { behaviour: 'no-result', id: 2 },
+    ]).run();
+    const [held, free] = readManifest(first.studyDir).entries;
+    // Our parent (the vitest main process) stands in for a live runner that holds run 0.
+    const claim = {
+      schemaVersion: 1,
+      key: held!.key,
+      generation: 2,
+      owner: { host: hostname(), pid: process.ppid, runnerId: 'someone-else' },
+      claimedAt: new Date().toISOString(),
+      releasedAt: null,
+    };
+    const claimFile = join(first.studyDir, 'runs', `${held!.key}.claim-2`);
+    writeFileSync(claimFile, JSON.stringify(claim));
+    editRecord(first.studyDir, held!.key, { status: 'running' });
+    const before = ledgerLines().length;
+    const summary = await new StudyRunner({
+      resume: first.studyDir,
+      workerModule: worker,
+      execArgv: TSX_EXEC_ARGV,
+      env: { ...process.env, LLEM_TEST_LEDGER: ledger },
+      residualCheck: okResidual,
+    }).run();
+    const started = ledgerLines()
+      .slice(before)
+      .filter((l) => l.event === 'start')
+      .map((l) => l.key);
+    expect(started).toEqual([free!.key]);
+    expect(summary.status).toBe('running');
+    expect(JSON.parse(readFileSync(claimFile, 'utf8'))).toEqual(claim);
+    const manifest = readManifest(first.studyDir);
+    expect(manifest.status).toBe('running');
+    expect(manifest.entries[0]?.status).toBe('running');
   }, 60_000);
 
   it('resume of something that is not a study directory is a StudyError naming the file', async () => {
@@ -303,7 +331,8 @@ describe('StudyRunner with real child processes', () => {
       .run()
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(StudyError);
-    expect((error as Error).message).toContain(join(tmp.dir, 'manifest.json'));
+    expect((error as Error).message).toContain(`${tmp.dir} is not a study directory`);
+    expect((error as Error).message).toContain('study.json');
   });
 
   it('a worker module that does not exist fails each run, not the study', async () => {

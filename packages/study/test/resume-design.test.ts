@@ -1,11 +1,11 @@
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StudyDesignChangedError } from '../src/errors';
 import type { RunnerPlan, StoredStudy } from '../src/plan';
 import { StudyRunner } from '../src/runner';
 import { makePlan } from './fixtures/plan';
-import { okResidual, readJson, readManifest, tempDir } from './helpers';
+import { editRecord, okResidual, readJson, readManifest, tempDir } from './helpers';
 
 const plainWorker = new URL('./fixtures/plain-worker.mjs', import.meta.url);
 
@@ -83,11 +83,10 @@ describe('resume with a changed set of runs', () => {
     // Make the last cycle look unfinished (one pending, one failed), as after a crash.
     const manifest = readManifest(studyDir);
     for (const e of manifest.entries.slice(4)) {
-      e.status = e.key === manifest.entries[4]?.key ? 'pending' : 'failed';
-      e.resultFile = null;
+      const status = e.key === manifest.entries[4]?.key ? 'pending' : 'failed';
+      editRecord(studyDir, e.key, { status, resultFile: null });
       rmSync(join(studyDir, 'runs', `${e.key}.json`));
     }
-    writeFileSync(join(studyDir, 'manifest.json'), JSON.stringify(manifest));
     const after = makePlan([...configs], { cycles: 1 });
 
     const error = await resume(studyDir, after, false).catch((e: unknown) => e);

@@ -1,5 +1,5 @@
 import { fork } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { errorFileFor, TASK_FILE_ENV, type WorkerTask } from '../src/task';
@@ -12,6 +12,7 @@ const fixture = new URL('./fixtures/worker.ts', import.meta.url);
 let tmp: ReturnType<typeof tempDir>;
 beforeEach(() => {
   tmp = tempDir();
+  mkdirSync(join(tmp.dir, 'runs'));
 });
 afterEach(() => tmp.cleanup());
 
@@ -39,8 +40,17 @@ function task(config: object): WorkerTask {
     copy: 0,
     config,
     studyDir: tmp.dir,
-    resultFile: join(tmp.dir, 'k_c0.json'),
-    timeseriesFile: join(tmp.dir, 'k_c0.timeseries.jsonl'),
+    resultFile: join(tmp.dir, 'runs', 'k_c0.json'),
+    timeseriesFile: join(tmp.dir, 'runs', 'k_c0.timeseries.csv'),
+    files: {
+      result: join(tmp.dir, 'runs', 'k_c0.json'),
+      error: join(tmp.dir, 'runs', 'k_c0.error.json'),
+      log: join(tmp.dir, 'runs', 'k_c0.log'),
+      timeseries: join(tmp.dir, 'runs', 'k_c0.timeseries.csv'),
+      requests: join(tmp.dir, 'runs', 'k_c0.requests.jsonl'),
+      serverLog: join(tmp.dir, 'runs', 'k_c0.server.log'),
+      metrics: join(tmp.dir, 'runs', 'k_c0.metrics.jsonl'),
+    },
     residualCheck: {
       status: 'skipped',
       thresholdMb: 100,
@@ -71,8 +81,28 @@ describe('defineWorker', () => {
     writeFileSync(file, JSON.stringify(task({ behaviour: 'ok' })));
     const { code } = await runFixture(file);
     expect(code).toBe(WorkerExitCode.ok);
-    const result = JSON.parse(readFileSync(join(tmp.dir, 'k_c0.json'), 'utf8'));
+    const result = JSON.parse(readFileSync(join(tmp.dir, 'runs', 'k_c0.json'), 'utf8'));
     expect(result).toMatchObject({ key: 'k_c0', attempt: 1, residualCheck: { status: 'skipped' } });
+  }, 30_000);
+
+  it('never overwrites a result that is already there: its own is kept aside as a conflict', async () => {
+    const file = join(tmp.dir, 'task.json');
+    writeFileSync(file, JSON.stringify(task({ behaviour: 'ok' })));
+    const resultFile = join(tmp.dir, 'runs', 'k_c0.json');
+    writeFileSync(resultFile, '{"first":true}');
+    const { code, stderr } = await runFixture(file);
+    expect(code).toBe(WorkerExitCode.ok);
+    expect(readFileSync(resultFile, 'utf8')).toBe('{"first":true}');
+    const aside = readdirSync(join(tmp.dir, 'runs')).filter((f) =>
+      f.startsWith('k_c0.json.conflict-'),
+    );
+    expect(aside).toHaveLength(1);
+    expect(
+      JSON.parse(readFileSync(join(tmp.dir, 'runs', aside[0] as string), 'utf8')),
+    ).toMatchObject({ key: 'k_c0' });
+    expect(stderr).toContain('already exists');
+    // No temp file is left behind.
+    expect(readdirSync(join(tmp.dir, 'runs')).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   }, 30_000);
 
   it("writes the handler's error (type, message, stack) to the error file and exits 1", async () => {
@@ -80,9 +110,10 @@ describe('defineWorker', () => {
     writeFileSync(file, JSON.stringify(task({ behaviour: 'throw' })));
     const { code } = await runFixture(file);
     expect(code).toBe(WorkerExitCode.handlerError);
-    const resultFile = join(tmp.dir, 'k_c0.json');
+    const resultFile = join(tmp.dir, 'runs', 'k_c0.json');
     expect(existsSync(resultFile)).toBe(false);
-    const report = JSON.parse(readFileSync(errorFileFor(resultFile), 'utf8'));
+    const report = JSON.parse(readFileSync(join(tmp.dir, 'runs', 'k_c0.error.json'), 'utf8'));
+    expect(errorFileFor(resultFile)).toBe(join(tmp.dir, 'runs', 'k_c0.error.json'));
     expect(report.error.type).toBe('EngineError');
     expect(report.error.message).toBe('the engine refused the config');
     expect(report.error.stack).toContain('EngineError');

@@ -7,6 +7,7 @@ import {
   compareStudies,
   configCsv,
   describeInputChange,
+  describeStudyStatus,
   inputChanges,
   listStudies,
   loadStudy,
@@ -117,6 +118,7 @@ function showCommand(ctx: CliContext): CommandModule<GlobalArgs, ShowArgs> {
             name: study.manifest.studyName,
             designHash: study.manifest.designHash,
             status: study.manifest.status,
+            statusText: describeStudyStatus(study),
             counts: study.manifest.counts,
             skipped: study.skipped,
           },
@@ -129,7 +131,7 @@ function showCommand(ctx: CliContext): CommandModule<GlobalArgs, ShowArgs> {
       }
       const m = study.manifest;
       ctx.stdout.write(
-        `${m.studyName} (${m.status}; design ${m.designHash}): ${m.counts.completed} completed, ${m.counts.failed} failed, ${m.counts.pending + m.counts.running} not run, ${study.skipped.length} skipped configs\n\n`,
+        `${m.studyName} (${describeStudyStatus(study)}; design ${m.designHash}): ${m.counts.completed} completed, ${m.counts.failed} failed, ${m.counts.running > 0 ? `${m.counts.running} running, ` : ''}${m.counts.pending} not run, ${study.skipped.length} skipped configs\n\n`,
       );
       // On a terminal, fit its width (dropping trailing metrics, named below the table); a pipe
       // always gets every column.

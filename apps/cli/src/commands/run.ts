@@ -3,30 +3,36 @@ import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
+  CliStateSchema,
+  checkRunResult,
+  formatFromFileName,
   type ManifestEntry,
-  ManifestSchema,
   parseStudyText,
   planStudy,
   QUICKSTART_FILE,
   quickstartStudy,
-  type RunResult,
+  type SkippedFile,
+  STUDY_FILES,
   type StudyPlan,
+  studySourceFile,
 } from '@llem/domain';
 import { missingInputFiles } from '@llem/measure';
 import {
   describeInputChange,
+  describeStudyStatus,
   formatSkipReason,
   inputChanges,
+  type LoadedStudy,
+  loadStudy,
   planToJson,
   renderPlan,
-  STUDY_FILES,
   writeStudyReport,
 } from '@llem/report';
 import {
   handleSigint,
-  MANIFEST_FILE,
   type SignalSource,
   STUDY_EVENT_NAMES,
+  StudyDirectory,
   type StudyEvents,
   StudyRunner,
   type StudySummary,
@@ -58,9 +64,6 @@ export type ProgressEvent = {
  * holding a timer) is stopped when the study ends.
  */
 export type ProgressSink = (event: ProgressEvent) => void;
-
-/** Where the CLI keeps what it needs to resume (the directory relative paths resolve against). */
-const CLI_STATE_FILE = 'cli.json';
 
 /** Options tests (and a future progress UI) can inject. */
 export interface RunCommandOptions {
@@ -129,7 +132,15 @@ export function workerModuleFor(fromSource = import.meta.url.endsWith('.ts')): {
   return { workerModule: built, execArgv: [] };
 }
 
-function readStudyFile(file: string, cwd: string): { plan: StudyPlan; baseDir: string } {
+interface StudyFileRead {
+  plan: StudyPlan;
+  baseDir: string;
+  /** The file as written and its format, copied into the study directory. */
+  text: string;
+  format: 'yaml' | 'json';
+}
+
+function readStudyFile(file: string, cwd: string): StudyFileRead {
   const path = resolve(cwd, file);
   let text: string;
   try {
@@ -142,7 +153,13 @@ function readStudyFile(file: string, cwd: string): { plan: StudyPlan; baseDir: s
         : `cannot read study file ${file}: ${(error as Error).message}`,
     );
   }
-  return { plan: planStudy(parseStudyText(text, { file }), { file }), baseDir: dirname(path) };
+  const format = formatFromFileName(file);
+  return {
+    plan: planStudy(parseStudyText(text, { file, format }), { file }),
+    baseDir: dirname(path),
+    text,
+    format,
+  };
 }
 
 /** A figure the study could not measure on this machine, and why. */
@@ -154,6 +171,8 @@ export interface NotMeasurable {
 export interface RunSummaryJson {
   studyDir: string;
   status: StudySummary['status'];
+  /** The status in words: `running (Slurm job 812)` when other runners still hold runs. */
+  statusText: string;
   counts: StudySummary['counts'];
   durationMs: number;
   notMeasurable: NotMeasurable[];
@@ -171,23 +190,14 @@ export interface RunSummaryJson {
   }>;
 }
 
-/** Read the manifest and results back and say plainly what could not be measured. */
-export function summariseStudy(summary: StudySummary): RunSummaryJson {
-  const manifest = ManifestSchema.parse(
-    JSON.parse(readFileSync(join(summary.studyDir, MANIFEST_FILE), 'utf8')),
+/**
+ * Say plainly what the study measured and what it could not, from the study as the validating
+ * loader reads it (records, results checked against their schema).
+ */
+export function summariseStudy(summary: StudySummary, study: LoadedStudy): RunSummaryJson {
+  const results = new Map(
+    study.runs.flatMap((r) => (r.result ? [[r.key, r.result] as const] : [])),
   );
-  const results = new Map<string, RunResult>();
-  for (const entry of manifest.entries) {
-    if (entry.status !== 'completed' || !entry.resultFile) continue;
-    try {
-      results.set(
-        entry.key,
-        JSON.parse(readFileSync(resolve(summary.studyDir, entry.resultFile), 'utf8')) as RunResult,
-      );
-    } catch {
-      // A missing or unreadable result shows as unknown figures below.
-    }
-  }
   const notMeasurable: NotMeasurable[] = [];
   const seen = new Set<string>();
   const add = (figure: string, reason: string) => {
@@ -218,10 +228,11 @@ export function summariseStudy(summary: StudySummary): RunSummaryJson {
   return {
     studyDir: summary.studyDir,
     status: summary.status,
+    statusText: summary.status === 'running' ? describeStudyStatus(study) : summary.status,
     counts: summary.counts,
     durationMs: summary.durationMs,
     notMeasurable,
-    runs: manifest.entries.map((e) => {
+    runs: study.runs.map((e) => {
       const r = results.get(e.key);
       return {
         key: e.key,
@@ -250,7 +261,7 @@ function printSummary(ctx: CliContext, s: RunSummaryJson, cwd: string): void {
   const out = (line = '') => ctx.stdout.write(`${line}\n`);
   const c = s.counts;
   out(
-    `Study ${s.status}: ${c.completed} completed, ${c.failed} failed, ${c.pending + c.running} not run, of ${c.total} (${(s.durationMs / 1000).toFixed(0)} s)`,
+    `Study ${s.statusText}: ${c.completed} completed, ${c.failed} failed, ${c.running > 0 ? `${c.running} running, ` : ''}${c.pending} not run, of ${c.total} (${(s.durationMs / 1000).toFixed(0)} s)`,
   );
   out(`Results: ${relative(cwd, s.studyDir) || '.'}`);
   out();
@@ -346,8 +357,11 @@ export function runCommand(
         throw new UsageError('--force only applies with --resume STUDY_DIR');
       let plan: StudyPlan | undefined;
       let baseDir = ctx.cwd;
-      if (file) ({ plan, baseDir } = readStudyFile(file, ctx.cwd));
-      else if (!args.resume) plan = planStudy(quickstartStudy, { file: QUICKSTART_FILE });
+      let source: StudyFileRead | undefined;
+      if (file) {
+        source = readStudyFile(file, ctx.cwd);
+        ({ plan, baseDir } = source);
+      } else if (!args.resume) plan = planStudy(quickstartStudy, { file: QUICKSTART_FILE });
       if (args.dryRun) {
         if (!plan) throw new UsageError('--dry-run needs a study file (or no --resume)');
         // Every run with label and hash, skipped configs with reasons, an estimated duration and,
@@ -367,16 +381,14 @@ export function runCommand(
       let resumeDir: string | undefined;
       if (args.resume) {
         resumeDir = resolve(ctx.cwd, args.resume);
-        if (!existsSync(join(resumeDir, MANIFEST_FILE)))
+        if (!new StudyDirectory(resumeDir).isStudy())
           throw new UsageError(
-            `--resume ${args.resume}: no ${MANIFEST_FILE} there; name a study directory made by llem run`,
+            `--resume ${args.resume}: no ${STUDY_FILES.study} or ${STUDY_FILES.manifest} there; name a study directory made by llem run`,
           );
         if (!file) {
           try {
-            baseDir = (
-              JSON.parse(readFileSync(join(resumeDir, CLI_STATE_FILE), 'utf8')) as {
-                baseDir: string;
-              }
+            baseDir = CliStateSchema.parse(
+              JSON.parse(readFileSync(join(resumeDir, STUDY_FILES.cliState), 'utf8')),
             ).baseDir;
           } catch {
             // Studies started by a library user have no CLI state: resolve against the cwd.
@@ -421,6 +433,13 @@ export function runCommand(
         cwd: baseDir,
         logger: ctx.logger,
         toolVersion: cliVersion,
+        // On resume, a result that is not what the llem that wrote it writes is measured again.
+        verifyResult: (value: unknown) => {
+          const check = checkRunResult(value);
+          return check.status === 'invalid'
+            ? { ok: false as const, reason: `does not match the result schema (${check.reason})` }
+            : { ok: true as const };
+        },
       };
       const runner = resumeDir
         ? new StudyRunner({
@@ -442,19 +461,23 @@ export function runCommand(
           sink({ type, ...event } as ProgressEvent),
         );
       runner.on('study-started', (event) => {
-        addFileTransport(ctx.logger, join(event.studyDir, 'llem.log'));
+        addFileTransport(ctx.logger, join(event.studyDir, STUDY_FILES.log));
         if (!event.resumed) {
           writeFileSync(
-            join(event.studyDir, CLI_STATE_FILE),
+            join(event.studyDir, STUDY_FILES.cliState),
             `${JSON.stringify({ baseDir }, null, 2)}\n`,
           );
+          // The study file as the user wrote it, beside the resolved plan (study.json).
+          if (source) {
+            writeFileSync(join(event.studyDir, studySourceFile(source.format)), source.text);
+          }
           // Said now, not only in the report: a typo in a sweep value must not pass unnoticed.
           for (const s of plan?.skipped ?? [])
             ctx.logger.warn(
               `skipped config ${s.label}: ${s.reasons.map(formatSkipReason).join('; ')}`,
             );
           // The report lists configs the plan rejected; the manifest only knows runs.
-          const skipped = (plan?.skipped ?? []).map((s) => ({
+          const skipped: SkippedFile = (plan?.skipped ?? []).map((s) => ({
             label: s.label,
             reasons: s.reasons,
           }));
@@ -489,10 +512,11 @@ export function runCommand(
         // A display that holds a timer or the cursor (a TTY bar) says so with `stop`.
         (sink as ProgressSink & { stop?: () => void }).stop?.();
       }
-      const result = summariseStudy(summary);
+      let study: LoadedStudy | undefined;
       try {
         // summary.csv, summary_by_config.csv, pareto.csv and report.html; logs "report: <path>".
         const report = await writeStudyReport(summary.studyDir, { logger: ctx.logger });
+        study = report.study;
         // A model or dataset file replaced between runs (usually across a resume) keeps the
         // config hash: say so now, not only in the report.
         for (const change of inputChanges(report.study.runs))
@@ -503,6 +527,7 @@ export function runCommand(
           `could not build the report (${error instanceof Error ? error.message : String(error)}); retry with: llem report ${relative(ctx.cwd, summary.studyDir) || '.'}`,
         );
       }
+      const result = summariseStudy(summary, study ?? (await loadStudy(summary.studyDir)));
       if (args.json) ctx.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       else printSummary(ctx, result, ctx.cwd);
       if (summary.status === 'interrupted') {

@@ -1,7 +1,7 @@
 import { fork } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import type { ManifestError } from '@llem/domain';
-import { errorFileFor, isWorkerMessage, type WorkerErrorReport } from '../task';
+import { isWorkerMessage, type WorkerErrorReport } from '../task';
 
 /**
  * The longest delay `setTimeout` honours (2³¹−1 ms, about 24.8 days): a longer one fires after
@@ -19,6 +19,8 @@ export interface ChildRunOptions {
   /** Where the child's stdout and stderr go (a file: a pipe could fill up and deadlock). */
   logFile: string;
   resultFile: string;
+  /** Where a failing worker writes why (`runs/<key>.error.json`). */
+  errorFile: string;
   timeoutMs: number;
   graceMs: number;
   /** Resolves when the runner wants the child stopped: 'graceful' (SIGTERM, grace, SIGKILL) or 'now'. */
@@ -182,7 +184,7 @@ function classify(facts: ExitFacts, options: ChildRunOptions): ChildOutcome {
   if (facts.timedOut) {
     return fail('timeout', `the run exceeded its timeout of ${options.timeoutMs / 1000} s`);
   }
-  const errorFile = errorFileFor(options.resultFile);
+  const errorFile = options.errorFile;
   if (existsSync(errorFile)) {
     try {
       const report = JSON.parse(readFileSync(errorFile, 'utf8')) as Partial<WorkerErrorReport>;

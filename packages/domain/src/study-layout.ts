@@ -1,0 +1,349 @@
+import { z } from 'zod';
+import { ManifestErrorSchema } from './manifest';
+import { ResidualCheckSchema } from './result';
+
+/**
+ * The study directory's layout: the one place that names every file a study directory holds and
+ * gives each JSON file its schema. The runner, the worker, the report and the CLI build paths only
+ * through `STUDY_FILES` and `runFiles`, and read files only through these schemas, so no package
+ * guesses another's file names.
+ *
+ * ```
+ * <study dir>/
+ *   study.json               StoredStudySchema   the resolved plan (what resume runs)
+ *   study.source.yaml|json   —                   the study file as the user wrote it
+ *   manifest.json            ManifestSchema      an index rebuilt from the records; never the source of truth
+ *   cli.json                 CliStateSchema      what the CLI needs to resume (relative-path base)
+ *   skipped.json             SkippedFileSchema   configs the plan rejected, with reasons
+ *   llem.log                 —                   the CLI's log (JSON lines, every runner appends)
+ *   summary.csv, summary_by_config.csv, pareto.csv, report.html    the report
+ *   runs/
+ *     <key>.record.json      RunRecordSchema     the run's state: status, attempts, owner, times, error
+ *     <key>.claim-<n>        RunClaimSchema      generation n of the run's claim (created exclusively)
+ *     <key>.task.json        WorkerTaskSchema    what the runner hands the worker
+ *     <key>.json             (result)            the result; published once, never overwritten
+ *     <key>.error.json       WorkerErrorReportSchema  why the worker failed
+ *     <key>.log              —                   the worker's stdout and stderr
+ *     <key>.timeseries.csv   —                   sampler timeseries (power, memory, clocks…)
+ *     <key>.requests.jsonl   —                   one line per measured request (openai)
+ *     <key>.server.log       —                   a managed server's stdout and stderr
+ *     <key>.metrics.jsonl    —                   a managed server's scraped /metrics
+ * ```
+ *
+ * Paths here are relative to the study directory and use `/`; `@llem/study`'s `StudyDirectory`
+ * resolves them. Pure: this module names files, it never touches them.
+ */
+
+/** Files at the top of a study directory. */
+export const STUDY_FILES = {
+  /** The resolved plan (`StoredStudySchema`): everything `--resume` needs. */
+  study: 'study.json',
+  /** The manifest (`ManifestSchema`): an index of the records, rebuilt whenever it is missing. */
+  manifest: 'manifest.json',
+  /** The CLI's state for resume (`CliStateSchema`). */
+  cliState: 'cli.json',
+  /** Configs the plan rejected (`SkippedFileSchema`). */
+  skipped: 'skipped.json',
+  /** The CLI's log file. */
+  log: 'llem.log',
+  /** Per-run files live here. */
+  runsDir: 'runs',
+  summary: 'summary.csv',
+  summaryByConfig: 'summary_by_config.csv',
+  pareto: 'pareto.csv',
+  report: 'report.html',
+} as const;
+
+/** The copy of the study file as written: `study.source.yaml` or `study.source.json`. */
+export function studySourceFile(format: 'yaml' | 'json'): string {
+  return `study.source.${format}`;
+}
+
+/** The per-run files of one run, relative to the study directory. */
+export interface RunFiles {
+  /** The run's state (`RunRecordSchema`), rewritten atomically by the run's owner. */
+  record: string;
+  /** The result JSON; published once with a no-clobber link, never overwritten. */
+  result: string;
+  /** What a failing worker writes (`WorkerErrorReportSchema`). */
+  error: string;
+  /** The task the runner hands the worker (`WorkerTaskSchema`). */
+  task: string;
+  /** The worker's stdout and stderr. */
+  log: string;
+  /** The sampler timeseries, CSV. */
+  timeseries: string;
+  /** Per-request records, JSON lines. */
+  requests: string;
+  /** A managed server's stdout and stderr. */
+  serverLog: string;
+  /** A managed server's scraped metrics, JSON lines. */
+  metrics: string;
+}
+
+/**
+ * A run key is one path segment: letters, digits, `.`, `_` and `-`, not starting with `.`.
+ * llem's keys are `<configHash>_c<cycle>` (`<configHash>_<copy>_c<cycle>` for copies).
+ */
+export const RUN_KEY_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$/;
+
+/** True when `key` can name a run's files. */
+export function isValidRunKey(key: string): boolean {
+  return RUN_KEY_PATTERN.test(key);
+}
+
+/**
+ * Every file of one run, relative to the study directory.
+ *
+ * @example
+ * runFiles('fc4e8e2bd1a03c55_c0').result; // 'runs/fc4e8e2bd1a03c55_c0.json'
+ */
+export function runFiles(key: string): RunFiles {
+  if (!isValidRunKey(key)) {
+    throw new TypeError(
+      `run key ${JSON.stringify(key)} cannot name a file: use letters, digits, ".", "_" and "-" (not starting with ".")`,
+    );
+  }
+  const base = `${STUDY_FILES.runsDir}/${key}`;
+  return {
+    record: `${base}.record.json`,
+    result: `${base}.json`,
+    error: `${base}.error.json`,
+    task: `${base}.task.json`,
+    log: `${base}.log`,
+    timeseries: `${base}.timeseries.csv`,
+    requests: `${base}.requests.jsonl`,
+    serverLog: `${base}.server.log`,
+    metrics: `${base}.metrics.jsonl`,
+  };
+}
+
+/**
+ * Generation `generation` (1, 2, …) of a run's claim. A claim is created exclusively; a stale one
+ * is superseded by creating the next generation, never by deleting it, so exactly one of several
+ * runners racing for a run wins. The highest existing generation is the current claim.
+ */
+export function runClaimFile(key: string, generation: number): string {
+  if (!Number.isInteger(generation) || generation < 1) {
+    throw new TypeError(`claim generation must be an integer ≥ 1, got ${generation}`);
+  }
+  runFiles(key); // validates the key
+  return `${STUDY_FILES.runsDir}/${key}.claim-${generation}`;
+}
+
+/**
+ * A result file set aside because resume found it unusable (`<key>.json.damaged-<stamp>`), or a
+ * second result that lost a publish race (`<key>.json.conflict-<stamp>`). Never deleted: nothing
+ * measured is lost.
+ */
+export function runAsideFile(key: string, kind: 'damaged' | 'conflict', stamp: string): string {
+  return `${runFiles(key).result}.${kind}-${stamp}`;
+}
+
+const isoTimestamp = z.iso.datetime({ offset: true });
+const hash16 = z.string().regex(/^[0-9a-f]{16}$/, 'expected 16 lowercase hex characters');
+
+/** The process that owns a claim or a record: enough to tell whether it is still alive. */
+export const RunOwnerSchema = z
+  .object({
+    /** `os.hostname()` of the runner. */
+    host: z.string().min(1),
+    pid: z.int().positive(),
+    /** Random per runner process: two runners never share one, even with a reused pid. */
+    runnerId: z.string().min(1),
+    /** Present when the runner runs inside a Slurm job. */
+    slurm: z
+      .object({
+        jobId: z.string().min(1),
+        arrayJobId: z.string().min(1).nullable(),
+        arrayTaskId: z.string().min(1).nullable(),
+        nodeName: z.string().min(1).nullable(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+export type RunOwner = z.infer<typeof RunOwnerSchema>;
+
+export const RunRecordStatusSchema = z.enum(['pending', 'running', 'completed', 'failed']);
+export type RunRecordStatus = z.infer<typeof RunRecordStatusSchema>;
+
+/** The GPUs a run was given (many-GPU studies); absent when the study assigns none. */
+export const RunDeviceSchema = z
+  .object({
+    index: z.int().nonnegative(),
+    uuid: z.string().nullable(),
+  })
+  .strict();
+export type RunDevice = z.infer<typeof RunDeviceSchema>;
+
+export const RUN_RECORD_SCHEMA_VERSION = 1 as const;
+
+/**
+ * `runs/<key>.record.json`: one run's state, the source of truth for resume and status (the
+ * manifest is rebuilt from these). Written atomically (temp file + rename) by the run's owner.
+ * A run with no record file is pending.
+ */
+export const RunRecordSchema = z
+  .object({
+    schemaVersion: z.literal(RUN_RECORD_SCHEMA_VERSION),
+    key: z.string().regex(RUN_KEY_PATTERN),
+    configHash: hash16,
+    cycle: z.int().nonnegative(),
+    copy: z.int().nonnegative(),
+    label: z.string(),
+    status: RunRecordStatusSchema,
+    /** How many times the run has been dispatched. */
+    attempts: z.int().nonnegative(),
+    /** Who ran (or runs) the latest attempt; `null` before the first. */
+    owner: RunOwnerSchema.nullable(),
+    startedAt: isoTimestamp.nullable(),
+    endedAt: isoTimestamp.nullable(),
+    error: ManifestErrorSchema.nullable(),
+    /** Relative to the study directory; set once completed. */
+    resultFile: z.string().nullable(),
+    /** The GPUs the latest attempt was given, when the study assigns devices. */
+    devices: z.array(RunDeviceSchema).optional(),
+    updatedAt: isoTimestamp,
+  })
+  .strict();
+export type RunRecord = z.infer<typeof RunRecordSchema>;
+
+export const RUN_CLAIM_SCHEMA_VERSION = 1 as const;
+
+/**
+ * `runs/<key>.claim-<n>`: a runner's claim on a run. Created exclusively (`link()`), so of
+ * several runners exactly one holds a generation. The owner touches its mtime as a heartbeat
+ * and rewrites it with `releasedAt` when done. A claim is live until released, or until its
+ * owner is gone (same host: pid dead; Slurm: job ended) or its heartbeat is too old.
+ */
+export const RunClaimSchema = z
+  .object({
+    schemaVersion: z.literal(RUN_CLAIM_SCHEMA_VERSION),
+    key: z.string().regex(RUN_KEY_PATTERN),
+    generation: z.int().positive(),
+    owner: RunOwnerSchema,
+    claimedAt: isoTimestamp,
+    /** Set by the owner when it is done with the run (whatever the outcome). */
+    releasedAt: isoTimestamp.nullable(),
+  })
+  .strict();
+export type RunClaim = z.infer<typeof RunClaimSchema>;
+
+/** The plan as stored in `study.json` (the parts the runner needs; configs kept as written). */
+export const StoredPlanSchema = z
+  .object({
+    name: z.string(),
+    designHash: hash16,
+    execution: z.record(z.string(), z.unknown()),
+    configs: z.array(
+      z
+        .object({
+          index: z.int().nonnegative(),
+          label: z.string(),
+          configHash: hash16,
+          config: z.unknown(),
+        })
+        .loose(),
+    ),
+    runs: z.array(
+      z
+        .object({
+          key: z.string().regex(RUN_KEY_PATTERN),
+          configIndex: z.int().nonnegative(),
+          configHash: hash16,
+          copy: z.int().nonnegative(),
+          cycle: z.int().nonnegative(),
+          ordinal: z.int().nonnegative(),
+        })
+        .loose(),
+    ),
+  })
+  .loose();
+
+/** `study.json`: the resolved plan, written once when the study starts (and by a forced resume). */
+export const StoredStudySchema = z
+  .object({
+    schemaVersion: z.literal(1),
+    toolVersion: z.string(),
+    createdAt: isoTimestamp,
+    plan: StoredPlanSchema,
+  })
+  .loose();
+export type StoredStudyFile = z.infer<typeof StoredStudySchema>;
+
+/** `cli.json`: where the CLI resolves relative paths on resume. */
+export const CliStateSchema = z
+  .object({
+    /** Absolute: the study file's directory (relative model, dataset and command paths). */
+    baseDir: z.string().min(1),
+  })
+  .loose();
+export type CliState = z.infer<typeof CliStateSchema>;
+
+/** `skipped.json`: every config the plan rejected and why (field path + message). */
+export const SkippedFileSchema = z.array(
+  z
+    .object({
+      label: z.string(),
+      reasons: z.array(
+        z
+          .object({
+            path: z.string(),
+            message: z.string(),
+            allowed: z.array(z.string()).optional(),
+          })
+          .strict(),
+      ),
+    })
+    .strict(),
+);
+export type SkippedFile = z.infer<typeof SkippedFileSchema>;
+
+/** `runs/<key>.error.json`: why a worker failed. */
+export const WorkerErrorReportSchema = z
+  .object({
+    error: z
+      .object({
+        type: z.string().min(1),
+        message: z.string(),
+        stack: z.string().nullable(),
+        /** A machine-readable code, when the error had one. */
+        code: z.string().optional(),
+      })
+      .strict(),
+  })
+  .strict();
+export type WorkerErrorReportFile = z.infer<typeof WorkerErrorReportSchema>;
+
+/** Absolute paths of a run's files, as handed to the worker. */
+export const RunFilePathsSchema = z
+  .object({
+    result: z.string(),
+    error: z.string(),
+    log: z.string(),
+    timeseries: z.string(),
+    requests: z.string(),
+    serverLog: z.string(),
+    metrics: z.string(),
+  })
+  .strict();
+
+/** `runs/<key>.task.json`: what the runner hands the worker (paths absolute). */
+export const WorkerTaskSchema = z
+  .object({
+    key: z.string().regex(RUN_KEY_PATTERN),
+    configHash: z.string(),
+    cycle: z.int().nonnegative(),
+    copy: z.int().nonnegative(),
+    config: z.unknown(),
+    studyDir: z.string(),
+    resultFile: z.string(),
+    timeseriesFile: z.string(),
+    files: RunFilePathsSchema,
+    residualCheck: ResidualCheckSchema,
+    toolVersion: z.string(),
+    attempt: z.int().positive(),
+    devices: z.array(RunDeviceSchema).optional(),
+  })
+  .loose();
