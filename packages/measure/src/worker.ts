@@ -8,7 +8,7 @@
  * worker logs there; the level follows `LLEM_LOG_LEVEL` (default `info`).
  */
 import { renameSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename } from 'node:path';
 import type { RunResult } from '@llem/domain';
 import { createEngine } from '@llem/engines';
 import type { Logger } from '@llem/resilience';
@@ -29,16 +29,6 @@ export function stderrLogger(level: string = process.env.LLEM_LOG_LEVEL ?? 'info
       return undefined;
     };
   return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
-}
-
-/**
- * Where the per-request records go: `runs/<key>.requests.jsonl`, beside the run's result.
- *
- * TODO(layout): the study-directory module (issue 10) names every file of a study directory and
- * gives the worker absolute paths in the task; take the path from there and delete this.
- */
-export function requestsFilePath(task: Pick<WorkerTask, 'key' | 'resultFile'>): string {
-  return join(dirname(task.resultFile), `${task.key}.requests.jsonl`);
 }
 
 /**
@@ -83,7 +73,8 @@ export async function measureTask(
   writeFileSync(tmp, timeseriesCsv);
   renameSync(tmp, csvFile);
   result.extra.timeseriesFile = basename(csvFile);
-  const requestsFile = requestsFilePath(task);
+  // The study layout names it (`runs/<key>.requests.jsonl`); the runner hands the path over.
+  const requestsFile = task.files.requests;
   writeRequestRecords(requestsFile, requests);
   result.extra.requestsFile = basename(requestsFile);
   logger.info(

@@ -1,11 +1,16 @@
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseRequestRecords, RequestRecordSchema, type ResidualCheck } from '@llem/domain';
+import {
+  parseRequestRecords,
+  RequestRecordSchema,
+  type ResidualCheck,
+  runFiles,
+} from '@llem/domain';
 import type { Engine, EngineRequest, RequestRecord } from '@llem/engines';
 import { describe, expect, it } from 'vitest';
 import { type HarnessConfig, measureRun } from '../src/harness';
-import { measureTask, requestsFilePath } from '../src/worker';
+import { measureTask } from '../src/worker';
 import { fakeEngine } from './support/fakes';
 
 const dir = mkdtempSync(join(tmpdir(), 'llem-requests-'));
@@ -107,20 +112,32 @@ describe('per-request records', () => {
       reason: 'test',
       checkedAt: new Date().toISOString(),
     };
+    const key = 'abcdef0123456789_c0';
+    const rel = runFiles(key);
+    const at = (file: string) => join(dir, 'study', file);
+    const files = {
+      result: at(rel.result),
+      error: at(rel.error),
+      log: at(rel.log),
+      timeseries: at(rel.timeseries),
+      requests: at(rel.requests),
+      serverLog: at(rel.serverLog),
+      metrics: at(rel.metrics),
+    };
     const task = {
-      key: 'abcdef0123456789_c0',
+      key,
       configHash: 'abcdef0123456789',
       cycle: 0,
       copy: 0,
       config: config(),
       studyDir: join(dir, 'study'),
-      resultFile: join(runs, 'abcdef0123456789_c0.json'),
-      timeseriesFile: join(runs, 'abcdef0123456789_c0.timeseries.jsonl'),
+      resultFile: files.result,
+      timeseriesFile: files.timeseries,
+      files,
       residualCheck,
       toolVersion: '0.0.0-test',
       attempt: 1,
     };
-    expect(requestsFilePath(task)).toBe(join(runs, 'abcdef0123456789_c0.requests.jsonl'));
     const engine = recordingEngine();
     const result = await measureTask(
       task,
@@ -128,7 +145,8 @@ describe('per-request records', () => {
       { createEngine: async () => engine, logger: quiet, cwd: dir },
     );
     expect(result.extra.requestsFile).toBe('abcdef0123456789_c0.requests.jsonl');
-    const { records, invalid } = parseRequestRecords(readFileSync(requestsFilePath(task), 'utf8'));
+    expect(files.requests).toBe(join(runs, 'abcdef0123456789_c0.requests.jsonl'));
+    const { records, invalid } = parseRequestRecords(readFileSync(files.requests, 'utf8'));
     expect(invalid).toEqual([]);
     expect(records).toHaveLength(6);
     expect(records.every((r) => r.outputTokens === 4)).toBe(true);

@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
 import { type InvalidRequestLine, type MeasuredRequest, parseRequestRecords } from '@llem/domain';
 import type { RunRecord } from './load';
 
@@ -13,25 +12,20 @@ export interface RunRequests {
 }
 
 /**
- * Reads a run's per-request records (`runs/<key>.requests.jsonl`, one JSON line per measured
- * request, written by the llem worker beside the result). `null` when the run has no such file:
- * a run that failed, or one written before the file existed. Every read of the file goes
- * through here.
- *
- * TODO(layout): take the file's path from the study-directory module (issue 10) once it exists.
+ * Reads a run's per-request records (`runs/<key>.requests.jsonl` as the study layout names it,
+ * one JSON line per measured request, written by the llem worker). `null` when the run has no
+ * such file: a run that failed, or one written before the file existed. Every read of the file
+ * goes through here.
  *
  * @example
- * const requests = await readRunRequests(study.dir, run);
+ * const requests = await readRunRequests(run);
  * requests?.records.map((r) => r.ttftMs);
  */
 export async function readRunRequests(
-  studyDir: string,
-  run: Pick<RunRecord, 'key' | 'resultFile'>,
+  run: Pick<RunRecord, 'requestsFile'>,
 ): Promise<RunRequests | null> {
-  const file = join(
-    run.resultFile ? dirname(run.resultFile) : join(studyDir, 'runs'),
-    `${run.key}.requests.jsonl`,
-  );
+  const file = run.requestsFile;
+  if (file === null) return null;
   let text: string;
   try {
     text = await readFile(file, 'utf8');

@@ -66,7 +66,7 @@ async function collectTraces(study: LoadedStudy, max: number, logger: Logger): P
   for (const run of study.runs) {
     if (traces.length >= max) break;
     const svg = run.timeseriesFile ? traceChart(await readTimeseries(run.timeseriesFile)) : null;
-    const requests = run.result ? await readRunRequests(study.dir, run) : null;
+    const requests = run.result ? await readRunRequests(run) : null;
     if (requests && requests.invalid.length > 0) {
       const first = requests.invalid[0]!;
       logger.warn(

@@ -14,6 +14,7 @@ import {
   RequestRecordSchema,
   type RunResult,
   RunResultSchema,
+  runFiles,
 } from '@llem/domain';
 
 export interface FixtureRun {
@@ -242,7 +243,7 @@ export function buildStudyDir(spec: FixtureStudy): string {
           );
           if (run.requests) {
             const lines = run.requests.map((r) => JSON.stringify(RequestRecordSchema.parse(r)));
-            writeFileSync(join(dir, `runs/${key}.requests.jsonl`), `${lines.join('\n')}\n`);
+            writeFileSync(join(dir, runFiles(key).requests), `${lines.join('\n')}\n`);
           }
           if (run.timeseries ?? true) {
             // The column layout @llem/measure writes: a baseline window, then the measurement.

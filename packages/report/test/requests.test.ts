@@ -54,9 +54,10 @@ describe('per-request records in the report', () => {
     });
     const study = await loadStudy(dir);
     const [withFile, without] = study.runs;
-    const read = await readRunRequests(study.dir, withFile!);
+    const read = await readRunRequests(withFile!);
     expect(read?.records.map((r) => r.id)).toEqual([0, 1, 2]);
-    expect(await readRunRequests(study.dir, without!)).toBeNull();
+    expect(without!.requestsFile).toBeNull();
+    expect(await readRunRequests(without!)).toBeNull();
     writeFileSync(read!.file, `${readFileSync(read!.file, 'utf8')}{"id":"x"}\n`);
     const warnings: string[] = [];
     await writeStudyReport(dir, {
