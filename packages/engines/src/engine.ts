@@ -105,6 +105,11 @@ export interface EngineContext {
   logger: Logger;
   /** Aborts loading or running (timeout, SIGINT). */
   signal: AbortSignal;
+  /**
+   * Where a line for the user's console goes while something slow happens outside the
+   * measurement (waiting for a server to come up). The same line is also logged. Optional.
+   */
+  progress?: (message: string) => void;
 }
 
 export interface Engine {

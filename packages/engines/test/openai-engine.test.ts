@@ -84,12 +84,15 @@ describe('openai engine: load', () => {
 
   it('waits while the server is still loading (503), saying so, and then succeeds', async () => {
     const progress: string[] = [];
+    const console: string[] = [];
     const s = await server(() => ({}), { modelsStatus: [503, 503] });
     const engine = engineFor(
       s,
       {},
       {
         logger: { error() {}, warn() {}, info: (m: string) => progress.push(m), debug() {} },
+        // The same lines reach the console through the context's progress hook.
+        progress: (m: string) => console.push(m),
       },
     );
     await expect(engine.load()).resolves.toMatchObject({ backend: 'remote' });
@@ -100,6 +103,7 @@ describe('openai engine: load', () => {
       ),
       expect.stringMatching(/not ready after/),
     ]);
+    expect(console).toEqual(progress.filter((m) => /not ready after/.test(m)));
   });
 
   it('retries connection refused until a late server starts listening', async () => {

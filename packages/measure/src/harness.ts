@@ -80,6 +80,8 @@ export type GpuProbeOutcome = { probe: GpuProbe } | { probe: null; reason: strin
 export interface MeasureDeps {
   logger?: Logger;
   signal?: AbortSignal;
+  /** Lines for the user's console while the run goes on (the engine waiting for a server). */
+  progress?: (message: string) => void;
   /** Build the engine. Default: `createEngine` from `@llem/engines`. */
   createEngine?: (config: HarnessConfig, ctx: EngineContext) => Promise<Engine>;
   /** Open the GPU driver for these devices. Default: NVML through `@llem/nvml`. */
@@ -410,7 +412,11 @@ export async function measureRun<C extends HarnessConfig>(
     }
 
     // --- load -----------------------------------------------------------------------------
-    const engineCtx: EngineContext = { logger, signal };
+    const engineCtx: EngineContext = {
+      logger,
+      signal,
+      ...(deps.progress ? { progress: deps.progress } : {}),
+    };
     const makeEngine = deps.createEngine ?? defaultCreateEngine;
     const engine = await makeEngine(config, engineCtx);
     cleanups.register('engine', () => engine.dispose());

@@ -39,7 +39,7 @@ export function stderrLogger(level: string = process.env.LLEM_LOG_LEVEL ?? 'info
  */
 export async function measureTask(
   task: WorkerTask<HarnessConfig>,
-  context: Pick<WorkerContext, 'signal' | 'registerChild'>,
+  context: Pick<WorkerContext, 'signal' | 'registerChild'> & Partial<Pick<WorkerContext, 'progress'>>,
   deps: MeasureDeps = {},
 ): Promise<RunResult> {
   const logger = deps.logger ?? stderrLogger();
@@ -58,6 +58,7 @@ export async function measureTask(
     {
       logger,
       signal: context.signal,
+      ...(context.progress ? { progress: context.progress } : {}),
       // A `command` program is registered with the worker too, so the runner can kill its
       // group even if this process is SIGKILLed.
       createEngine: (config, ctx) =>

@@ -40,6 +40,12 @@ export interface StudyEvents {
     pid: number;
     residualCheck: ResidualCheck;
   };
+  /** A line the worker sent while the run goes on (e.g. waiting for a server to answer). */
+  'run-progress': {
+    key: string;
+    label: string;
+    message: string;
+  };
   'run-finished': {
     key: string;
     label: string;
@@ -67,6 +73,7 @@ export const STUDY_EVENT_NAMES = [
   'gap-countdown',
   'gap-finished',
   'run-started',
+  'run-progress',
   'run-finished',
   'study-finished',
 ] as const satisfies readonly StudyEventName[];

@@ -688,6 +688,8 @@ export class StudyRunner<Config = unknown> {
             pid,
             residualCheck,
           }),
+        onProgress: (message) =>
+          this.#emit('run-progress', { key: run.key, label: planned.label, message }),
       });
     } catch (error) {
       if (error === INTERRUPTED_BEFORE_FORK) {

@@ -91,6 +91,7 @@ class OpenAIEngine implements Engine {
   readonly windowMarking = 'harness' as const;
   readonly config: ResolvedOpenAIConfig;
   readonly #logger: Logger;
+  readonly #progress: ((message: string) => void) | undefined;
   readonly #signal: AbortSignal;
   readonly #env: Readonly<Record<string, string | undefined>>;
   readonly #startupRetry: StartupRetryOptions;
@@ -104,6 +105,7 @@ class OpenAIEngine implements Engine {
   constructor(config: ResolvedOpenAIConfig, ctx: OpenAIEngineOptions) {
     this.config = config;
     this.#logger = ctx.logger ?? noopLogger;
+    this.#progress = ctx.progress;
     this.#signal = ctx.signal ?? new AbortController().signal;
     this.#env = ctx.env ?? process.env;
     this.#startupRetry = { ...ctx.startupRetry };
@@ -157,6 +159,7 @@ class OpenAIEngine implements Engine {
       readyTimeoutMs: this.config.readyTimeoutMs,
       apiKeyEnv,
       logger: this.#logger,
+      ...(this.#progress ? { progress: this.#progress } : {}),
       signal: this.#signal,
       backoff: this.#startupRetry,
       redact: this.#redact,

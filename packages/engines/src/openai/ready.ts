@@ -58,6 +58,8 @@ export interface ReadyCheckOptions {
   /** The variable holding the API key, for the 401 hint; `null` without a key. */
   apiKeyEnv: string | null;
   logger?: Logger;
+  /** Receives each progress line too (a console), besides the logger's info level. */
+  progress?: (message: string) => void;
   signal?: AbortSignal;
   /** Backoff between attempts. Default 250 ms growing 1.5× to 2 s. */
   backoff?: Pick<RetryOptions, 'delayMs' | 'factor' | 'maxDelayMs' | 'retries' | 'sleep'>;
@@ -250,11 +252,11 @@ export async function waitForServer(
       shouldRetry: (error) => error instanceof NotReady && TRANSIENT.has(error.problem),
       onRetry: ({ error, delayMs }) => {
         const waited = (now() - started) / 1000;
-        logger.info(
-          redact(
-            `openai engine: ${shown} not ready after ${waited.toFixed(1)} s of ${options.readyTimeoutMs / 1000} s: ${(error as Error).message}; trying again in ${(delayMs / 1000).toFixed(1)} s`,
-          ),
+        const line = redact(
+          `openai engine: ${shown} not ready after ${waited.toFixed(1)} s of ${options.readyTimeoutMs / 1000} s: ${(error as Error).message}; trying again in ${(delayMs / 1000).toFixed(1)} s`,
         );
+        logger.info(line);
+        options.progress?.(line);
       },
       // The per-attempt lines above are the progress; retry's own lines would repeat them.
       logger: noopLogger,
