@@ -39,7 +39,8 @@ export function stderrLogger(level: string = process.env.LLEM_LOG_LEVEL ?? 'info
  */
 export async function measureTask(
   task: WorkerTask<HarnessConfig>,
-  context: Pick<WorkerContext, 'signal' | 'registerChild'> & Partial<Pick<WorkerContext, 'progress'>>,
+  context: Pick<WorkerContext, 'signal' | 'registerChild'> &
+    Partial<Pick<WorkerContext, 'progress'>>,
   deps: MeasureDeps = {},
 ): Promise<RunResult> {
   const logger = deps.logger ?? stderrLogger();
