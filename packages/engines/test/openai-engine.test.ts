@@ -159,9 +159,9 @@ describe('openai engine: load', () => {
       /\(openai\.ready_timeout_s 1\.5\): connection refused \(ECONNREFUSED/,
     );
     // Gave up within the budget (plus scheduling slack), not after minutes.
-    expect(waited).toBeLessThan(1500 + 1000);
+    expect(waited).toBeLessThan(1500 + 3000);
     expect(progress.length).toBeGreaterThanOrEqual(2);
-    expect(progress[0]).toMatch(/not ready after 0\.\d s of 1\.5 s: connection refused/);
+    expect(progress[0]).toMatch(/not ready after \d+\.\d s of 1\.5 s: connection refused/);
   });
 
   it('a host that does not resolve fails at once with the DNS cause, not after the timeout', async () => {

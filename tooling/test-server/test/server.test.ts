@@ -93,7 +93,8 @@ describe('test server: streams', () => {
     expect(written).toHaveLength(6);
     const span = written.at(-1)! - written[0]!;
     expect(span).toBeGreaterThanOrEqual(10 * 15 - 1);
-    expect(span).toBeLessThan(10 * 15 + 100);
+    // Late only by the last timer's lateness (generous: a loaded machine).
+    expect(span).toBeLessThan(10 * 15 + 300);
     const timings = events.find((e) => e.timings)!.timings as Record<string, number>;
     expect(timings.predicted_ms).toBeGreaterThanOrEqual(span);
   });
@@ -101,7 +102,7 @@ describe('test server: streams', () => {
   it('prompt cache: a repeated prompt reports its cached prefix and skips its prefill', async () => {
     const server = await start({
       promptCache: true,
-      prefillMsPerToken: 2,
+      prefillMsPerToken: 5,
       timings: true,
       usage: 'finish',
     });
@@ -113,21 +114,31 @@ describe('test server: streams', () => {
     const warm = await complete(server, { prompt, max_tokens: 1 });
     const hot = performance.now() - t1;
     expect(server.requests.map((r) => r.cachedTokens)).toEqual([0, 59]);
-    expect(warm.events.find((e) => e.timings)!.timings).toMatchObject({ cache_n: 59, prompt_n: 1 });
+    expect(warm.events.find((e) => e.timings)!.timings).toMatchObject({
+      cache_n: 59,
+      prompt_n: 1,
+      prompt_ms: 5,
+    });
     expect(warm.events.find((e) => e.usage)!.usage).toMatchObject({
       prompt_tokens_details: { cached_tokens: 59 },
     });
-    expect(cold).toBeGreaterThanOrEqual(120);
+    // 60 × 5 ms of prefill cold, 5 ms hot.
+    expect(cold).toBeGreaterThanOrEqual(300);
     expect(hot).toBeLessThan(cold);
   });
 
   it('max streams: later requests wait for a slot and show as waiting in /metrics', async () => {
-    const server = await start({ maxStreams: 2, paceMs: 20 });
+    // Streams of 2 × 300 ms: all 5 requests arrive long before the first 2 end.
+    const server = await start({ maxStreams: 2, paceMs: 300 });
     const running = Array.from({ length: 5 }, () =>
-      complete(server, { prompt: 'q', max_tokens: 5 }),
+      complete(server, { prompt: 'q', max_tokens: 3 }),
     );
-    await new Promise((resolve) => setTimeout(resolve, 30));
-    const metrics = await (await fetch(`${server.baseUrl.replace(/\/v1$/, '')}/metrics`)).text();
+    const root = server.baseUrl.replace(/\/v1$/, '');
+    let metrics = '';
+    for (let i = 0; i < 100 && !/num_requests_waiting\{[^}]*\} 3$/m.test(metrics); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      metrics = await (await fetch(`${root}/metrics`)).text();
+    }
     expect(metrics).toMatch(/^vllm:num_requests_running\{model_name="test-model"\} 2$/m);
     expect(metrics).toMatch(/^vllm:num_requests_waiting\{model_name="test-model"\} 3$/m);
     await Promise.all(running);
