@@ -15,6 +15,7 @@ const USER_ERROR_NAMES: ReadonlyMap<string, ExitCode> = new Map([
   ['ConfigError', ExitCode.usage],
   ['UsageError', ExitCode.usage],
   ['StudyDesignChangedError', ExitCode.usage],
+  ['StudyDevicesError', ExitCode.usage],
   ['InterruptedError', ExitCode.interrupted],
 ]);
 

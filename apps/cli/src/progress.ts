@@ -46,6 +46,8 @@ interface State {
   /** Runs finished before this session (resume) plus those finished now. */
   done: number;
   previouslyDone: number;
+  /** Runs started so far (earlier sessions' included): the position a starting run is given. */
+  started: number;
   failed: number;
   label: string;
   /** ETA as last reported and when (so it can count down between runs). */
@@ -66,12 +68,22 @@ function studyStarted(
   state.total = event.total;
   state.previouslyDone = event.total - event.toRun;
   state.done = state.previouslyDone;
+  state.started = state.previouslyDone;
 }
 
-/** A run ended: `event.index` counts this session's runs, so add the earlier sessions' ones. */
+/**
+ * A run ended. Runs on several GPUs end out of dispatch order, so count endings (an interrupted
+ * run is not done) on top of the earlier sessions' runs.
+ */
 function runFinished(state: State, event: Extract<ProgressEvent, { type: 'run-finished' }>): void {
-  state.done = state.previouslyDone + event.index;
+  if (event.status !== 'interrupted') state.done = Math.min(state.total, state.done + 1);
   if (event.status === 'failed') state.failed += 1;
+}
+
+/** ` on GPU 0` / ` on GPUs 2,3` for a run given devices; empty otherwise. */
+function onGpus(devices: readonly { index: number }[] | undefined): string {
+  if (!devices || devices.length === 0) return '';
+  return ` on GPU${devices.length === 1 ? '' : 's'} ${devices.map((d) => d.index).join(',')}`;
 }
 
 function etaNow(state: State, now: number): number | null {
@@ -97,6 +109,7 @@ export function createProgressDisplay(
     total: 0,
     done: 0,
     previouslyDone: 0,
+    started: 0,
     failed: 0,
     label: '',
     etaMs: null,
@@ -128,8 +141,9 @@ function lineDisplay(
         }
         break;
       case 'run-started':
+        state.started = Math.min(state.total, state.started + 1);
         write(
-          `${clock()} [${state.done + 1}/${state.total}] ${event.label || event.configHash} (cycle ${event.cycle + 1})…`,
+          `${clock()} [${state.started}/${state.total}] ${event.label || event.configHash} (cycle ${event.cycle + 1})${onGpus(event.devices)}…`,
         );
         break;
       case 'run-progress':
@@ -143,8 +157,10 @@ function lineDisplay(
           : '';
         const eta =
           event.eta.remainingMs === null ? '' : `, ETA ${formatClock(event.eta.remainingMs)}`;
+        // Runs in parallel end out of order: name the run that ended.
+        const which = event.devices ? ` ${event.label}${onGpus(event.devices)}` : '';
         write(
-          `${clock()} [${state.done}/${state.total}] ${event.status} in ${formatClock(event.durationMs)}${why}${eta}`,
+          `${clock()} [${state.done}/${state.total}]${which} ${event.status} in ${formatClock(event.durationMs)}${why}${eta}`,
         );
         break;
       }

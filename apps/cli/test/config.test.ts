@@ -21,7 +21,14 @@ const MALFORMED: Record<string, { path: string; says?: RegExp }> = {
   'list-root.yaml': { path: '(root)', says: /must be a mapping.*is a list/ },
   'scalar-root.yaml': { path: '(root)', says: /must be a mapping.*is a string/ },
   'yaml-syntax.yaml': { path: 'line 3, column 1', says: /YAML syntax error/ },
-  'duplicate-key.yaml': { path: 'line 5, column 3', says: /Map keys must be unique/ },
+  'duplicate-key-json.json': {
+    path: 'model',
+    says: /duplicate key "model" \(line 4, column 3; first at line 2\)/,
+  },
+  'duplicate-key.yaml': {
+    path: 'execution.cycles',
+    says: /duplicate key "cycles" \(line 5, column 3; first at line 4\)/,
+  },
   'bad-json.json': { path: 'line 4, column 1', says: /invalid JSON/ },
   'unknown-key-json.json': { path: 'cycles', says: /cycles belongs in execution/ },
   'unknown-top-key.yaml': { path: 'engin', says: /did you mean "engine"/ },

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 // The fake NVML is test tooling, not a CLI dependency; reach it by path.
 import {
@@ -137,13 +138,33 @@ describe('llem gpu (table)', () => {
     );
   });
 
-  it('without NVML says so on stderr and exits 1', async () => {
+  it('without NVML says so on stderr in one line and exits 1', async () => {
     const { code, stdout, stderr } = await run(['gpu'], {
       LLEM_NVML_LIBRARY: '/nope/libnvidia-ml.so',
     });
     expect(code).toBe(1);
     expect(stdout).toBe('');
-    expect(stderr).toMatch(/^llem: NVML is not available: .*could not be loaded/);
-    expect(stderr).not.toMatch(/\n\s+at /);
+    expect(stderr).toBe(
+      'llem: NVML is not available: libnvidia-ml could not be loaded from /nope/libnvidia-ml.so (cannot open shared object file: No such file or directory)\n',
+    );
+  });
+
+  it.skipIf(
+    existsSync('/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1') ||
+      existsSync('/usr/lib64/libnvidia-ml.so.1'),
+  )('with no driver anywhere: one short line; -v adds the paths tried', async () => {
+    const quiet = await run(['gpu'], {});
+    expect(quiet.code).toBe(1);
+    expect(quiet.stderr).toMatch(
+      /^llem: NVML is not available: no NVIDIA driver found \(libnvidia-ml\.so\.1 is in none of the \d+ usual places\) \(-v lists the paths tried\)\n$/,
+    );
+    const verbose = await run(['gpu', '-v'], {});
+    const [first, ...tried] = verbose.stderr.trimEnd().split('\n');
+    expect(first).toMatch(/^llem: NVML is not available: no NVIDIA driver found \([^)]*\)$/);
+    expect(tried.length).toBeGreaterThan(2);
+    expect(tried[0]).toBe(
+      'debug: NVML: tried libnvidia-ml.so.1: cannot open shared object file: No such file or directory',
+    );
+    expect(tried.every((line) => line.startsWith('debug: NVML: tried '))).toBe(true);
   });
 });

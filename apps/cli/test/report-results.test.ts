@@ -210,12 +210,14 @@ describe('llem results compare', () => {
     const { code, stdout } = await run(['results', 'compare', '1', '3', '--in', dir]);
     expect(code).toBe(0);
     expect(stdout).toMatch(/^A: batch_size=64,threads=1 /);
+    // 3 cycles a side: the ratio and its interval, but no better/worse verdict.
     expect(stdout).toMatch(
-      /Output tokens\/s \(tokens\/s\)\s+21 \(n=3\)\s+30 \(n=3\)\s+1\.43×\s+\S+\s+B better/,
+      /Output tokens\/s \(tokens\/s\)\s+21 \(n=3\)\s+30 \(n=3\)\s+1\.43×\s+\S+\s+no verdict \(n<5\)/,
     );
+    expect(stdout).not.toMatch(/B (better|worse)$/m);
     expect(stdout).toContain('ratio of the means; 95% CI by bootstrap');
     expect(stdout).toContain(
-      'Fewer than 5 cycles on a side (n=3): the intervals are optimistic, so a verdict is a hint, not a finding.',
+      'Fewer than 5 cycles on a side (n=3): the intervals are optimistic, so no better/worse verdict is given; run at least 5 cycles (execution.cycles) for one.',
     );
     const j = JSON.parse(
       (await run(['results', 'compare', '1', '3', '--in', dir, '--json'])).stdout,
@@ -225,23 +227,25 @@ describe('llem results compare', () => {
     );
     expect(tps.ratio).toBeCloseTo(30 / 21, 12);
     expect(tps.ci.low).toBeLessThan(tps.ratio);
+    expect(tps.verdict).toBe('too-few-cycles');
   });
 
   it('compares two studies config by config', async () => {
+    const cycles = [0, 1, 2, 3, 4];
     const a = buildStudyDir({
       name: 'a',
-      configs: [{ label: 'x', runs: [0, 1, 2].map((c) => ({ cycle: c, tokensPerS: 10 + c })) }],
+      configs: [{ label: 'x', runs: cycles.map((c) => ({ cycle: c, tokensPerS: 10 + c })) }],
     });
     const b = buildStudyDir({
       name: 'b',
-      configs: [{ label: 'x', runs: [0, 1, 2].map((c) => ({ cycle: c, tokensPerS: 20 + c })) }],
+      configs: [{ label: 'x', runs: cycles.map((c) => ({ cycle: c, tokensPerS: 20 + c })) }],
     });
     const { code, stdout } = await run(['results', 'compare', a, b, '--json']);
     expect(code).toBe(0);
     const tps = JSON.parse(stdout).comparisons[0].metrics.find(
       (m: { metric: string }) => m.metric === 'outputTokensPerS',
     );
-    expect(tps.ratio).toBeCloseTo(21 / 11, 12);
+    expect(tps.ratio).toBeCloseTo(22 / 12, 12);
     expect(tps.verdict).toBe('better');
   });
 

@@ -1,5 +1,6 @@
 export type {
   BaselineConfig,
+  BuiltinModelName,
   CommandConfig,
   CommandExperimentConfig,
   DatasetConfig,
@@ -10,8 +11,8 @@ export type {
   ExperimentConfig,
   ExperimentConfigInput,
   KvCacheType,
-  LlamacppConfig,
-  LlamacppExperimentConfig,
+  LlamaCppConfig,
+  LlamaCppExperimentConfig,
   OpenaiConfig,
   OpenaiExperimentConfig,
   PartialExperimentInput,
@@ -30,8 +31,9 @@ export {
   ENGINE_NAMES,
   EnergySchema,
   ExperimentConfigSchema,
+  isBuiltinModel,
   KV_CACHE_TYPES,
-  LlamacppSchema,
+  LlamaCppSchema,
   OpenaiSchema,
   PartialExperimentSchema,
   SloSchema,
@@ -70,7 +72,7 @@ export {
 export type { ParseStudyOptions, StudyFormat } from './parse';
 export { formatFromFileName, parseStudyText } from './parse';
 export type { PlannedConfig, PlanOptions, ScheduledRun, SkippedConfig, StudyPlan } from './plan';
-export { deepMerge, orderRuns, planStudy, runKey } from './plan';
+export { deepMerge, devicesPerRun, orderRuns, planStudy, runKey } from './plan';
 export { QUICKSTART_FILE, quickstartStudy } from './quickstart';
 export { mulberry32, seededShuffle } from './random';
 export type { InvalidRequestLine, MeasuredRequest, ServerTimingsRecord } from './requests';
@@ -83,6 +85,7 @@ export type {
   KnownWarningCode,
   LatencyStats,
   ResidualCheck,
+  RunDevice,
   RunEnergy,
   RunEnvironment,
   RunInputs,
@@ -123,7 +126,6 @@ export { ExecutionSchema, RUN_ORDERS, StudyFileSchema, SweepSchema } from './stu
 export type {
   CliState,
   RunClaim,
-  RunDevice,
   RunFiles,
   RunOwner,
   RunRecord,
@@ -139,7 +141,6 @@ export {
   RUN_KEY_PATTERN,
   RUN_RECORD_SCHEMA_VERSION,
   RunClaimSchema,
-  RunDeviceSchema,
   RunFilePathsSchema,
   RunOwnerSchema,
   RunRecordSchema,
@@ -156,4 +157,5 @@ export {
   WorkerTaskSchema,
 } from './study-layout';
 export { didYouMean, levenshtein } from './suggest';
+export type { ParsedExperimentConfig } from './validate';
 export { parseExperimentConfig } from './validate';

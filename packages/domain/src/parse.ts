@@ -1,4 +1,14 @@
-import { isScalar, parseDocument } from 'yaml';
+import {
+  type Document,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  parseDocument,
+  visit,
+  type YAMLError,
+} from 'yaml';
+import type { ConfigIssue } from './errors';
 import { ConfigError } from './errors';
 import { validate } from './internal/issues';
 import { jsonErrorOffset } from './internal/json-position';
@@ -32,8 +42,9 @@ function lineCol(text: string, offset: number): { line: number; col: number } {
 }
 
 function parseJson(text: string, file: string): unknown {
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     const offset = jsonErrorOffset(text);
@@ -51,6 +62,77 @@ function parseJson(text: string, file: string): unknown {
       { cause: error },
     );
   }
+  // JSON.parse keeps the last of two equal keys without a word; JSON is YAML, so the YAML
+  // parser finds them (its other complaints about valid JSON, if any, do not matter here).
+  const doc = parseDocument(text, { uniqueKeys: true });
+  const duplicates = doc.errors.filter((error) => error.code === 'DUPLICATE_KEY');
+  if (duplicates.length > 0) {
+    throw new ConfigError(
+      'CONFIG_PARSE',
+      file,
+      duplicates.map((error) => yamlIssue(doc, text, error)),
+    );
+  }
+  return value;
+}
+
+/**
+ * A repeated key as a field issue: its path in the document (`execution.cycles`), where it is
+ * repeated and where it first appeared. `null` when the key is not a plain scalar.
+ */
+function duplicateKeyIssue(doc: Document, text: string, offset: number): ConfigIssue | null {
+  let issue: ConfigIssue | null = null;
+  visit(doc, {
+    Pair(_, pair, ancestors) {
+      if (!isScalar(pair.key) || pair.key.range?.[0] !== offset) return undefined;
+      const key = String(pair.key.value);
+      const path = [...fieldPath(ancestors), key];
+      const parent = ancestors.at(-1);
+      const first = isMap(parent)
+        ? parent.items.find((p) => isScalar(p.key) && String(p.key.value) === key && p !== pair)
+        : undefined;
+      const firstAt =
+        first && isScalar(first.key) && first.key.range
+          ? `; first at line ${lineCol(text, first.key.range[0]).line}`
+          : '';
+      const at = lineCol(text, offset);
+      issue = {
+        path: joinPath(path),
+        message: `duplicate key "${key}" (line ${at.line}, column ${at.col}${firstAt}): a key may appear only once in a mapping; keep one`,
+      };
+      return visit.BREAK;
+    },
+  });
+  return issue;
+}
+
+/** The field path of a node from its ancestors: mapping keys, and list positions. */
+function fieldPath(ancestors: readonly unknown[]): (string | number)[] {
+  const path: (string | number)[] = [];
+  ancestors.forEach((node, i) => {
+    if (isPair(node) && isScalar(node.key)) path.push(String(node.key.value));
+    else if (isSeq(node)) path.push(node.items.indexOf(ancestors[i + 1] as never));
+  });
+  return path;
+}
+
+/** `experiments[1].llamacpp.threads`, as field paths are written everywhere else. */
+function joinPath(path: readonly (string | number)[]): string {
+  return path
+    .map((part, i) => (typeof part === 'number' ? `[${part}]` : i === 0 ? part : `.${part}`))
+    .join('');
+}
+
+function yamlIssue(doc: Document, text: string, error: YAMLError): ConfigIssue {
+  if (error.code === 'DUPLICATE_KEY') {
+    const named = duplicateKeyIssue(doc, text, error.pos[0]);
+    if (named) return named;
+  }
+  const pos = error.linePos?.[0];
+  return {
+    path: pos ? `line ${pos.line}, column ${pos.col}` : '(root)',
+    message: `YAML syntax error: ${(error.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '')}`,
+  };
 }
 
 function parseYaml(text: string, file: string): unknown {
@@ -64,13 +146,7 @@ function parseYaml(text: string, file: string): unknown {
     throw new ConfigError(
       'CONFIG_PARSE',
       file,
-      doc.errors.map((error) => {
-        const pos = error.linePos?.[0];
-        return {
-          path: pos ? `line ${pos.line}, column ${pos.col}` : '(root)',
-          message: `YAML syntax error: ${(error.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '')}`,
-        };
-      }),
+      doc.errors.map((error) => yamlIssue(doc, text, error)),
     );
   }
   if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {

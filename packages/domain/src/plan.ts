@@ -190,6 +190,41 @@ export function orderRuns(
 }
 
 /**
+ * How many GPUs of `execution.devices` a run of `config` is given: the config's own
+ * `devices_per_run`, else `execution.devices_per_run`, else 1.
+ *
+ * @example
+ * devicesPerRun({ devices_per_run: 2 }, { devices: [0, 1, 2, 3] }); // 2
+ */
+export function devicesPerRun(
+  config: { devices_per_run?: number | undefined },
+  execution: { devices_per_run?: number | undefined },
+): number {
+  return config.devices_per_run ?? execution.devices_per_run ?? 1;
+}
+
+/** A config that cannot run on the study's devices: the issue naming both fields, or null. */
+function checkDevices(config: ExperimentConfig, execution: ExecutionConfig): ConfigIssue | null {
+  if (!execution.devices) return null;
+  const perRun = devicesPerRun(config, execution);
+  const field =
+    config.devices_per_run === undefined ? 'execution.devices_per_run' : 'devices_per_run';
+  if (perRun > execution.devices.length) {
+    return {
+      path: field === 'devices_per_run' ? 'devices_per_run' : '(root)',
+      message: `${field} is ${perRun}, but execution.devices lists only ${execution.devices.length} GPU${execution.devices.length === 1 ? '' : 's'}`,
+    };
+  }
+  if (config.energy.devices.length > perRun) {
+    return {
+      path: 'energy.devices',
+      message: `lists ${config.energy.devices.length} devices, but each run is given ${perRun} GPU${perRun === 1 ? '' : 's'} from execution.devices (${field}); with execution.devices a run is measured on the GPUs it is given: leave energy.devices out or raise ${field}`,
+    };
+  }
+  return null;
+}
+
+/**
  * The run key of a config × cycle (see `ScheduledRun.key`).
  *
  * @example
@@ -274,6 +309,11 @@ export function planStudy(raw: unknown, options: PlanOptions): StudyPlan {
     const result = validate(ExperimentConfigSchema, g.input);
     if (!result.ok) {
       skipped.push({ label, reasons: result.issues, input: g.input });
+      return;
+    }
+    const deviceIssue = checkDevices(result.value, execution);
+    if (deviceIssue) {
+      skipped.push({ label, reasons: [deviceIssue], input: g.input });
       return;
     }
     const configHash = hashParsedConfig(result.value);

@@ -42,6 +42,12 @@ export const DeviceEnergySchema = z
     kind: EnergyDeviceKindSchema,
     method: EnergyMethodSchema.exclude(['mixed']),
     totalJ: nullableNonNegative,
+    /**
+     * True for host-wide energy (a RAPL CPU package) measured while other runs of the study ran
+     * on the same host: it includes their share, so it is listed here and left out of the run's
+     * `totalJ`. Absent otherwise.
+     */
+    shared: z.boolean().optional(),
   })
   .strict();
 export type DeviceEnergy = z.infer<typeof DeviceEnergySchema>;
@@ -164,6 +170,15 @@ export const ResidualCheckSchema = z
   .strict();
 export type ResidualCheck = z.infer<typeof ResidualCheckSchema>;
 
+/** A GPU a run was given (many-GPU studies): its NVML index and UUID (`null` when unreadable). */
+export const RunDeviceSchema = z
+  .object({
+    index: z.int().nonnegative(),
+    uuid: z.string().nullable(),
+  })
+  .strict();
+export type RunDevice = z.infer<typeof RunDeviceSchema>;
+
 /**
  * Well-known warning codes. The schema accepts any non-empty code so a new warning does not
  * break old readers; producers should use these where one fits.
@@ -179,6 +194,7 @@ export const RESULT_WARNING_CODES = [
   'energy-counter-reset',
   'warmup-not-converged',
   'request-failures',
+  'shared-host-energy',
 ] as const;
 export type KnownWarningCode = (typeof RESULT_WARNING_CODES)[number];
 
@@ -286,6 +302,11 @@ export const RunResultSchema = z
     memory: RunMemorySchema,
     flops: RunFlopsSchema,
     residualCheck: ResidualCheckSchema.nullable(),
+    /**
+     * The GPUs the run was given when the study assigns devices (`execution.devices`): energy,
+     * samples, memory and throttling come from exactly these. Absent otherwise.
+     */
+    devices: z.array(RunDeviceSchema).optional(),
     /** The model and dataset files the run read; absent in results written before this field existed. */
     inputs: RunInputsSchema.optional(),
     warnings: z.array(RunWarningSchema),

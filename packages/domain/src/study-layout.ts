@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ManifestErrorSchema } from './manifest';
-import { ResidualCheckSchema } from './result';
+import { ResidualCheckSchema, RunDeviceSchema } from './result';
 
 /**
  * The study directory's layout: the one place that names every file a study directory holds and
@@ -167,15 +167,6 @@ export type RunOwner = z.infer<typeof RunOwnerSchema>;
 
 export const RunRecordStatusSchema = z.enum(['pending', 'running', 'completed', 'failed']);
 export type RunRecordStatus = z.infer<typeof RunRecordStatusSchema>;
-
-/** The GPUs a run was given (many-GPU studies); absent when the study assigns none. */
-export const RunDeviceSchema = z
-  .object({
-    index: z.int().nonnegative(),
-    uuid: z.string().nullable(),
-  })
-  .strict();
-export type RunDevice = z.infer<typeof RunDeviceSchema>;
 
 export const RUN_RECORD_SCHEMA_VERSION = 1 as const;
 
@@ -344,6 +335,9 @@ export const WorkerTaskSchema = z
     residualCheck: ResidualCheckSchema,
     toolVersion: z.string(),
     attempt: z.int().positive(),
+    /** The GPUs the run was given (many-GPU studies); absent when the study assigns none. */
     devices: z.array(RunDeviceSchema).optional(),
+    /** True when other runs of the study may run at the same time on this host. */
+    parallel: z.boolean().optional(),
   })
   .loose();

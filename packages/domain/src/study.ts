@@ -35,6 +35,21 @@ export const ExecutionSchema = z
       .min(0)
       .default(100)
       .describe('Warn when a GPU already has more than this much memory in use before a run'),
+    devices: z
+      .array(z.union([z.int().nonnegative(), z.string().min(1)]))
+      .min(1)
+      .refine((d) => new Set(d).size === d.length, 'devices must be unique')
+      .optional()
+      .describe(
+        'GPUs (NVML indices or UUIDs) this study may use: runs go in parallel, each on a disjoint set of its own. Absent: one run at a time on energy.devices',
+      ),
+    devices_per_run: z
+      .int()
+      .min(1)
+      .optional()
+      .describe(
+        'GPUs each run is given from execution.devices (default 1; a config may set its own)',
+      ),
   })
   .describe('How the runs are scheduled');
 export type ExecutionConfig = z.output<typeof ExecutionSchema>;

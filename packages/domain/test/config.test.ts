@@ -191,6 +191,71 @@ describe('ExperimentConfigSchema rules', () => {
     ).toBe(true);
   });
 
+  // The llamacpp engine takes this schema's output as it is (it no longer re-checks the section),
+  // so every value the engine used to refuse must be refused here, at its path, saying why.
+  it.each([
+    [{ batch_size: 0 }, 'llamacpp.batch_size', 'must be > 0 (got 0)', undefined],
+    [
+      { gpu_layers: 'some' },
+      'llamacpp.gpu_layers',
+      'expected "auto" or "max" or a number, got "some"',
+      ['auto', 'max'],
+    ],
+    [{ threads: -1 }, 'llamacpp.threads', 'must be > 0 (got -1)', undefined],
+    [{ parallel: 1.5 }, 'llamacpp.parallel', 'expected an integer, got a number (1.5)', undefined],
+    [
+      { flash_attention: 'yes' },
+      'llamacpp.flash_attention',
+      'expected "auto" or a boolean (true or false), got "yes"',
+      ['auto'],
+    ],
+    [
+      { kv_cache_type_k: 'q3' },
+      'llamacpp.kv_cache_type_k',
+      'invalid value "q3"',
+      ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'iq4_nl', 'q5_0', 'q5_1'],
+    ],
+    [
+      { use_mmap: 1 },
+      'llamacpp.use_mmap',
+      'expected a boolean (true or false), got an integer (1)',
+      undefined,
+    ],
+    [
+      { context_size: 'big' },
+      'llamacpp.context_size',
+      'expected "auto" or a number, got "big"',
+      ['auto'],
+    ],
+    [
+      { batch_size: 256, ubatch_size: 128 },
+      'llamacpp.ubatch_size',
+      'must equal llamacpp.batch_size (256): node-llama-cpp always uses ubatch = batch',
+      undefined,
+    ],
+    [
+      { kv_cache_type_v: 'q8_0', flash_attention: false },
+      'llamacpp.kv_cache_type_v',
+      'a quantised V cache (q8_0) requires llamacpp.flash_attention: true (or auto)',
+      undefined,
+    ],
+  ])(
+    'rejects llamacpp %j naming the field, why and the allowed values',
+    (section, path, message, allowed) => {
+      expect(issuesOf({ ...tiny, llamacpp: section })).toEqual([
+        allowed === undefined ? { path, message } : { path, message, allowed },
+      ]);
+    },
+  );
+
+  it.each([
+    [{ temperature: -1 }, 'decoder.temperature', 'must be ≥ 0 (got -1)'],
+    [{ top_p: 2 }, 'decoder.top_p', 'must be ≤ 1 (got 2)'],
+    [{ preset: 'creative' }, 'decoder.preset', 'invalid value "creative"'],
+  ])('rejects decoder %j naming the field', (decoder, path, message) => {
+    expect(issuesOf({ ...tiny, decoder })[0]).toMatchObject({ path, message });
+  });
+
   it('reports unknown keys at their path with a suggestion and the allowed keys', () => {
     const [issue] = issuesOf({ ...tiny, decoder: { temprature: 0.5 } });
     expect(issue).toMatchObject({

@@ -88,7 +88,40 @@ describe('parseStudyText', () => {
   it('rejects duplicate keys instead of silently keeping the last', () => {
     const error = parseError('model: a\nmodel: b\n');
     expect(error.code).toBe('CONFIG_PARSE');
-    expect(error.issues[0]?.path).toBe('line 2, column 1');
+    expect(error.issues).toEqual([
+      {
+        path: 'model',
+        message:
+          'duplicate key "model" (line 2, column 1; first at line 1): a key may appear only once in a mapping; keep one',
+      },
+    ]);
+  });
+
+  it('names a duplicate key by its field path, nested and inside a list', () => {
+    const nested = parseError(
+      'model: builtin:tiny\nengine: llamacpp\nexecution:\n  cycles: 2\n  cycles: 3\n',
+    );
+    expect(nested.message).toBe(
+      'study.yaml: execution.cycles: duplicate key "cycles" (line 5, column 3; first at line 4): a key may appear only once in a mapping; keep one',
+    );
+    const listed = parseError(
+      'model: x\nexperiments:\n  - name: a\n  - llamacpp: { threads: 1, threads: 2 }\n',
+    );
+    expect(listed.issues[0]?.path).toBe('experiments[1].llamacpp.threads');
+    expect(listed.issues[0]?.message).toMatch(
+      /^duplicate key "threads" \(line 4, column 29; first at line 4\)/,
+    );
+  });
+
+  it('rejects a duplicate key in a JSON study file too (JSON.parse would keep the last)', () => {
+    const error = parseError(
+      '{\n  "model": "a",\n  "engine": "llamacpp",\n  "model": "b"\n}',
+      's.json',
+    );
+    expect(error.code).toBe('CONFIG_PARSE');
+    expect(error.message).toBe(
+      's.json: model: duplicate key "model" (line 4, column 3; first at line 2): a key may appear only once in a mapping; keep one',
+    );
   });
 
   it('gives the line and column of a JSON syntax error', () => {

@@ -319,3 +319,62 @@ const GOLDEN_SHUFFLE_SEED_7: [number, number][] = [
   [4, 2],
   [2, 2],
 ];
+
+describe('many GPUs: execution.devices and devices_per_run', () => {
+  it('leaves configs and their hashes alone without execution.devices', () => {
+    const without = plan({});
+    expect(without.execution.devices).toBeUndefined();
+    expect(without.configs[0]?.config.devices_per_run).toBeUndefined();
+    // devices_per_run is in the hash only when set.
+    const set = plan({ devices_per_run: 2, execution: { devices: [0, 1] } });
+    expect(set.configs[0]?.configHash).not.toBe(without.configs[0]?.configHash);
+    expect(
+      plan({ execution: { devices: [0, 1, 2, 3], devices_per_run: 2 } }).configs[0]?.configHash,
+    ).toBe(without.configs[0]?.configHash);
+  });
+
+  it('accepts NVML indices and UUIDs, and rejects duplicates', () => {
+    const p = plan({ execution: { devices: [0, 'GPU-1f2e'] } });
+    expect(p.execution.devices).toEqual([0, 'GPU-1f2e']);
+    const error = planError({ ...shared, execution: { devices: [1, 1] } });
+    expect(error.message).toContain('study.yaml: execution.devices: devices must be unique');
+  });
+
+  it('a config that asks for more GPUs than the study has, or measures more than it is given, is skipped naming both fields', () => {
+    const p = plan({
+      execution: { devices: [0, 1] },
+      experiments: [
+        {},
+        { devices_per_run: 4 },
+        { energy: { devices: [0, 1] } },
+        { devices_per_run: 2, energy: { devices: [0, 1] } },
+      ],
+    });
+    expect(p.configs.map((c) => c.config.devices_per_run ?? 1)).toEqual([1, 2]);
+    expect(p.skipped.map((s) => s.reasons)).toEqual([
+      [
+        {
+          path: 'devices_per_run',
+          message: 'devices_per_run is 4, but execution.devices lists only 2 GPUs',
+        },
+      ],
+      [
+        {
+          path: 'energy.devices',
+          message: expect.stringMatching(
+            /^lists 2 devices, but each run is given 1 GPU from execution\.devices \(execution\.devices_per_run\)/,
+          ),
+        },
+      ],
+    ]);
+    const single = planError({
+      ...shared,
+      energy: { devices: [0, 1, 2] },
+      execution: { devices: [0, 1, 2, 3], devices_per_run: 2 },
+    });
+    expect(single.code).toBe('CONFIG_INVALID');
+    expect(single.message).toContain(
+      'study.yaml: energy.devices: lists 3 devices, but each run is given 2 GPUs',
+    );
+  });
+});

@@ -16,6 +16,7 @@
  * The ratio is llem / bare; the target is ≥ 0.97.
  */
 import { availableParallelism } from 'node:os';
+import { parseExperimentConfig } from '@llem/domain';
 import { noopLogger } from '@llem/resilience';
 import { getLlama, type Token } from 'node-llama-cpp';
 import type { EngineRequest, RequestRecord } from '../src/engine';
@@ -68,8 +69,9 @@ console.log(
 
 // --- llem side: the engine exactly as a study runs it ---------------------------------------
 const engine = createLlamaCppEngine(
-  {
+  parseExperimentConfig({
     model: 'builtin:tiny',
+    engine: 'llamacpp',
     decoder: { preset: 'deterministic' },
     llamacpp: {
       threads: THREADS,
@@ -78,7 +80,7 @@ const engine = createLlamaCppEngine(
       flash_attention: false,
       gpu_layers: 0,
     },
-  },
+  }),
   { logger: noopLogger, signal: new AbortController().signal },
 );
 await engine.load();

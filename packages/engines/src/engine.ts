@@ -1,12 +1,11 @@
+import type { EngineName } from '@llem/domain';
 import type { Logger } from '@llem/resilience';
 
-/**
- * The engine contract. An engine loads a model (or connects to a server, or prepares a program),
- * runs a list of requests while reporting per-request token timing, and disposes of everything
- * it holds. The measurement harness owns the energy window; an engine only says when tokens
- * happened. All times are monotonic milliseconds from `performance.now()` in the child process.
- */
-export type EngineName = 'llamacpp' | 'openai' | 'command';
+// The engine contract. An engine loads a model (or connects to a server, or prepares a program),
+// runs a list of requests while reporting per-request token timing, and disposes of everything
+// it holds. The measurement harness owns the energy window; an engine only says when tokens
+// happened. All times are monotonic milliseconds from `performance.now()` in the child process.
+// Engine names are @llem/domain's `EngineName`: the config schema owns the list.
 
 /** One prompt to run. */
 export interface EngineRequest {

@@ -1,18 +1,11 @@
-export type {
-  CommandEngineConfig,
-  CommandEngineOptions,
-  CommandSection,
-  ProgramLatency,
-  ProgramReport,
-} from './command/index';
+export type { CommandEngineOptions, ProgramLatency, ProgramReport } from './command/index';
 export { CommandEngineError, createCommandEngine, killAllProcessGroups } from './command/index';
-export type { CreateEngineOptions, EngineSelectingConfig } from './create';
+export type { CreateEngineOptions } from './create';
 export { createEngine } from './create';
 export type {
   Engine,
   EngineContext,
   EngineInfo,
-  EngineName,
   EngineRequest,
   RequestRecord,
   RunHooks,
@@ -21,22 +14,11 @@ export type {
   WorkloadOutcome,
 } from './engine';
 export type {
-  DecoderSection,
   GgufModelMetadata,
-  KvCacheType,
-  LlamaCppEngineConfig,
   LlamaCppEngineErrorCode,
   LlamaCppEngineOptions,
-  LlamaCppSection,
 } from './llamacpp/index';
-export {
-  createLlamaCppEngine,
-  KV_CACHE_TYPES,
-  LlamaCppEngineError,
-  readGgufMetadata,
-  resolveDecoder,
-  resolveLlamaCppSettings,
-} from './llamacpp/index';
+export { createLlamaCppEngine, LlamaCppEngineError, readGgufMetadata } from './llamacpp/index';
 export type {
   ArrivalOptions,
   Goodput,
@@ -68,12 +50,11 @@ export {
   serverTimingsSummary,
   steadyStateWindow,
 } from './openai/index';
-export type { BuiltinModelName, EnsureTinyModelOptions, TinyModelSpec } from './tiny/index';
+export type { EnsureTinyModelOptions, TinyModelSpec } from './tiny/index';
 export {
-  BUILTIN_MODELS,
+  BUILTIN_MODEL_SPECS,
   defaultModelCacheDir,
   ensureTinyModel,
-  isBuiltinModel,
   microModelSpec,
   tinyModelFileName,
   tinyModelSpec,

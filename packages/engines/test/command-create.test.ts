@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseExperimentConfig } from '@llem/domain';
 import { noopLogger } from '@llem/resilience';
 import { describe, expect, it } from 'vitest';
 import { createEngine } from '../src/create';
@@ -12,23 +13,23 @@ const ctx = { logger: noopLogger, signal: new AbortController().signal };
 describe('createEngine', () => {
   it('builds the engine the config names', async () => {
     const command = await createEngine(
-      { engine: 'command', model: 'm', command: { argv: ['true'] } } as never,
+      parseExperimentConfig({ engine: 'command', model: 'm', command: { argv: ['true'] } }),
       ctx,
     );
     expect(command).toMatchObject({ name: 'command', windowMarking: 'engine' });
     const openai = await createEngine(
-      {
+      parseExperimentConfig({
         engine: 'openai',
         model: 'm',
         openai: { base_url: 'http://127.0.0.1:9/v1', model: 'm' },
-      } as never,
+      }),
       ctx,
     );
     expect(openai.name).toBe('openai');
   });
 
   it('rejects an unknown engine naming the allowed ones', async () => {
-    await expect(createEngine({ engine: 'vllm' as never, model: 'm' }, ctx)).rejects.toThrow(
+    await expect(createEngine({ engine: 'vllm', model: 'm' } as never, ctx)).rejects.toThrow(
       /unknown engine "vllm"; allowed: llamacpp, openai, command/,
     );
   });

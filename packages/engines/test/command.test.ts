@@ -2,14 +2,14 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import {
+  type CommandExperimentConfig,
+  type ExperimentConfigInput,
+  parseExperimentConfig,
+} from '@llem/domain';
 import { noopLogger } from '@llem/resilience';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  type CommandEngineConfig,
-  createCommandEngine,
-  latenciesToRecords,
-  parseProgramLine,
-} from '../src/command/index';
+import { createCommandEngine, latenciesToRecords, parseProgramLine } from '../src/command/index';
 import type { Engine, EngineRequest } from '../src/engine';
 
 const dir = mkdtempSync(join(tmpdir(), 'llem-command-test-'));
@@ -23,8 +23,30 @@ const requests: EngineRequest[] = [
   { id: 1, prompt: 'world', maxOutputTokens: 4 },
 ];
 const engines: Engine[] = [];
-function make(config: CommandEngineConfig, signal = new AbortController().signal): Engine {
-  const engine = createCommandEngine(config, { logger: noopLogger, signal }, { killGraceMs: 300 });
+type CommandInput = Extract<ExperimentConfigInput, { engine: 'command' }>['command'];
+
+/**
+ * A config validated by @llem/domain, as a study hands it to the engine. The argv is put back
+ * as given, so `argv: []` (which the domain refuses) still reaches the engine's own guard.
+ */
+function commandConfig(model: string, command: CommandInput): CommandExperimentConfig {
+  const parsed = parseExperimentConfig({
+    model,
+    engine: 'command',
+    command: { ...command, argv: ['placeholder'] },
+  });
+  return { ...parsed, command: { ...parsed.command, argv: command.argv } };
+}
+
+function make(
+  config: { model: string; command: CommandInput },
+  signal = new AbortController().signal,
+): Engine {
+  const engine = createCommandEngine(
+    commandConfig(config.model, config.command),
+    { logger: noopLogger, signal },
+    { killGraceMs: 300 },
+  );
   engines.push(engine);
   return engine;
 }

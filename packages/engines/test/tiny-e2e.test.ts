@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gguf } from '@huggingface/gguf';
+import { parseExperimentConfig } from '@llem/domain';
 import { noopLogger } from '@llem/resilience';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createLlamaCppEngine } from '../src/llamacpp/index';
@@ -27,11 +28,12 @@ it('builtin:tiny is generated, parsed by @huggingface/gguf, and runs in the llam
   expect((parsed.metadata as unknown as Record<string, unknown>)['general.file_type']).toBe(1);
 
   const engine = createLlamaCppEngine(
-    {
+    parseExperimentConfig({
       model: 'builtin:tiny',
+      engine: 'llamacpp',
       decoder: { preset: 'deterministic' },
       llamacpp: { threads: 1, context_size: 512 },
-    },
+    }),
     { logger: noopLogger, signal: new AbortController().signal },
     { cacheDir },
   );

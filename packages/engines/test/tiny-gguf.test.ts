@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { gguf } from '@huggingface/gguf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readGgufMetadata } from '../src/llamacpp/index';
-import { float32ToFloat16Bits, layoutGguf, writeGguf } from '../src/tiny/gguf-writer';
 import {
   defaultModelCacheDir,
   ensureTinyModel,
@@ -13,9 +12,10 @@ import {
   tinyModelFileName,
   tinyModelSpec,
 } from '../src/tiny/index';
-import { buildTinyModelDocument } from '../src/tiny/model';
+import { float32ToFloat16Bits, layoutGguf, writeGguf } from '../src/tiny/internal/gguf-writer';
+import { buildTinyModelDocument } from '../src/tiny/internal/model';
+import { buildTinyVocab, TokenType } from '../src/tiny/internal/vocab';
 import { TINY_VOCAB_SIZE } from '../src/tiny/spec';
-import { buildTinyVocab, TokenType } from '../src/tiny/vocab';
 
 let dir: string;
 let microPath: string;

@@ -13,6 +13,7 @@
  * LLEM_BENCH_THREADS (default min(2, CPUs)).
  */
 import { availableParallelism } from 'node:os';
+import { parseExperimentConfig } from '@llem/domain';
 import type { Engine, EngineRequest, RequestRecord, WorkloadOutcome } from '@llem/engines';
 import { createLlamaCppEngine } from '@llem/engines';
 import {
@@ -55,8 +56,9 @@ function decodeRate(records: RequestRecord[]): { tokens: number; ms: number } {
 }
 
 const engine = createLlamaCppEngine(
-  {
+  parseExperimentConfig({
     model: 'builtin:tiny',
+    engine: 'llamacpp',
     decoder: { preset: 'deterministic' },
     llamacpp: {
       threads: THREADS,
@@ -65,7 +67,7 @@ const engine = createLlamaCppEngine(
       flash_attention: false,
       gpu_layers: 0,
     },
-  } as never,
+  }),
   { logger: noopLogger, signal: new AbortController().signal },
 );
 const info = await engine.load();

@@ -1,20 +1,19 @@
-import type { ClockEventReason } from '@llem/nvml';
+import {
+  CLOCK_EVENT_REASON_BITS,
+  type ClockEventReason,
+  decodeClockEventReasons,
+  type GpuReadings,
+  THROTTLE_REASONS,
+} from '@llem/nvml/readings';
 
 /**
- * What the harness needs from the GPU driver. `@llem/nvml` provides the production
- * implementation (`openNvmlGpuProbe`); tests can pass a scripted one. Every read returns `null`
- * for a value the device cannot report, and never throws.
+ * One device's readings at one tick: every row of `@llem/nvml`'s `GPU_READINGS` (power, memory
+ * in MiB, temperature, utilisation, SM clock, the clock-event reasons bitmask), and the device.
+ * The table is the one definition: a new reading there arrives here, in the worker's record and
+ * in the timeseries CSV without a change in this package.
  */
-export interface GpuSample {
+export interface GpuSample extends GpuReadings {
   index: number;
-  powerW: number | null;
-  memoryUsedMiB: number | null;
-  memoryTotalMiB: number | null;
-  temperatureC: number | null;
-  utilizationGpuPct: number | null;
-  smClockMHz: number | null;
-  /** NVML clock-event reasons bitmask; `null` when unreadable. */
-  clockEventReasons: number | null;
 }
 
 /** A GPU reading taken off the main thread, with its time. */
@@ -38,6 +37,11 @@ export interface GpuStaticInfo {
   persistenceMode: boolean | null;
 }
 
+/**
+ * What the harness needs from the GPU driver. `@llem/nvml` provides the production
+ * implementation (`openNvmlGpuProbe`); tests can pass a scripted one. Every read returns `null`
+ * for a value the device cannot report, and never throws.
+ */
 export interface GpuProbe {
   /** The device indices measured. */
   readonly devices: readonly number[];
@@ -66,18 +70,15 @@ type NvmlReasonName = Exclude<ClockEventReason, `unknown:${string}`>;
 /**
  * Clock-event (throttle) reason bits that mean the GPU was slowed by power or heat, as opposed
  * to idling or an application clock setting: `@llem/nvml`'s `CLOCK_EVENT_REASON_BITS` restricted
- * to its `THROTTLE_REASONS`. The names are type-checked against nvml's and a test checks the
- * bits and the selection equal nvml's, so nvml stays the one source of truth. It is not imported
- * at run time on purpose: `@llem/nvml`'s entry loads koffi, and measure loads it lazily (only
- * when a GPU probe is opened) so that a machine where the binding cannot load still measures.
+ * to its `THROTTLE_REASONS` (read from the koffi-free `@llem/nvml/readings`, so a machine where
+ * the binding cannot load still measures).
  */
-export const THROTTLE_REASON_BITS = {
-  swPowerCap: 0x4,
-  hwSlowdown: 0x8,
-  swThermalSlowdown: 0x20,
-  hwThermalSlowdown: 0x40,
-  hwPowerBrakeSlowdown: 0x80,
-} as const satisfies Partial<Record<NvmlReasonName, number>>;
+export const THROTTLE_REASON_BITS: Readonly<Partial<Record<NvmlReasonName, number>>> =
+  Object.fromEntries(
+    Object.entries(CLOCK_EVENT_REASON_BITS).filter(([name]) =>
+      THROTTLE_REASONS.has(name as NvmlReasonName),
+    ),
+  );
 
 export const THROTTLE_MASK = Object.values(THROTTLE_REASON_BITS).reduce((a, b) => a | b, 0);
 
@@ -88,7 +89,7 @@ export const THROTTLE_MASK = Object.values(THROTTLE_REASON_BITS).reduce((a, b) =
  * throttleReasonNames(0x25); // ['swPowerCap', 'swThermalSlowdown'] (0x1 gpuIdle is not one)
  */
 export function throttleReasonNames(mask: number): NvmlReasonName[] {
-  return (Object.entries(THROTTLE_REASON_BITS) as [NvmlReasonName, number][])
-    .filter(([, bit]) => (mask & bit) !== 0)
-    .map(([name]) => name);
+  return decodeClockEventReasons(mask).filter((name): name is NvmlReasonName =>
+    THROTTLE_REASONS.has(name),
+  );
 }

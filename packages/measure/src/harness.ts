@@ -1,12 +1,14 @@
 import type {
   EnergyMethod,
+  EngineName,
   MeasuredRequest,
   ResidualCheck,
+  RunDevice,
   RunResult,
   RunWarning,
 } from '@llem/domain';
-import { RUN_RESULT_SCHEMA_VERSION, RunResultSchema } from '@llem/domain';
-import type { Engine, EngineContext, EngineInfo, EngineName, RunHooks } from '@llem/engines';
+import { parseExperimentConfig, RUN_RESULT_SCHEMA_VERSION, RunResultSchema } from '@llem/domain';
+import type { Engine, EngineContext, EngineInfo, RunHooks } from '@llem/engines';
 import {
   CleanupRegistry,
   sleep as defaultSleep,
@@ -71,19 +73,33 @@ export interface MeasureInput<C extends HarnessConfig = HarnessConfig> {
   /** What the runner saw before dispatch; copied into the result. */
   residualCheck?: ResidualCheck | null;
   llemVersion?: string | null;
+  /**
+   * The GPUs the run was given (a study with `execution.devices`): energy, samples, memory and
+   * throttling come from exactly these, in place of `energy.devices`; the result records them.
+   * The config (and its hash) keep `energy.devices` as written.
+   */
+  devices?: RunDevice[] | undefined;
+  /**
+   * Other runs may run on this host at the same time: host-wide energy (RAPL CPU packages) is
+   * marked `shared`, left out of `totalJ`, and a `shared-host-energy` warning says so.
+   */
+  sharedHost?: boolean | undefined;
 }
 
 /** Result of `openGpuProbe`: a probe, or why there is none. */
 export type GpuProbeOutcome = { probe: GpuProbe } | { probe: null; reason: string };
 
 /** Everything the harness touches outside itself; every field has a production default. */
-export interface MeasureDeps {
+export interface MeasureDeps<C extends HarnessConfig = HarnessConfig> {
   logger?: Logger;
   signal?: AbortSignal;
   /** Lines for the user's console while the run goes on (the engine waiting for a server). */
   progress?: (message: string) => void;
-  /** Build the engine. Default: `createEngine` from `@llem/engines`. */
-  createEngine?: (config: HarnessConfig, ctx: EngineContext) => Promise<Engine>;
+  /**
+   * Build the engine. Default: `createEngine` from `@llem/engines`, on the config validated by
+   * `@llem/domain` (an engine takes the whole `ExperimentConfig`, not just the fields above).
+   */
+  createEngine?: (config: C, ctx: EngineContext) => Promise<Engine>;
   /** Open the GPU driver for these devices. Default: NVML through `@llem/nvml`. */
   openGpuProbe?: (
     devices: readonly number[],
@@ -139,11 +155,22 @@ interface Tick extends ChannelReading {
 
 /** Sum of channel energies, the overall method, and why anything is missing. */
 function combineEnergy(
-  perDevice: ChannelEnergy[],
+  all: ChannelEnergy[],
   notes: string[],
+  sharedHost = false,
 ): { method: EnergyMethod; totalJ: number | null; reason: string | null } {
+  // Host-wide energy measured while other runs ran is theirs too: listed, not counted.
+  const perDevice = sharedHost ? all.filter((d) => d.kind !== 'cpu-package') : all;
+  const shared =
+    perDevice.length < all.length
+      ? ['CPU package energy is host-wide and shared with runs going in parallel: not counted']
+      : [];
   if (perDevice.length === 0)
-    return { method: 'none' as const, totalJ: null, reason: notes.join('; ') || null };
+    return {
+      method: 'none' as const,
+      totalJ: null,
+      reason: [...notes, ...shared].join('; ') || null,
+    };
   const methods = new Set(perDevice.map((d) => d.method));
   const method: EnergyMethod = methods.size === 1 ? ([...methods][0] ?? 'none') : 'mixed';
   const unknown = perDevice.filter((d) => d.totalJ === null);
@@ -172,7 +199,7 @@ function combineEnergy(
  */
 export async function measureRun<C extends HarnessConfig>(
   input: MeasureInput<C>,
-  deps: MeasureDeps = {},
+  deps: MeasureDeps<C> = {},
 ): Promise<MeasureOutput> {
   const logger = deps.logger ?? noopLogger;
   const signal = deps.signal ?? new AbortController().signal;
@@ -181,7 +208,12 @@ export async function measureRun<C extends HarnessConfig>(
   const sleep = deps.sleep ?? defaultSleep;
   const thresholds = { ...DEFAULT_WARNING_THRESHOLDS, ...deps.warningThresholds };
   const { config } = input;
-  const energyCfg = config.energy ?? { backend: 'auto', sample_interval_ms: 100, devices: [0] };
+  const sharedHost = input.sharedHost === true;
+  const energyCfg = {
+    ...(config.energy ?? { backend: 'auto', sample_interval_ms: 100, devices: [0] }),
+    // A run given GPUs is measured on exactly those.
+    ...(input.devices ? { devices: input.devices.map((d) => d.index) } : {}),
+  };
   const intervalMs = energyCfg.sample_interval_ms;
   const counterEveryMs = Math.max(
     intervalMs,
@@ -401,7 +433,7 @@ export async function measureRun<C extends HarnessConfig>(
         const all = [b0, ...ticks.filter((t) => t.t > b0.t && t.t < b1.t), b1];
         record('baseline', b0.t, all);
         const per = channels.map((c, i) => channelEnergy(c, i, all));
-        const combined = combineEnergy(per, []);
+        const combined = combineEnergy(per, [], sharedHost);
         const seconds = (b1.t - b0.t) / 1000;
         baselineW = combined.totalJ === null || seconds <= 0 ? null : combined.totalJ / seconds;
         if (baselineW === null) notes.push(`baseline: ${combined.reason ?? 'no reading'}`);
@@ -490,7 +522,13 @@ export async function measureRun<C extends HarnessConfig>(
           code: 'energy-counter-reset',
           message: `${d.kind} ${d.index}: ${d.note ?? 'counter discarded'}`,
         });
-    const energy = combineEnergy(perDevice, notes);
+    const energy = combineEnergy(perDevice, notes, sharedHost);
+    if (sharedHost && perDevice.some((d) => d.kind === 'cpu-package'))
+      warnings.push({
+        code: 'shared-host-energy',
+        message:
+          'runs went in parallel on this host: the CPU package energy (RAPL) is host-wide, so it is listed per device (shared) and left out of this run’s total',
+      });
     if (energy.totalJ === null)
       warnings.push({
         code: 'energy-unavailable',
@@ -564,6 +602,7 @@ export async function measureRun<C extends HarnessConfig>(
           kind,
           method,
           totalJ,
+          ...(sharedHost && kind === 'cpu-package' ? { shared: true } : {}),
         })),
         unavailableReason: energy.reason,
       },
@@ -588,6 +627,7 @@ export async function measureRun<C extends HarnessConfig>(
       },
       flops: estimateFlops(info.parameterCount, outcome.inputTokens, outcome.outputTokens),
       residualCheck: input.residualCheck ?? null,
+      ...(input.devices ? { devices: input.devices } : {}),
       inputs,
       warnings,
       environment,
@@ -616,7 +656,7 @@ export async function measureRun<C extends HarnessConfig>(
 
 async function defaultCreateEngine(config: HarnessConfig, ctx: EngineContext): Promise<Engine> {
   const { createEngine } = await import('@llem/engines');
-  return createEngine(config, ctx);
+  return createEngine(parseExperimentConfig(config), ctx);
 }
 
 async function defaultOpenGpuProbe(

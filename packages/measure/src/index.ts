@@ -64,9 +64,9 @@ export {
 } from './metrics';
 export { openNvmlGpuProbe } from './nvml-probe';
 export { measuredRequests, writeRequestRecords } from './requests';
-export type { Sampler, SamplerOptions, SamplerTick, TimeseriesRow } from './sampler';
+export type { Sampler, SamplerOptions, TimeseriesRow } from './sampler';
 export { startSampler, timeseriesCsv } from './sampler';
-export { coefficientOfVariation, latencyStats, mean, percentile, stddev } from './stats';
+export { latencyStats, percentile } from './stats';
 export type {
   SteadyStateEnergy,
   SteadyStateEnergyInput,

@@ -1,4 +1,5 @@
-import type { ClockEventReason, Nvml, NvmlDevice, PowerSample, PowerSampler } from '@llem/nvml';
+import type { Nvml, NvmlDevice, PowerSample, PowerSampler } from '@llem/nvml';
+import { readGpu } from '@llem/nvml/readings';
 import type { Logger } from '@llem/resilience';
 import type { BackgroundGpuSampler, GpuSample, GpuSampleAt } from './gpu';
 import type { GpuProbeOutcome } from './harness';
@@ -29,18 +30,14 @@ export async function openNvmlGpuProbe(
   try {
     nvml = nvmlModule.Nvml.open();
   } catch (error) {
-    // The library error lists every path it tried, one per line: those go to the debug log; the
-    // result keeps the first line and the count, which is what a reader needs.
-    const [first = ''] = (error as Error).message.split('\n');
-    const tried = (error as { triedPaths?: readonly string[] }).triedPaths ?? [];
+    // The library error lists every path it tried, one per line: those go to the debug log
+    // (the run's log, and the console with -v); the result keeps its one-line summary.
     logger.debug(`measure: NVML unavailable: ${(error as Error).message}`);
-    const hint =
-      tried.length === 0
-        ? ''
-        : tried.length <= 2
-          ? ` (tried ${tried.join(', ')})`
-          : ` (tried ${tried.length} library paths; set LLEM_NVML_LIBRARY to libnvidia-ml.so.1 if the driver is installed elsewhere)`;
-    return { probe: null, reason: `NVML is not available: ${first.replace(/\.$/, '')}${hint}` };
+    const why =
+      error instanceof nvmlModule.NvmlLibraryError
+        ? error.summary
+        : ((error as Error).message.split('\n')[0] ?? '').replace(/\.$/, '');
+    return { probe: null, reason: `NVML is not available: ${why}` };
   }
   const handles = new Map<number, NvmlDevice>();
   try {
@@ -85,20 +82,8 @@ export async function openNvmlGpuProbe(
       },
       energyCounterMj: (index) => quiet(() => dev(index).totalEnergyMj()),
       powerW: (index) => quiet(() => dev(index).instantPowerW()),
-      sample: (index): GpuSample => {
-        const d = dev(index);
-        const memory = quiet(() => d.memoryInfo());
-        return {
-          index,
-          powerW: quiet(() => d.instantPowerW()),
-          memoryUsedMiB: memory?.usedMiB ?? null,
-          memoryTotalMiB: memory?.totalMiB ?? null,
-          temperatureC: quiet(() => d.temperatureC()),
-          utilizationGpuPct: quiet(() => d.utilization()?.gpuPct ?? null),
-          smClockMHz: quiet(() => d.smClockMHz()),
-          clockEventReasons: quiet(() => d.clockEventReasonsMask()),
-        };
-      },
+      // readGpu never throws: a reading whose call fails is null.
+      sample: (index): GpuSample => ({ index, ...readGpu(dev(index)) }),
       startBackgroundSampler: (intervalMs) =>
         startWorkerSamplers(nvmlModule, nvml, handles, intervalMs, logger),
       close: () => {
@@ -126,13 +111,12 @@ function startWorkerSamplers(
   intervalMs: number,
   logger: Logger,
 ): BackgroundGpuSampler {
-  const bits = nvmlModule.CLOCK_EVENT_REASON_BITS;
   const started: { index: number; sampler: PowerSampler }[] = [];
   const stopAll = (): GpuSampleAt[] => {
     const out: GpuSampleAt[] = [];
     for (const { index, sampler } of started) {
       try {
-        for (const s of sampler.stop()) out.push({ t: s.t, sample: toGpuSample(index, s, bits) });
+        for (const s of sampler.stop()) out.push({ t: s.t, sample: toGpuSample(index, s) });
       } catch (error) {
         logger.debug(
           `measure: stopping GPU ${index}'s sampler failed: ${(error as Error).message}`,
@@ -166,41 +150,7 @@ function startWorkerSamplers(
   };
 }
 
-const MIB = 1024 * 1024;
-
-/** A worker `PowerSample` in the harness's shape (MiB, the undecoded clock-event mask). */
-function toGpuSample(
-  index: number,
-  s: PowerSample,
-  bits: Readonly<Record<string, number>>,
-): GpuSample {
-  return {
-    index,
-    powerW: s.powerW,
-    memoryUsedMiB: s.memoryUsedBytes === null ? null : s.memoryUsedBytes / MIB,
-    memoryTotalMiB: s.memoryTotalBytes === null ? null : s.memoryTotalBytes / MIB,
-    temperatureC: s.temperatureC,
-    utilizationGpuPct: s.utilizationGpuPct,
-    smClockMHz: s.smClockMHz,
-    clockEventReasons: s.clockEventReasons === null ? null : reasonsMask(s.clockEventReasons, bits),
-  };
-}
-
-/**
- * Re-encode decoded clock-event reasons (`unknown:0x…` carries the bits nvml has no name for).
- *
- * @example
- * reasonsMask(['gpuIdle', 'swPowerCap'], CLOCK_EVENT_REASON_BITS); // 0x5
- */
-export function reasonsMask(
-  reasons: readonly ClockEventReason[],
-  bits: Readonly<Record<string, number>>,
-): number {
-  let mask = 0;
-  for (const name of reasons) {
-    // Summing, not OR-ing: unknown bits can lie above 2^31, where `|` would truncate them.
-    if (name.startsWith('unknown:0x')) mask += Number.parseInt(name.slice(10), 16);
-    else mask += bits[name] ?? 0;
-  }
-  return mask;
+/** A worker `PowerSample` in the harness's shape: the same readings, with the device index. */
+function toGpuSample(index: number, { t: _t, ...readings }: PowerSample): GpuSample {
+  return { index, ...readings };
 }

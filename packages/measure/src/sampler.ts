@@ -1,11 +1,4 @@
-import type { GpuProbe, GpuSample } from './gpu';
-
-/** One sampler tick: monotonic time, every GPU's readings, and the energy counters. */
-export interface SamplerTick {
-  /** Monotonic ms (`performance.now()` in the child). */
-  t: number;
-  gpus: GpuSample[];
-}
+import { GPU_READINGS, type GpuReadings } from '@llem/nvml/readings';
 
 export interface Sampler<T> {
   /** Stops the timer and returns every tick in time order. */
@@ -60,22 +53,12 @@ export function startSampler<T>(read: (t: number) => T, options: SamplerOptions)
   };
 }
 
-/** Read every device of a probe once. */
-export function sampleGpus(probe: GpuProbe | null, t: number): SamplerTick {
-  return { t, gpus: probe ? probe.devices.map((i) => probe.sample(i)) : [] };
-}
-
+/** The timeseries CSV's columns: the row's place, every GPU reading (`GPU_READINGS`), energy. */
 const CSV_COLUMNS = [
   'window',
   't_ms',
   'device',
-  'power_w',
-  'memory_used_mib',
-  'memory_total_mib',
-  'temperature_c',
-  'utilization_gpu_pct',
-  'sm_clock_mhz',
-  'clock_event_reasons',
+  ...GPU_READINGS.map((r) => r.column),
   'energy_j',
 ] as const;
 
@@ -86,7 +69,8 @@ export interface TimeseriesRow {
   tMs: number;
   /** e.g. `gpu0`, `cpu-package0`. */
   device: string;
-  sample: Partial<Omit<GpuSample, 'index'>>;
+  /** The GPU readings of this row; none for a counter-only or CPU row. */
+  sample: Partial<GpuReadings>;
   /** Cumulative energy counter at this tick (J), where there is one. */
   energyJ: number | null;
 }
@@ -97,19 +81,12 @@ export function timeseriesCsv(rows: readonly TimeseriesRow[]): string {
     v === null || v === undefined ? '' : Number.isInteger(v) ? String(v) : v.toFixed(3);
   const lines = [CSV_COLUMNS.join(',')];
   for (const r of rows) {
-    const s = r.sample;
     lines.push(
       [
         r.window,
         cell(r.tMs),
         r.device,
-        cell(s.powerW),
-        cell(s.memoryUsedMiB),
-        cell(s.memoryTotalMiB),
-        cell(s.temperatureC),
-        cell(s.utilizationGpuPct),
-        cell(s.smClockMHz),
-        cell(s.clockEventReasons),
+        ...GPU_READINGS.map((reading) => cell(r.sample[reading.key])),
         cell(r.energyJ),
       ].join(','),
     );

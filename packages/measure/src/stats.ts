@@ -1,8 +1,5 @@
-import { coefficientOfVariation, type LatencyStats, mean, sampleStd } from '@llem/domain';
-
-// mean, sample std and CV live in @llem/domain (shared with @llem/report); re-exported under
-// this package's names.
-export { coefficientOfVariation, mean, sampleStd as stddev };
+// mean, sample std and CV live in @llem/domain (shared with @llem/report): import them from there.
+import { type LatencyStats, mean } from '@llem/domain';
 
 /**
  * Percentile with linear interpolation between closest ranks (numpy's default, "type 7"), so

@@ -1,5 +1,5 @@
+import { coefficientOfVariation } from '@llem/domain';
 import type { Engine, EngineRequest, RequestRecord } from '@llem/engines';
-import { coefficientOfVariation } from './stats';
 
 /** `warmup` in the experiment config. */
 export interface WarmupConfig {

@@ -9,11 +9,11 @@
  */
 import { renameSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import type { RunResult } from '@llem/domain';
+import type { ExperimentConfig, RunResult } from '@llem/domain';
 import { createEngine } from '@llem/engines';
 import type { Logger } from '@llem/resilience';
 import { defineWorker, type WorkerContext, type WorkerTask } from '@llem/study/worker';
-import { type HarnessConfig, type MeasureDeps, measureRun } from './harness';
+import { type MeasureDeps, measureRun } from './harness';
 import { writeRequestRecords } from './requests';
 
 const LEVELS = ['error', 'warn', 'info', 'debug'] as const;
@@ -38,10 +38,10 @@ export function stderrLogger(level: string = process.env.LLEM_LOG_LEVEL ?? 'info
  * defineWorker((task, context) => measureTask(task, context));
  */
 export async function measureTask(
-  task: WorkerTask<HarnessConfig>,
+  task: WorkerTask<ExperimentConfig>,
   context: Pick<WorkerContext, 'signal' | 'registerChild'> &
     Partial<Pick<WorkerContext, 'progress'>>,
-  deps: MeasureDeps = {},
+  deps: MeasureDeps<ExperimentConfig> = {},
 ): Promise<RunResult> {
   const logger = deps.logger ?? stderrLogger();
   logger.info(
@@ -55,6 +55,8 @@ export async function measureTask(
       config: task.config,
       residualCheck: task.residualCheck,
       llemVersion: task.toolVersion,
+      devices: task.devices,
+      sharedHost: task.parallel,
     },
     {
       logger,
@@ -86,6 +88,6 @@ export async function measureTask(
 }
 
 /** The worker itself; started by `defineWorker` when `LLEM_TASK_FILE` is set. */
-export const llemWorker = defineWorker<HarnessConfig, RunResult>((task, context) =>
+export const llemWorker = defineWorker<ExperimentConfig, RunResult>((task, context) =>
   measureTask(task, context),
 );

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RunResultSchema } from '@llem/domain';
@@ -465,5 +465,56 @@ describe('measureRun: the NVML energy counter is read sparsely (it costs ~3.86 m
     const watts = (result.energy.totalJ as number) / result.window.durationS;
     expect(Math.abs(watts - 250) / 250).toBeLessThan(0.05);
     expect(result.warnings.map((w) => w.code)).toContain('energy-counter-reset');
+  });
+});
+
+describe('measureRun: runs given GPUs (execution.devices)', () => {
+  it('measures exactly the GPUs it was given, records them, and keeps the config as written', async () => {
+    let opened: readonly number[] = [];
+    const { result } = await measureRun(
+      { ...input(config()), devices: [{ index: 3, uuid: 'GPU-3333' }] },
+      deps(null, fakeEngine(), {
+        openGpuProbe: (devices) => {
+          opened = devices;
+          return { probe: null, reason: 'no NVML library (test)' };
+        },
+      }),
+    );
+    expect(opened).toEqual([3]);
+    expect(result.devices).toEqual([{ index: 3, uuid: 'GPU-3333' }]);
+    expect((result.config.energy as { devices: number[] }).devices).toEqual([0]);
+    expect(RunResultSchema.parse(result).devices).toEqual([{ index: 3, uuid: 'GPU-3333' }]);
+  });
+
+  it('with runs in parallel, host-wide RAPL energy is listed as shared and left out of the total', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'llem-powercap-'));
+    mkdirSync(join(root, 'intel-rapl:0'));
+    writeFileSync(join(root, 'intel-rapl:0', 'name'), 'package-0\n');
+    writeFileSync(join(root, 'intel-rapl:0', 'energy_uj'), '1000000\n');
+    const gpu = { powerW: 200, counter: 'supported' as const };
+    const alone = await measureRun(
+      input(config()),
+      deps(gpu, fakeEngine(), { powercapRoot: root }),
+    );
+    expect(alone.result.energy.perDevice.map((d) => [d.kind, d.shared])).toEqual([
+      ['gpu', undefined],
+      ['cpu-package', undefined],
+    ]);
+    expect(alone.result.warnings.map((w) => w.code)).not.toContain('shared-host-energy');
+
+    const { result } = await measureRun(
+      { ...input(config()), sharedHost: true },
+      deps(gpu, fakeEngine(), { powercapRoot: root }),
+    );
+    const [g, cpu] = result.energy.perDevice;
+    expect(cpu).toMatchObject({ kind: 'cpu-package', shared: true });
+    expect(g?.shared).toBeUndefined();
+    // The total is the run's own GPU, not the host's CPU packages.
+    expect(result.energy.totalJ).toBe(g?.totalJ);
+    expect(result.energy.method).toBe('nvml-counter');
+    expect(result.warnings.find((w) => w.code === 'shared-host-energy')?.message).toMatch(
+      /host-wide/,
+    );
+    expect(RunResultSchema.parse(result)).toBeTruthy();
   });
 });

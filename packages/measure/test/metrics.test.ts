@@ -1,3 +1,4 @@
+import { coefficientOfVariation, sampleStd } from '@llem/domain';
 import type { RequestRecord } from '@llem/engines';
 import { describe, expect, it } from 'vitest';
 import {
@@ -10,7 +11,7 @@ import {
   latencySamples,
   requestTpotMs,
 } from '../src/metrics';
-import { coefficientOfVariation, latencyStats, percentile, stddev } from '../src/stats';
+import { latencyStats, percentile } from '../src/stats';
 
 const rec = (
   r: Partial<RequestRecord> & Pick<RequestRecord, 'startedAt' | 'endedAt'>,
@@ -39,7 +40,7 @@ describe('statistics', () => {
 
   it('sample standard deviation and CV', () => {
     // mean 5, squared deviations 9+1+1+9 = 20, /3 → sqrt(6.667) = 2.5820
-    expect(stddev([2, 4, 6, 8])).toBeCloseTo(2.582, 3);
+    expect(sampleStd([2, 4, 6, 8])).toBeCloseTo(2.582, 3);
     expect(coefficientOfVariation([2, 4, 6, 8])).toBeCloseTo(0.5164, 4);
     expect(coefficientOfVariation([3])).toBeNull();
     expect(coefficientOfVariation([0, 0])).toBeNull();

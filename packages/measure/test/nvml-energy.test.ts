@@ -92,10 +92,17 @@ describe('energy against the fake NVML (real koffi path)', () => {
   });
 
   it('reports why when the library or the device is missing', async () => {
-    process.env.LLEM_NVML_LIBRARY = join(powercapRoot, 'no-libnvidia-ml.so');
-    const none = await openNvmlGpuProbe([0], noopLogger);
+    const badPath = join(powercapRoot, 'no-libnvidia-ml.so');
+    process.env.LLEM_NVML_LIBRARY = badPath;
+    const debug: string[] = [];
+    const none = await openNvmlGpuProbe([0], { ...noopLogger, debug: (m) => debug.push(m) });
     expect(none.probe).toBeNull();
-    if (!none.probe) expect(none.reason).toMatch(/NVML is not available/);
+    // One short line in the result; the loader's full list goes to the (debug) log.
+    if (!none.probe)
+      expect(none.reason).toBe(
+        `NVML is not available: libnvidia-ml could not be loaded from ${badPath} (cannot open shared object file: No such file or directory)`,
+      );
+    expect(debug.join('\n')).toContain('Tried:');
     useFake([h100Profile()]);
     const missing = await openNvmlGpuProbe([3], noopLogger);
     expect(missing.probe).toBeNull();

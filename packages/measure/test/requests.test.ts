@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  parseExperimentConfig,
   parseRequestRecords,
   RequestRecordSchema,
   type ResidualCheck,
@@ -129,7 +130,7 @@ describe('per-request records', () => {
       configHash: 'abcdef0123456789',
       cycle: 0,
       copy: 0,
-      config: config(),
+      config: parseExperimentConfig(config()),
       studyDir: join(dir, 'study'),
       resultFile: files.result,
       timeseriesFile: files.timeseries,

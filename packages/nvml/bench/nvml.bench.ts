@@ -12,11 +12,11 @@ import {
   writeScenario,
 } from '@llem/fake-nvml';
 import {
+  type GpuDevice,
   Nvml,
   type NvmlDevice,
   type PowerSample,
   PowerSampler,
-  type SampleSource,
 } from '../src/index';
 
 const TARGET_READ_NS = 300;
@@ -166,7 +166,7 @@ async function samplerCost(
   thread: Thread,
   intervalMs: number,
   seconds: number,
-  options: { busy?: boolean; source?: SampleSource } = {},
+  options: { busy?: boolean; source?: GpuDevice } = {},
 ): Promise<SamplerFigures> {
   const nvml = Nvml.open({ library });
   try {
@@ -272,7 +272,7 @@ function inSituReadings(gpu: NvmlDevice, intervalMs: number, seconds: number) {
 }
 
 /** The main-thread loop with no FFI at all: what the scheduling itself costs. */
-const constantSource: SampleSource = {
+const constantSource: GpuDevice = {
   instantPowerW: () => 100,
   memoryInfo: () => null,
   temperatureC: () => 40,

@@ -71,19 +71,53 @@ export class NvmlError extends Error {
   }
 }
 
-/** `libnvidia-ml` could not be loaded from any candidate path; `triedPaths` lists them in order. */
+/** One path the loader tried, and why it did not load. */
+export interface NvmlLibraryAttempt {
+  path: string;
+  reason: string;
+}
+
+/** The dynamic loader's answer for a library that is simply not there. */
+const NOT_THERE = /cannot open shared object file|no such file/i;
+
+/**
+ * `libnvidia-ml` could not be loaded from any candidate path. `summary` says so in one short
+ * line; `attempts` (and the message) list every path tried and why, for `-v` output and logs.
+ */
 export class NvmlLibraryError extends Error {
   override readonly name = 'NvmlLibraryError';
   readonly code = 'NVML_LIBRARY_NOT_FOUND' as const;
+  readonly attempts: readonly NvmlLibraryAttempt[];
   readonly triedPaths: readonly string[];
+  /**
+   * One line for people, without the list of paths: e.g. `no NVIDIA driver found
+   * (libnvidia-ml.so.1 is in none of the 18 usual places)`, or for one explicit path
+   * `libnvidia-ml could not be loaded from /x/libnvidia-ml.so.1 (invalid ELF header)`.
+   */
+  readonly summary: string;
 
-  constructor(attempts: ReadonlyArray<{ path: string; reason: string }>, options?: ErrorOptions) {
+  constructor(attempts: readonly NvmlLibraryAttempt[], options?: ErrorOptions) {
     const list = attempts.map((a) => `\n  - ${a.path}: ${a.reason}`).join('');
     super(
       `the NVIDIA Management Library (libnvidia-ml) could not be loaded. Tried:${list}\n` +
         'Install the NVIDIA driver, or set LLEM_NVML_LIBRARY to the path of libnvidia-ml.so.1.',
       options,
     );
+    this.attempts = attempts;
     this.triedPaths = attempts.map((a) => a.path);
+    this.summary = summarise(attempts);
   }
+}
+
+function summarise(attempts: readonly NvmlLibraryAttempt[]): string {
+  const [only] = attempts;
+  if (attempts.length === 1 && only) {
+    return `libnvidia-ml could not be loaded from ${only.path} (${only.reason})`;
+  }
+  // A library that exists but does not load (wrong architecture, broken install) is the news.
+  const broken = attempts.find((a) => !NOT_THERE.test(a.reason));
+  if (broken) {
+    return `libnvidia-ml could not be loaded: ${broken.path}: ${broken.reason} (tried ${attempts.length} paths)`;
+  }
+  return `no NVIDIA driver found (libnvidia-ml.so.1 is in none of the ${attempts.length} usual places)`;
 }

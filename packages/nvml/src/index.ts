@@ -13,9 +13,9 @@ export {
   decodeClockEventReasons,
   THROTTLE_REASONS,
 } from './clock-reasons';
-export type { NvmlErrorCode } from './errors';
+export type { NvmlErrorCode, NvmlLibraryAttempt } from './errors';
 export { NVML_RETURN_CODES, NvmlError, NvmlLibraryError, nvmlErrorCode } from './errors';
-export { candidatePaths as nvmlLibraryCandidates } from './internal/bindings';
+export { nvmlLibraryCandidates } from './internal/bindings';
 export type {
   NvmlClockEvents,
   NvmlClocks,
@@ -25,11 +25,7 @@ export type {
   NvmlUtilization,
 } from './nvml';
 export { bytesToMiB, formatCudaVersion, MIB, Nvml, NvmlDevice } from './nvml';
-export type {
-  PowerSample,
-  PowerSamplerOptions,
-  SamplerThread,
-  SamplerTimers,
-  SampleSource,
-} from './sampler';
+export type { DeviceCall, GpuDevice, GpuReading, GpuReadingKey, GpuReadings } from './readings';
+export { GPU_READINGS, readGpu } from './readings';
+export type { PowerSample, PowerSamplerOptions, SamplerThread, SamplerTimers } from './sampler';
 export { PowerSampler } from './sampler';

@@ -2,6 +2,7 @@ import { type ClockEventReason, decodeClockEventReasons } from './clock-reasons'
 import { NvmlError } from './errors';
 import { getNvmlApi, type NvmlApi } from './internal/api';
 import { type DeviceHandle, LAYOUT, type NvmlFn, type NvmlFunctionName } from './internal/bindings';
+import type { GpuDevice } from './readings';
 
 /** Bytes in a MiB (what nvidia-smi calls "MiB"). */
 export const MIB = 1024 * 1024;
@@ -79,7 +80,7 @@ const NVML_MEMORY_V2_VERSION = (LAYOUT.memoryV2.size | (2 << 24)) >>> 0;
  * const watts = gpu.instantPowerW();
  * if (watts === null) console.warn(`power unreadable: ${gpu.lastError?.code}`);
  */
-export class NvmlDevice {
+export class NvmlDevice implements GpuDevice {
   /** The error behind the most recent `null` reading (cleared by the next successful one). */
   lastError: NvmlError | null = null;
 

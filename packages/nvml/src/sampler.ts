@@ -7,8 +7,6 @@ import {
   receiveMessageOnPort,
   Worker,
 } from 'node:worker_threads';
-import type { ClockEventReason } from './clock-reasons';
-import { decodeClockEventReasons } from './clock-reasons';
 import { NvmlError } from './errors';
 import type { NvmlApi } from './internal/api';
 import { loadBindings } from './internal/bindings';
@@ -16,40 +14,25 @@ import {
   CLOCK_OFFSET_BYTE,
   CONTROL_BYTES,
   clockOffsetMs,
-  RECORD,
   RECORD_LENGTH,
+  RECORD_READINGS,
+  RECORD_T,
   type SamplerWorkerData,
   STATE,
   State,
   type WorkerMessage,
 } from './internal/sampler-protocol';
 import { NvmlDevice } from './nvml';
+import { GPU_READINGS, type GpuDevice, type GpuReadings, readGpu } from './readings';
 
-/** One sampler reading. Every value is null when the GPU could not report it. */
-export interface PowerSample {
+/**
+ * One sampler reading: every row of `GPU_READINGS` (`powerW`, `memoryUsedMiB`, …, the raw
+ * `clockEventReasons` mask), each `null` when the GPU could not report it, and the time.
+ */
+export interface PowerSample extends GpuReadings {
   /** Monotonic time of the reading in ms (the sampler's clock; `performance.now()` by default). */
   t: number;
-  /** Instantaneous board power in W (falls back to the averaged reading where unsupported). */
-  powerW: number | null;
-  memoryUsedBytes: number | null;
-  memoryTotalBytes: number | null;
-  temperatureC: number | null;
-  utilizationGpuPct: number | null;
-  smClockMHz: number | null;
-  /** Decoded clock-event (throttle) reasons. */
-  clockEventReasons: readonly ClockEventReason[] | null;
 }
-
-/** The readings a sampler takes; an {@link NvmlDevice} provides them. */
-export type SampleSource = Pick<
-  NvmlDevice,
-  | 'instantPowerW'
-  | 'memoryInfo'
-  | 'temperatureC'
-  | 'utilization'
-  | 'smClockMHz'
-  | 'clockEventReasonsMask'
->;
 
 /** Timer functions the sampler schedules with; replace them in tests. */
 export interface SamplerTimers {
@@ -62,7 +45,7 @@ export type SamplerThread = 'main' | 'worker';
 
 export interface PowerSamplerOptions {
   /** What to read, usually `nvml.device(i)`. */
-  source: SampleSource;
+  source: GpuDevice;
   /** Milliseconds between samples. Default `100`; must be ≥ 1. */
   intervalMs?: number | undefined;
   /**
@@ -109,8 +92,8 @@ const nodeTimers: SamplerTimers = {
 };
 
 /**
- * Samples power, memory, temperature, utilisation, SM clock and clock-event reasons at a fixed
- * interval. Scheduling is drift-corrected: sample k is aimed at `start + k × interval`, so timer
+ * Takes every reading of `GPU_READINGS` (power, memory, temperature, utilisation, SM clock,
+ * clock-event reasons) at a fixed interval. Scheduling is drift-corrected: sample k is aimed at `start + k × interval`, so timer
  * lateness does not accumulate; when the process stalls past whole intervals the missed slots are
  * skipped, not bunched. Each sample carries the monotonic time it was taken.
  *
@@ -124,7 +107,7 @@ export class PowerSampler {
   readonly intervalMs: number;
   /** Where the sampling loop runs (the resolved `thread` option). */
   readonly thread: SamplerThread;
-  private readonly source: SampleSource;
+  private readonly source: GpuDevice;
   private readonly library: string | undefined;
   private readonly clock: () => number;
   private readonly timers: SamplerTimers;
@@ -221,21 +204,8 @@ export class PowerSampler {
 
   /** Take one sample now on the caller's thread (also usable without start()). */
   sampleNow(): PowerSample {
-    const s = this.source;
     const t = this.clock();
-    const memory = s.memoryInfo();
-    const util = s.utilization();
-    const mask = s.clockEventReasonsMask();
-    return {
-      t,
-      powerW: s.instantPowerW(),
-      memoryUsedBytes: memory ? memory.usedBytes : null,
-      memoryTotalBytes: memory ? memory.totalBytes : null,
-      temperatureC: s.temperatureC(),
-      utilizationGpuPct: util ? util.gpuPct : null,
-      smClockMHz: s.smClockMHz(),
-      clockEventReasons: mask === null ? null : decodeClockEventReasons(mask),
-    };
+    return { t, ...readGpu(this.source) };
   }
 
   private record(): void {
@@ -360,17 +330,11 @@ export class PowerSampler {
     const first = this.samples.length;
     for (let i = 0; i < count; i++) {
       const r = i * RECORD_LENGTH;
-      const mask = records[r + RECORD.clockEventMask]!;
-      this.samples.push({
-        t: records[r + RECORD.t]! + run.offsetMs,
-        powerW: orNull(records[r + RECORD.powerW]!),
-        memoryUsedBytes: orNull(records[r + RECORD.memoryUsedBytes]!),
-        memoryTotalBytes: orNull(records[r + RECORD.memoryTotalBytes]!),
-        temperatureC: orNull(records[r + RECORD.temperatureC]!),
-        utilizationGpuPct: orNull(records[r + RECORD.utilizationGpuPct]!),
-        smClockMHz: orNull(records[r + RECORD.smClockMHz]!),
-        clockEventReasons: Number.isNaN(mask) ? null : decodeClockEventReasons(mask),
-      });
+      const sample = { t: records[r + RECORD_T]! + run.offsetMs } as PowerSample;
+      for (let k = 0; k < GPU_READINGS.length; k++) {
+        sample[GPU_READINGS[k]!.key] = orNull(records[r + RECORD_READINGS + k]!);
+      }
+      this.samples.push(sample);
     }
     // Every sample is stored before a throwing onSample can interrupt the batch.
     if (this.onSample) {
@@ -412,8 +376,8 @@ function rebuildError(failure: Extract<WorkerMessage, { type: 'failed' }>): Erro
 }
 
 /**
- * The worker's start-up script. Built (dist), the entry is `sampler-worker.js` beside this
- * module. From source (tests, `tsx`), the entry is the `.ts` file, loaded through tsx's
+ * The worker's start-up script. Built (dist), the entry is `internal/sampler-worker.js` next to
+ * this module. From source (tests, `tsx`), the entry is the `.ts` file, loaded through tsx's
  * CommonJS require hook: Node 20 does not apply `--import` loaders to worker threads, while a
  * require hook registered inside the worker does. Either way a failure to load the entry is
  * reported through the state word, so start() never waits out its timeout on a broken install.
@@ -423,10 +387,10 @@ function workerBootstrap(): string {
   let load: string;
   if (here.endsWith('.ts')) {
     const tsx = createRequire(here).resolve('tsx/cjs/api');
-    const entry = fileURLToPath(new URL('./sampler-worker.ts', here));
+    const entry = fileURLToPath(new URL('./internal/sampler-worker.ts', here));
     load = `require(${JSON.stringify(tsx)}).register(); require(${JSON.stringify(entry)});`;
   } else {
-    const entry = new URL('./sampler-worker.js', here);
+    const entry = new URL('./internal/sampler-worker.js', here);
     if (!existsSync(entry)) {
       throw new Error(
         `PowerSampler: the sampler worker is missing (${fileURLToPath(entry)}); reinstall @llem/nvml or use thread 'main'`,

@@ -63,6 +63,32 @@ describe('finding the library', () => {
     });
     expect((error as Error).message).toContain('/nonexistent/libnvidia-ml.so.1');
     expect((error as Error).message).toContain('LLEM_NVML_LIBRARY');
+    // One short line for people, naming the one path asked for and why it did not load.
+    expect((error as NvmlLibraryError).summary).toBe(
+      'libnvidia-ml could not be loaded from /nonexistent/libnvidia-ml.so.1 (cannot open shared object file: No such file or directory)',
+    );
+  });
+
+  it('summarises many tried paths in one line without listing them', () => {
+    const missing = (path: string) => ({
+      path,
+      reason: 'cannot open shared object file: No such file or directory',
+    });
+    const none = new NvmlLibraryError(nvmlLibraryCandidates({ env: {} }).map(missing));
+    expect(none.summary).toBe(
+      `no NVIDIA driver found (libnvidia-ml.so.1 is in none of the ${none.triedPaths.length} usual places)`,
+    );
+    expect(none.summary).not.toContain('\n');
+    // A library that is there but does not load is what the line names.
+    const broken = new NvmlLibraryError([
+      missing('libnvidia-ml.so.1'),
+      { path: '/usr/lib64/libnvidia-ml.so.1', reason: 'wrong ELF class: ELFCLASS32' },
+      missing('/usr/lib/libnvidia-ml.so.1'),
+    ]);
+    expect(broken.summary).toBe(
+      'libnvidia-ml could not be loaded: /usr/lib64/libnvidia-ml.so.1: wrong ELF class: ELFCLASS32 (tried 3 paths)',
+    );
+    expect(broken.attempts).toHaveLength(3);
   });
 
   it.skipIf(

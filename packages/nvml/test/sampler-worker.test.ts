@@ -7,7 +7,7 @@ import { h100Profile } from '@llem/fake-nvml';
 import { describe, expect, it } from 'vitest';
 import { Nvml, NvmlLibraryError, type PowerSample, PowerSampler } from '../src/index';
 import { getNvmlApi } from '../src/internal/api';
-import { FULL, MiB, useScenario } from './support';
+import { FULL, useScenario } from './support';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -91,12 +91,12 @@ describe('PowerSampler in a worker thread (fake NVML, real FFI)', () => {
         expect(s).toEqual({
           t: s.t,
           powerW: 72.5,
-          memoryUsedBytes: 1 * MiB,
-          memoryTotalBytes: 81559 * MiB,
+          memoryUsedMiB: 1,
+          memoryTotalMiB: 81559,
           temperatureC: 34,
           utilizationGpuPct: 0,
           smClockMHz: 1980,
-          clockEventReasons: ['gpuIdle', 'swThermalSlowdown'],
+          clockEventReasons: 0x1 | 0x20, // gpuIdle, swThermalSlowdown
         });
       }
     } finally {
@@ -144,8 +144,8 @@ describe('PowerSampler in a worker thread (fake NVML, real FFI)', () => {
       expect(samples.at(-1)).toEqual({
         t: samples.at(-1)!.t,
         powerW: null,
-        memoryUsedBytes: null,
-        memoryTotalBytes: null,
+        memoryUsedMiB: null,
+        memoryTotalMiB: null,
         temperatureC: null,
         utilizationGpuPct: null,
         smClockMHz: null,

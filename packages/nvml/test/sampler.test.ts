@@ -1,6 +1,6 @@
 import { h100Profile } from '@llem/fake-nvml';
 import { describe, expect, it } from 'vitest';
-import { Nvml, PowerSampler, type SamplerTimers, type SampleSource } from '../src/index';
+import { type GpuDevice, Nvml, PowerSampler, type SamplerTimers } from '../src/index';
 import { FULL, MiB, useScenario } from './support';
 
 /** A manual clock and timer queue: time moves only when the test says so. */
@@ -36,7 +36,7 @@ function manualTime() {
   return { clock: () => now, timers, advance, jump, delays, pending };
 }
 
-function scriptedSource(): SampleSource & { reads: number } {
+function scriptedSource(): GpuDevice & { reads: number } {
   const source = {
     reads: 0,
     instantPowerW: () => {
@@ -72,12 +72,12 @@ describe('PowerSampler with an injected clock', () => {
     expect(samples[1]).toEqual({
       t: 1010,
       powerW: 102,
-      memoryUsedBytes: 2 * MiB,
-      memoryTotalBytes: 80 * 1024 * MiB,
+      memoryUsedMiB: 2,
+      memoryTotalMiB: 81920,
       temperatureC: 40,
       utilizationGpuPct: 50,
       smClockMHz: 1800,
-      clockEventReasons: ['swPowerCap'],
+      clockEventReasons: 0x4, // swPowerCap
     });
     expect(time.pending.size).toBe(0);
     expect(sampler.isRunning).toBe(false);
@@ -120,7 +120,7 @@ describe('PowerSampler with an injected clock', () => {
 
   it('records nulls from the source as nulls', () => {
     const time = manualTime();
-    const source: SampleSource = {
+    const source: GpuDevice = {
       instantPowerW: () => null,
       memoryInfo: () => null,
       temperatureC: () => null,
@@ -133,8 +133,8 @@ describe('PowerSampler with an injected clock', () => {
     expect(sampler.stop()[0]).toEqual({
       t: 1000,
       powerW: null,
-      memoryUsedBytes: null,
-      memoryTotalBytes: null,
+      memoryUsedMiB: null,
+      memoryTotalMiB: null,
       temperatureC: null,
       utilizationGpuPct: null,
       smClockMHz: null,
@@ -201,12 +201,12 @@ describe('PowerSampler on the fake NVML (real timers, real FFI)', () => {
       }
       expect(samples[0]).toMatchObject({
         powerW: 72.5,
-        memoryUsedBytes: 1 * MiB,
-        memoryTotalBytes: 81559 * MiB,
+        memoryUsedMiB: 1,
+        memoryTotalMiB: 81559,
         temperatureC: 34,
         utilizationGpuPct: 0,
         smClockMHz: 1980,
-        clockEventReasons: ['gpuIdle', 'swThermalSlowdown'],
+        clockEventReasons: 0x1 | 0x20, // gpuIdle, swThermalSlowdown
       });
     } finally {
       nvml.close();

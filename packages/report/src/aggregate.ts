@@ -1,14 +1,11 @@
+import { coefficientOfVariation, mean, mulberry32, sampleStd } from '@llem/domain';
 import type { LoadedStudy, RunRecord } from './load';
 import { METRICS, type MetricId } from './metrics';
 import {
   type BootstrapOptions,
   bootstrapMeanCI,
   type ConfidenceInterval,
-  coefficientOfVariation,
   DEFAULT_BOOTSTRAP_SEED,
-  mean,
-  sampleStd,
-  seededRandom,
 } from './stats';
 
 /** Statistics of one metric of one config across its completed cycles. */
@@ -108,7 +105,7 @@ export function aggregateRuns(
       }
       metrics[def.id] = summariseValues(def.id, values, {
         ...options,
-        random: options.random ?? seededRandom((seed ^ fnv1a(`${configHash}:${def.id}`)) >>> 0),
+        random: options.random ?? mulberry32((seed ^ fnv1a(`${configHash}:${def.id}`)) >>> 0),
       });
     }
     summaries.push({

@@ -1,4 +1,4 @@
-import { aggregateRuns, type ConfigSummary } from './aggregate';
+import { aggregateRuns, type ConfigSummary, SMALL_SAMPLE_CYCLES } from './aggregate';
 import { ReportError } from './errors';
 import type { LoadedStudy } from './load';
 import { type Direction, METRICS, type MetricId } from './metrics';
@@ -17,9 +17,11 @@ export interface MetricComparison {
   ci: ConfidenceInterval | null;
   /**
    * `better`/`worse` (for B, by the metric's direction) only when the CI excludes 1;
-   * `similar` when it includes 1; `unknown` without a CI (fewer than 2 runs on a side).
+   * `similar` when it includes 1; `too-few-cycles` when a side has fewer than
+   * {@link SMALL_SAMPLE_CYCLES} values (the bootstrap interval is then too narrow to decide on);
+   * `unknown` without a CI (fewer than 2 runs on a side).
    */
-  verdict: 'better' | 'worse' | 'similar' | 'unknown';
+  verdict: 'better' | 'worse' | 'similar' | 'too-few-cycles' | 'unknown';
 }
 
 export interface ConfigComparison {
@@ -36,8 +38,15 @@ export interface StudyComparison {
   onlyInB: string[];
 }
 
-function verdict(ci: ConfidenceInterval | null, direction: Direction): MetricComparison['verdict'] {
+function verdict(
+  ci: ConfidenceInterval | null,
+  direction: Direction,
+  fewestValues: number,
+): MetricComparison['verdict'] {
   if (!ci) return 'unknown';
+  // With 2–4 values a side the percentile bootstrap's interval is optimistic (too narrow): it
+  // would call noise a difference. Report the ratio and its interval, but decide nothing.
+  if (fewestValues < SMALL_SAMPLE_CYCLES) return 'too-few-cycles';
   if (ci.low <= 1 && ci.high >= 1) return 'similar';
   const higher = ci.low > 1;
   return higher === (direction === 'max') ? 'better' : 'worse';
@@ -71,7 +80,7 @@ export function compareSummaries(
       b: { n: mb.n, mean: mb.mean },
       ratio,
       ci,
-      verdict: verdict(ci, def.direction),
+      verdict: verdict(ci, def.direction, Math.min(ma.n, mb.n)),
     };
   });
 }

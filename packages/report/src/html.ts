@@ -1,8 +1,8 @@
 import type { RunResult } from '@llem/domain';
 import { type ConfigSummary, smallSampleNote } from './aggregate';
-import { configBarCharts, latencyCharts, paretoChart } from './charts';
 import { escapeHtml as esc, formatInterval, formatNumber } from './format';
 import { describeInputChange, inputChanges } from './inputs';
+import { configBarCharts, latencyCharts, paretoChart } from './internal/charts';
 import type { LoadedStudy } from './load';
 import { getMetric, METRICS, type MetricId } from './metrics';
 import type { ParetoResult } from './pareto';
@@ -262,7 +262,7 @@ export function renderReportHtml(input: ReportHtmlInput): string {
   const latency = latencyCharts(study.runs);
   const paretoSection =
     pareto.points.length > 0
-      ? `<figure id="pareto">${paretoChart(pareto)}<figcaption>Each dot is a config (mean over cycles). Orange: the Pareto frontier — no other config is better on both axes.${
+      ? `<figure id="pareto">${paretoChart(pareto)}<figcaption>Each dot is a config (mean over cycles); its whiskers are the 95% interval of each mean (none with one cycle). Orange: the Pareto frontier — no other config is better on both axes.${
           pareto.excluded.length
             ? ` Not plotted (a metric not measured): ${pareto.excluded.map((e) => esc(e.label)).join(', ')}.`
             : ''

@@ -57,6 +57,7 @@ export {
   estimatePlanDuration,
   formatDuration,
   formatSkipReason,
+  planParallelism,
   planToJson,
   renderPlan,
 } from './plan';
@@ -66,13 +67,9 @@ export type { BootstrapOptions, ConfidenceInterval, RandomSource } from './stats
 export {
   bootstrapMeanCI,
   bootstrapRatioCI,
-  coefficientOfVariation,
   DEFAULT_BOOTSTRAP_SEED,
   DEFAULT_RESAMPLES,
-  mean,
   quantileSorted,
-  sampleStd,
-  seededRandom,
 } from './stats';
 export type { StudyListing } from './studies';
 export { listStudies } from './studies';

@@ -1,6 +1,7 @@
 import type { ConfigSummary } from './aggregate';
 import { ReportError } from './errors';
 import { type Direction, getMetric, isMetricId, METRIC_IDS, type MetricId } from './metrics';
+import type { ConfidenceInterval } from './stats';
 
 /** One axis of a Pareto analysis: a metric and which way is better. */
 export interface ParetoAxis {
@@ -12,8 +13,12 @@ export interface ParetoAxis {
 export interface ParetoPoint {
   configHash: string;
   label: string;
+  /** Config means of the two metrics. */
   x: number;
   y: number;
+  /** The bootstrap 95% CI of each mean; `null` with fewer than two cycles. */
+  xInterval: ConfidenceInterval | null;
+  yInterval: ConfidenceInterval | null;
   onFrontier: boolean;
 }
 
@@ -85,7 +90,8 @@ export function parseParetoAxis(text: string): ParetoAxis {
 }
 
 /**
- * The Pareto frontier over configs, on the config means of two metrics.
+ * The Pareto frontier over configs, on the config means of two metrics. Each point carries the
+ * 95% interval of both means, so a reader can see which differences are within the noise.
  *
  * @example
  * const { points } = paretoFrontier(summaries); // energy/token vs tokens/s
@@ -101,10 +107,21 @@ export function paretoFrontier(
   const points: ParetoPoint[] = [];
   const excluded: ParetoResult['excluded'] = [];
   for (const s of summaries) {
-    const mx = s.metrics[x.metric].mean;
-    const my = s.metrics[y.metric].mean;
-    if (mx === null || my === null) excluded.push({ configHash: s.configHash, label: s.label });
-    else points.push({ configHash: s.configHash, label: s.label, x: mx, y: my, onFrontier: false });
+    const mx = s.metrics[x.metric];
+    const my = s.metrics[y.metric];
+    if (mx.mean === null || my.mean === null) {
+      excluded.push({ configHash: s.configHash, label: s.label });
+      continue;
+    }
+    points.push({
+      configHash: s.configHash,
+      label: s.label,
+      x: mx.mean,
+      y: my.mean,
+      xInterval: mx.ci,
+      yInterval: my.ci,
+      onFrontier: false,
+    });
   }
   for (const i of paretoIndices(
     points.map((p) => [p.x, p.y] as const),

@@ -15,6 +15,9 @@ export interface PlanView {
     experiment_gap_s: number;
     cycle_gap_s: number;
     timeout_s?: number | undefined;
+    /** GPUs runs go on in parallel (many-GPU studies). */
+    devices?: readonly (number | string)[] | undefined;
+    devices_per_run?: number | undefined;
   };
   configs: readonly { index: number; label: string; configHash: string; config: unknown }[];
   skipped: readonly {
@@ -60,7 +63,9 @@ export interface RenderPlanOptions extends TextOptions {
 }
 
 export interface PlanEstimate {
-  /** Seconds of experiment and cycle gaps (exact). */
+  /** How many runs go at once (1 without `execution.devices`). */
+  parallel: number;
+  /** Seconds of experiment and cycle gaps (exact for one run at a time). */
   gapsS: number;
   /** Seconds of running (estimated). */
   runsS: number;
@@ -94,6 +99,22 @@ function workloadTokens(config: unknown): number {
  * @example
  * estimatePlanDuration(plan).totalS; // e.g. 312
  */
+/** GPUs one run of `config` is given from `execution.devices` (its own `devices_per_run` first). */
+function gpusPerRun(plan: PlanView, config: unknown): number {
+  const own = rec(config).devices_per_run;
+  return typeof own === 'number' ? own : (plan.execution.devices_per_run ?? 1);
+}
+
+/** How many runs go at once: the device pool over the mean GPUs a run takes (at least 1). */
+export function planParallelism(plan: PlanView): number {
+  const devices = plan.execution.devices?.length ?? 0;
+  if (devices === 0 || plan.runs.length === 0) return 1;
+  const mean =
+    plan.runs.reduce((a, r) => a + gpusPerRun(plan, plan.configs[r.configIndex]?.config), 0) /
+    plan.runs.length;
+  return Math.max(1, Math.floor(devices / Math.max(1, mean)));
+}
+
 export function estimatePlanDuration(
   plan: PlanView,
   options: RenderPlanOptions = {},
@@ -121,11 +142,16 @@ export function estimatePlanDuration(
     }
   }
   const timeout = plan.execution.timeout_s;
+  // Runs on several GPUs go in parallel, and so do their gaps (per device set).
+  const parallel = planParallelism(plan);
+  gapsS /= parallel;
+  runsS /= parallel;
   return {
+    parallel,
     gapsS,
     runsS,
     totalS: gapsS + runsS,
-    upperBoundS: timeout ? timeout * plan.runs.length + gapsS : null,
+    upperBoundS: timeout ? (timeout * plan.runs.length) / parallel + gapsS : null,
     method: usedCustom
       ? 'run times from the previous measurements given'
       : `assuming ${tps} output tokens/s and ${overhead} s overhead per run`,
@@ -232,6 +258,12 @@ export function renderPlan(plan: PlanView, options: RenderPlanOptions = {}): str
   out.push(
     `Gaps: ${ex.experiment_gap_s} s before each run, +${ex.cycle_gap_s} s when a cycle starts; timeout ${ex.timeout_s ? `${ex.timeout_s} s` : 'derived from the workload'}`,
   );
+  if (ex.devices?.length) {
+    const per = [...new Set(plan.configs.map((c) => gpusPerRun(plan, c.config)))].sort();
+    out.push(
+      `Devices: ${ex.devices.join(', ')}; ${per.join(' or ')} GPU${per.length === 1 && per[0] === 1 ? '' : 's'} per run, up to ${planParallelism(plan)} runs at a time, each on its own GPUs (gaps per device set)`,
+    );
+  }
   out.push('');
   out.push('Configs');
   out.push(

@@ -4,25 +4,12 @@
  * the same interval (reports can be rebuilt and diffed).
  */
 
-import { coefficientOfVariation, mean, mulberry32, sampleStd } from '@llem/domain';
-
-// mean, sample std and CV live in @llem/domain (shared with @llem/measure's warmup and figures).
-export { coefficientOfVariation, mean, sampleStd };
+// mean, sample std and CV live in @llem/domain (shared with @llem/measure's warmup and figures);
+// the bootstrap's seeded source is the domain's mulberry32. Import them from there.
+import { mulberry32 } from '@llem/domain';
 
 /** A source of uniform numbers in [0, 1). */
 export type RandomSource = () => number;
-
-/**
- * mulberry32 (the one in `@llem/domain`). Not cryptographic; it only has to make bootstrap
- * resampling reproducible.
- *
- * @example
- * const random = seededRandom(42);
- * random(); // always the same first number for seed 42
- */
-export function seededRandom(seed: number): RandomSource {
-  return mulberry32(seed);
-}
 
 /**
  * Quantile of already-sorted values by linear interpolation between order statistics
@@ -78,7 +65,7 @@ function resolve(options: BootstrapOptions): {
   return {
     resamples,
     alpha: (1 - confidence) / 2,
-    random: options.random ?? seededRandom(options.seed ?? DEFAULT_BOOTSTRAP_SEED),
+    random: options.random ?? mulberry32(options.seed ?? DEFAULT_BOOTSTRAP_SEED),
   };
 }
 

@@ -160,6 +160,12 @@ function configTableText(
   return formatTable(columns, rows, options);
 }
 
+const verdictText = (m: MetricComparison): string => {
+  if (m.verdict === 'better' || m.verdict === 'worse') return `B ${m.verdict}`;
+  if (m.verdict === 'too-few-cycles') return `no verdict (n<${SMALL_SAMPLE_CYCLES})`;
+  return m.verdict;
+};
+
 const ratioText = (m: MetricComparison): string =>
   m.ratio === null ? '—' : `${formatNumber(m.ratio, 3)}×`;
 const ciText = (m: MetricComparison): string =>
@@ -183,7 +189,7 @@ export function renderComparison(comparison: ConfigComparison, options: TextOpti
         `${formatNumber(m.b.mean)} (n=${m.b.n})`,
         ratioText(m),
         ciText(m),
-        m.verdict === 'better' || m.verdict === 'worse' ? `B ${m.verdict}` : m.verdict,
+        verdictText(m),
       ];
     });
   const table = formatTable(
@@ -198,12 +204,10 @@ export function renderComparison(comparison: ConfigComparison, options: TextOpti
     rows,
     options,
   );
-  // A verdict from 2–4 cycles a side rests on an optimistic interval: say so beside it.
-  const few = comparison.metrics.filter(
-    (m) => m.ci !== null && Math.min(m.a.n, m.b.n) < SMALL_SAMPLE_CYCLES,
-  );
+  // 2–4 cycles a side give an optimistic interval: no verdict, and say why beside the table.
+  const few = comparison.metrics.filter((m) => m.verdict === 'too-few-cycles');
   const caution = few.length
-    ? `Fewer than ${SMALL_SAMPLE_CYCLES} cycles on a side (n=${Math.min(...few.map((m) => Math.min(m.a.n, m.b.n)))}): the intervals are optimistic, so a verdict is a hint, not a finding.\n`
+    ? `Fewer than ${SMALL_SAMPLE_CYCLES} cycles on a side (n=${Math.min(...few.map((m) => Math.min(m.a.n, m.b.n)))}): the intervals are optimistic, so no better/worse verdict is given; run at least ${SMALL_SAMPLE_CYCLES} cycles (execution.cycles) for one.\n`
     : '';
   return `${head}${table}${caution}`;
 }

@@ -121,6 +121,15 @@ describe('Pareto frontier', () => {
       'batch_size=256,threads=1',
       'batch_size=64,threads=2',
     ]);
+    // Each point carries the interval of both means, for the plot's whiskers.
+    for (const point of pareto.points) {
+      const s = summaries.find((c) => c.configHash === point.configHash)!;
+      expect(point.xInterval).toEqual(s.metrics.energyPerOutputTokenJ.ci);
+      expect(point.yInterval).toEqual(s.metrics.outputTokensPerS.ci);
+      expect(point.xInterval).not.toBeNull();
+      expect(point.xInterval!.low).toBeLessThanOrEqual(point.x);
+      expect(point.xInterval!.high).toBeGreaterThanOrEqual(point.x);
+    }
   });
 
   it('accepts other axis pairs with a direction, and rejects unknown ones clearly', async () => {

@@ -18,7 +18,7 @@ import {
 import { buildStudyDir, fakeHash, standardStudy } from './fixture-study';
 
 describe('compare', () => {
-  it('compares two configs of a study: ratio of means with a CI and a verdict', async () => {
+  it('compares two configs of a study: ratio of means with a CI, and no verdict from 3 cycles', async () => {
     const study = await loadStudy(standardStudy());
     const c = compareConfigs(study, 'batch_size=64,threads=1', '3', { seed: 2 });
     expect(c.a.label).toBe('batch_size=64,threads=1');
@@ -29,12 +29,52 @@ describe('compare', () => {
     // A in [20,22], B in [29,31] → every resampled ratio lies in [29/22, 31/20]
     expect(tps.ci!.low).toBeGreaterThanOrEqual(29 / 22);
     expect(tps.ci!.high).toBeLessThanOrEqual(31 / 20);
-    expect(tps.verdict).toBe('better');
+    // 3 cycles a side: the interval is optimistic, so no better/worse verdict (and no "similar").
+    expect(tps.verdict).toBe('too-few-cycles');
     const ept = c.metrics.find((m) => m.metric === 'energyPerOutputTokenJ')!;
     expect(ept.ratio).toBeCloseTo(0.31 / 0.85, 12);
-    expect(ept.verdict).toBe('better'); // lower J/token is better
-    const ttft = c.metrics.find((m) => m.metric === 'ttftP50Ms')!;
-    expect(ttft.verdict).toBe('better');
+    expect(ept.verdict).toBe('too-few-cycles');
+    for (const m of c.metrics) expect(['too-few-cycles', 'unknown']).toContain(m.verdict);
+  });
+
+  it('gives better/worse/similar from 5 cycles a side, by each metric’s direction', async () => {
+    const cycles = [0, 1, 2, 3, 4];
+    const study = await loadStudy(
+      buildStudyDir({
+        configs: [
+          {
+            label: 'a',
+            runs: cycles.map((c) => ({
+              cycle: c,
+              tokensPerS: 20 + (c % 3),
+              energyPerTokenJ: 0.8 + c / 100,
+              ttftP50Ms: 100 + c,
+            })),
+          },
+          {
+            label: 'b',
+            runs: cycles.map((c) => ({
+              cycle: c,
+              tokensPerS: 30 + (c % 3),
+              energyPerTokenJ: 0.3 + c / 100,
+              ttftP50Ms: 100 + ((c + 2) % 5),
+            })),
+          },
+        ],
+      }),
+    );
+    const c = compareConfigs(study, 'a', 'b', { seed: 2 });
+    const verdictOf = (id: string) => c.metrics.find((m) => m.metric === id)!.verdict;
+    expect(verdictOf('outputTokensPerS')).toBe('better');
+    expect(verdictOf('energyPerOutputTokenJ')).toBe('better'); // lower J/token is better
+    expect(verdictOf('ttftP50Ms')).toBe('similar'); // same values, another order
+    const reversed = compareConfigs(study, 'b', 'a', { seed: 2 });
+    expect(reversed.metrics.find((m) => m.metric === 'outputTokensPerS')!.verdict).toBe('worse');
+    const text = renderComparison(c);
+    expect(text).toMatch(
+      /Output tokens\/s \(tokens\/s\)\s+20\.8 \(n=5\)\s+30\.8 \(n=5\)\s+\S+×\s+\S+\s+B better/,
+    );
+    expect(text).not.toContain('Fewer than 5 cycles');
   });
 
   it('selects configs by hash prefix and explains what is allowed when nothing matches', async () => {
@@ -54,7 +94,7 @@ describe('compare', () => {
         configs: [
           {
             label: 'x',
-            runs: [0, 1, 2, 3].map((c) => ({ cycle: c, tokensPerS: (10 + c) * scale })),
+            runs: [0, 1, 2, 3, 4].map((c) => ({ cycle: c, tokensPerS: (10 + c) * scale })),
           },
           { label: `only-${name}`, runs: [{ cycle: 0 }] },
         ],
@@ -191,7 +231,11 @@ describe('text tables', () => {
     const text = renderComparison(compareConfigs(study, '1', '3'));
     expect(text).toMatch(/^A: batch_size=64,threads=1 \([0-9a-f]{16}\)/);
     expect(text).toMatch(
-      /Output tokens\/s \(tokens\/s\)\s+21 \(n=3\)\s+30 \(n=3\)\s+1\.43×\s+1\.\d+–1\.\d+\s+B better/,
+      /Output tokens\/s \(tokens\/s\)\s+21 \(n=3\)\s+30 \(n=3\)\s+1\.43×\s+1\.\d+–1\.\d+\s+no verdict \(n<5\)/,
     );
+    expect(text).toContain(
+      'Fewer than 5 cycles on a side (n=3): the intervals are optimistic, so no better/worse verdict is given; run at least 5 cycles (execution.cycles) for one.',
+    );
+    expect(text).not.toMatch(/B (better|worse)$/m);
   });
 });

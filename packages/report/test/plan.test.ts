@@ -140,3 +140,32 @@ describe('dry-run plan', () => {
     expect(formatDuration(120)).toBe('2 min');
   });
 });
+
+describe('dry run of a many-GPU study', () => {
+  it('says how many runs go at once and divides the estimate by it', () => {
+    const alone = estimatePlanDuration(plan);
+    const four = { ...plan, execution: { ...plan.execution, devices: [0, 1, 2, 3] } };
+    const est = estimatePlanDuration(four);
+    expect(alone.parallel).toBe(1);
+    expect(est.parallel).toBe(4);
+    expect(est.totalS).toBeCloseTo(alone.totalS / 4, 9);
+    expect(est.upperBoundS).toBeCloseTo(
+      (alone.upperBoundS as number) / 4 + est.gapsS - alone.gapsS / 4,
+      9,
+    );
+    const text = renderPlan(four);
+    expect(text).toContain(
+      'Devices: 0, 1, 2, 3; 1 GPU per run, up to 4 runs at a time, each on its own GPUs (gaps per device set)',
+    );
+    // A config that takes two GPUs halves the parallelism.
+    const two = {
+      ...four,
+      configs: four.configs.map((c) => ({
+        ...c,
+        config: { ...(c.config as object), devices_per_run: 2 },
+      })),
+    };
+    expect(estimatePlanDuration(two).parallel).toBe(2);
+    expect(renderPlan(two)).toContain('2 GPUs per run, up to 2 runs at a time');
+  });
+});

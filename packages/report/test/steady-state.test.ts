@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { configBarCharts } from '../src/charts';
 import {
   aggregateStudy,
   CONFIG_CSV_COLUMNS,
@@ -14,6 +13,7 @@ import {
   renderConfigTable,
   writeStudyReport,
 } from '../src/index';
+import { configBarCharts } from '../src/internal/charts';
 import { fakeHash, openaiStudy, standardStudy } from './fixture-study';
 
 const A = fakeHash('concurrency=8');

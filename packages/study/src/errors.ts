@@ -46,3 +46,17 @@ export class StudyDesignChangedError extends Error {
     this.actualHash = actualHash;
   }
 }
+
+/**
+ * `execution.devices` names a GPU this machine does not have (an index NVML does not see, a UUID
+ * no GPU has), or names UUIDs where NVML cannot be opened. A mistake in the study file: the CLI
+ * maps this name to exit 2.
+ */
+export class StudyDevicesError extends Error {
+  override readonly name = 'StudyDevicesError';
+  readonly code = 'STUDY_DEVICES' as const;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}

@@ -1,4 +1,4 @@
-import type { ManifestCounts, ManifestError, ResidualCheck } from '@llem/domain';
+import type { ManifestCounts, ManifestError, ResidualCheck, RunDevice } from '@llem/domain';
 
 /** How a run ended, as far as progress is concerned. */
 export type RunEndStatus = 'completed' | 'failed' | 'interrupted';
@@ -25,8 +25,10 @@ export interface StudyEvents {
     kind: 'experiment' | 'cycle';
     secondsLeft: number;
     totalSeconds: number;
+    /** The device set that waits (studies with `execution.devices`). */
+    devices?: RunDevice[];
   };
-  'gap-finished': { skipped: boolean; interrupted: boolean };
+  'gap-finished': { skipped: boolean; interrupted: boolean; devices?: RunDevice[] };
   'run-started': {
     key: string;
     label: string;
@@ -39,6 +41,8 @@ export interface StudyEvents {
     timeoutS: number;
     pid: number;
     residualCheck: ResidualCheck;
+    /** The GPUs the run was given (studies with `execution.devices`). */
+    devices?: RunDevice[];
   };
   /** A line the worker sent while the run goes on (e.g. waiting for a server to answer). */
   'run-progress': {
@@ -55,6 +59,7 @@ export interface StudyEvents {
     durationMs: number;
     error: ManifestError | null;
     eta: Eta;
+    devices?: RunDevice[];
   };
   'study-finished': StudySummary;
 }

@@ -6,6 +6,8 @@ export interface ResidualCheckRequest {
   deviceIndices: number[];
   thresholdMb: number;
   logger: Logger;
+  /** The environment holding `LLEM_NVML_LIBRARY` (the runner's `env`). */
+  env?: NodeJS.ProcessEnv | undefined;
 }
 
 /**
@@ -44,6 +46,7 @@ export const nvmlResidualCheck: ResidualCheckFn = async (request) => {
     deviceIndices: request.deviceIndices,
     thresholdMb: request.thresholdMb,
     logger: request.logger,
+    env: request.env,
   });
   return foldObservations(seen, request.thresholdMb, new Date());
 };

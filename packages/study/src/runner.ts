@@ -6,12 +6,14 @@ import { fileURLToPath } from 'node:url';
 import {
   type ManifestError,
   type ResidualCheck,
+  type RunDevice,
   type RunOwner,
   type RunRecord,
   runFiles,
 } from '@llem/domain';
 import { type CleanupRegistry, type Logger, noopLogger, safeCleanup } from '@llem/resilience';
 import { type Clock, type SleepFn, systemClock, systemSleep } from './clock';
+import { cudaVisibleDevices, nvmlResolveDevices, type ResolveDevicesFn } from './devices';
 import {
   currentOwner,
   DEFAULT_HEARTBEAT_MS,
@@ -21,7 +23,7 @@ import {
   StudyDirectory,
   type StudyState,
 } from './directory';
-import { StudyDesignChangedError, StudyError } from './errors';
+import { StudyDesignChangedError, StudyDevicesError, StudyError } from './errors';
 import type { Eta, RunEndStatus, StudyEventName, StudyEvents, StudySummary } from './events';
 import { type ChildOutcome, runChild, type StopRequests } from './internal/child';
 import type { RunnerPlan, StoredStudy } from './plan';
@@ -60,7 +62,7 @@ export type ResultVerdict =
   /** The result cannot be used; the run is measured again (the file is kept aside). */
   | { ok: false; reason: string };
 
-interface CommonOptions {
+interface CommonOptions<Config> {
   /** The worker module to fork for each run (a path or `file:` URL); see `defineWorker`. */
   workerModule: string | URL;
   /** The Node executable that runs each child. Default `process.execPath`. */
@@ -104,10 +106,27 @@ interface CommonOptions {
   heartbeatMs?: number;
   /** A claim without a heartbeat for this long is stale. Default 5 min. */
   staleClaimMs?: number;
+  /**
+   * How many GPUs of `execution.devices` a run of `config` is given. Default:
+   * `execution.devices_per_run`, else 1. (llem passes the config's own `devices_per_run`.)
+   */
+  devicesPerRun?: (config: Config) => number | undefined;
+  /**
+   * Runs whose configs map to the same non-null key never run at the same time (llem: `openai`
+   * runs against an external server, which would measure each other's load). Default: none.
+   */
+  exclusiveGroup?: (config: Config) => string | null;
+  /** Turns `execution.devices` into NVML indices and UUIDs. Default `nvmlResolveDevices`. */
+  resolveDevices?: ResolveDevicesFn;
+  /**
+   * The GPU indices the residual check looks at for a run given no devices (no
+   * `execution.devices`). Default: the config's `energy.devices`, else `[0]`.
+   */
+  runDevices?: (config: Config) => number[];
 }
 
 /** Start a new study: a fresh `<outputDir>/<name>_<UTC timestamp>/` directory. */
-export interface NewStudyOptions<Config> extends CommonOptions {
+export interface NewStudyOptions<Config> extends CommonOptions<Config> {
   plan: RunnerPlan<Config>;
   /** Default `./results` (relative to `cwd`). */
   outputDir?: string;
@@ -117,7 +136,7 @@ export interface NewStudyOptions<Config> extends CommonOptions {
  * Continue a study in an existing directory (`llem run --resume DIR`), or join one that other
  * runners are working on: runs are claimed one at a time, so several runners share a study.
  */
-export interface ResumeStudyOptions<Config> extends CommonOptions {
+export interface ResumeStudyOptions<Config> extends CommonOptions<Config> {
   resume: string;
   /**
    * The study as it is now (e.g. the study file read again). When its design hash differs from
@@ -136,11 +155,40 @@ type Listener<E extends StudyEventName> = (event: StudyEvents[E]) => void;
 
 interface Prepared<Config> {
   directory: StudyDirectory;
+  /** The GPUs runs are dispatched on in parallel (`execution.devices`); null: one run at a time. */
+  pool: RunDevice[] | null;
   plan: RunnerPlan<Config>;
   resumed: boolean;
   recovered: number;
   /** Failed runs this runner may retry: key → the attempts their record had at start. */
   retryable: Map<string, number>;
+}
+
+/** What the dispatch of one run tells the ETA and the gaps. */
+interface Progress {
+  total: number;
+  index: number;
+  durations: number[];
+  /** How many runs go at once (1 without a device pool). */
+  parallelism: number;
+  gaps: { experimentS: number; cycleS: number };
+  /** The cycle each device (or `-1`: the runner itself, without a pool) last ran. */
+  history: Map<number, number>;
+}
+
+/** The mean GPUs per run over `todo`, for the ETA's parallelism. */
+function perRunMean<Config>(
+  todo: ReadonlyArray<ScheduledRun<Config>>,
+  configs: ReadonlyMap<number, PlannedConfig<Config>>,
+  perRun: (config: Config) => number,
+): number {
+  if (todo.length === 0) return 1;
+  let sum = 0;
+  for (const run of todo) {
+    const planned = configs.get(run.configIndex);
+    sum += planned ? perRun(planned.config) : 1;
+  }
+  return sum / todo.length;
 }
 
 /** Fields of a run record to change. */
@@ -181,12 +229,15 @@ export class StudyRunner<Config = unknown> {
   #interruptLevel: 0 | 1 | 2 = 0;
   readonly #interruptAbort = new AbortController();
   readonly #stopListeners = new Set<(mode: 'graceful' | 'now') => void>();
-  #skipGap: (() => void) | null = null;
+  /** The gaps under way (several with a device pool); `skipGap()` ends them all. */
+  readonly #gapSkips = new Set<AbortController>();
   #started = false;
   #studyDir: string | null = null;
   /** `.jsonl` prompt counts for the derived timeout: each file read (and warned about) once. */
   readonly #promptCounts = new Map<string, number | null>();
   readonly #held = new Set<HeldClaim>();
+  /** True when runs of this study can overlap (a device pool with room for two). */
+  #parallel = false;
   #manifestWrittenAt = Number.NEGATIVE_INFINITY;
   #manifestTimer: NodeJS.Timeout | null = null;
 
@@ -238,7 +289,7 @@ export class StudyRunner<Config = unknown> {
 
   /** End the current gap early (the CLI wires Enter to this). A no-op outside a gap. */
   skipGap(): void {
-    this.#skipGap?.();
+    for (const skip of this.#gapSkips) skip.abort();
   }
 
   /** Run (or resume) the study. Resolves once every run has ended or the study was interrupted. */
@@ -246,7 +297,9 @@ export class StudyRunner<Config = unknown> {
     if (this.#started) throw new StudyError('StudyRunner.run() was already called');
     this.#started = true;
     const startedAt = this.#clock.now();
-    const prepared = this.#prepare();
+    // Devices first: a study naming a GPU this machine lacks is refused before anything is written.
+    const pool = await this.#devicePool();
+    const prepared = { ...this.#prepare(), pool };
     const { directory, plan } = prepared;
     this.#studyDir = directory.dir;
     const heartbeat = setInterval(() => {
@@ -304,7 +357,36 @@ export class StudyRunner<Config = unknown> {
     };
   }
 
-  #prepare(): Prepared<Config> {
+  /** `execution.devices` of the plan this run will use, resolved; null when there are none. */
+  async #devicePool(): Promise<RunDevice[] | null> {
+    const options = this.#options;
+    const plan =
+      options.plan ??
+      (() => {
+        try {
+          const dir = resolve(
+            options.cwd ?? process.cwd(),
+            (options as ResumeStudyOptions<Config>).resume,
+          );
+          return new StudyDirectory(dir).readStored<Config>().plan;
+        } catch {
+          return null; // #prepare says what is wrong with the directory
+        }
+      })();
+    const specs = plan?.execution.devices;
+    if (!specs || specs.length === 0) return null;
+    const resolveDevices = options.resolveDevices ?? nvmlResolveDevices;
+    const pool = await resolveDevices(specs, this.#logger, options.env ?? process.env);
+    const indices = pool.map((d) => d.index);
+    if (new Set(indices).size !== indices.length) {
+      throw new StudyDevicesError(
+        `execution.devices names one GPU twice (as an index and a UUID): ${specs.join(', ')} → indices ${indices.join(', ')}`,
+      );
+    }
+    return pool;
+  }
+
+  #prepare(): Omit<Prepared<Config>, 'pool'> {
     const options = this.#options;
     if (!('resume' in options)) {
       const stored: StoredStudy<Config> = {
@@ -330,7 +412,10 @@ export class StudyRunner<Config = unknown> {
     return this.#prepareResume(directory, options);
   }
 
-  #prepareResume(directory: StudyDirectory, options: ResumeStudyOptions<Config>): Prepared<Config> {
+  #prepareResume(
+    directory: StudyDirectory,
+    options: ResumeStudyOptions<Config>,
+  ): Omit<Prepared<Config>, 'pool'> {
     const migrated = directory.migrateLegacyManifest();
     if (migrated > 0) {
       this.#logger.info(`wrote per-run records for ${migrated} runs of a study made before them`);
@@ -409,17 +494,25 @@ export class StudyRunner<Config = unknown> {
     const verify = this.#options.verifyResult ?? (() => ({ ok: true }) as const);
     let recovered = 0;
     for (const run of directory.state().runs) {
-      if (run.status !== 'completed' || run.liveOwner) continue;
+      if (run.liveOwner) continue;
       const paths = directory.runPaths(run.key);
       let verdict: ResultVerdict;
-      try {
-        verdict = verify(JSON.parse(readFileSync(paths.result, 'utf8')));
-      } catch (error) {
-        verdict = {
-          ok: false,
-          reason:
-            error instanceof SyntaxError ? `is not valid JSON (${error.message})` : String(error),
-        };
+      if (run.status !== 'completed') {
+        // A record that says completed with no result file: not completed, and said so.
+        if (run.record?.status !== 'completed') continue;
+        verdict = { ok: false, reason: 'is missing' };
+      } else {
+        try {
+          verdict = verify(JSON.parse(readFileSync(paths.result, 'utf8')));
+        } catch (error) {
+          verdict = {
+            ok: false,
+            reason:
+              error instanceof SyntaxError
+                ? `is not valid JSON (${error.message})`
+                : `cannot be read (${String(error)})`,
+          };
+        }
       }
       if (verdict.ok && run.record?.status === 'completed') continue;
       const held = directory.claim(run.key, this.#owner);
@@ -428,7 +521,7 @@ export class StudyRunner<Config = unknown> {
         if (!verdict.ok) {
           const aside = directory.setResultAside(run.key, 'damaged');
           this.#logger.warn(
-            `re-running ${run.key} (${run.label}, cycle ${run.cycle + 1}): its result ${run.resultFile} ${verdict.reason}${aside ? `; the file is kept as ${aside}` : ''}`,
+            `re-running ${run.key} (${run.label}, cycle ${run.cycle + 1}): its result ${runFiles(run.key).result} ${verdict.reason}${aside ? `; the file is kept as ${aside}` : ''}`,
           );
           this.#record(directory, run, {
             status: 'pending',
@@ -498,14 +591,58 @@ export class StudyRunner<Config = unknown> {
     return prepared.retryable.get(key) === record.attempts;
   }
 
+  /**
+   * Dispatch the runs in plan order. Without a device pool: one at a time, each waiting for the
+   * previous. With one: as many at once as free, disjoint device sets allow (the next run in
+   * order waits until its `devicesPerRun` GPUs are free, so order is dispatch order); runs of
+   * one `exclusiveGroup` never overlap. A failed run frees its devices like any other.
+   */
   async #runAll(prepared: Prepared<Config>, todo: ScheduledRun<Config>[]): Promise<void> {
-    const { plan, directory } = prepared;
+    const { plan, pool } = prepared;
     const configsByIndex = new Map(plan.configs.map((c) => [c.index, c]));
-    const gaps = gapSettings(plan);
-    const durations: number[] = [];
-    let previousCycle: number | null = null;
-    let total = todo.length;
-    let index = 0;
+    const perRun = (config: Config): number =>
+      this.#options.devicesPerRun?.(config) ?? plan.execution.devices_per_run ?? 1;
+    const free = new Set(pool?.map((d) => d.index) ?? []);
+    const busyGroups = new Set<string>();
+    const inFlight = new Set<Promise<void>>();
+    const progress: Progress = {
+      total: todo.length,
+      index: 0,
+      durations: [],
+      parallelism: pool
+        ? Math.max(
+            1,
+            Math.floor(pool.length / Math.max(1, perRunMean(todo, configsByIndex, perRun))),
+          )
+        : 1,
+      gaps: gapSettings(plan),
+      history: new Map(),
+    };
+
+    if (pool) {
+      const wants = todo.map((r) => {
+        const planned = configsByIndex.get(r.configIndex);
+        return planned ? perRun(planned.config) : 1;
+      });
+      const most = Math.max(0, ...wants);
+      if (most > pool.length) {
+        throw new StudyDevicesError(
+          `a run needs ${most} GPUs (devices_per_run), but execution.devices lists ${pool.length}`,
+        );
+      }
+      // Host-wide figures (RAPL) are shared when two runs can go at once.
+      this.#parallel = wants.length > 0 && 2 * Math.min(...wants) <= pool.length;
+      const groups = new Map<string, number>();
+      for (const r of todo) {
+        const planned = configsByIndex.get(r.configIndex);
+        const group = planned ? (this.#options.exclusiveGroup?.(planned.config) ?? null) : null;
+        if (group !== null) groups.set(group, (groups.get(group) ?? 0) + 1);
+      }
+      for (const [group, n] of groups) {
+        if (n > 1)
+          this.#logger.warn(`${n} runs (${group}) never overlap each other: they go one at a time`);
+      }
+    }
 
     for (const [i, run] of todo.entries()) {
       if (this.#interruptLevel > 0) break;
@@ -513,50 +650,111 @@ export class StudyRunner<Config = unknown> {
       if (!planned) {
         throw new StudyError(`run ${run.key} names config ${run.configIndex}, not in the plan`);
       }
+      const want = pool ? perRun(planned.config) : 0;
+      const group = this.#options.exclusiveGroup?.(planned.config) ?? null;
+      // Wait for this run's devices (and its group) to be free: runs go in plan order.
+      while (
+        this.#interruptLevel === 0 &&
+        inFlight.size > 0 &&
+        (free.size < want || (group !== null && busyGroups.has(group)) || !pool)
+      ) {
+        await Promise.race(inFlight);
+      }
+      if (this.#interruptLevel > 0) break;
       const held = this.#claim(prepared, run.key);
       if (!held) {
         // Done or taken by another runner since the study started.
-        total -= 1;
+        progress.total -= 1;
         continue;
       }
-      try {
-        if (previousCycle !== null) {
-          const gap = await this.#gap(gaps, previousCycle !== run.cycle);
-          if (gap === 'interrupted') break;
-        }
-        previousCycle = run.cycle;
+      const devices = pool ? pool.filter((d) => free.has(d.index)).slice(0, want) : null;
+      for (const d of devices ?? []) free.delete(d.index);
+      if (group !== null) busyGroups.add(group);
+      const remaining = todo.slice(i + 1);
+      const dispatched: Promise<void> = this.#dispatch(
+        prepared,
+        held,
+        run,
+        planned,
+        devices,
+        progress,
+        remaining,
+      ).finally(() => {
+        for (const d of devices ?? []) free.add(d.index);
+        if (group !== null) busyGroups.delete(group);
+        inFlight.delete(dispatched);
+      });
+      inFlight.add(dispatched);
+    }
+    await Promise.all(inFlight);
+  }
 
-        index += 1;
-        const started = this.#clock.now();
-        const outcome = await this.#runOne(prepared, held, run, planned, index, total);
-        const durationMs = this.#clock.now() - started;
-        if (outcome !== 'interrupted') durations.push(durationMs);
-
-        const remaining = todo.slice(i + 1);
-        const eta: Eta = {
-          remainingRuns: Math.max(0, total - index),
-          remainingMs:
-            durations.length === 0
-              ? null
-              : (durations.reduce((a, b) => a + b, 0) / durations.length) *
-                  Math.max(0, total - index) +
-                remainingGapMs(remaining, gaps, run.cycle),
-        };
-        const after = directory.readRecord(run.key).record;
-        this.#emit('run-finished', {
-          key: run.key,
-          label: planned.label,
-          index,
-          total,
-          status: outcome,
-          durationMs,
-          error: after?.error ?? null,
-          eta,
-        });
-        await this.#cleanup(directory, run.key, outcome);
-      } finally {
-        this.#release(directory, held);
+  /** One claimed run on its devices: gap, run, events, cleanups, release. */
+  async #dispatch(
+    prepared: Prepared<Config>,
+    held: HeldClaim,
+    run: ScheduledRun<Config>,
+    planned: PlannedConfig<Config>,
+    devices: RunDevice[] | null,
+    progress: Progress,
+    remaining: ScheduledRun<Config>[],
+  ): Promise<void> {
+    const { directory } = prepared;
+    try {
+      // The gap is per device set: the cool-down after the run these GPUs (or, without a
+      // pool, the runner) ran last, plus the cycle gap when that run was of another cycle.
+      const slots = devices ? devices.map((d) => d.index) : [-1];
+      const before = slots.map((s) => progress.history.get(s)).filter((c) => c !== undefined);
+      if (before.length > 0) {
+        const gap = await this.#gap(
+          progress.gaps,
+          before.some((c) => c !== run.cycle),
+          devices,
+        );
+        if (gap === 'interrupted') return;
       }
+      for (const s of slots) progress.history.set(s, run.cycle);
+
+      progress.index += 1;
+      const index = progress.index;
+      const started = this.#clock.now();
+      const outcome = await this.#runOne(
+        prepared,
+        held,
+        run,
+        planned,
+        devices,
+        index,
+        progress.total,
+      );
+      const durationMs = this.#clock.now() - started;
+      if (outcome !== 'interrupted') progress.durations.push(durationMs);
+
+      const left = Math.max(0, progress.total - progress.index);
+      const eta: Eta = {
+        remainingRuns: left,
+        remainingMs:
+          progress.durations.length === 0
+            ? null
+            : ((progress.durations.reduce((a, b) => a + b, 0) / progress.durations.length) * left) /
+                progress.parallelism +
+              remainingGapMs(remaining, progress.gaps, run.cycle) / progress.parallelism,
+      };
+      const after = directory.readRecord(run.key).record;
+      this.#emit('run-finished', {
+        key: run.key,
+        label: planned.label,
+        index,
+        total: progress.total,
+        status: outcome,
+        durationMs,
+        error: after?.error ?? null,
+        eta,
+        ...(devices ? { devices } : {}),
+      });
+      await this.#cleanup(directory, run.key, outcome);
+    } finally {
+      this.#release(directory, held);
     }
   }
 
@@ -587,6 +785,7 @@ export class StudyRunner<Config = unknown> {
     held: HeldClaim,
     run: ScheduledRun<Config>,
     planned: PlannedConfig<Config>,
+    devices: RunDevice[] | null,
     index: number,
     total: number,
   ): Promise<RunEndStatus> {
@@ -614,13 +813,17 @@ export class StudyRunner<Config = unknown> {
         endedAt: null,
         error: null,
         resultFile: null,
+        ...(devices ? { devices } : {}),
       },
     );
     this.#writeManifest(directory);
 
     const thresholdMb =
       plan.execution.residual_memory_threshold_mb ?? DEFAULT_RESIDUAL_THRESHOLD_MB;
-    const residualCheck = await this.#residual(planned.config, thresholdMb);
+    const checked = devices
+      ? devices.map((d) => d.index)
+      : (this.#options.runDevices?.(planned.config) ?? energyDevices(planned.config));
+    const residualCheck = await this.#residual(checked, thresholdMb);
 
     const timeoutS = runTimeoutS(plan.execution, planned.config, {
       cwd: this.#options.cwd ?? process.cwd(),
@@ -648,6 +851,9 @@ export class StudyRunner<Config = unknown> {
       residualCheck,
       toolVersion: this.#toolVersion,
       attempt,
+      ...(devices ? { devices } : {}),
+      // Other runs may overlap this one: host-wide figures (RAPL) are shared.
+      ...(this.#parallel ? { parallel: true } : {}),
     };
     // Complete before the fork, and rewritten on every attempt: no fsync needed.
     writeFileSync(paths.task, JSON.stringify(task));
@@ -667,7 +873,12 @@ export class StudyRunner<Config = unknown> {
         workerModule: modulePath(options.workerModule),
         execArgv: options.execArgv ?? [],
         ...(options.execPath === undefined ? {} : { execPath: options.execPath }),
-        env: { ...(options.env ?? process.env), [TASK_FILE_ENV]: paths.task },
+        env: {
+          ...(options.env ?? process.env),
+          [TASK_FILE_ENV]: paths.task,
+          // The run's program, engine and server see only its GPUs, named by UUID.
+          ...(devices ? { CUDA_VISIBLE_DEVICES: cudaVisibleDevices(devices) } : {}),
+        },
         cwd: options.cwd ?? process.cwd(),
         logFile: paths.log,
         resultFile: paths.result,
@@ -687,6 +898,7 @@ export class StudyRunner<Config = unknown> {
             timeoutS,
             pid,
             residualCheck,
+            ...(devices ? { devices } : {}),
           }),
         onProgress: (message) =>
           this.#emit('run-progress', { key: run.key, label: planned.label, message }),
@@ -768,12 +980,16 @@ export class StudyRunner<Config = unknown> {
     }
   }
 
-  async #residual(config: Config, thresholdMb: number): Promise<ResidualCheck> {
+  async #residual(deviceIndices: number[], thresholdMb: number): Promise<ResidualCheck> {
     const check = this.#options.residualCheck ?? nvmlResidualCheck;
-    const deviceIndices = energyDevices(config);
     try {
       // The check itself logs the warning (device, MB used, threshold): seed 000.
-      const observation = await check({ deviceIndices, thresholdMb, logger: this.#logger });
+      const observation = await check({
+        deviceIndices,
+        thresholdMb,
+        logger: this.#logger,
+        env: this.#options.env ?? process.env,
+      });
       return observation;
     } catch (error) {
       // The check must never block a run (seed 000): record why it was skipped instead.
@@ -786,6 +1002,7 @@ export class StudyRunner<Config = unknown> {
   async #gap(
     gaps: { experimentS: number; cycleS: number },
     cycleStarts: boolean,
+    devices: RunDevice[] | null = null,
   ): Promise<'done' | 'skipped' | 'interrupted'> {
     const parts: Array<{ kind: 'experiment' | 'cycle'; seconds: number }> = [];
     if (gaps.experimentS > 0) parts.push({ kind: 'experiment', seconds: gaps.experimentS });
@@ -794,28 +1011,29 @@ export class StudyRunner<Config = unknown> {
     const totalSeconds = parts.reduce((a, p) => a + p.seconds, 0);
     const kind = cycleStarts && gaps.cycleS > 0 ? 'cycle' : 'experiment';
     const skip = new AbortController();
-    this.#skipGap = () => skip.abort();
+    this.#gapSkips.add(skip);
     const either = AbortSignal.any([skip.signal, this.#interruptAbort.signal]);
+    const on = devices ? { devices } : {};
     try {
       let left = totalSeconds;
       while (left > 0) {
-        this.#emit('gap-countdown', { kind, secondsLeft: left, totalSeconds });
+        this.#emit('gap-countdown', { kind, secondsLeft: left, totalSeconds, ...on });
         const step = Math.min(1, left);
         await this.#sleep(step * 1000, either);
         if (this.#interruptLevel > 0) {
-          this.#emit('gap-finished', { skipped: false, interrupted: true });
+          this.#emit('gap-finished', { skipped: false, interrupted: true, ...on });
           return 'interrupted';
         }
         if (skip.signal.aborted) {
-          this.#emit('gap-finished', { skipped: true, interrupted: false });
+          this.#emit('gap-finished', { skipped: true, interrupted: false, ...on });
           return 'skipped';
         }
         left = Math.max(0, left - step);
       }
-      this.#emit('gap-finished', { skipped: false, interrupted: false });
+      this.#emit('gap-finished', { skipped: false, interrupted: false, ...on });
       return 'done';
     } finally {
-      this.#skipGap = null;
+      this.#gapSkips.delete(skip);
     }
   }
 

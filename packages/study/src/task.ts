@@ -1,4 +1,4 @@
-import type { ResidualCheck } from '@llem/domain';
+import type { ResidualCheck, RunDevice } from '@llem/domain';
 
 /**
  * What the runner hands a worker child, as JSON in the file named by `LLEM_TASK_FILE`
@@ -35,6 +35,13 @@ export interface WorkerTask<Config = unknown> {
   toolVersion: string;
   /** Which dispatch of this run this is (1 on the first, higher after resume or failure). */
   attempt: number;
+  /**
+   * The GPUs the run was given (studies with `execution.devices`): measure exactly these. The
+   * child's `CUDA_VISIBLE_DEVICES` names them by UUID. Absent otherwise.
+   */
+  devices?: RunDevice[];
+  /** True when other runs of the study may run at the same time (host-wide energy is shared). */
+  parallel?: boolean;
 }
 
 /** The name of the environment variable that holds the task file path. */

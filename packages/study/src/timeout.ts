@@ -9,6 +9,10 @@ export interface ExecutionSettings {
   cycle_gap_s?: number | null;
   timeout_s?: number | null;
   residual_memory_threshold_mb?: number | null;
+  /** GPUs the study may use (NVML indices or UUIDs): runs go in parallel on disjoint sets. */
+  devices?: ReadonlyArray<number | string> | null;
+  /** GPUs each run is given from `devices` (default 1; see `StudyRunner`'s `devicesPerRun`). */
+  devices_per_run?: number | null;
 }
 
 /** The floor of a derived timeout: model loading alone can take a minute. */

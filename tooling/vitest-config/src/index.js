@@ -27,6 +27,12 @@ export function llemVitestConfig(overrides = {}) {
         testTimeout: 20_000,
         hookTimeout: 60_000,
         restoreMocks: true,
+        // `*.test-d.ts` files hold type tests (`expectTypeOf`): vitest checks them with tsc.
+        typecheck: {
+          enabled: true,
+          include: ['test/**/*.test-d.ts'],
+          tsconfig: 'tsconfig.json',
+        },
         // CI sums every package's JSON report into one closing "N passed, N failed" line.
         reporters: report ? ['default', 'json'] : ['default'],
         outputFile: report ? { json: '.test-results.json' } : undefined,

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { OpenaiExperimentConfig, StudyPlan } from '@llem/domain';
 import { checkOpenAIServer } from '@llem/engines';
 import { DEFAULT_POWERCAP_ROOT, probeRapl } from '@llem/measure';
-import { Nvml } from '@llem/nvml';
+import { Nvml, NvmlLibraryError } from '@llem/nvml';
 import { loadStudyFile } from '@llem/study';
 import type { CommandModule } from 'yargs';
 import type { CliContext, GlobalArgs } from '../context';
@@ -58,10 +58,13 @@ function gpuChecks(options: {
   try {
     nvml = Nvml.open({ library: options.library, env: options.env });
   } catch (error) {
-    // The loader's message lists every path it tried on later lines; the first line is the news.
-    const why = (
-      error instanceof Error ? (error.message.split('\n')[0] ?? '') : String(error)
-    ).replace(/[\s.]*Tried:?$/, '');
+    // One line: the loader's summary, not its list of every path tried.
+    const why =
+      error instanceof NvmlLibraryError
+        ? error.summary
+        : error instanceof Error
+          ? (error.message.split('\n')[0] ?? '')
+          : String(error);
     return [
       {
         name: 'NVML loadable',

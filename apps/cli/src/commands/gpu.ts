@@ -62,8 +62,15 @@ function deviceReport(device: NvmlDevice): GpuDeviceReport {
   };
 }
 
-/** Read every GPU once. NVML missing or failing becomes `{ available: false, reason }`. */
-export function readGpuReport(options: { library?: string; env: NodeJS.ProcessEnv }): GpuReport {
+/**
+ * Read every GPU once. NVML missing or failing becomes `{ available: false, reason }`, the reason
+ * one short line; the paths the loader tried go to `logger.debug` (shown with `-v`).
+ */
+export function readGpuReport(options: {
+  library?: string;
+  env: NodeJS.ProcessEnv;
+  logger?: { debug(message: string): unknown };
+}): GpuReport {
   let nvml: Nvml | undefined;
   try {
     nvml = Nvml.open({ library: options.library, env: options.env });
@@ -75,9 +82,11 @@ export function readGpuReport(options: { library?: string; env: NodeJS.ProcessEn
       devices: nvml.devices().map(deviceReport),
     };
   } catch (error) {
-    if (error instanceof NvmlLibraryError || error instanceof NvmlError) {
-      return { available: false, reason: error.message };
+    if (error instanceof NvmlLibraryError) {
+      for (const a of error.attempts) options.logger?.debug(`NVML: tried ${a.path}: ${a.reason}`);
+      return { available: false, reason: error.summary };
     }
+    if (error instanceof NvmlError) return { available: false, reason: error.message };
     throw error;
   } finally {
     try {
@@ -141,14 +150,22 @@ export function gpuCommand(ctx: CliContext): CommandModule<GlobalArgs, GpuArgs> 
             'Path of libnvidia-ml to load (default: LLEM_NVML_LIBRARY, then the usual places)',
         }) as never,
     handler: (args) => {
-      const report = readGpuReport({ library: args.library, env: ctx.env });
+      const tried: string[] = [];
+      const report = readGpuReport({
+        library: args.library,
+        env: ctx.env,
+        logger: { debug: (line: string) => tried.push(line) },
+      });
       if (args.json) {
         ctx.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       } else if (report.available) {
         ctx.stdout.write(formatGpuTable(report));
       } else {
-        ctx.stderr.write(`llem: NVML is not available: ${report.reason}\n`);
+        // One line; the paths tried only on request (-v), after it.
+        const more = tried.length > 1 && args.verbose === 0 ? ' (-v lists the paths tried)' : '';
+        ctx.stderr.write(`llem: NVML is not available: ${report.reason}${more}\n`);
       }
+      for (const line of tried) ctx.logger.debug(line);
       if (!report.available) ctx.exitCode = ExitCode.failure;
     },
   };

@@ -201,7 +201,7 @@ function compareCommand(ctx: CliContext): CommandModule<GlobalArgs, CompareArgs>
       if (args.json) return void json(ctx, { comparisons: pairs, onlyInA, onlyInB });
       ctx.stdout.write(pairs.map((p) => renderComparison(p, { color: color(ctx) })).join('\n'));
       ctx.stdout.write(
-        'B/A: ratio of the means; 95% CI by bootstrap (A and B resampled independently, seeded). "B better/worse" only when the CI excludes 1.\n',
+        'B/A: ratio of the means; 95% CI by bootstrap (A and B resampled independently, seeded). "B better/worse" only when the CI excludes 1 and each side has at least 5 cycles.\n',
       );
       if (onlyInA.length) ctx.stdout.write(`Only in A: ${onlyInA.join(', ')}\n`);
       if (onlyInB.length) ctx.stdout.write(`Only in B: ${onlyInB.join(', ')}\n`);

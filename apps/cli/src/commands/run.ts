@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url';
 import {
   CliStateSchema,
   checkRunResult,
+  type ExperimentConfig,
   formatFromFileName,
   type ManifestEntry,
   parseStudyText,
@@ -436,6 +437,11 @@ export function runCommand(
         cwd: baseDir,
         logger: ctx.logger,
         toolVersion: cliVersion,
+        // Many GPUs: a config's own devices_per_run, else the study's (the runner's default).
+        devicesPerRun: (config: ExperimentConfig) => config.devices_per_run,
+        // Runs against a server llem did not start would measure each other's load.
+        exclusiveGroup: (config: ExperimentConfig) =>
+          config.engine === 'openai' ? 'openai runs against an external server' : null,
         // On resume, a result that is not what the llem that wrote it writes is measured again.
         verifyResult: (value: unknown) => {
           const check = checkRunResult(value);

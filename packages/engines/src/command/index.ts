@@ -4,6 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import type { CommandConfig, CommandExperimentConfig } from '@llem/domain';
 import type {
   Engine,
   EngineContext,
@@ -19,24 +20,6 @@ import { latenciesToRecords, type ProgramReport, parseProgramLine } from './prot
 export { killAllProcessGroups } from './process-group';
 export type { ProgramLatency, ProgramLine, ProgramReport } from './protocol';
 export { latenciesToRecords, parseProgramLine } from './protocol';
-
-/** The `command:` section of an experiment config (snake_case, as in the YAML). */
-export interface CommandSection {
-  /** Program and its arguments; `argv[0]` is found on PATH. No shell is involved. */
-  argv: string[];
-  /** Extra environment, merged over the parent's. */
-  env?: Record<string, string> | undefined;
-  /** Working directory (default: the current one). A relative one resolves against the current one. */
-  cwd?: string | undefined;
-  /** Pass this process's environment to the program (default `true`); `env` is merged over it. */
-  inherit_env?: boolean | undefined;
-}
-
-/** The part of an experiment config the `command` engine reads; the whole object goes to the program. */
-export interface CommandEngineConfig {
-  model: string;
-  command?: CommandSection | null | undefined;
-}
 
 export interface CommandEngineOptions {
   /** Time between SIGTERM and SIGKILL when stopping the program's group. Default 2000 ms. */
@@ -98,16 +81,21 @@ class Tail {
  * whole group (SIGTERM, then SIGKILL after a grace period), and so does this process's exit.
  *
  * @example
- * const engine = createCommandEngine(
- *   { model: 'my-model', command: { argv: ['python3', 'bench.py'], env: { CUDA_VISIBLE_DEVICES: '0' } } },
- *   { logger: console, signal: AbortSignal.timeout(600_000) },
- * );
+ * const config = parseExperimentConfig({
+ *   model: 'my-model',
+ *   engine: 'command',
+ *   command: { argv: ['python3', 'bench.py'], env: { CUDA_VISIBLE_DEVICES: '0' } },
+ * });
+ * const engine = createCommandEngine(config, {
+ *   logger: console,
+ *   signal: AbortSignal.timeout(600_000),
+ * });
  * await engine.load();
  * const outcome = await engine.run(requests, { onWindowStart, onWindowStop });
  * await engine.dispose();
  */
 export function createCommandEngine(
-  config: CommandEngineConfig,
+  config: CommandExperimentConfig,
   ctx: EngineContext,
   options: CommandEngineOptions = {},
 ): Engine {
@@ -119,7 +107,9 @@ export function createCommandEngine(
   let child: ChildProcess | null = null;
   let disposed = false;
 
-  const section = (): CommandSection => {
+  // The domain's schema already requires a non-empty argv; this guard keeps a hand-built config
+  // from reaching spawn() with nothing to run.
+  const section = (): CommandConfig => {
     const s = config.command;
     if (
       !s ||

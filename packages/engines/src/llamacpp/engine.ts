@@ -1,5 +1,11 @@
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import {
+  BUILTIN_MODELS,
+  isBuiltinModel,
+  type LlamaCppConfig,
+  type LlamaCppExperimentConfig,
+} from '@llem/domain';
 import { type Logger, RetryableError, retry, safeCleanup } from '@llem/resilience';
 import type {
   Llama,
@@ -18,19 +24,16 @@ import type {
   RequestRecord,
   WorkloadOutcome,
 } from '../engine';
-import { BUILTIN_MODELS, ensureTinyModel, isBuiltinModel } from '../tiny/index';
+import { BUILTIN_MODEL_SPECS, ensureTinyModel } from '../tiny/index';
 import { LlamaCppEngineError } from './errors';
-import { readGgufMetadata } from './metadata';
 import {
   contextOptions,
   evaluateOptions,
-  type LlamaCppEngineConfig,
   modelOptions,
   type ResolvedDecoder,
-  type ResolvedLlamaCppSettings,
   resolveDecoder,
-  resolveLlamaCppSettings,
-} from './options';
+} from './internal/options';
+import { readGgufMetadata } from './metadata';
 
 /** Options beyond the experiment config; every field has a sensible default. */
 export interface LlamaCppEngineOptions {
@@ -95,7 +98,8 @@ class LlamaCppEngine implements Engine {
   readonly name = 'llamacpp' as const;
   readonly windowMarking = 'harness' as const;
 
-  private readonly settings: ResolvedLlamaCppSettings;
+  /** The config's `llamacpp` section, validated by @llem/domain. */
+  private readonly settings: LlamaCppConfig;
   private readonly decoder: ResolvedDecoder;
   private readonly logger: Logger;
   private llama: Llama | undefined;
@@ -107,17 +111,11 @@ class LlamaCppEngine implements Engine {
   private disposed = false;
 
   constructor(
-    private readonly config: LlamaCppEngineConfig,
+    private readonly config: LlamaCppExperimentConfig,
     private readonly ctx: EngineContext,
     private readonly options: LlamaCppEngineOptions,
   ) {
-    if (typeof config.model !== 'string' || config.model.length === 0) {
-      throw new LlamaCppEngineError(
-        'INVALID_OPTION',
-        `model: expected a .gguf path or builtin:tiny, got ${JSON.stringify(config.model)}`,
-      );
-    }
-    this.settings = resolveLlamaCppSettings(config.llamacpp);
+    this.settings = config.llamacpp;
     this.decoder = resolveDecoder(config.decoder, this.settings.seed);
     this.logger = ctx.logger;
   }
@@ -136,7 +134,7 @@ class LlamaCppEngine implements Engine {
     const model = this.config.model;
     if (isBuiltinModel(model)) {
       return ensureTinyModel({
-        spec: BUILTIN_MODELS[model],
+        spec: BUILTIN_MODEL_SPECS[model],
         logger: this.logger,
         ...(this.options.cacheDir === undefined ? {} : { cacheDir: this.options.cacheDir }),
         ...(this.options.env === undefined ? {} : { env: this.options.env }),
@@ -145,7 +143,7 @@ class LlamaCppEngine implements Engine {
     if (model.startsWith('builtin:')) {
       throw new LlamaCppEngineError(
         'MODEL_NOT_FOUND',
-        `model: unknown builtin model ${JSON.stringify(model)}; allowed: ${Object.keys(BUILTIN_MODELS).join(', ')}`,
+        `model: unknown builtin model ${JSON.stringify(model)}; allowed: ${BUILTIN_MODELS.join(', ')}`,
       );
     }
     let isFile = false;
@@ -167,7 +165,7 @@ class LlamaCppEngine implements Engine {
   }
 
   private async getLlamaInstance(): Promise<Llama> {
-    const gpu = this.options.gpu ?? (this.settings.gpuLayers === 0 ? false : 'auto');
+    const gpu = this.options.gpu ?? (this.settings.gpu_layers === 0 ? false : 'auto');
     const nlc = await loadNodeLlamaCpp();
     const { LlamaLogLevel, NoBinaryFoundError } = nlc;
     const getLlama = this.options.getLlama ?? nlc.getLlama;
@@ -216,12 +214,11 @@ class LlamaCppEngine implements Engine {
     if (this.disposed)
       throw new LlamaCppEngineError('NOT_LOADED', 'the llamacpp engine was disposed while loading');
 
-    const wantsGpu =
-      this.settings.gpuLayers === 'max' ||
-      (typeof this.settings.gpuLayers === 'number' && this.settings.gpuLayers > 0);
+    const gpuLayers = this.settings.gpu_layers;
+    const wantsGpu = gpuLayers === 'max' || (typeof gpuLayers === 'number' && gpuLayers > 0);
     if (wantsGpu && !llama.supportsGpuOffloading) {
       this.logger.warn(
-        `llamacpp.gpu_layers is ${this.settings.gpuLayers} but no GPU backend is available; all layers run on the CPU`,
+        `llamacpp.gpu_layers is ${gpuLayers} but no GPU backend is available; all layers run on the CPU`,
       );
     }
 
@@ -262,10 +259,7 @@ class LlamaCppEngine implements Engine {
     if (this.disposed)
       throw new LlamaCppEngineError('NOT_LOADED', 'the llamacpp engine was disposed while loading');
 
-    const threads =
-      this.settings.threads === undefined || this.settings.threads === 0
-        ? llama.cpuMathCores
-        : this.settings.threads;
+    const threads = this.settings.threads === 'auto' ? llama.cpuMathCores : this.settings.threads;
     let context: LlamaContext;
     try {
       context = await model.createContext({
@@ -276,7 +270,7 @@ class LlamaCppEngine implements Engine {
       if (signal.aborted) throw cause;
       throw new LlamaCppEngineError(
         'CONTEXT_CREATE_FAILED',
-        `llama.cpp could not create a context (context_size ${String(this.settings.contextSize)}, ` +
+        `llama.cpp could not create a context (context_size ${String(this.settings.context_size)}, ` +
           `parallel ${this.settings.parallel}): ${errorText(cause)}. Lower llamacpp.context_size or llamacpp.parallel.`,
         { cause },
       );
@@ -287,7 +281,7 @@ class LlamaCppEngine implements Engine {
     const engineVersion = await nodeLlamaCppVersion();
     const backend = llama.gpu === false || model.gpuLayers === 0 ? 'cpu' : llama.gpu;
     const builtin = isBuiltinModel(this.config.model)
-      ? BUILTIN_MODELS[this.config.model]
+      ? BUILTIN_MODEL_SPECS[this.config.model]
       : undefined;
     this.info = {
       engine: 'llamacpp',
@@ -313,12 +307,11 @@ class LlamaCppEngine implements Engine {
         parallel: this.settings.parallel,
         threads,
         flashAttention: context.flashAttention,
-        kvCacheTypeK: this.settings.kvCacheTypeK ?? 'f16',
-        kvCacheTypeV: this.settings.kvCacheTypeV ?? 'f16',
+        kvCacheTypeK: this.settings.kv_cache_type_k,
+        kvCacheTypeV: this.settings.kv_cache_type_v,
         useMmap: model.useMmap,
-        useMlock: this.settings.useMlock ?? false,
-        // `null`, not `undefined`, so unset sampler fields survive JSON serialisation.
-        decoder: Object.fromEntries(Object.entries(this.decoder).map(([k, v]) => [k, v ?? null])),
+        useMlock: this.settings.use_mlock,
+        decoder: { ...this.decoder },
       },
     };
     this.logger.info(
@@ -480,21 +473,27 @@ class LlamaCppEngine implements Engine {
 
 /**
  * Creates the llamacpp engine: node-llama-cpp's prebuilt llama.cpp, a `.gguf` model or
- * `builtin:tiny`, and the config's `llamacpp` and `decoder` sections. Options are checked here,
- * so a bad value fails before anything loads (an `EngineError` naming the field and the allowed
- * values). Nothing is loaded until `load()`.
+ * `builtin:tiny`, and the config's `llamacpp` and `decoder` sections. The config is
+ * `@llem/domain`'s validated `ExperimentConfig` for `engine: llamacpp` (from
+ * `parseExperimentConfig` or a study plan): the domain's schema has already rejected a bad value,
+ * naming the field and the allowed values. Nothing is loaded until `load()`.
  *
  * @example
- * const engine = createLlamaCppEngine(
- *   { model: 'builtin:tiny', decoder: { preset: 'deterministic' }, llamacpp: { threads: 2 } },
- *   { logger: noopLogger, signal: new AbortController().signal },
- * );
+ * const config = parseExperimentConfig({
+ *   model: 'builtin:tiny',
+ *   engine: 'llamacpp',
+ *   llamacpp: { threads: 2 },
+ * });
+ * const engine = createLlamaCppEngine(config, {
+ *   logger: noopLogger,
+ *   signal: new AbortController().signal,
+ * });
  * await engine.load();
  * const outcome = await engine.run([{ id: 0, prompt: 'Hello', maxOutputTokens: 16 }]);
  * await engine.dispose();
  */
 export function createLlamaCppEngine(
-  config: LlamaCppEngineConfig,
+  config: LlamaCppExperimentConfig,
   ctx: EngineContext,
   options: LlamaCppEngineOptions = {},
 ): Engine {

@@ -1,7 +1,5 @@
 /** Error codes the llamacpp engine throws; each message says what to do about it. */
 export type LlamaCppEngineErrorCode =
-  | 'INVALID_OPTION'
-  | 'UNSUPPORTED_OPTION'
   | 'MODEL_NOT_FOUND'
   | 'MODEL_LOAD_FAILED'
   | 'ENGINE_BINARY_MISSING'

@@ -3,32 +3,23 @@ import { createReadStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import type { BuiltinModelName } from '@llem/domain';
 import { type Logger, noopLogger } from '@llem/resilience';
-import { layoutGguf, writeGguf } from './gguf-writer';
-import { buildTinyModelDocument } from './model';
+import { layoutGguf, writeGguf } from './internal/gguf-writer';
+import { buildTinyModelDocument } from './internal/model';
 import { microModelSpec, type TinyModelSpec, tinyModelSpec } from './spec';
 
 export type { TinyModelSpec } from './spec';
 export { microModelSpec, tinyModelSpec } from './spec';
 
-/** The model names the llamacpp engine resolves to a generated model. */
-export const BUILTIN_MODELS = {
+/**
+ * The generated model behind each of `@llem/domain`'s `BUILTIN_MODELS` names (the domain owns
+ * the names, so a config validated there always finds its spec here).
+ */
+export const BUILTIN_MODEL_SPECS = {
   'builtin:tiny': tinyModelSpec,
   'builtin:tiny-micro': microModelSpec,
-} as const satisfies Record<string, TinyModelSpec>;
-
-export type BuiltinModelName = keyof typeof BUILTIN_MODELS;
-
-/**
- * True for `builtin:tiny` and its test-sized sibling `builtin:tiny-micro`.
- *
- * @example
- * isBuiltinModel('builtin:tiny'); // true
- * isBuiltinModel('./model.gguf'); // false
- */
-export function isBuiltinModel(model: string): model is BuiltinModelName {
-  return Object.hasOwn(BUILTIN_MODELS, model);
-}
+} as const satisfies Record<BuiltinModelName, TinyModelSpec>;
 
 export interface EnsureTinyModelOptions {
   /**

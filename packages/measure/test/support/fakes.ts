@@ -5,6 +5,7 @@ import type {
   RequestRecord,
   WorkloadOutcome,
 } from '@llem/engines';
+import { GPU_READINGS, type GpuReadings } from '@llem/nvml/readings';
 import type { GpuProbe, GpuSample } from '../../src/gpu';
 
 /** An engine that "generates" tokens on a timer: 10 ms TTFT, then one token every 2 ms. */
@@ -89,6 +90,8 @@ export function scriptedProbe(gpu: ScriptedGpu): GpuProbe & { closed: number } {
   const t0 = performance.now();
   let resetDone = false;
   const sample = (index: number): GpuSample => ({
+    // Every reading of the table, unreadable unless scripted below.
+    ...(Object.fromEntries(GPU_READINGS.map((r) => [r.key, null])) as GpuReadings),
     index,
     powerW: gpu.powerW,
     memoryUsedMiB: gpu.memoryUsedMiB ?? 1024,

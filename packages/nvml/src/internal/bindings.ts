@@ -282,7 +282,7 @@ export interface LoadOptions {
  * candidate: measuring with some other libnvidia-ml than the one asked for would be wrong
  * silently, so a bad explicit path is an error rather than a fallback.
  */
-export function candidatePaths(options: LoadOptions = {}): string[] {
+export function nvmlLibraryCandidates(options: LoadOptions = {}): string[] {
   const explicit = options.library ?? (options.env ?? process.env).LLEM_NVML_LIBRARY;
   if (explicit) return [explicit];
   return [...SONAMES, ...DEFAULT_LIBRARY_DIRS.flatMap((dir) => SONAMES.map((s) => `${dir}/${s}`))];
@@ -297,7 +297,7 @@ const loaded = new Map<string, NvmlBindings>();
  */
 export function loadBindings(options: LoadOptions = {}): NvmlBindings {
   const attempts: Array<{ path: string; reason: string }> = [];
-  for (const path of candidatePaths(options)) {
+  for (const path of nvmlLibraryCandidates(options)) {
     const cached = loaded.get(path);
     if (cached) return cached;
     try {

@@ -1,7 +1,8 @@
 // What the sampler's caller thread and its worker thread share: the control words they signal
-// each other through, and the flat record a sample travels in. No koffi, no NVML: both sides
-// import this file.
+// each other through, and the flat record a sample travels in (laid out from the readings table).
+// No koffi, no NVML: both sides import this file.
 import type { MessagePort } from 'node:worker_threads';
+import { GPU_READINGS } from '../readings';
 
 /** Index of the state word in the control `Int32Array`. */
 export const STATE = 0;
@@ -26,20 +27,13 @@ export const CONTROL_BYTES = 24;
 export const CLOCK_OFFSET_BYTE = 16;
 
 /**
- * A sample travels as 8 float64s in this order; `NaN` stands for `null` (NVML never reports NaN,
- * and a typed array has no null). The clock-event mask travels raw and is decoded by the caller.
+ * A sample travels as float64s: its time at {@link RECORD_T}, then one value per row of
+ * `GPU_READINGS`, in table order, from {@link RECORD_READINGS}. `NaN` stands for `null` (NVML
+ * never reports NaN, and a typed array has no null).
  */
-export const RECORD = {
-  t: 0,
-  powerW: 1,
-  memoryUsedBytes: 2,
-  memoryTotalBytes: 3,
-  temperatureC: 4,
-  utilizationGpuPct: 5,
-  smClockMHz: 6,
-  clockEventMask: 7,
-} as const;
-export const RECORD_LENGTH = 8;
+export const RECORD_T = 0;
+export const RECORD_READINGS = 1;
+export const RECORD_LENGTH = RECORD_READINGS + GPU_READINGS.length;
 
 /** What start() hands the worker. */
 export interface SamplerWorkerData {

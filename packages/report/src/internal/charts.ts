@@ -1,11 +1,12 @@
 import type { MeasuredRequest } from '@llem/domain';
 import * as Plot from '@observablehq/plot';
 import { parseHTML } from 'linkedom';
-import type { ConfigSummary } from './aggregate';
-import type { RunRecord } from './load';
-import { getMetric, METRICS, type MetricId } from './metrics';
-import type { ParetoResult } from './pareto';
-import type { TimeseriesSample } from './timeseries';
+import type { ConfigSummary } from '../aggregate';
+import { formatNumber } from '../format';
+import type { RunRecord } from '../load';
+import { getMetric, METRICS, type MetricId } from '../metrics';
+import type { ParetoResult } from '../pareto';
+import type { TimeseriesSample } from '../timeseries';
 
 /**
  * Server-side SVG charts. Observable Plot builds the axes, scales and marks; linkedom gives it a
@@ -33,6 +34,35 @@ function render(options: PlotOptions): string {
   return el.outerHTML;
 }
 
+/**
+ * A domain for values that may all be equal. d3 picks how many decimals a tick label gets from
+ * the step between ticks; a zero-width domain has no step, and a flat 250 W trace was labelled
+ * `250.000000`. A flat series gets a band of ±5% (at least ±1) around its value instead; any other
+ * series gets `undefined`, Plot's own domain.
+ *
+ * @example
+ * flatDomain([250, 250]); // [237.5, 262.5]
+ * flatDomain([240, 260]); // undefined
+ */
+export function flatDomain(values: readonly number[]): [number, number] | undefined {
+  if (values.length === 0) return undefined;
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = Number.NEGATIVE_INFINITY;
+  for (const v of values) {
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  if (hi - lo > 1e-9 * Math.max(1, Math.abs(hi))) return undefined;
+  const pad = Math.max(Math.abs(lo) * 0.05, 1);
+  return [lo - pad, hi + pad];
+}
+
+/** `{ domain }` for Plot's scale options when the values are flat, else nothing. */
+const domainFor = (values: readonly number[]): { domain?: [number, number] } => {
+  const domain = flatDomain(values);
+  return domain ? { domain } : {};
+};
+
 const short = (label: string, max = 28): string =>
   label.length > max ? `${label.slice(0, max - 1)}…` : label;
 
@@ -41,8 +71,12 @@ const axisLabel = (id: MetricId, direction: 'min' | 'max'): string => {
   return `${m.label} (${m.unit}) ${direction === 'min' ? '— lower is better' : '— higher is better'}`;
 };
 
+const interval = (i: { low: number; high: number } | null): string =>
+  i === null ? 'one cycle: no interval' : `95% CI ${formatNumber(i.low)}–${formatNumber(i.high)}`;
+
 /**
- * Pareto scatter: every config a dot, the frontier in colour, joined by a line and labelled.
+ * Pareto scatter: every config a dot with its 95% interval on both axes as whiskers, the frontier
+ * in colour, joined by a line and labelled.
  *
  * @example
  * const svg = paretoChart(paretoFrontier(summaries));
@@ -50,6 +84,22 @@ const axisLabel = (id: MetricId, direction: 'min' | 'max'): string => {
 export function paretoChart(pareto: ParetoResult): string {
   const frontier = pareto.points.filter((p) => p.onFrontier).sort((a, b) => a.x - b.x);
   const data = pareto.points.map((p) => ({ ...p, short: short(p.label) }));
+  // Whiskers: one horizontal (x interval) and one vertical (y interval) per point that has one.
+  const xWhiskers = data
+    .filter((p) => p.xInterval !== null)
+    .map((p) => ({ y: p.y, x1: p.xInterval!.low, x2: p.xInterval!.high, on: p.onFrontier }));
+  const yWhiskers = data
+    .filter((p) => p.yInterval !== null)
+    .map((p) => ({ x: p.x, y1: p.yInterval!.low, y2: p.yInterval!.high, on: p.onFrontier }));
+  const whisker = (d: { on: boolean }) => (d.on ? FRONTIER : OTHER);
+  const xs = data.flatMap((p) => [
+    p.x,
+    ...(p.xInterval ? [p.xInterval.low, p.xInterval.high] : []),
+  ]);
+  const ys = data.flatMap((p) => [
+    p.y,
+    ...(p.yInterval ? [p.yInterval.low, p.yInterval.high] : []),
+  ]);
   return render({
     width: 760,
     height: 420,
@@ -65,14 +115,18 @@ export function paretoChart(pareto: ParetoResult): string {
       inset: 70,
       labelAnchor: 'center',
       labelOffset: 38,
+      ...domainFor(xs),
     },
     y: {
       label: axisLabel(pareto.y.metric, pareto.y.direction),
       nice: true,
       zero: false,
       inset: 20,
+      ...domainFor(ys),
     },
     marks: [
+      Plot.ruleY(xWhiskers, { y: 'y', x1: 'x1', x2: 'x2', stroke: whisker, strokeWidth: 1.5 }),
+      Plot.ruleX(yWhiskers, { x: 'x', y1: 'y1', y2: 'y2', stroke: whisker, strokeWidth: 1.5 }),
       Plot.line(frontier, {
         x: 'x',
         y: 'y',
@@ -86,7 +140,8 @@ export function paretoChart(pareto: ParetoResult): string {
         r: 6,
         fill: (d: { onFrontier: boolean }) => (d.onFrontier ? FRONTIER : OTHER),
         stroke: 'white',
-        title: (d: { label: string; x: number; y: number }) => `${d.label}\n${d.x}, ${d.y}`,
+        title: (d: (typeof data)[number]) =>
+          `${d.label}\nx ${formatNumber(d.x)} (${interval(d.xInterval)})\ny ${formatNumber(d.y)} (${interval(d.yInterval)})`,
       }),
       Plot.text(
         data.filter((d) => !d.onFrontier),
@@ -184,7 +239,7 @@ export function traceChart(samples: readonly TimeseriesSample[]): string | null 
         grid: true,
         marginBottom: 45,
         x: { label: 'Time in measurement window (s)', labelAnchor: 'center', labelOffset: 38 },
-        y: { label, nice: true },
+        y: { label, nice: true, ...domainFor(points.map((p) => p[key] as number)) },
         color: multi ? { legend: true } : undefined,
         marks: [
           Plot.line(points, {
@@ -207,7 +262,7 @@ export function traceChart(samples: readonly TimeseriesSample[]): string | null 
  * E2E. `null` when there is no request to plot.
  *
  * @example
- * const svg = requestsChart((await readRunRequests(dir, run))?.records ?? []);
+ * const svg = requestsChart((await readRunRequests(run))?.records ?? []);
  */
 export function requestsChart(records: readonly MeasuredRequest[]): string | null {
   // Like the power trace: at most ~2000 dots per series (the file keeps every request).

@@ -4,21 +4,23 @@
 // written as flat float64 records and posted in batches; the caller drains them synchronously.
 //
 // No `import.meta` and no top-level await here: from source this file runs as CommonJS through
-// tsx's require hook (see workerSpec in sampler.ts), from dist as ESM.
+// tsx's require hook (see workerBootstrap in ../sampler.ts), from dist as ESM.
 import { workerData } from 'node:worker_threads';
-import { NvmlError } from './errors';
+import { NvmlError } from '../errors';
+import { Nvml, type NvmlDevice } from '../nvml';
+import { deviceCall, GPU_READINGS, safeRead } from '../readings';
 import {
   type BatchMessage,
   CLOCK_OFFSET_BYTE,
   clockOffsetMs,
   type FailureMessage,
-  RECORD,
   RECORD_LENGTH,
+  RECORD_READINGS,
+  RECORD_T,
   type SamplerWorkerData,
   STATE,
   State,
-} from './internal/sampler-protocol';
-import { Nvml, type NvmlDevice } from './nvml';
+} from './sampler-protocol';
 
 const NULL = Number.NaN;
 
@@ -58,20 +60,11 @@ function run(data: SamplerWorkerData): void {
   const record = (): number => {
     const base = count * RECORD_LENGTH;
     const t = performance.now();
-    records[base + RECORD.t] = t;
-    const power = device.instantPowerW();
-    const memory = device.memoryInfo();
-    const temperature = device.temperatureC();
-    const util = device.utilization();
-    const sm = device.smClockMHz();
-    const mask = device.clockEventReasonsMask();
-    records[base + RECORD.powerW] = power ?? NULL;
-    records[base + RECORD.memoryUsedBytes] = memory ? memory.usedBytes : NULL;
-    records[base + RECORD.memoryTotalBytes] = memory ? memory.totalBytes : NULL;
-    records[base + RECORD.temperatureC] = temperature ?? NULL;
-    records[base + RECORD.utilizationGpuPct] = util ? util.gpuPct : NULL;
-    records[base + RECORD.smClockMHz] = sm ?? NULL;
-    records[base + RECORD.clockEventMask] = mask ?? NULL;
+    records[base + RECORD_T] = t;
+    const call = deviceCall(device);
+    for (let i = 0; i < GPU_READINGS.length; i++) {
+      records[base + RECORD_READINGS + i] = safeRead(GPU_READINGS[i]!, call) ?? NULL;
+    }
     if (++count === batchSize) flush();
     return t;
   };

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { mulberry32 } from '@llem/domain';
+import type { TinyModelSpec } from '../spec';
 import {
   GgmlTensorType,
   type GgufDocument,
   type GgufTensorSpec,
   type GgufValue,
 } from './gguf-writer';
-import type { TinyModelSpec } from './spec';
 import { buildTinyVocab } from './vocab';
 
 /** Per-tensor seed, so a tensor's values depend only on the model seed and its own name. */
