@@ -12,6 +12,8 @@ import { parseExperimentConfig } from './validate';
  *   overrides that lands on the same values is the same measurement.
  * - `openai.api_key_env`: which environment variable holds the key does not change the
  *   server's behaviour (and the key itself never appears in a config).
+ * - `openai.ready_timeout_s`: how long the client waits for a server to come up; the
+ *   measurement starts only once it answers.
  *
  * Paths are dotted; every other field, including ones whose default was applied, is hashed.
  * Study-level settings (`name`, `sweep`, `experiments`, `execution`, output directory, log
@@ -21,6 +23,7 @@ export const HASH_EXCLUDED_FIELDS: readonly string[] = [
   'name',
   'decoder.preset',
   'openai.api_key_env',
+  'openai.ready_timeout_s',
 ];
 
 /**

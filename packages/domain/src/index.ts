@@ -78,6 +78,8 @@ export type { PlannedConfig, PlanOptions, ScheduledRun, SkippedConfig, StudyPlan
 export { deepMerge, devicesPerRun, orderRuns, planStudy, runKey } from './plan';
 export { QUICKSTART_FILE, quickstartStudy } from './quickstart';
 export { mulberry32, seededShuffle } from './random';
+export type { InvalidRequestLine, MeasuredRequest, ServerTimingsRecord } from './requests';
+export { parseRequestRecords, RequestRecordSchema, ServerTimingsSchema } from './requests';
 export type {
   DeviceEnergy,
   EnergyDeviceKind,

@@ -1,6 +1,7 @@
 import type {
   EnergyMethod,
   EngineName,
+  MeasuredRequest,
   ResidualCheck,
   RunDevice,
   RunResult,
@@ -16,7 +17,7 @@ import {
   type RetryOptions,
   retry,
 } from '@llem/resilience';
-import { buildRequests, type DatasetConfig } from './dataset';
+import { buildRequests, buildWarmupRequests, type DatasetConfig } from './dataset';
 import {
   type ChannelEnergy,
   type ChannelReading,
@@ -36,9 +37,10 @@ import {
   energyPerOutputToken,
   estimateFlops,
 } from './metrics';
+import { measuredRequests } from './requests';
 import { startSampler, type TimeseriesRow, timeseriesCsv } from './sampler';
 import { steadyStateEnergy, steadyStateSpan } from './steady-state';
-import { runWarmup, type WarmupConfig } from './warmup';
+import { runWarmup, type WarmupConfig, warmupRequestCount } from './warmup';
 import {
   DEFAULT_WARNING_THRESHOLDS,
   measurementWarnings,
@@ -91,6 +93,8 @@ export type GpuProbeOutcome = { probe: GpuProbe } | { probe: null; reason: strin
 export interface MeasureDeps<C extends HarnessConfig = HarnessConfig> {
   logger?: Logger;
   signal?: AbortSignal;
+  /** Lines for the user's console while the run goes on (the engine waiting for a server). */
+  progress?: (message: string) => void;
   /**
    * Build the engine. Default: `createEngine` from `@llem/engines`, on the config validated by
    * `@llem/domain` (an engine takes the whole `ExperimentConfig`, not just the fields above).
@@ -129,6 +133,11 @@ export interface MeasureOutput {
   result: RunResult;
   /** The sampler timeseries (baseline and measurement windows) as CSV. */
   timeseriesCsv: string;
+  /**
+   * One record per measured request (`@llem/domain`'s `RequestRecordSchema`), in workload order;
+   * the worker writes them to `runs/<key>.requests.jsonl`. Warmup requests are not among them.
+   */
+  requests: MeasuredRequest[];
 }
 
 /** A running window sampler; `background` when the GPU readings come from another thread. */
@@ -216,8 +225,15 @@ export async function measureRun<C extends HarnessConfig>(
   const warnings: RunWarning[] = [];
   const notes: string[] = [];
 
-  // Requests first: a bad dataset should fail before anything is opened.
+  // Requests first: a bad dataset should fail before anything is opened. Warmup prompts are
+  // generated apart from them, so a prompt cache is never primed with a measured prompt.
   const requests = buildRequests(config.dataset, config.max_output_tokens, deps.cwd);
+  const warmupRequests = buildWarmupRequests(
+    config.dataset,
+    config.max_output_tokens,
+    warmupRequestCount(config.warmup),
+    requests,
+  );
 
   try {
     // --- energy sources and the environment snapshot ----------------------------------------
@@ -428,7 +444,11 @@ export async function measureRun<C extends HarnessConfig>(
     }
 
     // --- load -----------------------------------------------------------------------------
-    const engineCtx: EngineContext = { logger, signal };
+    const engineCtx: EngineContext = {
+      logger,
+      signal,
+      ...(deps.progress ? { progress: deps.progress } : {}),
+    };
     const makeEngine = deps.createEngine ?? defaultCreateEngine;
     const engine = await makeEngine(config, engineCtx);
     cleanups.register('engine', () => engine.dispose());
@@ -446,7 +466,7 @@ export async function measureRun<C extends HarnessConfig>(
     const inputs = await identifyInputs(config, info, { cwd: deps.cwd, logger });
 
     // --- warmup (not measured) ------------------------------------------------------------
-    const warm = await runWarmup(engine, requests, config.warmup, signal);
+    const warm = await runWarmup(engine, warmupRequests, config.warmup, signal);
     if (config.warmup?.cv_threshold !== undefined && !warm.converged)
       warnings.push({
         code: 'warmup-not-converged',
@@ -624,7 +644,11 @@ export async function measureRun<C extends HarnessConfig>(
       throw new Error(
         `measure: the result does not match the RunResult schema (a bug): ${parsed.error.message}`,
       );
-    return { result: parsed.data, timeseriesCsv: timeseriesCsv(timeseries) };
+    return {
+      result: parsed.data,
+      timeseriesCsv: timeseriesCsv(timeseries),
+      requests: measuredRequests(outcome.requests, w0.t, outcome.tokenCountSource),
+    };
   } finally {
     await cleanups.runAll();
   }

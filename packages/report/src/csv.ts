@@ -1,3 +1,4 @@
+import type { RunResult } from '@llem/domain';
 import type { ConfigSummary } from './aggregate';
 import type { LoadedStudy, RunRecord } from './load';
 import { metricsFor, readGoodputShare, readSteadyStateEnergyPerOutputTokenJ } from './metrics';
@@ -66,6 +67,8 @@ export const OPTIONAL_RUN_CSV_COLUMNS = [
     read: readSteadyStateEnergyPerOutputTokenJ,
   },
   { name: 'goodput_share', read: readGoodputShare },
+  { name: 'tpot_p50_ms', read: (r: RunResult) => r.latency.tpotMs?.p50 ?? null },
+  { name: 'tpot_p95_ms', read: (r: RunResult) => r.latency.tpotMs?.p95 ?? null },
 ] as const;
 
 function runRow(run: RunRecord, studyDir: string): Cell[] {

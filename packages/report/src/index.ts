@@ -61,6 +61,8 @@ export {
   planToJson,
   renderPlan,
 } from './plan';
+export type { RunRequests } from './requests';
+export { readRunRequests } from './requests';
 export type { BootstrapOptions, ConfidenceInterval, RandomSource } from './stats';
 export {
   bootstrapMeanCI,

@@ -897,6 +897,8 @@ export class StudyRunner<Config = unknown> {
             residualCheck,
             ...(devices ? { devices } : {}),
           }),
+        onProgress: (message) =>
+          this.#emit('run-progress', { key: run.key, label: planned.label, message }),
       });
     } catch (error) {
       if (error === INTERRUPTED_BEFORE_FORK) {

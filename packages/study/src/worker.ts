@@ -24,6 +24,11 @@ export interface WorkerContext {
    * is its process group id). It is killed with its whole group when the worker stops.
    */
   registerChild(pid: number): void;
+  /**
+   * Show a line on the runner's console (its `run-progress` event) while the run goes on, e.g.
+   * "waiting for the server". Also logged by the caller as it sees fit; a no-op without a runner.
+   */
+  progress(message: string): void;
 }
 
 /** A worker handler: run one experiment and return its result (any JSON value). */
@@ -155,6 +160,9 @@ async function runWorker<Config, Result>(
 
   const context: WorkerContext = {
     signal: controller.signal,
+    progress(message) {
+      send({ type: 'llem:progress', message });
+    },
     registerChild(pid) {
       groups.add(pid);
       share(pid, true);

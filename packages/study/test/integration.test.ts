@@ -67,6 +67,23 @@ async function waitUntil(check: () => boolean, ms = 5000): Promise<boolean> {
 }
 
 describe('StudyRunner with real child processes', () => {
+  it("passes a worker's progress lines on as run-progress events, between its start and finish", async () => {
+    const r = runner([{ behaviour: 'progress' }]);
+    const events: string[] = [];
+    r.on('run-started', (e) => events.push(`started ${e.key}`));
+    r.on('run-progress', (e) => events.push(`${e.key} ${e.label}: ${e.message}`));
+    r.on('run-finished', (e) => events.push(`finished ${e.key} ${e.status}`));
+    const summary = await r.run();
+    expect(summary.counts).toMatchObject({ completed: 1 });
+    const key = events[0]!.slice('started '.length);
+    expect(events).toEqual([
+      `started ${key}`,
+      expect.stringMatching(new RegExp(`^${key} .*: waiting for the server \\(1 s of 30 s\\)$`)),
+      expect.stringMatching(/: waiting for the server \(2 s of 30 s\)$/),
+      `finished ${key} completed`,
+    ]);
+  });
+
   it('classifies every kind of failure and never lets one stop the study', async () => {
     const r = runner(
       [

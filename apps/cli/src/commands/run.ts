@@ -92,6 +92,9 @@ export function plainProgress(ctx: CliContext): ProgressSink {
           `[${event.index}/${event.total}] ${event.label || event.configHash} (cycle ${event.cycle})…`,
         );
         break;
+      case 'run-progress':
+        write(`    ${event.message}`);
+        break;
       case 'run-finished': {
         const eta =
           event.eta.remainingMs === null

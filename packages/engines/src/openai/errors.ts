@@ -4,7 +4,10 @@ import { LlemError } from '@llem/resilience';
 export type OpenAIEngineErrorCode =
   | 'API_KEY_MISSING'
   | 'UNREACHABLE'
+  | 'DNS'
+  | 'TLS'
   | 'AUTH'
+  | 'MODEL_NOT_FOUND'
   | 'FAILURE_RATE_EXCEEDED'
   | 'WARMUP_FAILED'
   | 'DISPOSED';

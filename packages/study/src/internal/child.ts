@@ -27,6 +27,8 @@ export interface ChildRunOptions {
   stopRequests: StopRequests;
   /** Called once the child has been forked. */
   onSpawn?: (pid: number) => void;
+  /** Called with each progress line the worker sends (`WorkerContext.progress`). */
+  onProgress?: (message: string) => void;
 }
 
 /** How the runner asks a running child to stop (Ctrl-C). */
@@ -128,7 +130,8 @@ export function runChild(options: ChildRunOptions): Promise<ChildOutcome> {
 
     child.on('message', (message) => {
       if (!isWorkerMessage(message)) return;
-      if (message.type === 'llem:child-started') groups.add(message.pid);
+      if (message.type === 'llem:progress') options.onProgress?.(message.message);
+      else if (message.type === 'llem:child-started') groups.add(message.pid);
       else groups.delete(message.pid);
     });
     child.on('error', (error) => {
