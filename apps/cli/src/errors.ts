@@ -104,6 +104,8 @@ export const EXIT_CODE_BY_ERROR: { readonly [C in LlemErrorCode]: ExitCode } = {
   NOT_LOADED: runtime,
   API_KEY_MISSING: runtime,
   UNREACHABLE: runtime,
+  DNS: runtime,
+  TLS: runtime,
   AUTH: runtime,
   FAILURE_RATE_EXCEEDED: runtime,
   WARMUP_FAILED: runtime,

@@ -4,7 +4,6 @@ import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  type ManifestError,
   type ResidualCheck,
   type RunDevice,
   type RunOwner,
