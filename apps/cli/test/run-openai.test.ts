@@ -85,7 +85,7 @@ describe('llem run with an openai study', () => {
     );
     // ...and the run's failure names the real cause.
     expect(stderr).toMatch(
-      /failed in .*EngineError: openai engine: .* was not ready after \d+ attempts in \d+\.\d s \(openai\.ready_timeout_s 2\): connection refused \(ECONNREFUSED/,
+      /failed in .*engine UNREACHABLE: openai engine: .* was not ready after \d+ attempts in \d+\.\d s \(openai\.ready_timeout_s 2\): connection refused \(ECONNREFUSED/,
     );
     expect(stderr).not.toMatch(/timeout: no result/);
     // Worker start-up (TypeScript from source on a loaded machine) plus the 2 s wait, not minutes.

@@ -517,7 +517,13 @@ export class StudyDirectory {
         if (index === undefined) {
           index = configs.length;
           indexOf.set(id, index);
-          configs.push({ index, label: e.label, configHash: e.configHash, config: null });
+          configs.push({
+            index,
+            label: e.label,
+            configHash: e.configHash,
+            copy: e.copy,
+            config: null,
+          });
         }
         return {
           key: e.key,
