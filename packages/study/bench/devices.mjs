@@ -12,7 +12,6 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 16);
 const RUN_MS = Number(process.env.BENCH_RUN_MS ?? 2000);
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 
-
 const residualCheck = ({ thresholdMb }) => ({
   status: 'skipped',
   thresholdMb,
@@ -47,7 +46,9 @@ try {
     `  1 GPU    ${one.toFixed(2).padStart(6)} s  (${ideal.toFixed(0)} s of runs + orchestration)`,
   );
   console.log(`  4 GPUs   ${four.toFixed(2).padStart(6)} s`);
-  console.log(`  speed-up ${(one / four).toFixed(2)}x (aim >= 3.5x; about 4x when the runs dominate: orchestration overlaps too)`);
+  console.log(
+    `  speed-up ${(one / four).toFixed(2)}x (aim >= 3.5x; about 4x when the runs dominate: orchestration overlaps too)`,
+  );
 } finally {
   rmSync(out, { recursive: true, force: true });
 }

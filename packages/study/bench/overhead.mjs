@@ -14,7 +14,6 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 15);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 
-
 /** The no-op worker forked by hand with a task file: the child's share of a runner run. */
 function workerFork(dir, i) {
   const taskFile = join(dir, `task-${i}.json`);
