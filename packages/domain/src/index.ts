@@ -137,6 +137,7 @@ export type { ExecutionConfig, RunOrder, StudyFileInput } from './study';
 export { ExecutionSchema, RUN_ORDERS, StudyFileSchema, SweepSchema } from './study';
 export type {
   CliState,
+  ResourceHold,
   RunClaim,
   RunFiles,
   RunOwner,
@@ -149,6 +150,8 @@ export type {
 export {
   CliStateSchema,
   isValidRunKey,
+  RESOURCE_HOLD_SCHEMA_VERSION,
+  ResourceHoldSchema,
   RUN_CLAIM_SCHEMA_VERSION,
   RUN_KEY_PATTERN,
   RUN_RECORD_SCHEMA_VERSION,
@@ -157,8 +160,11 @@ export {
   RunOwnerSchema,
   RunRecordSchema,
   RunRecordStatusSchema,
+  resourceHoldFile,
+  resourceName,
   runAsideFile,
   runClaimFile,
+  runFileOf,
   runFiles,
   SkippedFileSchema,
   STUDY_FILES,

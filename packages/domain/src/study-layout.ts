@@ -48,6 +48,8 @@ export const STUDY_FILES = {
   log: 'llem.log',
   /** Per-run files live here. */
   runsDir: 'runs',
+  /** Who holds which GPU (and exclusive group) right now: `<resource>~<holder>` files. */
+  resourcesDir: 'resources',
   summary: 'summary.csv',
   summaryByConfig: 'summary_by_config.csv',
   pareto: 'pareto.csv',
@@ -82,10 +84,11 @@ export interface RunFiles {
 }
 
 /**
- * A run key is one path segment: letters, digits, `.`, `_` and `-`, not starting with `.`.
- * llem's keys are `<configHash>_c<cycle>` (`<configHash>_<copy>_c<cycle>` for copies).
+ * A run key is one path segment of letters, digits, `_` and `-` (no `.`, so a key never reads
+ * as another key's file: `x.record` would). llem's keys are `<configHash>_c<cycle>`
+ * (`<configHash>_<copy>_c<cycle>` for copies).
  */
-export const RUN_KEY_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$/;
+export const RUN_KEY_PATTERN = /^[A-Za-z0-9_-]{1,200}$/;
 
 /** True when `key` can name a run's files. */
 export function isValidRunKey(key: string): boolean {
@@ -101,7 +104,7 @@ export function isValidRunKey(key: string): boolean {
 export function runFiles(key: string): RunFiles {
   if (!isValidRunKey(key)) {
     throw new TypeError(
-      `run key ${JSON.stringify(key)} cannot name a file: use letters, digits, ".", "_" and "-" (not starting with ".")`,
+      `run key ${JSON.stringify(key)} cannot name a file: use letters, digits, "_" and "-"`,
     );
   }
   const base = `${STUDY_FILES.runsDir}/${key}`;
@@ -132,6 +135,54 @@ export function runClaimFile(key: string, generation: number): string {
 }
 
 /**
+ * The key of the run a file in `runs/` belongs to, and which of its files it is: `record`,
+ * `result`, `claim` (with its generation)…; `null` for a name that is no run file.
+ *
+ * @example
+ * runFileOf('abc_c0.claim-2'); // { key: 'abc_c0', kind: 'claim', generation: 2 }
+ */
+export function runFileOf(
+  name: string,
+):
+  | { key: string; kind: keyof RunFiles }
+  | { key: string; kind: 'claim'; generation: number }
+  | null {
+  const claim = /^([A-Za-z0-9_-]+)\.claim-(\d+)$/.exec(name);
+  if (claim) return { key: claim[1] as string, kind: 'claim', generation: Number(claim[2]) };
+  const dot = name.indexOf('.');
+  if (dot <= 0) return null;
+  const key = name.slice(0, dot);
+  if (!isValidRunKey(key)) return null;
+  const files = runFiles(key);
+  for (const [kind, path] of Object.entries(files) as [keyof RunFiles, string][]) {
+    if (path === `${STUDY_FILES.runsDir}/${name}`) return { key, kind };
+  }
+  return null;
+}
+
+/**
+ * A GPU or an exclusive group as a resource a run holds: `gpu-<UUID>` (unique across hosts), or
+ * `gpu-<host>-<index>` when the UUID is unknown, `group-<name>`; always a safe file name.
+ */
+export function resourceName(
+  resource: { gpu: { index: number; uuid: string | null }; host: string } | { group: string },
+): string {
+  const safe = (text: string) => text.replace(/[^A-Za-z0-9_-]+/g, '_').slice(0, 120);
+  if ('group' in resource) return `group-${safe(resource.group)}`;
+  return resource.gpu.uuid
+    ? `gpu-${safe(resource.gpu.uuid)}`
+    : `gpu-${safe(resource.host)}-${resource.gpu.index}`;
+}
+
+/**
+ * The file saying `holder` holds `resource` (`resources/<resource>~<holder>`): created before
+ * the holder looks for other holders, removed when it lets go.
+ */
+export function resourceHoldFile(resource: string, holder: string): string {
+  return `${STUDY_FILES.resourcesDir}/${resource}~${holder}`;
+}
+
+/**
  * A result file set aside because resume found it unusable (`<key>.json.damaged-<stamp>`), or a
  * second result that lost a publish race (`<key>.json.conflict-<stamp>`). Never deleted: nothing
  * measured is lost.
@@ -151,6 +202,10 @@ export const RunOwnerSchema = z
     pid: z.int().positive(),
     /** Random per runner process: two runners never share one, even with a reused pid. */
     runnerId: z.string().min(1),
+    /** The host's boot id (Linux): a claim from before a reboot is stale whatever its pid. */
+    bootId: z.string().min(1).optional(),
+    /** When the owner process started (Linux: clock ticks since boot): tells a reused pid. */
+    processStart: z.string().min(1).optional(),
     /** Present when the runner runs inside a Slurm job. */
     slurm: z
       .object({
@@ -228,6 +283,27 @@ export const RunClaimSchema = z
   })
   .strict();
 export type RunClaim = z.infer<typeof RunClaimSchema>;
+
+export const RESOURCE_HOLD_SCHEMA_VERSION = 1 as const;
+
+/**
+ * `resources/<resource>~<holder>`: a runner holds a GPU (or an exclusive group) for one run.
+ * Created exclusively, then the holder looks for other live holders of the resource and, if
+ * there is one, removes its own file and tries again later: of runners racing for a GPU at most
+ * one keeps it. Removed when the run ends; one whose owner is gone is stale and removed by anyone.
+ */
+export const ResourceHoldSchema = z
+  .object({
+    schemaVersion: z.literal(RESOURCE_HOLD_SCHEMA_VERSION),
+    resource: z.string().min(1),
+    holder: z.string().min(1),
+    owner: RunOwnerSchema,
+    /** The run the resource is held for. */
+    key: z.string().regex(RUN_KEY_PATTERN),
+    heldAt: isoTimestamp,
+  })
+  .strict();
+export type ResourceHold = z.infer<typeof ResourceHoldSchema>;
 
 /** The plan as stored in `study.json` (the parts the runner needs; configs kept as written). */
 export const StoredPlanSchema = z

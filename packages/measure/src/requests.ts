@@ -1,4 +1,5 @@
 import { closeSync, openSync, renameSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
 import type { MeasuredRequest } from '@llem/domain';
 import type { RequestRecord, TokenCountSource } from '@llem/engines';
 import { chunkGapsMs, requestTpotMs } from './metrics';
@@ -47,7 +48,7 @@ export function measuredRequests(
  * writeRequestRecords('/study/runs/abc_c0.requests.jsonl', output.requests);
  */
 export function writeRequestRecords(file: string, records: readonly MeasuredRequest[]): void {
-  const tmp = `${file}.tmp-${process.pid}`;
+  const tmp = `${file}.${hostname()}.${process.pid}.tmp`;
   const fd = openSync(tmp, 'w');
   try {
     for (const record of records) writeSync(fd, `${JSON.stringify(record)}\n`);

@@ -22,6 +22,9 @@ import {
   type ManifestEntry,
   ManifestSchema,
   type ManifestStatus,
+  RESOURCE_HOLD_SCHEMA_VERSION,
+  type ResourceHold,
+  ResourceHoldSchema,
   RUN_CLAIM_SCHEMA_VERSION,
   RUN_FAILURE_TYPES,
   RUN_RECORD_SCHEMA_VERSION,
@@ -32,8 +35,10 @@ import {
   type RunOwner,
   type RunRecord,
   RunRecordSchema,
+  resourceHoldFile,
   runAsideFile,
   runClaimFile,
+  runFileOf,
   runFiles,
   STUDY_FILES,
   StoredStudySchema,
@@ -58,11 +63,36 @@ export interface LivenessProbe {
   host: string;
   /** Whether a process with this pid runs on this machine. */
   isPidAlive(pid: number): boolean;
+  /** This machine's boot id; a claim made under another one is from before a reboot. */
+  bootId?: string | null;
+  /** When the process with this pid started (compared with `owner.processStart`). */
+  processStart?(pid: number): string | null;
   /** Whether a Slurm job is still queued or running; `null` when that cannot be told here. */
   isSlurmJobActive?(jobId: string): boolean | null;
 }
 
-/** The OS's answer: `os.hostname()` and `kill(pid, 0)`; no Slurm check. */
+/** This machine's boot id (Linux), `null` elsewhere. */
+function readBootId(): string | null {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+/** When a process started, in clock ticks since boot (Linux `/proc/<pid>/stat` field 22). */
+function readProcessStart(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // "pid (comm) state …": fields after the comm, which may hold spaces and parentheses.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** The OS's answer: `os.hostname()`, `kill(pid, 0)`, boot id and process start time; no Slurm check. */
 export const systemLiveness: LivenessProbe = {
   host: hostname(),
   isPidAlive(pid) {
@@ -73,6 +103,8 @@ export const systemLiveness: LivenessProbe = {
       return (error as NodeJS.ErrnoException).code === 'EPERM';
     }
   },
+  bootId: readBootId(),
+  processStart: readProcessStart,
 };
 
 /** The owner record of this process (with its Slurm job, when it runs in one). */
@@ -81,6 +113,10 @@ export function currentOwner(
   runnerId: string = randomBytes(8).toString('hex'),
 ): RunOwner {
   const owner: RunOwner = { host: hostname(), pid: process.pid, runnerId };
+  const bootId = readBootId();
+  const processStart = readProcessStart(process.pid);
+  if (bootId) owner.bootId = bootId;
+  if (processStart) owner.processStart = processStart;
   const jobId = env.SLURM_JOB_ID;
   if (jobId) {
     owner.slurm = {
@@ -99,6 +135,14 @@ export type ClaimState =
   | { kind: 'live'; generation: number; claim: RunClaim }
   | { kind: 'released'; generation: number; claim: RunClaim }
   | { kind: 'stale'; generation: number; claim: RunClaim | null; why: string };
+
+/** A resource (GPU, exclusive group) this runner holds for a run. */
+export interface HeldResource {
+  resource: string;
+  holder: string;
+  /** Absolute path of the hold file. */
+  file: string;
+}
 
 /** A claim this runner holds. */
 export interface HeldClaim {
@@ -168,6 +212,7 @@ export class StudyDirectory {
   readonly #liveness: LivenessProbe;
   readonly #staleClaimMs: number;
   readonly #now: () => Date;
+  #holds = 0;
 
   constructor(dir: string, options: StudyDirectoryOptions = {}) {
     this.dir = resolve(dir);
@@ -281,10 +326,10 @@ export class StudyDirectory {
   readRecords(): Map<string, RunRecord> {
     const out = new Map<string, RunRecord>();
     for (const name of this.#runFileNames()) {
-      if (!name.endsWith('.record.json')) continue;
-      const key = name.slice(0, -'.record.json'.length);
-      const { record } = this.readRecord(key);
-      if (record) out.set(key, record);
+      const file = runFileOf(name);
+      if (file?.kind !== 'record') continue;
+      const { record } = this.readRecord(file.key);
+      if (record) out.set(file.key, record);
     }
     return out;
   }
@@ -309,43 +354,65 @@ export class StudyDirectory {
 
   #judge(key: string, generation: number): ClaimState {
     const file = this.path(runClaimFile(key, generation));
-    let claim: RunClaim | null = null;
-    let mtimeMs: number;
-    try {
-      mtimeMs = statSync(file).mtimeMs;
-      const parsed = RunClaimSchema.safeParse(JSON.parse(readFileSync(file, 'utf8')));
-      if (parsed.success) claim = parsed.data;
-    } catch {
-      // Vanished or unreadable: judged by age below.
-      mtimeMs = 0;
-    }
-    if (claim?.releasedAt) return { kind: 'released', generation, claim };
-    const age = Date.now() - mtimeMs;
-    if (claim === null) {
+    const read = this.#readHold(file, RunClaimSchema);
+    if (read.value?.releasedAt) return { kind: 'released', generation, claim: read.value };
+    if (read.value === null) {
       // Claims are created complete (link of a written file), so an unreadable one was damaged
       // by hand or by a filesystem: trust it only while it is fresh.
-      return age > this.#staleClaimMs
-        ? { kind: 'stale', generation, claim, why: 'its claim file is unreadable' }
+      return Date.now() - read.mtimeMs > this.#staleClaimMs
+        ? { kind: 'stale', generation, claim: null, why: 'its claim file is unreadable' }
         : { kind: 'live', generation, claim: unknownClaim(key, generation) };
     }
-    const owner = claim.owner;
-    if (owner.host === this.#liveness.host && !this.#liveness.isPidAlive(owner.pid)) {
-      return { kind: 'stale', generation, claim, why: `its runner (pid ${owner.pid}) is gone` };
+    const gone = this.#ownerGone(read.value.owner, read.mtimeMs);
+    return gone === null
+      ? { kind: 'live', generation, claim: read.value }
+      : { kind: 'stale', generation, claim: read.value, why: gone };
+  }
+
+  /** A claim or hold file: its parsed content (`null`: unreadable or invalid) and its mtime. */
+  #readHold<T>(
+    file: string,
+    schema: { safeParse(v: unknown): { success: true; data: T } | { success: false } },
+  ): { value: T | null; mtimeMs: number } {
+    let mtimeMs = 0;
+    try {
+      mtimeMs = statSync(file).mtimeMs;
+    } catch {
+      return { value: null, mtimeMs: 0 }; // vanished: as old as can be
     }
-    if (owner.slurm && this.#liveness.isSlurmJobActive) {
-      if (this.#liveness.isSlurmJobActive(owner.slurm.jobId) === false) {
-        return { kind: 'stale', generation, claim, why: `Slurm job ${owner.slurm.jobId} ended` };
+    try {
+      const parsed = schema.safeParse(JSON.parse(readFileSync(file, 'utf8')));
+      return { value: parsed.success ? parsed.data : null, mtimeMs };
+    } catch {
+      return { value: null, mtimeMs };
+    }
+  }
+
+  /**
+   * Why `owner` (of a claim or hold touched at `mtimeMs`) is gone, or `null` while it lives:
+   * same host and rebooted since, or its pid dead or reused; its Slurm job ended; or no
+   * heartbeat for `staleClaimMs`.
+   */
+  #ownerGone(owner: RunOwner, mtimeMs: number): string | null {
+    const probe = this.#liveness;
+    if (owner.host === probe.host) {
+      if (owner.bootId && probe.bootId && owner.bootId !== probe.bootId) {
+        return `its runner (pid ${owner.pid}) ran before this machine rebooted`;
+      }
+      if (!probe.isPidAlive(owner.pid)) return `its runner (pid ${owner.pid}) is gone`;
+      const started = owner.processStart ? probe.processStart?.(owner.pid) : null;
+      if (started && started !== owner.processStart) {
+        return `its runner (pid ${owner.pid}) is gone (the pid now belongs to another process)`;
       }
     }
-    if (age > this.#staleClaimMs) {
-      return {
-        kind: 'stale',
-        generation,
-        claim,
-        why: `no heartbeat from ${owner.host} pid ${owner.pid} for ${Math.round(age / 1000)} s`,
-      };
+    if (owner.slurm && probe.isSlurmJobActive?.(owner.slurm.jobId) === false) {
+      return `Slurm job ${owner.slurm.jobId} ended`;
     }
-    return { kind: 'live', generation, claim };
+    const age = Date.now() - mtimeMs;
+    if (age > this.#staleClaimMs) {
+      return `no heartbeat from ${owner.host} pid ${owner.pid} for ${Math.round(age / 1000)} s`;
+    }
+    return null;
   }
 
   /**
@@ -398,6 +465,95 @@ export class StudyDirectory {
     } catch {
       // The record says how the run ended; an unreleased claim of a gone owner goes stale.
     }
+  }
+
+  // ── resources: GPUs and exclusive groups ─────────────────────────────────────────────────
+
+  /**
+   * Hold `resource` (a GPU, an exclusive group: `resourceName`) for the run `key`: create this
+   * holder's file, then look for other holders. A live one means the resource is taken: this
+   * holder's file is removed and `null` returned (try again later). Holders whose owner is gone
+   * are removed on the way. Of several runners racing for a resource at most one keeps it (each
+   * looks after creating its own file, so two at once both see each other and both let go).
+   */
+  holdResource(resource: string, key: string, owner: RunOwner): HeldResource | null {
+    mkdirSync(this.path(STUDY_FILES.resourcesDir), { recursive: true });
+    this.#holds += 1;
+    const holder = `${owner.runnerId}-${this.#holds}`;
+    const file = this.path(resourceHoldFile(resource, holder));
+    const hold: ResourceHold = {
+      schemaVersion: RESOURCE_HOLD_SCHEMA_VERSION,
+      resource,
+      holder,
+      owner,
+      key,
+      heldAt: this.#now().toISOString(),
+    };
+    if (!createExclusive(file, `${JSON.stringify(hold, null, 2)}\n`)) return null;
+    for (const other of this.#holdFiles(resource)) {
+      if (other === file) continue;
+      const read = this.#readHold(other, ResourceHoldSchema);
+      const gone = read.value
+        ? this.#ownerGone(read.value.owner, read.mtimeMs)
+        : Date.now() - read.mtimeMs > this.#staleClaimMs
+          ? 'unreadable'
+          : null;
+      if (gone !== null) {
+        rmSync(other, { force: true });
+        continue;
+      }
+      rmSync(file, { force: true });
+      return null;
+    }
+    return { resource, holder, file };
+  }
+
+  /** Let go of a held resource. */
+  releaseResource(held: HeldResource): void {
+    rmSync(held.file, { force: true });
+  }
+
+  /** The heartbeat of a held resource. */
+  touchResource(held: HeldResource): void {
+    const now = new Date();
+    try {
+      utimesSync(held.file, now, now);
+    } catch {
+      // Removed by hand: nothing to keep alive.
+    }
+  }
+
+  #holdFiles(resource: string): string[] {
+    const dir = this.path(STUDY_FILES.resourcesDir);
+    try {
+      return readdirSync(dir)
+        .filter((name) => name.startsWith(`${resource}~`) && !name.endsWith('.tmp'))
+        .map((name) => join(dir, name));
+    } catch {
+      return [];
+    }
+  }
+
+  /**
+   * The owners of live run claims other than `runnerId` (other runners working on the study
+   * now): one directory listing, the current claim of each run read.
+   */
+  otherLiveOwners(runnerId: string): RunOwner[] {
+    const current = new Map<string, number>();
+    for (const name of this.#runFileNames()) {
+      const file = runFileOf(name);
+      if (file?.kind === 'claim') {
+        current.set(file.key, Math.max(current.get(file.key) ?? 0, file.generation));
+      }
+    }
+    const owners = new Map<string, RunOwner>();
+    for (const [key, generation] of current) {
+      const state = this.#judge(key, generation);
+      if (state.kind === 'live' && state.claim.owner.runnerId !== runnerId) {
+        owners.set(state.claim.owner.runnerId, state.claim.owner);
+      }
+    }
+    return [...owners.values()];
   }
 
   // ── results ───────────────────────────────────────────────────────────────────────────────
@@ -456,7 +612,7 @@ export class StudyDirectory {
    */
   #legacyRecords(): Map<string, RunRecord> {
     const out = new Map<string, RunRecord>();
-    if (this.#runFileNames().some((n) => n.endsWith('.record.json'))) return out;
+    if (this.#runFileNames().some((n) => runFileOf(n)?.kind === 'record')) return out;
     const { manifest } = this.readManifest();
     for (const e of manifest?.entries ?? []) {
       out.set(e.key, {

@@ -3,6 +3,7 @@ export { systemClock, systemSleep } from './clock';
 export type {
   ClaimState,
   HeldClaim,
+  HeldResource,
   LivenessProbe,
   RunState,
   StudyDirectoryOptions,
@@ -53,7 +54,7 @@ export {
   utcStamp,
 } from './study-dir';
 export type { WorkerErrorReport, WorkerMessage, WorkerTask } from './task';
-export { errorFileFor, TASK_FILE_ENV } from './task';
+export { TASK_FILE_ENV } from './task';
 export type { ExecutionSettings } from './timeout';
 export { DEFAULT_RUN_TIMEOUT_S, runTimeout } from './timeout';
 export type {

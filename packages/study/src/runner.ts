@@ -8,7 +8,9 @@ import {
   type RunDevice,
   type RunOwner,
   type RunRecord,
+  resourceName,
   runFiles,
+  STUDY_FILES,
 } from '@llem/domain';
 import { type CleanupRegistry, type Logger, noopLogger, safeCleanup } from '@llem/resilience';
 import { type Clock, type SleepFn, systemClock, systemSleep } from './clock';
@@ -17,6 +19,7 @@ import {
   currentOwner,
   DEFAULT_HEARTBEAT_MS,
   type HeldClaim,
+  type HeldResource,
   type LivenessProbe,
   type RunState,
   recordOrPending,
@@ -170,6 +173,15 @@ interface Prepared<Config> {
   retryable: Map<string, number>;
 }
 
+/** How long a run waits before looking again for GPUs another runner holds. */
+const RESOURCE_RETRY_MS = 1_000;
+
+/** What a run took before it was dispatched: its GPUs (with a pool) and every hold. */
+interface Acquired {
+  devices: RunDevice[] | null;
+  holds: HeldResource[];
+}
+
 /** What the dispatch of one run tells the ETA and the gaps. */
 interface Progress {
   total: number;
@@ -240,6 +252,8 @@ export class StudyRunner<Config = unknown> {
   #started = false;
   #studyDir: string | null = null;
   readonly #held = new Set<HeldClaim>();
+  /** GPUs and groups this runner holds for its runs (touched with the claims). */
+  readonly #heldResources: HeldResource[] = [];
   /** True when runs of this study can overlap (a device pool with room for two). */
   #parallel = false;
   #manifestWrittenAt = Number.NEGATIVE_INFINITY;
@@ -349,6 +363,7 @@ export class StudyRunner<Config = unknown> {
       this.#manifestTimer = null;
       for (const held of this.#held) directory.release(held);
       this.#held.clear();
+      this.#releaseResources(directory, [...this.#heldResources]);
     }
   }
 
@@ -444,7 +459,7 @@ export class StudyRunner<Config = unknown> {
     }
     if (manifest.problem !== null) {
       this.#logger.warn(
-        `${directory.path('manifest.json')} ${manifest.problem === 'missing' ? 'is missing' : `is unreadable (${manifest.problem})`}: rebuilt from the run records`,
+        `${directory.path(STUDY_FILES.manifest)} ${manifest.problem === 'missing' ? 'is missing' : `is unreadable (${manifest.problem})`}: rebuilt from the run records`,
       );
     }
     const before = directory.state(stored as StoredStudy);
@@ -495,53 +510,47 @@ export class StudyRunner<Config = unknown> {
    * runner died between publish and record) is recorded as completed. Returns that count.
    */
   #verifyCompleted(directory: StudyDirectory): number {
-    const verify = this.#options.verifyResult ?? (() => ({ ok: true }) as const);
     let recovered = 0;
     for (const run of directory.state().runs) {
       if (run.liveOwner) continue;
-      const paths = directory.runPaths(run.key);
-      let verdict: ResultVerdict;
-      if (run.status !== 'completed') {
-        // A record that says completed with no result file: not completed, and said so.
-        if (run.record?.status !== 'completed') continue;
-        verdict = { ok: false, reason: 'is missing' };
-      } else {
-        try {
-          verdict = verify(JSON.parse(readFileSync(paths.result, 'utf8')));
-        } catch (error) {
-          verdict = {
-            ok: false,
-            reason:
-              error instanceof SyntaxError
-                ? `is not valid JSON (${error.message})`
-                : `cannot be read (${String(error)})`,
-          };
-        }
-      }
-      if (verdict.ok && run.record?.status === 'completed') continue;
+      // A first look on the snapshot: nothing to do for most runs.
+      const first = this.#resultVerdict(directory, run.key, run.record);
+      if (first === null) continue;
       const held = directory.claim(run.key, this.#owner);
       if (!held) continue; // someone else is on it
       try {
+        // Look again under the claim: another runner may have re-run it since the snapshot.
+        const record = directory.readRecord(run.key).record;
+        const verdict = this.#resultVerdict(directory, run.key, record);
+        if (verdict === null) continue;
         if (!verdict.ok) {
           const aside = directory.setResultAside(run.key, 'damaged');
           this.#logger.warn(
             `re-running ${run.key} (${run.label}, cycle ${run.cycle + 1}): its result ${runFiles(run.key).result} ${verdict.reason}${aside ? `; the file is kept as ${aside}` : ''}`,
           );
-          this.#record(directory, run, {
-            status: 'pending',
-            error: { type: 'no-result', message: `its result was unusable: ${verdict.reason}` },
-            resultFile: null,
-          });
+          this.#record(
+            directory,
+            { ...run, record },
+            {
+              status: 'pending',
+              error: { type: 'no-result', message: `its result was unusable: ${verdict.reason}` },
+              resultFile: null,
+            },
+          );
         } else {
           // The child published its result, but the runner died before recording it: keep it
           // rather than measure it again.
           recovered += 1;
-          this.#record(directory, run, {
-            status: 'completed',
-            error: null,
-            resultFile: run.resultFile,
-            endedAt: run.endedAt ?? this.#clock.date().toISOString(),
-          });
+          this.#record(
+            directory,
+            { ...run, record },
+            {
+              status: 'completed',
+              error: null,
+              resultFile: runFiles(run.key).result,
+              endedAt: record?.endedAt ?? this.#clock.date().toISOString(),
+            },
+          );
           this.#logger.info(`recovered the result of ${run.key} written before the runner stopped`);
         }
       } finally {
@@ -549,6 +558,36 @@ export class StudyRunner<Config = unknown> {
       }
     }
     return recovered;
+  }
+
+  /**
+   * What resume must do about a run's result, as the disk says now: `null` when nothing (a
+   * valid result its record calls completed, or no result and a record that does not claim
+   * one); `{ ok: true }` for a valid result whose record does not say so; `{ ok: false }` for a
+   * result that is unusable or missing while its record says completed.
+   */
+  #resultVerdict(
+    directory: StudyDirectory,
+    key: string,
+    record: RunRecord | null,
+  ): ResultVerdict | null {
+    if (!directory.hasResult(key)) {
+      return record?.status === 'completed' ? { ok: false, reason: 'is missing' } : null;
+    }
+    const verify = this.#options.verifyResult ?? (() => ({ ok: true }) as const);
+    let verdict: ResultVerdict;
+    try {
+      verdict = verify(JSON.parse(readFileSync(directory.runPaths(key).result, 'utf8')));
+    } catch (error) {
+      verdict = {
+        ok: false,
+        reason:
+          error instanceof SyntaxError
+            ? `is not valid JSON (${error.message})`
+            : `cannot be read (${String(error)})`,
+      };
+    }
+    return verdict.ok && record?.status === 'completed' ? null : verdict;
   }
 
   /** Write `change` over the run's record (or a fresh one), keeping the rest. */
@@ -608,6 +647,8 @@ export class StudyRunner<Config = unknown> {
       history: new Map(),
     };
 
+    const groupOf = (config: Config): string | null =>
+      this.#options.exclusiveGroup?.(config) ?? null;
     if (pool) {
       const wants = todo.map((r) => {
         const planned = configsByIndex.get(r.configIndex);
@@ -619,44 +660,68 @@ export class StudyRunner<Config = unknown> {
           `a run needs ${most} GPUs (devices_per_run), but execution.devices lists ${pool.length}`,
         );
       }
-      // Host-wide figures (RAPL) are shared when two runs can go at once.
-      this.#parallel = wants.length > 0 && 2 * Math.min(...wants) <= pool.length;
-      const groups = new Map<string, number>();
+      const groups = new Map<string | null, number>();
       for (const r of todo) {
         const planned = configsByIndex.get(r.configIndex);
-        const group = planned ? (this.#options.exclusiveGroup?.(planned.config) ?? null) : null;
-        if (group !== null) groups.set(group, (groups.get(group) ?? 0) + 1);
+        const group = planned ? groupOf(planned.config) : null;
+        groups.set(group, (groups.get(group) ?? 0) + 1);
       }
+      // Host-wide figures (RAPL) are shared when two runs can go at once: room for two on the
+      // GPUs, and not every run in one exclusive group.
+      const oneGroup = groups.size === 1 && !groups.has(null);
+      this.#parallel = wants.length > 1 && 2 * Math.min(...wants) <= pool.length && !oneGroup;
       for (const [group, n] of groups) {
-        if (n > 1)
+        if (group !== null && n > 1)
           this.#logger.warn(`${n} runs (${group}) never overlap each other: they go one at a time`);
       }
     }
 
+    let failure: { error: unknown } | null = null;
     for (const [i, run] of todo.entries()) {
-      if (this.#interruptLevel > 0) break;
+      if (this.#interruptLevel > 0 || failure) break;
       const planned = configsByIndex.get(run.configIndex);
       if (!planned) {
         throw new StudyError(`run ${run.key} names config ${run.configIndex}, not in the plan`);
       }
       const want = pool ? perRun(planned.config) : 0;
-      const group = this.#options.exclusiveGroup?.(planned.config) ?? null;
-      // Wait for this run's devices (and its group) to be free: runs go in plan order.
-      while (
-        this.#interruptLevel === 0 &&
-        inFlight.size > 0 &&
-        (free.size < want || (group !== null && busyGroups.has(group)) || !pool)
-      ) {
-        await Promise.race(inFlight);
+      const group = groupOf(planned.config);
+      // Wait for what this run needs: runs go in plan order. This runner's own runs free their
+      // GPUs when they end; another runner's hold on a GPU or group is seen when taking it.
+      let acquired: Acquired | null = null;
+      let gone = false;
+      while (this.#interruptLevel === 0 && failure === null) {
+        const busyHere =
+          (!pool && inFlight.size > 0) ||
+          (pool !== null && free.size < want) ||
+          (group !== null && busyGroups.has(group));
+        if (busyHere && inFlight.size > 0) {
+          await Promise.race(inFlight);
+          continue;
+        }
+        if (!this.#eligible(prepared, run.key)) {
+          gone = true;
+          break;
+        }
+        acquired = this.#acquire(prepared, run.key, planned.config, group, want, free);
+        if (acquired) break;
+        // Another runner holds a GPU or the group this run needs: look again in a while.
+        await this.#pause(RESOURCE_RETRY_MS + Math.floor(Math.random() * RESOURCE_RETRY_MS), [
+          ...inFlight,
+        ]);
       }
-      if (this.#interruptLevel > 0) break;
-      const held = this.#claim(prepared, run.key);
-      if (!held) {
-        // Done or taken by another runner since the study started.
+      if (gone) {
         progress.total -= 1;
         continue;
       }
-      const devices = pool ? pool.filter((d) => free.has(d.index)).slice(0, want) : null;
+      if (!acquired) break;
+      const held = this.#claim(prepared, run.key);
+      if (!held) {
+        // Done or taken by another runner since the study started.
+        this.#releaseResources(prepared.directory, acquired.holds);
+        progress.total -= 1;
+        continue;
+      }
+      const devices = acquired.devices;
       for (const d of devices ?? []) free.delete(d.index);
       if (group !== null) busyGroups.add(group);
       const remaining = todo.slice(i + 1);
@@ -668,14 +733,91 @@ export class StudyRunner<Config = unknown> {
         devices,
         progress,
         remaining,
-      ).finally(() => {
-        for (const d of devices ?? []) free.add(d.index);
-        if (group !== null) busyGroups.delete(group);
-        inFlight.delete(dispatched);
-      });
+      )
+        .catch((error: unknown) => {
+          // One run's failure to be recorded (a full disk) stops dispatching; the runs still
+          // going end as they would, then the error is thrown.
+          failure ??= { error };
+        })
+        .finally(() => {
+          this.#releaseResources(prepared.directory, acquired.holds);
+          for (const d of devices ?? []) free.add(d.index);
+          if (group !== null) busyGroups.delete(group);
+          inFlight.delete(dispatched);
+        });
       inFlight.add(dispatched);
     }
     await Promise.all(inFlight);
+    if (failure) throw (failure as { error: unknown }).error;
+  }
+
+  /**
+   * Take what a run needs, across every runner of the study: its exclusive group, and its GPUs
+   * (`want` of this runner's free pool devices, each held in the study directory so another
+   * runner cannot use it; without a pool, the GPUs the residual check looks at, so two runners
+   * never measure one GPU at once). All or nothing: `null` when anything is held elsewhere.
+   */
+  #acquire(
+    prepared: Prepared<Config>,
+    key: string,
+    config: Config,
+    group: string | null,
+    want: number,
+    free: ReadonlySet<number>,
+  ): Acquired | null {
+    const { directory, pool } = prepared;
+    const holds: HeldResource[] = [];
+    const take = (resource: string): boolean => {
+      const held = directory.holdResource(resource, key, this.#owner);
+      if (held) holds.push(held);
+      return held !== null;
+    };
+    const fail = (): null => {
+      this.#releaseResources(directory, holds);
+      return null;
+    };
+    if (group !== null && !take(resourceName({ group }))) return fail();
+    const host = this.#owner.host;
+    if (pool) {
+      const devices: RunDevice[] = [];
+      for (const device of pool) {
+        if (devices.length === want) break;
+        if (free.has(device.index) && take(resourceName({ gpu: device, host }))) {
+          devices.push(device);
+        }
+      }
+      if (devices.length < want) return fail();
+      this.#heldResources.push(...holds);
+      return { devices, holds };
+    }
+    const checked = this.#options.runDevices?.(config) ?? [];
+    for (const index of checked) {
+      if (!take(resourceName({ gpu: { index, uuid: null }, host }))) return fail();
+    }
+    this.#heldResources.push(...holds);
+    return { devices: null, holds };
+  }
+
+  #releaseResources(directory: StudyDirectory, holds: readonly HeldResource[]): void {
+    for (const held of holds) {
+      directory.releaseResource(held);
+      const at = this.#heldResources.indexOf(held);
+      if (at !== -1) this.#heldResources.splice(at, 1);
+    }
+  }
+
+  /** Sleep `ms` (in real time), or less when one of `wake` settles or the study is interrupted. */
+  async #pause(ms: number, wake: readonly Promise<unknown>[]): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const slept = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+      this.#interruptAbort.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    try {
+      await Promise.race([slept, ...wake]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** One claimed run on its devices: gap, run, events, cleanups, release. */
@@ -837,8 +979,11 @@ export class StudyRunner<Config = unknown> {
       toolVersion: this.#toolVersion,
       attempt,
       ...(devices ? { devices } : {}),
-      // Other runs may overlap this one: host-wide figures (RAPL) are shared.
-      ...(this.#parallel ? { parallel: true } : {}),
+      // Other runs may overlap this one (this runner's, or another runner's on the study):
+      // host-wide figures (RAPL) are shared.
+      ...(this.#parallel || directory.otherLiveOwners(this.#owner.runnerId).length > 0
+        ? { parallel: true }
+        : {}),
     };
     // Complete before the fork, and rewritten on every attempt: no fsync needed.
     writeFileSync(paths.task, JSON.stringify(task));

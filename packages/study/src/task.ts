@@ -47,16 +47,6 @@ export interface WorkerTask<Config = unknown> {
 /** The name of the environment variable that holds the task file path. */
 export const TASK_FILE_ENV = 'LLEM_TASK_FILE';
 
-/**
- * The file a failing worker writes instead of a result: `runs/<key>.error.json` beside
- * `runs/<key>.json` (the task's `files.error`).
- */
-export function errorFileFor(resultFile: string): string {
-  return resultFile.endsWith('.json')
-    ? `${resultFile.slice(0, -'.json'.length)}.error.json`
-    : `${resultFile}.error.json`;
-}
-
 /** What a failing worker writes to the error file. */
 export interface WorkerErrorReport {
   error: {
