@@ -90,6 +90,7 @@ export type {
   RunLatency,
   RunResult,
   RunResultCheck,
+  RunSlurm,
   RunWarning,
 } from './result';
 export {
@@ -112,6 +113,7 @@ export {
   RunLatencySchema,
   RunMemorySchema,
   RunResultSchema,
+  RunSlurmSchema,
   RunThroughputSchema,
   RunTokensSchema,
   RunWarningSchema,
@@ -119,8 +121,15 @@ export {
   TokenCountSourceSchema,
 } from './result';
 export { coefficientOfVariation, mean, sampleStd } from './stats';
-export type { ExecutionConfig, RunOrder, StudyFileInput } from './study';
-export { ExecutionSchema, RUN_ORDERS, StudyFileSchema, SweepSchema } from './study';
+export type { ExecutionConfig, RunOrder, SlurmSettings, StudyFileInput } from './study';
+export {
+  ExecutionSchema,
+  RUN_ORDERS,
+  SLURM_RESERVED_SBATCH_OPTIONS,
+  SlurmSettingsSchema,
+  StudyFileSchema,
+  SweepSchema,
+} from './study';
 export type {
   CliState,
   RunClaim,
@@ -129,6 +138,8 @@ export type {
   RunRecord,
   RunRecordStatus,
   SkippedFile,
+  SlurmSubmission,
+  SlurmSubmissionFiles,
   StoredStudyFile,
   WorkerErrorReportFile,
 } from './study-layout';
@@ -147,9 +158,14 @@ export {
   runClaimFile,
   runFiles,
   SkippedFileSchema,
+  SLURM_SUBMISSION_SCHEMA_VERSION,
+  SlurmSubmissionSchema,
   STUDY_FILES,
   StoredPlanSchema,
   StoredStudySchema,
+  slurmSubmissionFiles,
+  slurmSubmissionNumber,
+  slurmTaskLogFile,
   studySourceFile,
   WorkerErrorReportSchema,
   WorkerTaskSchema,

@@ -4,6 +4,7 @@ import type {
   ResidualCheck,
   RunDevice,
   RunResult,
+  RunSlurm,
   RunWarning,
 } from '@llem/domain';
 import { parseExperimentConfig, RUN_RESULT_SCHEMA_VERSION, RunResultSchema } from '@llem/domain';
@@ -82,6 +83,8 @@ export interface MeasureInput<C extends HarnessConfig = HarnessConfig> {
    * marked `shared`, left out of `totalJ`, and a `shared-host-energy` warning says so.
    */
   sharedHost?: boolean | undefined;
+  /** The Slurm job the run is measured in (job, array job and task, node); the result records it. */
+  slurm?: RunSlurm | undefined;
 }
 
 /** Result of `openGpuProbe`: a probe, or why there is none. */
@@ -608,6 +611,7 @@ export async function measureRun<C extends HarnessConfig>(
       flops: estimateFlops(info.parameterCount, outcome.inputTokens, outcome.outputTokens),
       residualCheck: input.residualCheck ?? null,
       ...(input.devices ? { devices: input.devices } : {}),
+      ...(input.slurm ? { slurm: input.slurm } : {}),
       inputs,
       warnings,
       environment,

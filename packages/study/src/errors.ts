@@ -60,3 +60,17 @@ export class StudyDevicesError extends Error {
     super(message, options);
   }
 }
+
+/**
+ * A Slurm command failed (sbatch refused the job: an unknown partition, account or QOS; Slurm is
+ * not installed or unreachable), or a Slurm array task was started with a submission or task id
+ * its study does not have. The message says which and what Slurm said (the CLI exits 1).
+ */
+export class SlurmError extends Error {
+  override readonly name = 'SlurmError';
+  readonly code = 'SLURM' as const;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}

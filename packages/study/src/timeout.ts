@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import type { SlurmSettings } from '@llem/domain';
 import { type Logger, noopLogger } from '@llem/resilience';
 
 /** The execution fields the runner reads (snake_case, as in the study file). */
@@ -13,6 +14,8 @@ export interface ExecutionSettings {
   devices?: ReadonlyArray<number | string> | null;
   /** GPUs each run is given from `devices` (default 1; see `StudyRunner`'s `devicesPerRun`). */
   devices_per_run?: number | null;
+  /** How `submitSlurmStudy` submits the study (`execution.slurm`). */
+  slurm?: SlurmSettings | null;
 }
 
 /** The floor of a derived timeout: model loading alone can take a minute. */
