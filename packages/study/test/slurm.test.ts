@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { mulberry32, type RunSlurm } from '@llem/domain';
 import {
@@ -302,4 +302,168 @@ describe.skipIf(skip)('Slurm: a study as a job array on a one-node cluster', () 
     }
     expect(gpuOverlaps(lines)).toBe(0);
   }, 90_000);
+});
+
+// Chaos through Slurm: ≥100 runs as job arrays, random tasks and whole jobs cancelled with
+// scancel while they run, then resumed with new submissions until every run ended. Every run
+// must end once in the state its behaviour calls for (no preemption taken for a failure), be
+// measured once, on the GPU Slurm gave its task; no result may be rewritten; no two workers
+// may share a GPU or a run.
+const SEED = Number(process.env.LLEM_CHAOS_SEED ?? 20261215);
+const CHAOS_RUNS = 120;
+const CHAOS_ROUNDS = 3;
+
+describe.skipIf(skip)('Slurm chaos', () => {
+  it(`${CHAOS_RUNS} runs, scancel of random tasks and whole jobs, resumes: each run once, no result rewritten, each on its GPU`, async () => {
+    const random = mulberry32(SEED);
+    const ledger = join(tmp.dir, 'chaos.jsonl');
+    const configs: Fixture[] = Array.from({ length: CHAOS_RUNS }, (_, id) => ({
+      behaviour: random() < 0.08 ? 'throw' : 'ok',
+      delayMs: 100 + Math.floor(random() * 400),
+      id,
+    }));
+    // Three runs per task at first (batches), one per task on resume.
+    const plan = makePlan(configs, { slurm: { runs_per_task: 3 } }, 'slurm chaos');
+    const started = Date.now();
+    const seen = new Map<string, string>();
+    let rewritten = 0;
+    let misclassified = 0;
+    let taskCancels = 0;
+    let jobCancels = 0;
+    let rounds = 0;
+    const jobIds: string[] = [];
+    let studyDir = '';
+    let directory: StudyDirectory | null = null;
+    const check = () => {
+      if (!directory) return;
+      const state = directory.state();
+      for (const [key, { identity }] of results(directory, state)) {
+        const before = seen.get(key);
+        if (before !== undefined && before !== identity) rewritten += 1;
+        seen.set(key, identity);
+      }
+      return state;
+    };
+
+    for (;;) {
+      rounds += 1;
+      const submitted = studyDir
+        ? await submit({ resume: studyDir }, ledger)
+        : await submit({ plan, outputDir: join(tmp.dir, 'chaos') }, ledger);
+      if (submitted.jobIds.length === 0) break;
+      studyDir = submitted.studyDir;
+      directory ??= new StudyDirectory(studyDir, { liveness });
+      jobIds.push(...submitted.jobIds);
+      const job = submitted.jobIds[0] as string;
+      let state = check();
+      let cancelled = 0;
+      while (state?.status === 'running') {
+        await new Promise((r) => setTimeout(r, 200 + random() * 800));
+        if (rounds <= CHAOS_ROUNDS) {
+          const running = squeue(job).filter((row) => row.state === 'RUNNING');
+          // Mostly single tasks; now and then (after a few tasks) the whole job.
+          if (cancelled >= 4 && random() < 0.1 && running.length > 0) {
+            scancel(job);
+            jobCancels += 1;
+          } else if (running.length > 0) {
+            cancelled += 1;
+            const victim = running[Math.floor(random() * running.length)];
+            scancel(`${job}_${victim?.task}`);
+            taskCancels += 1;
+          }
+        }
+        state = check();
+      }
+      // After each round: a run that failed for any other reason than its own is a preemption
+      // taken for a failure.
+      misclassified += (state?.runs ?? []).filter(
+        (r) => r.status === 'failed' && r.error?.type !== 'EngineError',
+      ).length;
+      if (rounds > CHAOS_ROUNDS && state?.status === 'completed') break;
+      if (rounds > CHAOS_ROUNDS + 5) break;
+    }
+    const elapsedS = (Date.now() - started) / 1000;
+
+    const final = check() as StudyState;
+    const lines = readJsonLines(ledger) as unknown as LedgerLine[];
+    const byKey = new Map(plan.runs.map((r) => [r.key, configs[r.configIndex] as Fixture]));
+    let wrongState = 0;
+    let duplicated = 0;
+    let wrongGpu = 0;
+    for (const run of final.runs) {
+      const expected = byKey.get(run.key)?.behaviour === 'ok' ? 'completed' : 'failed';
+      if (run.status !== expected) wrongState += 1;
+      if (expected === 'failed' && run.error?.type !== 'EngineError') wrongState += 1;
+      const finishes = lines.filter((l) => l.event === 'finish' && l.key === run.key);
+      if (run.status !== 'completed') {
+        if (finishes.length > 0) duplicated += 1;
+        continue;
+      }
+      const { result } = results(directory as StudyDirectory, final).get(run.key) ?? {};
+      if (finishes.length !== 1 || finishes[0]?.attempt !== result?.attempt) duplicated += 1;
+      const start = lines.find(
+        (l) => l.event === 'start' && l.key === run.key && l.attempt === result?.attempt,
+      );
+      const gpu = Number(start?.cuda);
+      if (
+        result?.devices?.[0]?.index !== gpu ||
+        result.devices[0].uuid !== GPU_UUIDS[gpu] ||
+        !jobIds.includes(result.slurm?.arrayJobId ?? '')
+      ) {
+        wrongGpu += 1;
+      }
+    }
+    // Two workers on one run at once (a requeued or resubmitted task and its predecessor).
+    const spans = lines
+      .filter((l) => l.event === 'start')
+      .map((s) => ({
+        key: s.key,
+        start: s.t,
+        end:
+          lines.find((l) => l.event === 'exit' && l.pid === s.pid)?.t ?? Number.POSITIVE_INFINITY,
+      }));
+    let sameRun = 0;
+    for (const [i, a] of spans.entries()) {
+      for (const b of spans.slice(i + 1)) {
+        if (a.key === b.key && a.start < b.end && b.start < a.end) sameRun += 1;
+      }
+    }
+    const attempts = lines.filter((l) => l.event === 'start').length;
+    const conflicts = readdirSync(join(studyDir, 'runs')).filter((n) => n.includes('.conflict-'));
+    const figures = {
+      seed: SEED,
+      runs: final.runs.length,
+      rounds,
+      submissions: jobIds.length,
+      taskCancels,
+      jobCancels,
+      attempts,
+      completed: final.counts.completed,
+      failed: final.counts.failed,
+      wrongState,
+      misclassified,
+      duplicated,
+      rewritten,
+      conflicts: conflicts.length,
+      wrongGpu,
+      gpuShared: gpuOverlaps(lines),
+      sameRun,
+      elapsedS,
+    };
+    console.log(`Slurm chaos figures: ${JSON.stringify(figures)}`);
+
+    expect(final.runs).toHaveLength(CHAOS_RUNS);
+    expect(final.status).toBe('completed');
+    expect(taskCancels).toBeGreaterThanOrEqual(10);
+    expect(jobCancels).toBeGreaterThanOrEqual(1);
+    expect(attempts).toBeGreaterThan(CHAOS_RUNS);
+    expect(wrongState).toBe(0);
+    expect(misclassified).toBe(0);
+    expect(duplicated).toBe(0);
+    expect(rewritten).toBe(0);
+    expect(conflicts).toEqual([]);
+    expect(wrongGpu).toBe(0);
+    expect(figures.gpuShared).toBe(0);
+    expect(sameRun).toBe(0);
+  }, 420_000);
 });
