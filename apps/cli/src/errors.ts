@@ -24,6 +24,7 @@ const RUNTIME_ERROR_NAMES: ReadonlySet<string> = new Set([
   'NvmlError',
   'NvmlLibraryError',
   'StudyError',
+  'SlurmError',
   'EngineError',
   'ModelError',
   'MeasurementError',

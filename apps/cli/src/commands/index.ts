@@ -6,6 +6,7 @@ import { gpuCommand } from './gpu';
 import { reportCommand } from './report';
 import { resultsCommand } from './results';
 import { runCommand } from './run';
+import { slurmTaskCommand } from './slurm-task';
 
 /**
  * Every top-level command. Each file under `commands/` exports a factory that takes the
@@ -21,4 +22,5 @@ export const commandFactories: CommandFactory[] = [
   reportCommand,
   resultsCommand,
   doctorCommand,
+  slurmTaskCommand,
 ];

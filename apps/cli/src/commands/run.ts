@@ -45,8 +45,9 @@ import { ExitCode, UsageError } from '../errors';
 import { addFileTransport } from '../logger';
 import { createProgressDisplay, listenForEnter } from '../progress';
 import { cliVersion } from '../version';
+import { runWithSlurm, type SlurmRunArgs, slurmRunOptions } from './run-slurm';
 
-interface RunArgs extends GlobalArgs {
+interface RunArgs extends GlobalArgs, SlurmRunArgs {
   file?: string;
   output: string;
   resume?: string;
@@ -258,7 +259,7 @@ const FAILED_TAIL_LINES = 5;
 
 const fmt = (v: number | null, digits: number) => (v === null ? '—' : v.toFixed(digits));
 
-function printSummary(ctx: CliContext, s: RunSummaryJson, cwd: string): void {
+export function printSummary(ctx: CliContext, s: RunSummaryJson, cwd: string): void {
   const out = (line = '') => ctx.stdout.write(`${line}\n`);
   const c = s.counts;
   out(
@@ -328,7 +329,7 @@ export function runCommand(
     command: 'run [file]',
     describe: 'Run a study (the built-in quickstart when no FILE is given), or resume one',
     builder: (y) =>
-      y
+      slurmRunOptions(y) // --executor, --wait and the execution.slurm flags (run-slurm.ts)
         .positional('file', { type: 'string', describe: 'Study file (YAML or JSON)' })
         .option('output', {
           alias: 'o',
@@ -423,6 +424,14 @@ export function runCommand(
           );
         }
       }
+
+      // ── Slurm executor (run-slurm.ts): submit job arrays instead of running here ──
+      if (args.executor === 'slurm') {
+        const { output, force, json, quiet } = args;
+        const input = { plan, source, baseDir, resumeDir, output, force, json, quiet };
+        return runWithSlurm(ctx, args, { ...input, signals: options.signals });
+      }
+      // ── end of the Slurm executor hook ──
 
       const { workerModule, execArgv } = workerModuleFor();
       const common = {

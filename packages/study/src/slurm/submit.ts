@@ -113,7 +113,7 @@ export async function submitSlurmStudy<Config>(
   const plan = state.stored.plan as RunnerPlan<Config>;
   const { chosen, left } = chooseRuns(state);
   if (chosen.length === 0) {
-    logger.info(
+    logger.debug(
       `nothing to submit in ${studyDir}: ${left.completed} completed, ${left.running} running, ${left.queued} queued`,
     );
     return { studyDir, jobIds: [], submissions: [], runs: 0, left };
@@ -320,7 +320,7 @@ function submitOne<Config>(
     submittedAt: (options.clock?.date() ?? new Date()).toISOString(),
   };
   directory.writeSubmission(submission);
-  logger.info(
+  logger.debug(
     `submitted ${runs} runs as Slurm job array ${jobId} (${tasks.length} tasks${gpus > 0 ? `, ${gpus} GPU${gpus === 1 ? '' : 's'} each` : ''}${settings.max_parallel ? `, at most ${settings.max_parallel} at once` : ''})`,
   );
   return submission;
