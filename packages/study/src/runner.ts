@@ -126,11 +126,10 @@ interface CommonOptions<Config> {
    */
   runDevices?: (config: Config) => number[];
   /**
-   * Work only on these runs (still in plan order), e.g. the runs of one Slurm array task; `[]`
-   * runs nothing (the study directory is only created, or checked as a resume checks it). A
-   * failed run among them is retried only while its record's attempts are still `attempts`
-   * (what they were when it was chosen), so two runners handed one failed run retry it once.
-   * Default: every run the study still needs.
+   * Work only on these runs (still in plan order), e.g. the runs of one Slurm array task; on
+   * resume only their results are checked. A failed run among them is retried only while its
+   * record's attempts are still `attempts` (what they were when it was chosen), so two runners
+   * handed one failed run retry it once. Default: every run the study still needs.
    */
   runs?: ReadonlyArray<{ key: string; attempts: number }>;
   /**
@@ -274,6 +273,8 @@ export class StudyRunner<Config = unknown> {
   /** The gaps under way (several with a device pool); `skipGap()` ends them all. */
   readonly #gapSkips = new Set<AbortController>();
   #started = false;
+  /** `prepare()`: the directory is made ready, no run is dispatched. */
+  #prepareOnly = false;
   #studyDir: string | null = null;
   /** `.jsonl` prompt counts for the derived timeout: each file read (and warned about) once. */
   readonly #promptCounts = new Map<string, number | null>();
@@ -340,8 +341,22 @@ export class StudyRunner<Config = unknown> {
   }
 
   /** Run (or resume) the study. Resolves once every run has ended or the study was interrupted. */
+  /**
+   * Create the study directory, or open it and check it as a resume does (the design, every
+   * completed result, a legacy manifest), and write the manifest, without dispatching any run.
+   * Emits `study-started` like `run()`; resolves the study's summary (status `running` while
+   * other runners or queued Slurm jobs hold runs). Call either this or `run()`, once.
+   *
+   * @example
+   * const { studyDir } = await new StudyRunner({ plan, workerModule, devices: null }).prepare();
+   */
+  prepare(): Promise<StudySummary> {
+    this.#prepareOnly = true;
+    return this.run();
+  }
+
   async run(): Promise<StudySummary> {
-    if (this.#started) throw new StudyError('StudyRunner.run() was already called');
+    if (this.#started) throw new StudyError('StudyRunner.run() or prepare() was already called');
     this.#started = true;
     const startedAt = this.#clock.now();
     // Devices first: a study naming a GPU this machine lacks is refused before anything is written.
@@ -356,10 +371,13 @@ export class StudyRunner<Config = unknown> {
     try {
       const initial = this.#writeManifest(directory, true);
       const selected = this.#options.runs ? new Set(this.#options.runs.map((r) => r.key)) : null;
-      const todo = plan.runs.filter(
-        (r) =>
-          (selected === null || selected.has(r.key)) && this.#eligible(prepared, r.key, initial),
-      );
+      const todo = this.#prepareOnly
+        ? []
+        : plan.runs.filter(
+            (r) =>
+              (selected === null || selected.has(r.key)) &&
+              this.#eligible(prepared, r.key, initial),
+          );
       this.#emit('study-started', {
         studyDir: directory.dir,
         studyName: plan.name,
@@ -531,7 +549,12 @@ export class StudyRunner<Config = unknown> {
           `${kept} completed runs no longer scheduled kept`,
       );
     }
-    const recovered = this.#verifyCompleted(directory);
+    // A runner given some runs (a Slurm task) checks only those: not every result of the study
+    // once per task.
+    const recovered = this.#verifyCompleted(
+      directory,
+      options.runs ? new Set(options.runs.map((r) => r.key)) : null,
+    );
     const state = directory.state();
     const retryable = options.runs
       ? new Map(options.runs.map((r) => [r.key, r.attempts]))
@@ -544,11 +567,11 @@ export class StudyRunner<Config = unknown> {
    * pending (with a line saying which and why); one whose record does not say completed (the
    * runner died between publish and record) is recorded as completed. Returns that count.
    */
-  #verifyCompleted(directory: StudyDirectory): number {
+  #verifyCompleted(directory: StudyDirectory, only: ReadonlySet<string> | null): number {
     const verify = this.#options.verifyResult ?? (() => ({ ok: true }) as const);
     let recovered = 0;
     for (const run of directory.state().runs) {
-      if (run.liveOwner) continue;
+      if (run.liveOwner || (only && !only.has(run.key))) continue;
       const paths = directory.runPaths(run.key);
       let verdict: ResultVerdict;
       if (run.status !== 'completed') {

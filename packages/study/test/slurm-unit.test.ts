@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { RunDevice, RunOwner } from '@llem/domain';
@@ -379,6 +379,39 @@ describe('submitSlurmStudy without a cluster', () => {
     directory.writeRecord({ ...(record as NonNullable<typeof record>), attempts: 2 });
     expect(directory.state().runs[0]?.queuedIn).toBeNull();
     expect(directory.state().status).toBe('completed');
+  });
+});
+
+describe('a resubmission checks the results first, as a resume does', () => {
+  it('a damaged result is set aside and its run submitted again; a good one is left alone', async () => {
+    const slurm = fakeSlurm({ '100': 'COMPLETED' });
+    const liveness = slurmLiveness({ run: slurm.run, cacheMs: 0 });
+    const plan = makePlan([{ n: 0 }, { n: 1 }], {}, 'verify');
+    const taskCommand = () => ['x'];
+    const { studyDir } = await submitSlurmStudy({
+      plan,
+      outputDir: tmp.dir,
+      taskCommand,
+      run: slurm.run,
+      liveness,
+    });
+    const directory = new StudyDirectory(studyDir, { liveness });
+    const [good, bad] = plan.runs.map((r) => r.key) as [string, string];
+    writeFileSync(directory.runPaths(good).result, JSON.stringify({ ok: true }));
+    writeFileSync(directory.runPaths(bad).result, '{"ok": tr');
+    const again = await submitSlurmStudy({
+      resume: studyDir,
+      taskCommand,
+      run: slurm.run,
+      liveness,
+      verifyResult: (value) =>
+        (value as { ok?: boolean }).ok ? { ok: true } : { ok: false, reason: 'not ok' },
+    });
+    expect(again.submissions[0]?.tasks).toEqual([[{ key: bad, attempts: 0 }]]);
+    expect(again.left.completed).toBe(1);
+    expect(
+      readdirSync(join(studyDir, 'runs')).some((n) => n.startsWith(`${bad}.json.damaged-`)),
+    ).toBe(true);
   });
 });
 

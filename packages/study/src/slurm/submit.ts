@@ -170,10 +170,10 @@ async function prepareStudy<Config>(
   liveness: LivenessProbe,
 ): Promise<string> {
   const common = {
-    // Nothing is forked: `runs: []` only creates the directory, or opens it and checks it as
-    // a resume does (design change, results that fail `verifyResult`, a legacy manifest).
+    // `prepare()` forks nothing: it creates the directory, or opens it and checks it as a
+    // resume does (design change, results that fail `verifyResult`, a legacy manifest).
     workerModule: 'llem:no-worker',
-    runs: [],
+    // Nor does it look at GPUs: the nodes have them, not the machine that submits.
     devices: null,
     liveness,
     ...(options.env ? { env: options.env } : {}),
@@ -199,7 +199,7 @@ async function prepareStudy<Config>(
           ...(options.outputDir ? { outputDir: options.outputDir } : {}),
         });
   if (options.onStudyReady) runner.on('study-started', options.onStudyReady);
-  const summary = await runner.run();
+  const summary = await runner.prepare();
   return summary.studyDir;
 }
 
