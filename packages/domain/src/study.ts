@@ -11,8 +11,9 @@ export type RunOrder = (typeof RUN_ORDERS)[number];
 /**
  * sbatch options llem sets itself for every submission: `--array` (one task per run or batch),
  * `--output`/`--error` (the task logs live in the study directory), `--parsable` (llem reads the
- * job id), `--job-name` (names the study), `--wrap` (llem writes the batch script), `--gres` /
- * `--gpus*` (each task asks for its runs' `devices_per_run` GPUs).
+ * job id), `--job-name` (names the study), `--wrap` (llem writes the batch script), `--gpus*`
+ * (each task asks for its runs' GPUs with `--gres=gpu:N`, which a `--gres` in `sbatch_args`
+ * replaces: `--gres=gpu:a100:1` for a GPU type, `--gres=none` on a partition without GPUs).
  */
 export const SLURM_RESERVED_SBATCH_OPTIONS = [
   '--array',
@@ -25,7 +26,6 @@ export const SLURM_RESERVED_SBATCH_OPTIONS = [
   '--job-name',
   '-J',
   '--wrap',
-  '--gres',
   '--gpus',
   '-G',
   '--gpus-per-task',
@@ -75,14 +75,14 @@ export const SlurmSettingsSchema = z
             if ((SLURM_RESERVED_SBATCH_OPTIONS as readonly string[]).includes(name)) {
               ctx.addIssue({
                 code: 'custom',
-                message: `${name} is set by llem for every submission (array, logs, job name, GPUs per task); remove it (set the GPUs with execution.devices_per_run)`,
+                message: `${name} is set by llem for every submission (array, logs, job name, GPUs per task); remove it (GPUs per task: execution.devices_per_run, or a --gres here)`,
               });
             }
           }),
       )
       .optional()
       .describe(
-        'Extra sbatch arguments, one per item (e.g. ["--constraint=a100", "--mem=64G"]); they come after llem\'s own',
+        'Extra sbatch arguments, one per item (e.g. ["--constraint=a100", "--mem=64G"]); they come after llem\'s own, so a --gres here (--gres=gpu:a100:1, or --gres=none without GPUs) replaces llem\'s --gres=gpu:N',
       ),
     setup: z
       .array(z.string())

@@ -394,6 +394,10 @@ describe('Slurm: execution.slurm', () => {
     };
     const p = plan({ execution: { slurm } });
     expect(p.execution.slurm).toEqual(slurm);
+    // A --gres of the study's own replaces llem's (a GPU type; none on a CPU partition).
+    expect(
+      plan({ execution: { slurm: { sbatch_args: ['--gres=gpu:a100:1'] } } }).execution.slurm,
+    ).toEqual({ sbatch_args: ['--gres=gpu:a100:1'] });
     expect(p.configs[0]?.configHash).toBe(without.configs[0]?.configHash);
     expect(p.designHash).toBe(without.designHash);
   });
@@ -412,8 +416,8 @@ describe('Slurm: execution.slurm', () => {
         'study.yaml: execution.slurm.sbatch_args[1]: --array is set by llem for every submission',
       ],
       [
-        { sbatch_args: ['--gres=gpu:2'] },
-        'study.yaml: execution.slurm.sbatch_args[0]: --gres is set by llem',
+        { sbatch_args: ['--gpus=2'] },
+        'study.yaml: execution.slurm.sbatch_args[0]: --gpus is set by llem',
       ],
       [{ setup: [1] }, 'study.yaml: execution.slurm.setup[0]: '],
     ];
