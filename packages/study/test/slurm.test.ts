@@ -277,6 +277,60 @@ describe.skipIf(skip)('Slurm: a study as a job array on a one-node cluster', () 
     expect((await submit({ resume: first.studyDir }, ledger)).jobIds).toEqual([]);
   }, 120_000);
 
+  it('a requeued task (same job id, next incarnation) takes over its run; the run is done once', async () => {
+    const ledger = join(tmp.dir, 'requeue.jsonl');
+    const configs: Fixture[] = [
+      { behaviour: 'ok', delayMs: 100, firstAttemptDelayMs: 60_000, id: 0 },
+      { behaviour: 'ok', delayMs: 100, id: 1 },
+    ];
+    const plan = makePlan(configs, {}, 'slurm requeue');
+    const key = plan.runs[0]?.key as string;
+    const { studyDir, jobIds } = await submit(
+      { plan, outputDir: join(tmp.dir, 'requeue') },
+      ledger,
+      { settings: { sbatch_args: ['--requeue'] } },
+    );
+    const job = jobIds[0] as string;
+    const directory = new StudyDirectory(studyDir, { liveness });
+    // The worker of the first incarnation is measuring (its ledger line is written).
+    const measuring = () =>
+      (readJsonLines(ledger) as unknown as LedgerLine[]).some(
+        (l) => l.event === 'start' && l.key === key,
+      );
+    await until(measuring, 30_000);
+    const env = cluster.ok ? cluster.env : {};
+    expect(spawnSync('scontrol', ['requeue', `${job}_0`], { env }).status).toBe(0);
+    await until(() => squeue(job).some((r) => r.task === '0' && r.state === 'PENDING'), 20_000);
+    // Slurm's SIGTERM left the run preempted, to be run again.
+    await until(() => directory.readRecord(key).record?.error?.type === 'preempted', 20_000);
+    expect(directory.readRecord(key).record?.status).toBe('pending');
+    // Slurm holds a requeued job back (BeginTime) for a while, and slurmd refuses to start a
+    // job it killed moments ago ("already killed, do not launch"): let it start in 2 s.
+    await new Promise((r) => setTimeout(r, 2000));
+    spawnSync('scontrol', ['update', `jobid=${job}_0`, 'StartTime=now'], { env });
+    const state = await follow(studyDir);
+    expect(state.status).toBe('completed');
+    const lines = readJsonLines(ledger) as unknown as LedgerLine[];
+    const starts = lines.filter((l) => l.event === 'start' && l.key === key);
+    expect(starts.map((l) => l.attempt)).toEqual([1, 2]);
+    // Both incarnations are the same Slurm job: the task id and job id do not tell them apart.
+    expect(new Set(starts.map((l) => l.slurm?.jobId)).size).toBe(1);
+    expect(
+      lines.filter((l) => l.event === 'finish' && l.key === key).map((l) => l.attempt),
+    ).toEqual([2]);
+    expect(gpuOverlaps(lines)).toBe(0);
+    const first = lines.find((l) => l.event === 'exit' && l.key === key && l.attempt === 1);
+    expect(first?.t).toBeLessThanOrEqual(starts[1]?.t as number);
+    const log = readFileSync(join(studyDir, `slurm/submission-1_${job}_0.log`), 'utf8');
+    expect(log).toMatch(/CANCELLED .* DUE TO JOB REQUEUE/);
+    expect(log.match(/Slurm task 0 of submission 1/g)).toHaveLength(2);
+    expect(directory.readRecord(key).record).toMatchObject({
+      status: 'completed',
+      attempts: 2,
+      owner: { slurm: { jobId: starts[0]?.slurm?.jobId, restartCount: 1 } },
+    });
+  }, 90_000);
+
   it('two submissions of the same runs at once: the tasks race by claims and each run is done once', async () => {
     const ledger = join(tmp.dir, 'twice.jsonl');
     const configs: Fixture[] = Array.from({ length: 6 }, (_, id) => ({
