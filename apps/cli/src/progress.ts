@@ -146,10 +146,14 @@ function lineDisplay(
           `${clock()} [${state.started}/${state.total}] ${event.label || event.configHash} (cycle ${event.cycle + 1})${onGpus(event.devices)}…`,
         );
         break;
+      case 'run-progress':
+        // The worker's own line (e.g. waiting for a server), indented under its run.
+        write(`${clock()}     ${event.message}`);
+        break;
       case 'run-finished': {
         runFinished(state, event);
         const why = event.error
-          ? ` (${event.error.type}: ${event.error.message.split('\n')[0]})`
+          ? ` (${event.error.type}${event.error.code ? ` ${event.error.code}` : ''}: ${event.error.message.split('\n')[0]})`
           : '';
         const eta =
           event.eta.remainingMs === null ? '' : `, ETA ${formatClock(event.eta.remainingMs)}`;
@@ -235,8 +239,14 @@ function barDisplay(
         state.gap = '';
         redraw();
         break;
+      case 'run-progress':
+        // One line of status beside the bar until the run ends (a bar has no room for a log).
+        state.gap = ` | ${event.message.length > 70 ? `${event.message.slice(0, 69)}…` : event.message}`;
+        redraw();
+        break;
       case 'run-finished':
         runFinished(state, event);
+        state.gap = '';
         state.etaMs = event.eta.remainingMs;
         state.etaAt = now();
         redraw();

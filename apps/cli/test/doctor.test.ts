@@ -1,6 +1,7 @@
 import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startTestServer } from '@llem/test-server';
 import { beforeAll, describe, expect, it } from 'vitest';
 // The fake NVML is test tooling, not a CLI dependency; reach it by path.
 import {
@@ -124,6 +125,89 @@ describe('llem doctor with the fake NVML', () => {
       ok: false,
       detail: '#0: 2048 MiB in use (threshold 100 MiB)',
     });
+  });
+});
+
+describe('llem doctor STUDY: each openai server the study uses', () => {
+  it('✓ for a server that answers and serves the model, ✗ with the cause and a hint otherwise (exit 1)', async () => {
+    const good = await startTestServer({ models: ['served'], lifetimeMs: 30_000 });
+    const strict = await startTestServer({
+      models: ['served'],
+      strictModel: true,
+      lifetimeMs: 30_000,
+    });
+    const gone = await startTestServer();
+    await gone.close();
+    try {
+      const cwd = mkdtempSync(join(tmpdir(), 'llem-doctor-'));
+      writeFileSync(
+        join(cwd, 'study.yaml'),
+        [
+          'name: servers',
+          'engine: openai',
+          'model: served',
+          `openai: { base_url: "${good.baseUrl}" }`,
+          'sweep:',
+          '  openai.concurrency: [1, 4]',
+          'experiments:',
+          '  - {}',
+          `  - { openai: { base_url: "${strict.baseUrl}", model: typo } }`,
+          `  - { openai: { base_url: "${gone.baseUrl}" } }`,
+        ].join('\n'),
+      );
+      const { code, stdout } = await run(
+        [
+          'doctor',
+          'study.yaml',
+          '--server-timeout-s',
+          '1',
+          '--library',
+          '/nonexistent/libnvidia-ml.so.1',
+          '--powercap-root',
+          fakePowercap(true),
+        ],
+        {},
+        cwd,
+      );
+      expect(code).toBe(1);
+      // Two concurrencies against the same server and model are one check.
+      expect(
+        stdout.match(new RegExp(`openai server ${good.baseUrl.replace(/\./g, '\\.')}:`, 'g')),
+      ).toHaveLength(1);
+      expect(stdout).toMatch(
+        new RegExp(
+          `^✓ openai server ${good.baseUrl.replace(/\./g, '\\.')}: answers in \\d+\\.\\d s; model served listed$`,
+          'm',
+        ),
+      );
+      expect(stdout).toMatch(
+        /^✗ openai server .*: MODEL_NOT_FOUND: .*answered HTTP 404 for model typo/m,
+      );
+      expect(stdout).toMatch(/→ Set model \(or openai\.model\) to a name the server serves/);
+      expect(stdout).toMatch(
+        new RegExp(
+          `^✗ openai server ${gone.baseUrl.replace(/\./g, '\\.')}: UNREACHABLE: was not ready after .*connection refused \\(ECONNREFUSED`,
+          'm',
+        ),
+      );
+      expect(stdout).toMatch(/2 blocking problems: fix openai server .*, openai server .* first\./);
+    } finally {
+      await good.close();
+      await strict.close();
+    }
+  });
+
+  it('a study file that is not valid exits 2 naming the file, before checking anything', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'llem-doctor-'));
+    writeFileSync(
+      join(cwd, 'bad.yaml'),
+      'name: x\nengine: openai\nmodel: m\nopenai: { base_url: ftp://x }\n',
+    );
+    const { code, stderr, stdout } = await run(['doctor', 'bad.yaml'], {}, cwd);
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr).toMatch(/bad\.yaml.*openai\.base_url/s);
+    expect(stderr).not.toMatch(/\n\s+at /);
   });
 });
 

@@ -107,6 +107,43 @@ describe('progress on a pipe (plain lines)', () => {
   });
 });
 
+describe('progress lines from a running worker', () => {
+  const progress = (message: string): ProgressEvent => ({
+    type: 'run-progress',
+    key: 'k1',
+    label: 'x',
+    message,
+  });
+
+  it('on a pipe: one indented line each, under the run they belong to', () => {
+    const out = sink(false);
+    const p = createProgressDisplay({ stderr: out.stream }, { now: () => 1000 });
+    p(studyStarted());
+    p(runStarted(1, 'served', 0));
+    p(progress('openai engine: http://h/v1 not ready after 1.2 s of 30 s: connection refused'));
+    p.stop();
+    expect(out.text().split('\n')[2]).toBe(
+      '[0s]     openai engine: http://h/v1 not ready after 1.2 s of 30 s: connection refused',
+    );
+  });
+
+  it('on a TTY: beside the bar, shortened, and gone when the run ends', () => {
+    const out = sink(true);
+    const p = createProgressDisplay({ stderr: out.stream }, { now: () => 0 });
+    p(studyStarted());
+    p(runStarted(1, 'served', 0));
+    const long = `openai engine: not ready after 1.2 s of 30 s: ${'connection refused '.repeat(5)}`;
+    p(progress(long));
+    // Cut to 70 characters, an ellipsis last.
+    expect(out.text()).toContain(`| ${long.slice(0, 69)}…`);
+    expect(out.text()).not.toContain(long.slice(0, 71));
+    const before = out.text().length;
+    p(runFinished(1, 'failed', null));
+    expect(out.text().slice(before)).not.toContain('not ready');
+    p.stop();
+  });
+});
+
 describe('progress on a TTY (bar)', () => {
   it('draws a bar with done/total, the config, elapsed, ETA and the gap countdown', () => {
     let t = 0;

@@ -128,14 +128,15 @@ describe('llem run with a command study', () => {
     expect(summary.runs[0]).toMatchObject({
       status: 'failed',
       error: {
-        type: 'EngineError',
+        type: 'engine',
+        code: 'COMMAND_EXIT',
         message: expect.stringMatching(/exited with code 4[\s\S]*CUDA error: out of memory/),
       },
     });
     // The human summary shows the stderr tail under the failed run, not only the first line.
     const human = await llem(['run', 'study.yaml', '--output', 'out'], cwd);
     expect(human.stdout).toMatch(
-      /Failed runs:\n {2}my-model \(cycle 1\): EngineError: command .* exited with code 4\n {6}--- stderr \(tail\) ---\n {6}CUDA error: out of memory\n/,
+      /Failed runs:\n {2}my-model \(cycle 1\): engine \(COMMAND_EXIT\): command .* exited with code 4\n {6}--- stderr \(tail\) ---\n {6}CUDA error: out of memory\n/,
     );
   });
 
@@ -201,7 +202,9 @@ sweep: { llamacpp.batch_size: [64, 128] }
     process.emit('SIGINT');
     const first = await interrupting;
     expect(first.code).toBe(130);
-    expect(first.stderr).toMatch(/Stopping after the current run ends cleanly/);
+    expect(first.stderr).toMatch(
+      /Stopping: the current run is ended cleanly and runs again on resume/,
+    );
     const resumeHint = /Resume with: llem run --resume (\S+)/.exec(first.stderr);
     expect(resumeHint).not.toBeNull();
     const studyDir = join(cwd, resumeHint?.[1] ?? '');
@@ -306,7 +309,7 @@ sweep: { llamacpp.batch_size: [64, 128] }
     const cwd = mkdtempSync(join(tmpdir(), 'llem-run-cli-'));
     const missing = await llem(['run', 'nope.yaml'], cwd);
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toMatch(/study file nope.yaml does not exist/);
+    expect(missing.stderr).toMatch(/nope\.yaml: \(root\): no such file/);
     const force = await llem(['run', '--force'], cwd);
     expect(force.code).toBe(2);
     expect(force.stderr).toMatch(/--force only applies with --resume/);

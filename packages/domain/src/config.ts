@@ -280,6 +280,14 @@ const openaiShape = {
     .optional()
     .describe('Cap on in-flight requests in request_rate mode'),
   request_timeout_s: z.number().positive().default(120),
+  ready_timeout_s: z
+    .number()
+    .positive()
+    .max(86_400)
+    .default(30)
+    .describe(
+      'How long to wait for an already-running server to answer before the run fails with the cause (not part of the hash)',
+    ),
   ignore_eos: z.boolean().default(false),
   steady_state: z.boolean().default(false).describe('Also report the steady-state window'),
   max_failure_rate: z.number().min(0).max(1).default(0),

@@ -1,3 +1,5 @@
+import { LlemError } from '@llem/resilience';
+
 /** One problem found in a config or study file. */
 export interface ConfigIssue {
   /** Field path in the file, e.g. `llamacpp.batch_size` or `experiments[1].engine`; `(root)` for the document. */
@@ -8,12 +10,14 @@ export interface ConfigIssue {
   allowed?: string[];
 }
 
-export type ConfigErrorCode =
-  | 'CONFIG_INVALID'
-  | 'CONFIG_NOT_FOUND'
-  | 'CONFIG_PARSE'
-  | 'CONFIG_EMPTY'
-  | 'STUDY_EMPTY';
+export const CONFIG_ERROR_CODES = [
+  'CONFIG_INVALID',
+  'CONFIG_NOT_FOUND',
+  'CONFIG_PARSE',
+  'CONFIG_EMPTY',
+  'STUDY_EMPTY',
+] as const;
+export type ConfigErrorCode = (typeof CONFIG_ERROR_CODES)[number];
 
 export interface ConfigErrorOptions {
   cause?: unknown;
@@ -29,9 +33,10 @@ export interface ConfigErrorOptions {
  *   { path: 'execution.order', message: 'invalid value', allowed: ['sequential', 'interleaved', 'shuffled'] },
  * ]);
  */
-export class ConfigError extends Error {
+export class ConfigError extends LlemError<ConfigErrorCode> {
   override readonly name = 'ConfigError';
   readonly code: ConfigErrorCode;
+  readonly source = 'config' as const;
   /** The file the issues are in (as the user named it), or `<inline>` for text without a file. */
   readonly file: string;
   readonly issues: readonly ConfigIssue[];

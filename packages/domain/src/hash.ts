@@ -12,6 +12,8 @@ import { parseExperimentConfig } from './validate';
  *   overrides that lands on the same values is the same measurement.
  * - `openai.api_key_env`: which environment variable holds the key does not change the
  *   server's behaviour (and the key itself never appears in a config).
+ * - `openai.ready_timeout_s`: how long the client waits for a server to come up; the
+ *   measurement starts only once it answers.
  *
  * Paths are dotted; every other field, including ones whose default was applied, is hashed.
  * Study-level settings (`name`, `sweep`, `experiments`, `execution`, output directory, log
@@ -21,6 +23,7 @@ export const HASH_EXCLUDED_FIELDS: readonly string[] = [
   'name',
   'decoder.preset',
   'openai.api_key_env',
+  'openai.ready_timeout_s',
 ];
 
 /**
@@ -103,6 +106,18 @@ export function studyDesignHash(
 }
 
 /** The design hash from already computed config hashes (any order, duplicates allowed). */
+/**
+ * The hash of any JSON-able config (not an llem experiment config): SHA-256 of its canonical
+ * JSON, first 16 hex. For grids of your own (`planGrid`); llem configs use
+ * `measurementConfigHash`, which applies defaults and leaves presentation fields out first.
+ *
+ * @example
+ * configHash({ batch: 64, model: 'x' }) === configHash({ model: 'x', batch: 64 }); // true
+ */
+export function configHash(config: unknown): string {
+  return sha256Hex16(canonicalJson(config));
+}
+
 export function designHashFromConfigHashes(configHashes: readonly string[]): string {
   return sha256Hex16(canonicalJson([...new Set(configHashes)].sort()));
 }

@@ -41,9 +41,10 @@ export {
   WarmupSchema,
 } from './config';
 export type { ConfigErrorCode, ConfigErrorOptions, ConfigIssue } from './errors';
-export { ConfigError, formatConfigIssues } from './errors';
+export { CONFIG_ERROR_CODES, ConfigError, formatConfigIssues } from './errors';
 export {
   canonicalJson,
+  configHash,
   designHashFromConfigHashes,
   HASH_EXCLUDED_FIELDS,
   hashParsedConfig,
@@ -58,6 +59,7 @@ export type {
   ManifestEntryStatus,
   ManifestError,
   ManifestStatus,
+  RunFailureType,
 } from './manifest';
 export {
   countManifestEntries,
@@ -68,13 +70,25 @@ export {
   ManifestErrorSchema,
   ManifestSchema,
   ManifestStatusSchema,
+  RUN_FAILURE_TYPES,
+  RunFailureTypeSchema,
 } from './manifest';
 export type { ParseStudyOptions, StudyFormat } from './parse';
 export { formatFromFileName, parseStudyText } from './parse';
-export type { PlannedConfig, PlanOptions, ScheduledRun, SkippedConfig, StudyPlan } from './plan';
-export { deepMerge, devicesPerRun, orderRuns, planStudy, runKey } from './plan';
+export type {
+  PlannedConfig,
+  PlannedConfigOf,
+  PlanOf,
+  PlanOptions,
+  ScheduledRun,
+  SkippedConfig,
+  StudyPlan,
+} from './plan';
+export { deepMerge, devicesPerRun, orderRuns, planGrid, planStudy, runKey } from './plan';
 export { QUICKSTART_FILE, quickstartStudy } from './quickstart';
 export { mulberry32, seededShuffle } from './random';
+export type { InvalidRequestLine, MeasuredRequest, ServerTimingsRecord } from './requests';
+export { parseRequestRecords, RequestRecordSchema, ServerTimingsSchema } from './requests';
 export type {
   DeviceEnergy,
   EnergyDeviceKind,

@@ -15,11 +15,44 @@ export type ManifestStatus = z.infer<typeof ManifestStatusSchema>;
 export const ManifestEntryStatusSchema = z.enum(['pending', 'running', 'completed', 'failed']);
 export type ManifestEntryStatus = z.infer<typeof ManifestEntryStatusSchema>;
 
-/** Why a run failed: `type` is a short class (timeout, crash, worker error name), never a stack. */
+/**
+ * Why a run failed, from the closed list `RUN_FAILURE_TYPES` (never a stack):
+ * - `timeout`: it ran past its timeout and was stopped;
+ * - `crash`: the worker died (a signal, a non-zero exit, an error that is no llem error);
+ * - `spawn`: the worker could not be started;
+ * - `no-result`: the worker exited without a result (or resume found its result unusable);
+ * - `interrupted`: Ctrl-C or a dead runner stopped it; it runs again on resume;
+ * - `engine`: the engine failed (model, binary, server unreachable, request failures…);
+ * - `config`: the config cannot run as written;
+ * - `measurement`: the harness could not measure (dataset, energy source…);
+ * - `server`: a managed server exited or never got ready;
+ * - `preempted`: the cluster stopped it (scancel, time limit, preemption); it runs again.
+ */
+export const RUN_FAILURE_TYPES = [
+  'timeout',
+  'crash',
+  'spawn',
+  'no-result',
+  'interrupted',
+  'engine',
+  'config',
+  'measurement',
+  'server',
+  'preempted',
+] as const;
+export const RunFailureTypeSchema = z.enum(RUN_FAILURE_TYPES);
+export type RunFailureType = z.infer<typeof RunFailureTypeSchema>;
+
+/**
+ * Why a run failed. `type` is one of `RUN_FAILURE_TYPES` (a manifest written before that list
+ * existed may hold an error class name such as `EngineError`, so the manifest accepts any string);
+ * `code` is the error's own code when it had one (`MODEL_NOT_FOUND`, `COMMAND_EXIT`…).
+ */
 export const ManifestErrorSchema = z
   .object({
     type: z.string().min(1),
     message: z.string(),
+    code: z.string().min(1).optional(),
   })
   .strict();
 export type ManifestError = z.infer<typeof ManifestErrorSchema>;

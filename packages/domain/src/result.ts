@@ -83,10 +83,19 @@ export const RunLatencySchema = z
   .object({
     /** Time to first token per request. */
     ttftMs: LatencyStatsSchema.nullable(),
-    /** Inter-token latency; never includes the TTFT. */
+    /**
+     * Inter-token latency: the gaps between successive chunks that carry tokens (vLLM's
+     * definition); never includes the TTFT. A chunk of several tokens is one gap.
+     */
     itlMs: LatencyStatsSchema.nullable(),
     /** End-to-end request latency. */
     e2eMs: LatencyStatsSchema.nullable(),
+    /**
+     * Time per output token, over requests: (E2E − TTFT) / (output tokens − 1) per request, with
+     * the request's final token count; requests with fewer than two tokens have none. Absent in
+     * results written before this field existed.
+     */
+    tpotMs: LatencyStatsSchema.nullable().optional(),
   })
   .strict();
 export type RunLatency = z.infer<typeof RunLatencySchema>;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ManifestErrorSchema } from './manifest';
+import { RunFailureTypeSchema } from './manifest';
 import { ResidualCheckSchema, RunDeviceSchema, RunSlurmSchema } from './result';
 
 /**
@@ -236,7 +236,15 @@ export const RunRecordSchema = z
     owner: RunOwnerSchema.nullable(),
     startedAt: isoTimestamp.nullable(),
     endedAt: isoTimestamp.nullable(),
-    error: ManifestErrorSchema.nullable(),
+    /** Why the latest attempt failed (or was interrupted); `type` from `RUN_FAILURE_TYPES`. */
+    error: z
+      .object({
+        type: RunFailureTypeSchema,
+        message: z.string(),
+        code: z.string().min(1).optional(),
+      })
+      .strict()
+      .nullable(),
     /** Relative to the study directory; set once completed. */
     resultFile: z.string().nullable(),
     /** The GPUs the latest attempt was given, when the study assigns devices. */
@@ -388,10 +396,11 @@ export const WorkerErrorReportSchema = z
   .object({
     error: z
       .object({
+        /** One of `RUN_FAILURE_TYPES` (`engine`, `config`, `measurement`, `server`, `crash`). */
         type: z.string().min(1),
         message: z.string(),
         stack: z.string().nullable(),
-        /** A machine-readable code, when the error had one. */
+        /** The error's own code, when it had one (`MODEL_NOT_FOUND`…). */
         code: z.string().optional(),
       })
       .strict(),

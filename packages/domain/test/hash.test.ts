@@ -66,7 +66,12 @@ describe('measurementConfigHash', () => {
   });
 
   it('ignores presentation fields', () => {
-    expect(HASH_EXCLUDED_FIELDS).toEqual(['name', 'decoder.preset', 'openai.api_key_env']);
+    expect(HASH_EXCLUDED_FIELDS).toEqual([
+      'name',
+      'decoder.preset',
+      'openai.api_key_env',
+      'openai.ready_timeout_s',
+    ]);
     expect(measurementConfigHash({ ...base, name: 'fast one' })).toBe(hash);
     // `standard` overridden back to the deterministic values is the same sampling.
     const sameValues = {
@@ -91,6 +96,21 @@ describe('measurementConfigHash', () => {
     ).toBe(
       measurementConfigHash({ ...served, openai: { ...served.openai, api_key_env: 'KEY_B' } }),
     );
+  });
+
+  it('openai.ready_timeout_s (added later) changes no hash: an openai config keeps the hash it had', () => {
+    const served = {
+      model: 'm',
+      engine: 'openai',
+      openai: { base_url: 'http://127.0.0.1:8000/v1', concurrency: 8 },
+    };
+    // The hash this config had before ready_timeout_s existed.
+    expect(measurementConfigHash(served)).toBe('44b675e6e0a74b66');
+    for (const ready_timeout_s of [30, 5, 600]) {
+      expect(
+        measurementConfigHash({ ...served, openai: { ...served.openai, ready_timeout_s } }),
+      ).toBe('44b675e6e0a74b66');
+    }
   });
 
   it('throws ConfigError for an invalid config', () => {

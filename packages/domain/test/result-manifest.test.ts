@@ -56,6 +56,31 @@ describe('RunResultSchema', () => {
     expect(RunResultSchema.parse(sampleResult())).toEqual(sampleResult());
   });
 
+  it('latency.tpotMs is optional: results written before it existed stay valid', () => {
+    const old = sampleResult();
+    expect('tpotMs' in old.latency).toBe(false);
+    expect(RunResultSchema.safeParse(old).success).toBe(true);
+    const withTpot = {
+      ...old,
+      latency: { ...old.latency, tpotMs: { mean: 20, p50: 20, p95: 21, p99: 22 } },
+    };
+    expect(RunResultSchema.parse(withTpot).latency.tpotMs).toEqual({
+      mean: 20,
+      p50: 20,
+      p95: 21,
+      p99: 22,
+    });
+    expect(
+      RunResultSchema.safeParse({ ...old, latency: { ...old.latency, tpotMs: null } }).success,
+    ).toBe(true);
+    expect(
+      RunResultSchema.safeParse({
+        ...old,
+        latency: { ...old.latency, tpotMs: { mean: -1, p50: 0, p95: 0, p99: 0 } },
+      }).success,
+    ).toBe(false);
+  });
+
   it('rejects a missing-value guess of a wrong type and unknown keys', () => {
     const bad = { ...sampleResult(), energyPerOutputTokenJ: 'n/a' };
     expect(RunResultSchema.safeParse(bad).success).toBe(false);

@@ -23,17 +23,47 @@ export interface RequestRecord {
   /** When the first output token arrived; `null` if none did. */
   firstTokenAt: number | null;
   /**
-   * Arrival time of every output token after the first (monotonic ms). Inter-token latencies are
-   * the differences of [firstTokenAt, ...tokenTimes], so the TTFT is never among them. A chunk
-   * carrying k tokens contributes k entries with the same time.
+   * Arrival time of every output token after the first (monotonic ms). A chunk carrying k tokens
+   * contributes k entries with the same time (the first token's chunk k − 1).
    */
   tokenTimes: number[];
+  /**
+   * Arrival times of the chunks that carried tokens, after the first token's chunk (monotonic ms).
+   * Inter-token latencies are the gaps of `[firstTokenAt, ...chunkTimes]`, as vLLM's benchmark
+   * defines ITL, so the TTFT is never among them and a chunk of k tokens is one gap, not k.
+   * Absent when every token arrives on its own (then `tokenTimes` are the chunks).
+   */
+  chunkTimes?: number[];
   /** When the request finished (monotonic ms). */
   endedAt: number;
   inputTokens: number | null;
   outputTokens: number | null;
+  /** Where this request's counts came from; default: the outcome's `tokenCountSource`. */
+  tokenSource?: TokenCountSource;
+  /**
+   * Times the request was sent again after its connection failed before any response byte; its
+   * latencies still count from the first send (`startedAt`). Default 0.
+   */
+  retries?: number;
+  /** The server's own timings for this request (llama-server's `timings` block), when sent. */
+  serverTimings?: ServerTimings;
   /** Set when the request failed; the run decides whether the failure rate is acceptable. */
   error?: { type: string; message: string };
+}
+
+/**
+ * llama-server's per-request `timings` (its field names in camelCase); a field the server did
+ * not send is `null`.
+ */
+export interface ServerTimings {
+  /** Prompt tokens evaluated, and the time that took (ms). */
+  promptN: number | null;
+  promptMs: number | null;
+  /** Prompt tokens found in the server's prompt cache. */
+  cacheN: number | null;
+  /** Tokens generated, and the generation time (ms) from the first token to the last. */
+  predictedN: number | null;
+  predictedMs: number | null;
 }
 
 /** Where the token counts came from, so the result can say so. */
@@ -74,6 +104,11 @@ export interface EngineContext {
   logger: Logger;
   /** Aborts loading or running (timeout, SIGINT). */
   signal: AbortSignal;
+  /**
+   * Where a line for the user's console goes while something slow happens outside the
+   * measurement (waiting for a server to come up). The same line is also logged. Optional.
+   */
+  progress?: (message: string) => void;
 }
 
 export interface Engine {

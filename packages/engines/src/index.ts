@@ -1,4 +1,9 @@
-export type { CommandEngineOptions, ProgramLatency, ProgramReport } from './command/index';
+export type {
+  CommandEngineErrorCode,
+  CommandEngineOptions,
+  ProgramLatency,
+  ProgramReport,
+} from './command/index';
 export { CommandEngineError, createCommandEngine, killAllProcessGroups } from './command/index';
 export type { CreateEngineOptions } from './create';
 export { createEngine } from './create';
@@ -9,6 +14,7 @@ export type {
   EngineRequest,
   RequestRecord,
   RunHooks,
+  ServerTimings,
   TokenCountSource,
   WorkloadOutcome,
 } from './engine';
@@ -26,21 +32,27 @@ export type {
   OpenAIEngineConfig,
   OpenAIEngineErrorCode,
   OpenAIEngineOptions,
+  OpenAIServerCheck,
   Random,
   RequestErrorType,
   ResolvedOpenAIConfig,
+  ServerProblem,
+  ServerTimingsSummary,
   StartupRetryOptions,
   SteadyStateResult,
   SteadyStateWindow,
 } from './openai/index';
 export {
   arrivalSchedule,
+  checkOpenAIServer,
   createOpenAIEngine,
   goodput,
   interArrivalGenerator,
+  MAX_CONNECTION_RETRIES,
   OpenAIEngineError,
   resolveOpenAIConfig,
   seededRandom,
+  serverTimingsSummary,
   steadyStateWindow,
 } from './openai/index';
 export type { EnsureTinyModelOptions, TinyModelSpec } from './tiny/index';

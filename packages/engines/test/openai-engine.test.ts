@@ -1,4 +1,5 @@
 import { ExperimentConfigSchema } from '@llem/domain';
+import { type Script, startTestServer, type TestServer } from '@llem/test-server';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EngineRequest } from '../src/engine';
 import {
@@ -6,9 +7,8 @@ import {
   type OpenAIConfig,
   type OpenAIEngineOptions,
 } from '../src/openai/index';
-import { type OpenAITestServer, type Script, startOpenAIServer } from './support/openai-server';
 
-const servers: OpenAITestServer[] = [];
+const servers: TestServer[] = [];
 const disposers: Array<() => Promise<void>> = [];
 
 afterEach(async () => {
@@ -19,8 +19,8 @@ afterEach(async () => {
 async function server(
   scenario: (index: number, body: Record<string, unknown> | null) => Script,
   options: { models?: string[]; modelsStatus?: number[] } = {},
-): Promise<OpenAITestServer> {
-  const s = await startOpenAIServer({
+): Promise<TestServer> {
+  const s = await startTestServer({
     scenario: (r) => scenario(r.index, r.body),
     lifetimeMs: 30_000,
     ...options,
@@ -30,7 +30,7 @@ async function server(
 }
 
 function engineFor(
-  s: OpenAITestServer | string,
+  s: TestServer | string,
   section: Partial<OpenAIConfig> = {},
   options: Partial<OpenAIEngineOptions> = {},
 ) {
@@ -82,23 +82,32 @@ describe('openai engine: load', () => {
     expect(s.modelsCalls).toHaveLength(1);
   });
 
-  it('retries while the server is still loading (503) and then succeeds', async () => {
-    const warnings: string[] = [];
+  it('waits while the server is still loading (503), saying so, and then succeeds', async () => {
+    const progress: string[] = [];
+    const console: string[] = [];
     const s = await server(() => ({}), { modelsStatus: [503, 503] });
     const engine = engineFor(
       s,
       {},
       {
-        logger: { error() {}, warn: (m: string) => warnings.push(m), info() {}, debug() {} },
+        logger: { error() {}, warn() {}, info: (m: string) => progress.push(m), debug() {} },
+        // The same lines reach the console through the context's progress hook.
+        progress: (m: string) => console.push(m),
       },
     );
     await expect(engine.load()).resolves.toMatchObject({ backend: 'remote' });
     expect(s.modelsCalls).toHaveLength(3);
-    expect(warnings.some((w) => /attempt 1\/3 failed/.test(w))).toBe(true);
+    expect(progress.filter((m) => /not ready after/.test(m))).toEqual([
+      expect.stringMatching(
+        /^openai engine: http:\/\/127\.0\.0\.1:\d+\/v1 not ready after \d+\.\d s of 30 s: server still loading \(GET .*\/models answered HTTP 503: .*\); trying again in/,
+      ),
+      expect.stringMatching(/not ready after/),
+    ]);
+    expect(console).toEqual(progress.filter((m) => /not ready after/.test(m)));
   });
 
   it('retries connection refused until a late server starts listening', async () => {
-    const probe = await startOpenAIServer();
+    const probe = await startTestServer();
     const port = probe.port;
     await probe.close();
     const engine = engineFor(
@@ -110,21 +119,106 @@ describe('openai engine: load', () => {
     );
     const loading = engine.load();
     await new Promise((resolve) => setTimeout(resolve, 200));
-    const late = await startOpenAIServer({ port, lifetimeMs: 30_000 });
+    const late = await startTestServer({ port, lifetimeMs: 30_000 });
     servers.push(late);
     await expect(loading).resolves.toMatchObject({ backend: 'remote' });
     expect(late.modelsCalls.length).toBeGreaterThanOrEqual(1);
   });
 
   it('fails with a clear EngineError when nothing ever listens', async () => {
-    const probe = await startOpenAIServer();
+    const probe = await startTestServer();
     await probe.close();
     const engine = engineFor(`http://127.0.0.1:${probe.port}/v1`);
     await expect(engine.load()).rejects.toMatchObject({
       name: 'EngineError',
       code: 'UNREACHABLE',
-      message: expect.stringMatching(/could not reach .*\/models \(3 attempts\).*ECONNREFUSED/),
+      message: expect.stringMatching(
+        /was not ready after 3 attempts in .* \(openai\.ready_timeout_s 30\): connection refused \(ECONNREFUSED: .* on GET .*\/models\)\. Is the server running at openai\.base_url\?/,
+      ),
     });
+  });
+
+  it('gives up after openai.ready_timeout_s with the cause, logging progress on the way', async () => {
+    const probe = await startTestServer();
+    await probe.close();
+    const progress: string[] = [];
+    const engine = engineFor(
+      `http://127.0.0.1:${probe.port}/v1`,
+      { ready_timeout_s: 1.5 },
+      {
+        // The production backoff (250 ms growing to 2 s), bounded by the ready timeout.
+        startupRetry: {},
+        logger: { error() {}, warn() {}, info: (m: string) => progress.push(m), debug() {} },
+      },
+    );
+    const t0 = performance.now();
+    const error = await engine.load().catch((e: unknown) => e);
+    const waited = performance.now() - t0;
+    expect(error).toMatchObject({ name: 'EngineError', code: 'UNREACHABLE' });
+    expect((error as Error).message).toMatch(
+      /\(openai\.ready_timeout_s 1\.5\): connection refused \(ECONNREFUSED/,
+    );
+    // Gave up within the budget (plus scheduling slack), not after minutes.
+    expect(waited).toBeLessThan(1500 + 3000);
+    expect(progress.length).toBeGreaterThanOrEqual(2);
+    expect(progress[0]).toMatch(/not ready after \d+\.\d s of 1\.5 s: connection refused/);
+  });
+
+  it('a host that does not resolve fails at once with the DNS cause, not after the timeout', async () => {
+    const engine = engineFor('http://llem-no-such-host.invalid:8000/v1', { ready_timeout_s: 30 });
+    const t0 = performance.now();
+    await expect(engine.load()).rejects.toMatchObject({
+      name: 'EngineError',
+      code: 'DNS',
+      message: expect.stringMatching(/DNS lookup failed \(ENOTFOUND: .*llem-no-such-host\.invalid/),
+    });
+    expect(performance.now() - t0).toBeLessThan(10_000);
+  });
+
+  it('TLS spoken to a plain-HTTP server fails at once with the TLS cause', async () => {
+    const s = await server(() => ({}));
+    const engine = engineFor(`https://127.0.0.1:${s.port}/v1`);
+    await expect(engine.load()).rejects.toMatchObject({
+      name: 'EngineError',
+      code: 'TLS',
+      message: expect.stringMatching(/TLS handshake failed \(EPROTO: /),
+    });
+    expect(s.modelsCalls).toHaveLength(0);
+  });
+
+  it('401 fails at once with AUTH and says what to set', async () => {
+    const s = await startTestServer({ apiKey: 'sekrit', lifetimeMs: 30_000 });
+    servers.push(s);
+    await expect(engineFor(s).load()).rejects.toMatchObject({
+      name: 'EngineError',
+      code: 'AUTH',
+      message: expect.stringContaining(
+        'answered HTTP 401; set openai.api_key_env to the name of the environment variable holding the key',
+      ),
+    });
+  });
+
+  it('a model the server does not serve (404, as vLLM answers) fails with MODEL_NOT_FOUND', async () => {
+    const s = await startTestServer({ strictModel: true, models: ['served'], lifetimeMs: 30_000 });
+    servers.push(s);
+    await expect(engineFor(s, { model: 'typo-model' }).load()).rejects.toMatchObject({
+      name: 'EngineError',
+      code: 'MODEL_NOT_FOUND',
+      message: expect.stringMatching(
+        /answered HTTP 404 for model typo-model: .*The model `typo-model` does not exist/,
+      ),
+    });
+  });
+
+  it('a model not listed but accepted (llama-server serves any name) passes after a one-token probe', async () => {
+    const s = await server(() => ({ tokens: 1 }), { models: ['/models/llama.gguf'] });
+    const info = await engineFor(s, { model: 'whatever' }).load();
+    expect(info.details).toMatchObject({
+      modelListed: false,
+      servedModels: ['/models/llama.gguf'],
+    });
+    expect(s.requests).toHaveLength(1);
+    expect(s.requests[0]!.body).toMatchObject({ model: 'whatever', max_tokens: 1, stream: false });
   });
 
   it('names the env var when the API key is missing', async () => {
@@ -215,7 +309,7 @@ describe('openai engine: streaming and timing', () => {
   });
 
   it('sends the OpenAI request shape with include_usage and ignore_eos', async () => {
-    const s = await server(() => ({ tokens: 2 }));
+    const s = await server(() => ({ tokens: 2 }), { models: ['fallback-name'] });
     const engine = createOpenAIEngine(
       {
         model: 'fallback-name',
@@ -251,7 +345,7 @@ describe('openai engine: streaming and timing', () => {
   });
 
   it('takes a parsed study config as is; the standard preset sends the sampling extensions', async () => {
-    const s = await server(() => ({ tokens: 1 }));
+    const s = await server(() => ({ tokens: 1 }), { models: ['served-model'] });
     const config = ExperimentConfigSchema.parse({
       model: 'served-model',
       engine: 'openai',
@@ -293,6 +387,8 @@ describe('openai engine: streaming and timing', () => {
     const [b, c, d, e] = r!.tokenTimes;
     expect(c).toBe(b);
     expect(d).toBe(b);
+    // Running usage gives the 3 tokens; the ITL samples are still one gap per chunk.
+    expect(r!.chunkTimes).toEqual([b, e]);
     // Same clock as the server (same process): each token is stamped when its chunk arrived,
     // never before it was written, so the empty chunk [1] produced no timestamp.
     const written = s.requests[0]!.chunkWrittenAt;
@@ -372,6 +468,53 @@ describe('openai engine: streaming and timing', () => {
     expect(outcome.tokenCountSource).toBe('counted-chunks');
     expect(outcome.extra).toMatchObject({
       tokenCounts: { requestsWithServerUsage: 1, requestsCounted: 1 },
+    });
+  });
+
+  it('several tokens per chunk (llama-server): one ITL gap per chunk, usage and timings on the finish chunk', async () => {
+    const s = await startTestServer({
+      tokensPerChunk: 3,
+      usage: 'finish',
+      timings: true,
+      paceMs: 10,
+      lifetimeMs: 30_000,
+    });
+    servers.push(s);
+    const engine = engineFor(s);
+    await engine.load();
+    const outcome = await engine.run(prompts(1, 7));
+    const r = outcome.requests[0]!;
+    // Chunks of 1, 3 and 3 tokens with no per-chunk counts: the client sees 3 chunks, so two
+    // ITL gaps of 3 paces each; the total (7) comes from the final usage, and the tokens it
+    // could not time are flagged. TPOT from that total is what stays exact (see @llem/measure).
+    expect(r.outputTokens).toBe(7);
+    expect(r.tokenSource).toBe('server-usage');
+    expect(r.chunkTimes).toHaveLength(2);
+    expect(r.chunkTimes).toEqual(r.tokenTimes);
+    expect(r.chunkTimes![0]! - r.firstTokenAt!).toBeGreaterThanOrEqual(3 * 10 - 1);
+    expect(r.serverTimings).toMatchObject({ promptN: 2, cacheN: 0, predictedN: 7 });
+    expect(r.serverTimings!.predictedMs).toBeGreaterThanOrEqual(6 * 10 - 1);
+    expect(outcome.extra).toMatchObject({
+      tokenCounts: { requestsWithUntimedTokens: 1 },
+      serverTimings: { requests: 1, predictedTokens: 7, promptTokens: 2 },
+    });
+  });
+
+  it('usage inside the last content chunk: its token is timed and the total taken from it', async () => {
+    const s = await startTestServer({ usage: 'in-content', lifetimeMs: 30_000 });
+    servers.push(s);
+    const engine = engineFor(s, { endpoint: 'chat' });
+    await engine.load();
+    const outcome = await engine.run(prompts(2, 5));
+    expect(outcome.tokenCountSource).toBe('server-usage');
+    expect(outcome.outputTokens).toBe(10);
+    for (const r of outcome.requests) {
+      expect(r.tokenTimes).toHaveLength(4);
+      expect(r.inputTokens).toBe(2);
+    }
+    expect(outcome.extra).toMatchObject({
+      tokenCounts: { requestsWithUntimedTokens: 0, requestsWithPerChunkUsage: 0 },
+      serverTimings: null,
     });
   });
 
@@ -527,6 +670,43 @@ describe('openai engine: failures', () => {
     expect(outcome.extra).toMatchObject({ errorsByType: { connection_refused: 2 } });
   });
 
+  it('a request whose connection dies before any answer is sent again; its latency counts from the first send', async () => {
+    // The first attempt is held 150 ms, then its connection is reset without a byte of answer.
+    const s = await server((i) => (i === 0 ? { headersDelayMs: 150, reset: true } : { tokens: 3 }));
+    const engine = engineFor(s);
+    await engine.load();
+    const outcome = await engine.run(prompts(1));
+    const r = outcome.requests[0]!;
+    expect(r.error).toBeUndefined();
+    expect(r.retries).toBe(1);
+    expect(s.requests).toHaveLength(2);
+    // The retry left at once and answered at once; the TTFT still holds the lost 150 ms.
+    expect(r.firstTokenAt! - r.startedAt).toBeGreaterThanOrEqual(149);
+    expect(r.startedAt).toBeLessThanOrEqual(s.requests[0]!.receivedAt);
+    expect(outcome.extra).toMatchObject({ connectionRetries: { requests: 1, retries: 1 } });
+  });
+
+  it('retries at most twice: a connection that always dies fails the request, with its retries', async () => {
+    const s = await server(() => ({ reset: true }));
+    const engine = engineFor(s, { max_failure_rate: 1 });
+    await engine.load();
+    const outcome = await engine.run(prompts(1));
+    const r = outcome.requests[0]!;
+    expect(r.retries).toBe(2);
+    expect(r.error?.type).toBe('connection_error');
+    expect(s.requests).toHaveLength(3);
+  });
+
+  it('a stream cut after its first bytes is a failure, never sent again', async () => {
+    const s = await server(() => ({ tokens: 6, dropAfter: 2 }));
+    const engine = engineFor(s, { max_failure_rate: 1 });
+    await engine.load();
+    const r = (await engine.run(prompts(1))).requests[0]!;
+    expect(r.error?.type).toBe('connection_error');
+    expect(r.retries).toBe(0);
+    expect(s.requests).toHaveLength(1);
+  });
+
   it('retries once when a kept-alive socket was closed by the server in the meantime', async () => {
     const s = await server(() => ({ tokens: 2 }));
     const engine = engineFor(s, { concurrency: 1 });
@@ -610,4 +790,35 @@ describe('openai engine: steady state and goodput', () => {
     expect(extra.goodput).toMatchObject({ met: 11, total: 12 });
     expect(extra.goodput.share).toBeCloseTo(11 / 12, 10);
   });
+});
+
+describe('openai engine: servers that close kept-alive connections after each response', () => {
+  it.each([
+    [4, 400],
+    [64, 640],
+  ])(
+    'concurrency %i: %i requests, none lost',
+    async (concurrency, n) => {
+      // Every response says keep-alive, then the server closes the connection: the pool keeps
+      // handing requests sockets that are closing (the failure seen against llama-server).
+      const s = await startTestServer({ closeAfterResponses: 1, lifetimeMs: 60_000 });
+      servers.push(s);
+      const engine = engineFor(s, { concurrency });
+      await engine.load();
+      const outcome = await engine.run(prompts(n, 4));
+      expect(outcome.extra).toMatchObject({
+        errorsByType: {},
+        requestOutcomes: { total: n, succeeded: n, failed: 0 },
+      });
+      expect(outcome.outputTokens).toBe(4 * n);
+      // The server really dropped requests on closing sockets, and every one was sent again (a
+      // request can also fail on a socket already gone, before the server sees it).
+      const retries = outcome.requests.reduce((a, r) => a + (r.retries ?? 0), 0);
+      expect(s.metrics.droppedRequests).toBeGreaterThan(0);
+      expect(retries).toBeGreaterThanOrEqual(s.metrics.droppedRequests);
+      expect(outcome.extra).toMatchObject({ connectionRetries: { retries } });
+      expect(s.requests).toHaveLength(n);
+    },
+    60_000,
+  );
 });

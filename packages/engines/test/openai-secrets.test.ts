@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import type { Logger } from '@llem/resilience';
+import { startTestServer, type TestServer } from '@llem/test-server';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createOpenAIEngine } from '../src/openai/index';
-import { type OpenAITestServer, startOpenAIServer } from './support/openai-server';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -43,7 +43,7 @@ describe('openai engine: secret hygiene', () => {
     // A hostile server: some answers echo the Authorization header back, as misconfigured
     // proxies and verbose error pages do, so redaction is exercised and not merely assumed.
     let echo = true;
-    const server: OpenAITestServer = await startOpenAIServer({
+    const server: TestServer = await startTestServer({
       lifetimeMs: 30_000,
       scenario: (r) => {
         const auth = String(r.headers.authorization);
@@ -123,7 +123,7 @@ describe('openai engine: secret hygiene', () => {
 
   it('an auth failure names the env var, never its value', async () => {
     const key = `sk-llem-${randomUUID()}`;
-    const server = await startOpenAIServer({ lifetimeMs: 30_000, modelsStatus: [401] });
+    const server = await startTestServer({ lifetimeMs: 30_000, modelsStatus: [401] });
     cleanups.push(() => server.close());
     const engine = createOpenAIEngine(
       { openai: { base_url: server.baseUrl, model: 'm', api_key_env: 'MY_KEY', concurrency: 1 } },

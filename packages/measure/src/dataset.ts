@@ -28,6 +28,13 @@ const WORDS = (
   'most very after thing our just name good sentence man think say great where help through'
 ).split(' ');
 
+/** A prompt of `length` words drawn from `random`. */
+function wordsPrompt(random: () => number, length: number): string {
+  const words: string[] = [];
+  for (let w = 0; w < length; w++) words.push(WORDS[Math.floor(random() * WORDS.length)] as string);
+  return words.join(' ');
+}
+
 /**
  * `n` deterministic prompts of `input_len` words (roughly that many tokens), the same for the
  * same seed on any machine, so every config of a study sees the same workload.
@@ -38,11 +45,65 @@ const WORDS = (
 export function syntheticPrompts(spec: SyntheticDataset): string[] {
   const random = mulberry32(spec.seed ?? 0);
   const prompts: string[] = [];
-  for (let i = 0; i < spec.n; i++) {
-    const words: string[] = [];
-    for (let w = 0; w < spec.input_len; w++)
-      words.push(WORDS[Math.floor(random() * WORDS.length)] as string);
-    prompts.push(words.join(' '));
+  for (let i = 0; i < spec.n; i++) prompts.push(wordsPrompt(random, spec.input_len));
+  return prompts;
+}
+
+/**
+ * The warmup stream's seed for a synthetic dataset seed: a different mulberry32 stream (not the
+ * measured one shifted by a few draws, which `seed + k × 0x6d2b79f5` would be).
+ */
+export function warmupSeed(seed: number): number {
+  return (seed ^ 0x9e3779b9) >>> 0;
+}
+
+/** Seed of the warmup stream for file datasets (their rows are never used for warmup). */
+const FILE_WARMUP_SEED = 0x5eed_1e77;
+
+/** How many tokens a file prompt has, without a tokenizer: about 4 characters per token. */
+export function estimateTokens(text: string): number {
+  return Math.max(1, Math.round(text.length / 4));
+}
+
+/**
+ * Warmup prompts: the same shape and length as the measured ones, never one of them, so a
+ * server or engine that caches prompts is not primed with what is about to be measured (the
+ * first measured requests would be cache hits). Synthetic datasets draw from their own seed
+ * stream ({@link warmupSeed}) at `input_len` words; file datasets get generated prompts whose
+ * lengths are drawn from the file's (estimated) prompt lengths, so no file row is used. A draw
+ * that equals a measured prompt is drawn again. Deterministic for the same dataset.
+ *
+ * @example
+ * warmupPrompts({ synthetic: { n: 8, input_len: 16, seed: 42 } }, 2, measured);
+ */
+export function warmupPrompts(
+  dataset: DatasetConfig,
+  count: number,
+  measured: readonly string[],
+): string[] {
+  if (count <= 0) return [];
+  const exclude = new Set(measured);
+  const synthetic = typeof dataset === 'object' && 'synthetic' in dataset;
+  const random = mulberry32(synthetic ? warmupSeed(dataset.synthetic.seed ?? 0) : FILE_WARMUP_SEED);
+  const lengths = synthetic ? [dataset.synthetic.input_len] : measured.map(estimateTokens);
+  if (lengths.length === 0) return [];
+  const prompts: string[] = [];
+  // Collisions need prompts of a word or two; the bound only stops a hopeless search.
+  for (let draws = 0; prompts.length < count; draws++) {
+    if (draws >= count * 1000) {
+      throw new MeasurementError(
+        `dataset: cannot generate ${count} warmup prompts that differ from every measured prompt (prompts of ${Math.min(...lengths)} token(s) leave too few choices); lengthen the prompts or set warmup.n: 0`,
+        'DATASET',
+      );
+    }
+    // One length (synthetic): no draw, so the warmup prompts are exactly the synthetic prompts
+    // of `warmupSeed(seed)`, minus any that are measured.
+    const length =
+      lengths.length === 1
+        ? (lengths[0] as number)
+        : (lengths[Math.floor(random() * lengths.length)] as number);
+    const prompt = wordsPrompt(random, length);
+    if (!exclude.has(prompt)) prompts.push(prompt);
   }
   return prompts;
 }
@@ -83,6 +144,13 @@ export function jsonlPrompts(file: string, field = 'prompt'): string[] {
   return prompts;
 }
 
+/** Output tokens each request asks for: the synthetic `output_len` capped by `max_output_tokens`. */
+function outputLength(dataset: DatasetConfig, maxOutputTokens: number): number {
+  return typeof dataset === 'object' && 'synthetic' in dataset
+    ? Math.min(dataset.synthetic.output_len ?? maxOutputTokens, maxOutputTokens)
+    : maxOutputTokens;
+}
+
 /**
  * Turn the config's dataset into engine requests. Each asks for the synthetic `output_len`
  * capped by the config's `max_output_tokens` (or `max_output_tokens` for a file dataset).
@@ -94,15 +162,34 @@ export function buildRequests(
   cwd: string = process.cwd(),
 ): EngineRequest[] {
   let prompts: string[];
-  let outLen = maxOutputTokens;
   if (typeof dataset === 'string') {
     prompts = jsonlPrompts(resolve(cwd, dataset));
   } else if ('synthetic' in dataset) {
     prompts = syntheticPrompts(dataset.synthetic);
-    // output_len is what each request asks for; max_output_tokens still caps it.
-    outLen = Math.min(dataset.synthetic.output_len ?? maxOutputTokens, maxOutputTokens);
   } else {
     prompts = jsonlPrompts(resolve(cwd, dataset.path), dataset.column ?? 'prompt');
   }
+  const outLen = outputLength(dataset, maxOutputTokens);
   return prompts.map((prompt, id) => ({ id, prompt, maxOutputTokens: outLen }));
+}
+
+/**
+ * `count` warmup requests for a workload (see {@link warmupPrompts}): the measured requests'
+ * output length, prompts that are none of theirs.
+ *
+ * @example
+ * const warm = buildWarmupRequests(config.dataset, config.max_output_tokens, 2, requests);
+ */
+export function buildWarmupRequests(
+  dataset: DatasetConfig,
+  maxOutputTokens: number,
+  count: number,
+  measured: readonly EngineRequest[],
+): EngineRequest[] {
+  const outLen = outputLength(dataset, maxOutputTokens);
+  return warmupPrompts(
+    dataset,
+    count,
+    measured.map((r) => r.prompt),
+  ).map((prompt, id) => ({ id, prompt, maxOutputTokens: outLen }));
 }

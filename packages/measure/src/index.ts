@@ -1,5 +1,13 @@
 export type { DatasetConfig, SyntheticDataset } from './dataset';
-export { buildRequests, jsonlPrompts, syntheticPrompts } from './dataset';
+export {
+  buildRequests,
+  buildWarmupRequests,
+  estimateTokens,
+  jsonlPrompts,
+  syntheticPrompts,
+  warmupPrompts,
+  warmupSeed,
+} from './dataset';
 export type { ChannelEnergy, ChannelReading, EnergyChannel } from './energy/channel';
 export { channelEnergy, readChannels, trapezoidJ } from './energy/channel';
 export type {
@@ -18,6 +26,7 @@ export {
 export type { RaplProbe } from './energy/rapl';
 export { DEFAULT_POWERCAP_ROOT, probeRapl } from './energy/rapl';
 export { peakRssMiB, snapshotEnvironment } from './environment';
+export type { MeasurementErrorCode } from './errors';
 export { MeasurementError } from './errors';
 export type {
   BackgroundGpuSampler,
@@ -46,13 +55,16 @@ export {
 export type { LatencySamples, Throughput } from './metrics';
 export {
   baselineAdjusted,
+  chunkGapsMs,
   computeLatency,
   computeThroughput,
   energyPerOutputToken,
   estimateFlops,
   latencySamples,
+  requestTpotMs,
 } from './metrics';
 export { openNvmlGpuProbe } from './nvml-probe';
+export { measuredRequests, writeRequestRecords } from './requests';
 export type { Sampler, SamplerOptions, TimeseriesRow } from './sampler';
 export { startSampler, timeseriesCsv } from './sampler';
 export { latencyStats, percentile } from './stats';
@@ -62,7 +74,16 @@ export type {
   SteadyStateSpan,
 } from './steady-state';
 export { MIN_STEADY_STATE_SAMPLES, steadyStateEnergy, steadyStateSpan } from './steady-state';
+export type { LlemRunnerOptions } from './study-options';
+export { llemRunnerOptions } from './study-options';
+export type { TimeoutContext } from './timeout';
+export {
+  runTimeoutS,
+  TIMEOUT_DEFAULT_PROMPTS,
+  TIMEOUT_FLOOR_S,
+  TIMEOUT_PER_TOKEN_S,
+} from './timeout';
 export type { WarmupConfig, WarmupOutcome } from './warmup';
-export { runWarmup } from './warmup';
+export { runWarmup, warmupRequestCount } from './warmup';
 export type { WarningInputs, WarningThresholds } from './warnings';
 export { DEFAULT_WARNING_THRESHOLDS, measurementWarnings } from './warnings';

@@ -5,38 +5,77 @@ import { latencyStats } from './stats';
 /** The latency lists of a workload, in ms. Failed requests are left out. */
 export interface LatencySamples {
   ttftMs: number[];
-  /** Gaps between consecutive tokens after the first; the TTFT is never among them. */
+  /**
+   * Gaps between successive chunks that carry tokens, after the first token (vLLM's ITL); the
+   * TTFT is never among them and a chunk of several tokens is one gap.
+   */
   itlMs: number[];
   e2eMs: number[];
+  /** One per request with at least two output tokens: (E2E − TTFT) / (output tokens − 1). */
+  tpotMs: number[];
 }
 
 /**
- * Split request records into TTFT, ITL and E2E lists. ITLs are the differences of
- * `[firstTokenAt, ...tokenTimes]`, so the first token's wait never counts as an inter-token gap.
+ * A request's ITL samples: the gaps of `[firstTokenAt, ...chunkTimes]` (or `tokenTimes` for an
+ * engine whose every token is its own chunk). Empty when no token arrived.
+ *
+ * @example
+ * chunkGapsMs({ firstTokenAt: 10, chunkTimes: [30, 50], … }); // [20, 20]
  */
+export function chunkGapsMs(record: RequestRecord): number[] {
+  if (record.firstTokenAt === null) return [];
+  const gaps: number[] = [];
+  let prev = record.firstTokenAt;
+  for (const t of record.chunkTimes ?? record.tokenTimes) {
+    gaps.push(t - prev);
+    prev = t;
+  }
+  return gaps;
+}
+
+/**
+ * A request's time per output token, as vLLM computes TPOT: (E2E − TTFT) / (output tokens − 1),
+ * with the request's final token count (the server's usage where it sent one), so tokens that
+ * arrived several to a chunk still count one each. `null` for a failed request, no first token,
+ * or fewer than two output tokens.
+ *
+ * @example
+ * requestTpotMs({ startedAt: 0, firstTokenAt: 100, endedAt: 1100, outputTokens: 51, … }); // 20
+ */
+export function requestTpotMs(record: RequestRecord): number | null {
+  const { firstTokenAt, outputTokens } = record;
+  if (record.error || firstTokenAt === null || outputTokens === null || outputTokens < 2) {
+    return null;
+  }
+  return Math.max(0, record.endedAt - firstTokenAt) / (outputTokens - 1);
+}
+
+/** Split request records into TTFT, ITL, E2E and TPOT lists (see {@link LatencySamples}). */
 export function latencySamples(records: readonly RequestRecord[]): LatencySamples {
-  const out: LatencySamples = { ttftMs: [], itlMs: [], e2eMs: [] };
+  const out: LatencySamples = { ttftMs: [], itlMs: [], e2eMs: [], tpotMs: [] };
   for (const r of records) {
     if (r.error) continue;
     out.e2eMs.push(r.endedAt - r.startedAt);
     if (r.firstTokenAt === null) continue;
     out.ttftMs.push(r.firstTokenAt - r.startedAt);
-    let prev = r.firstTokenAt;
-    for (const t of r.tokenTimes) {
-      out.itlMs.push(t - prev);
-      prev = t;
-    }
+    for (const gap of chunkGapsMs(r)) out.itlMs.push(gap);
+    const tpot = requestTpotMs(r);
+    if (tpot !== null) out.tpotMs.push(tpot);
   }
   return out;
 }
 
-/** TTFT, ITL and E2E statistics of a workload; each `null` when there is nothing to measure. */
+/**
+ * TTFT, ITL, E2E and TPOT statistics of a workload; each `null` when there is nothing to
+ * measure. TPOT's percentiles are over requests (one value each), ITL's over chunk gaps.
+ */
 export function computeLatency(records: readonly RequestRecord[]): RunLatency {
   const s = latencySamples(records);
   return {
     ttftMs: latencyStats(s.ttftMs),
     itlMs: latencyStats(s.itlMs),
     e2eMs: latencyStats(s.e2eMs),
+    tpotMs: latencyStats(s.tpotMs),
   };
 }
 

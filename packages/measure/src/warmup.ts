@@ -23,22 +23,34 @@ export interface WarmupOutcome {
 }
 
 /**
- * Unmeasured warmup. A fixed `n` runs n requests in one call. With `cv_threshold`, requests run
- * one at a time (cycling through the workload) until the coefficient of variation of the last
- * `window` end-to-end latencies is below the threshold, at least `n` and at most `max_n`.
+ * Warmup requests the config may run: `n`, or up to `max(n, max_n)` when converging by CV.
  *
  * @example
- * await runWarmup(engine, requests, { n: 2, cv_threshold: 0.05, max_n: 30 });
+ * warmupRequestCount({ n: 2, cv_threshold: 0.05, max_n: 30 }); // 30
+ */
+export function warmupRequestCount(config: WarmupConfig = {}): number {
+  const n = config.n ?? 0;
+  return config.cv_threshold === undefined ? n : Math.max(n, config.max_n ?? 20);
+}
+
+/**
+ * Unmeasured warmup. A fixed `n` runs n requests in one call. With `cv_threshold`, requests run
+ * one at a time until the coefficient of variation of the last `window` end-to-end latencies is
+ * below the threshold, at least `n` and at most `max_n`. `prompts` are the warmup requests
+ * (`buildWarmupRequests`: never the measured prompts), cycled if there are fewer than needed.
+ *
+ * @example
+ * await runWarmup(engine, warmupRequests, { n: 2, cv_threshold: 0.05, max_n: 30 });
  */
 export async function runWarmup(
   engine: Engine,
-  workload: readonly EngineRequest[],
+  prompts: readonly EngineRequest[],
   config: WarmupConfig = {},
   signal?: AbortSignal,
 ): Promise<WarmupOutcome> {
   const n = config.n ?? 0;
-  if (workload.length === 0) return { requests: 0, finalCv: null, converged: true, records: [] };
-  const pick = (i: number) => ({ ...(workload[i % workload.length] as EngineRequest), id: i });
+  if (prompts.length === 0) return { requests: 0, finalCv: null, converged: true, records: [] };
+  const pick = (i: number) => ({ ...(prompts[i % prompts.length] as EngineRequest), id: i });
   if (config.cv_threshold === undefined) {
     if (n === 0) return { requests: 0, finalCv: null, converged: true, records: [] };
     const records = await engine.warmup(Array.from({ length: n }, (_, i) => pick(i)));

@@ -1,7 +1,8 @@
 /**
  * `@llem/measure/worker`: the llem worker module. `@llem/study`'s runner forks it once per
  * scheduled run; it measures that one experiment with `measureRun` and hands the `RunResult`
- * back through `defineWorker`'s result file. The timeseries goes beside it as CSV.
+ * back through `defineWorker`'s result file. The timeseries goes beside it as CSV, and one JSON
+ * line per measured request as `<key>.requests.jsonl`.
  *
  * Its stderr is the run's log file in the study directory (the runner redirects it), so the
  * worker logs there; the level follows `LLEM_LOG_LEVEL` (default `info`).
@@ -13,6 +14,7 @@ import { createEngine } from '@llem/engines';
 import type { Logger } from '@llem/resilience';
 import { defineWorker, type WorkerContext, type WorkerTask } from '@llem/study/worker';
 import { type MeasureDeps, measureRun } from './harness';
+import { writeRequestRecords } from './requests';
 
 const LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 
@@ -37,14 +39,15 @@ export function stderrLogger(level: string = process.env.LLEM_LOG_LEVEL ?? 'info
  */
 export async function measureTask(
   task: WorkerTask<ExperimentConfig>,
-  context: Pick<WorkerContext, 'signal' | 'registerChild'>,
+  context: Pick<WorkerContext, 'signal' | 'registerChild'> &
+    Partial<Pick<WorkerContext, 'progress'>>,
   deps: MeasureDeps<ExperimentConfig> = {},
 ): Promise<RunResult> {
   const logger = deps.logger ?? stderrLogger();
   logger.info(
     `run ${task.key} (cycle ${task.cycle}, attempt ${task.attempt}): ${task.config.engine} ${task.config.model}`,
   );
-  const { result, timeseriesCsv } = await measureRun(
+  const { result, timeseriesCsv, requests } = await measureRun(
     {
       runId: task.key,
       configHash: task.configHash,
@@ -59,6 +62,7 @@ export async function measureTask(
     {
       logger,
       signal: context.signal,
+      ...(context.progress ? { progress: context.progress } : {}),
       // A `command` program is registered with the worker too, so the runner can kill its
       // group even if this process is SIGKILLed.
       createEngine: (config, ctx) =>
@@ -74,6 +78,10 @@ export async function measureTask(
   writeFileSync(tmp, timeseriesCsv);
   renameSync(tmp, csvFile);
   result.extra.timeseriesFile = basename(csvFile);
+  // The study layout names it (`runs/<key>.requests.jsonl`); the runner hands the path over.
+  const requestsFile = task.files.requests;
+  writeRequestRecords(requestsFile, requests);
+  result.extra.requestsFile = basename(requestsFile);
   logger.info(
     `run ${task.key}: ${result.tokens.output ?? '?'} output tokens in ${result.window.durationS.toFixed(2)} s, energy ${result.energy.totalJ === null ? 'not measured' : `${result.energy.totalJ.toFixed(2)} J (${result.energy.method})`}`,
   );

@@ -3,11 +3,13 @@ import type { RequestRecord } from '@llem/engines';
 import { describe, expect, it } from 'vitest';
 import {
   baselineAdjusted,
+  chunkGapsMs,
   computeLatency,
   computeThroughput,
   energyPerOutputToken,
   estimateFlops,
   latencySamples,
+  requestTpotMs,
 } from '../src/metrics';
 import { latencyStats, percentile } from '../src/stats';
 
@@ -67,12 +69,55 @@ describe('latency from request records', () => {
       ttftMs: [100, 50],
       itlMs: [10, 20, 30, 0],
       e2eMs: [140, 90, 20],
+      // No record knows its output token count: no TPOT.
+      tpotMs: [],
     });
     const latency = computeLatency(records);
     expect(latency.ttftMs).toMatchObject({ mean: 75, p50: 75 });
     expect(latency.itlMs).toMatchObject({ mean: 15, p50: 15 });
     expect(latency.e2eMs?.p50).toBe(90);
-    expect(computeLatency([])).toEqual({ ttftMs: null, itlMs: null, e2eMs: null });
+    expect(computeLatency([])).toEqual({
+      ttftMs: null,
+      itlMs: null,
+      e2eMs: null,
+      tpotMs: null,
+    });
+  });
+
+  it('ITL is one gap per token-carrying chunk; TPOT uses the final token count', () => {
+    // A llama-server-like stream: first token at 100, then chunks of 3 tokens at 160 and 220
+    // and a last one of 1 at 240; the usage says 8 tokens. E2E 250.
+    const streamed = rec({
+      startedAt: 0,
+      firstTokenAt: 100,
+      tokenTimes: [160, 220, 240],
+      chunkTimes: [160, 220, 240],
+      endedAt: 250,
+      outputTokens: 8,
+    });
+    expect(chunkGapsMs(streamed)).toEqual([60, 60, 20]);
+    // (250 − 100) / (8 − 1): the per-token time the server really took, not a per-chunk one.
+    expect(requestTpotMs(streamed)).toBeCloseTo(150 / 7, 12);
+    const s = latencySamples([
+      streamed,
+      rec({ startedAt: 0, firstTokenAt: 10, endedAt: 30, outputTokens: 1 }),
+      rec({
+        startedAt: 0,
+        firstTokenAt: 10,
+        tokenTimes: [20],
+        endedAt: 40,
+        outputTokens: 2,
+        error: { type: 'timeout', message: 'x' },
+      }),
+    ]);
+    expect(s.itlMs).toEqual([60, 60, 20]);
+    // One token has no TPOT; a failed request has none either.
+    expect(s.tpotMs).toEqual([150 / 7]);
+    const latency = computeLatency([
+      streamed,
+      rec({ startedAt: 0, firstTokenAt: 50, endedAt: 250, outputTokens: 11 }),
+    ]);
+    expect(latency.tpotMs).toMatchObject({ mean: (150 / 7 + 20) / 2, p50: (150 / 7 + 20) / 2 });
   });
 });
 

@@ -3,7 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Engine, EngineRequest, RequestRecord } from '@llem/engines';
 import { describe, expect, it } from 'vitest';
-import { buildRequests, syntheticPrompts } from '../src/dataset';
+import {
+  buildRequests,
+  buildWarmupRequests,
+  estimateTokens,
+  syntheticPrompts,
+  warmupPrompts,
+  warmupSeed,
+} from '../src/dataset';
 import { peakRssMiB } from '../src/environment';
 import { type HarnessConfig, measureRun } from '../src/harness';
 import { startSampler, timeseriesCsv } from '../src/sampler';
@@ -44,6 +51,64 @@ describe('datasets', () => {
     expect(() => buildRequests('missing.jsonl', 8, dir)).toThrow(
       /dataset: cannot read .*missing\.jsonl/,
     );
+  });
+});
+
+describe('warmup prompts: the same shape, never a measured prompt', () => {
+  it('synthetic: a separate seed stream, input_len words, none among the measured', () => {
+    const spec = { n: 64, input_len: 12, output_len: 8, seed: 42 };
+    const measured = syntheticPrompts(spec);
+    const warm = warmupPrompts({ synthetic: spec }, 20, measured);
+    expect(warm).toHaveLength(20);
+    expect(warm.every((p) => p.split(' ').length === 12)).toBe(true);
+    expect(warm.filter((p) => measured.includes(p))).toEqual([]);
+    // Deterministic, and not the measured stream: the warmup seed's own prompts.
+    expect(warmupPrompts({ synthetic: spec }, 20, measured)).toEqual(warm);
+    expect(warm).toEqual(syntheticPrompts({ ...spec, n: 20, seed: warmupSeed(42) }));
+    expect(warmupSeed(42)).not.toBe(42);
+  });
+
+  it('synthetic prompts of one word: a draw that is a measured prompt is drawn again', () => {
+    const spec = { n: 60, input_len: 1, seed: 3 };
+    const measured = syntheticPrompts(spec);
+    const warm = warmupPrompts({ synthetic: spec }, 30, measured);
+    expect(warm).toHaveLength(30);
+    expect(warm.filter((p) => measured.includes(p))).toEqual([]);
+    // With every one-word prompt measured, there is nothing left to warm up with: say so.
+    const all = [...new Set(syntheticPrompts({ n: 5000, input_len: 1, seed: 9 }))];
+    expect(() => warmupPrompts({ synthetic: spec }, 2, all)).toThrow(
+      /cannot generate 2 warmup prompts that differ from every measured prompt .*set warmup\.n: 0/,
+    );
+  });
+
+  it("file datasets: generated prompts with the file's length distribution, no row used", () => {
+    const rows = ['short one', 'x'.repeat(400), 'a medium sized prompt of some words here'];
+    writeFileSync(
+      join(dir, 'lengths.jsonl'),
+      rows.map((p) => JSON.stringify({ prompt: p })).join('\n'),
+    );
+    const measured = buildRequests('lengths.jsonl', 16, dir);
+    const warm = buildWarmupRequests('lengths.jsonl', 16, 40, measured);
+    expect(warm).toHaveLength(40);
+    expect(warm.every((r) => r.maxOutputTokens === 16)).toBe(true);
+    expect(warm.filter((r) => rows.includes(r.prompt))).toEqual([]);
+    // Every warmup length is one of the rows' (estimated) token lengths, and each is used.
+    const allowed = new Set(rows.map(estimateTokens));
+    const lengths = warm.map((r) => r.prompt.split(' ').length);
+    expect(lengths.every((n) => allowed.has(n))).toBe(true);
+    expect(new Set(lengths)).toEqual(allowed);
+  });
+
+  it('buildWarmupRequests asks for the measured output length; none when warmup is off', () => {
+    const dataset = { synthetic: { n: 4, input_len: 6, output_len: 64, seed: 1 } };
+    const measured = buildRequests(dataset, 32);
+    const warm = buildWarmupRequests(dataset, 32, 3, measured);
+    expect(warm.map((r) => [r.id, r.maxOutputTokens])).toEqual([
+      [0, 32],
+      [1, 32],
+      [2, 32],
+    ]);
+    expect(buildWarmupRequests(dataset, 32, 0, measured)).toEqual([]);
   });
 });
 

@@ -1,3 +1,4 @@
+import { LlemError } from '@llem/resilience';
 /**
  * NVML return codes (nvml.h `nvmlReturn_t`) by number, named without the `NVML_ERROR_` prefix.
  * 999 is `NVML_ERROR_UNKNOWN`; any number not listed here also maps to `'UNKNOWN'`.
@@ -48,9 +49,10 @@ export function nvmlErrorCode(returnCode: number): NvmlErrorCode {
  * `returnCode` the number the driver returned, `functionName` the NVML symbol that failed, and the
  * message carries the driver's own text from `nvmlErrorString`.
  */
-export class NvmlError extends Error {
+export class NvmlError extends LlemError<NvmlErrorCode> {
   override readonly name = 'NvmlError';
   readonly code: NvmlErrorCode;
+  readonly source = 'nvml' as const;
   readonly returnCode: number;
   readonly functionName: string;
 
@@ -84,9 +86,10 @@ const NOT_THERE = /cannot open shared object file|no such file/i;
  * `libnvidia-ml` could not be loaded from any candidate path. `summary` says so in one short
  * line; `attempts` (and the message) list every path tried and why, for `-v` output and logs.
  */
-export class NvmlLibraryError extends Error {
+export class NvmlLibraryError extends LlemError<'NVML_LIBRARY_NOT_FOUND'> {
   override readonly name = 'NvmlLibraryError';
   readonly code = 'NVML_LIBRARY_NOT_FOUND' as const;
+  readonly source = 'nvml' as const;
   readonly attempts: readonly NvmlLibraryAttempt[];
   readonly triedPaths: readonly string[];
   /**

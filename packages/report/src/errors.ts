@@ -1,3 +1,5 @@
+import { LlemError } from '@llem/resilience';
+
 /** Why a study directory could not be read or reported on. */
 export type ReportErrorCode =
   | 'STUDY_NOT_FOUND'
@@ -13,9 +15,10 @@ export type ReportErrorCode =
  * @example
  * try { await loadStudy('results/nope'); } catch (e) { if (e instanceof ReportError) console.error(e.message); }
  */
-export class ReportError extends Error {
+export class ReportError extends LlemError<ReportErrorCode> {
   override readonly name = 'ReportError';
   readonly code: ReportErrorCode;
+  readonly source = 'report' as const;
 
   constructor(code: ReportErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);

@@ -7,12 +7,15 @@ import type { LoadedStudy } from './load';
 import { getMetric, METRICS, type MetricId } from './metrics';
 import type { ParetoResult } from './pareto';
 
-/** A pre-rendered power/temperature trace of one run. */
+/** A pre-rendered view of one run over its window: power/temperature and its requests. */
 export interface RunTrace {
   key: string;
   label: string;
   cycle: number;
+  /** Power and temperature charts; `''` when the run has no sampler trace. */
   svg: string;
+  /** TTFT and E2E of every request over the window, when the run has per-request records. */
+  requestsSvg?: string;
 }
 
 export interface ReportHtmlInput {
@@ -186,7 +189,7 @@ function runTable(study: LoadedStudy): string {
     const note = r.error
       ? `${esc(r.error.type)}: ${esc(r.error.message)}`
       : (r.result?.warnings.map((w) => esc(w.code)).join(', ') ?? '');
-    return `<tr class="${r.status === 'failed' || r.error ? 'failed' : ''}"><td class="text"><code>${esc(r.key)}</code></td><td class="text">${esc(r.label)}</td>${numCell(r.cycle)}<td class="text">${esc(r.status)}</td>${vals.join('')}<td class="text">${note}</td></tr>`;
+    return `<tr class="${r.status === 'failed' || r.error ? 'failed' : ''}"><td class="text"><code>${esc(r.key)}</code></td><td class="text">${esc(r.label)}</td>${numCell(r.cycle + 1)}<td class="text">${esc(r.status)}</td>${vals.join('')}<td class="text">${note}</td></tr>`;
   });
   return `<div class="table-wrap"><table class="sortable" id="run-table"><thead><tr>${head}</tr></thead><tbody>${rows.join('')}</tbody></table></div>`;
 }
@@ -211,7 +214,7 @@ function warningsList(study: LoadedStudy): string {
     else groups.set(key, { head, message, runs: [run] });
   };
   for (const r of study.runs) {
-    const who = `<code>${esc(r.key)}</code> (${esc(r.label)}, cycle ${r.cycle})`;
+    const who = `<code>${esc(r.key)}</code> (${esc(r.label)}, cycle ${r.cycle + 1})`;
     if (r.error) {
       add(
         `<b>${r.status === 'failed' ? 'failed' : 'unusable result'}</b> ${esc(r.error.type)}`,
@@ -269,12 +272,15 @@ export function renderReportHtml(input: ReportHtmlInput): string {
     ? `<p><label>Run: <select id="trace-select">${traces
         .map(
           (t) =>
-            `<option value="${esc(t.key)}">${esc(t.label)} · cycle ${t.cycle} · ${esc(t.key)}</option>`,
+            `<option value="${esc(t.key)}">${esc(t.label)} · cycle ${t.cycle + 1} · ${esc(t.key)}</option>`,
         )
         .join('')}</select></label></p>${traces
-        .map((t) => `<div class="trace" data-run="${esc(t.key)}">${t.svg}</div>`)
+        .map(
+          (t) =>
+            `<div class="trace" data-run="${esc(t.key)}">${t.svg}${t.requestsSvg ? `<figure class="requests">${t.requestsSvg}<figcaption>Each dot is one measured request, at the time it was sent: time to first token and end-to-end latency (from runs/${esc(t.key)}.requests.jsonl).</figcaption></figure>` : ''}</div>`,
+        )
         .join('')}`
-    : '<p class="note">No timeseries with power or temperature was recorded (no GPU sampler on this machine?).</p>';
+    : '<p class="note">No timeseries with power or temperature and no per-request records were recorded (no GPU sampler on this machine?).</p>';
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -307,8 +313,9 @@ ${configTable(summaries, pareto)}
 <h2>Metrics by config</h2>
 ${bars.length ? `<div class="grid" id="bars">${bars.map((b) => `<figure data-metric="${b.metric}">${b.svg}</figure>`).join('')}</div>` : '<p class="note">No completed run yet.</p>'}
 <h2>Latency distribution</h2>
+<p class="note" id="latency-definitions">TTFT: from sending a request to its first token. ITL (inter-token latency): the gaps between successive chunks that carry tokens, as vLLM's benchmark defines it — a chunk holding several tokens is one gap, so ITL reads high when a server sends tokens in groups. TPOT (time per output token): (E2E − TTFT) / (output tokens − 1) per request, from the final token count; it stays exact however tokens are grouped.</p>
 ${latency.length ? `<div class="grid" id="latency">${latency.map((l) => `<figure>${l.svg}</figure>`).join('')}</div>` : '<p class="note">No latency recorded.</p>'}
-<h2>Power and temperature</h2>
+<h2>Power, temperature and requests over the window</h2>
 ${traceSection}
 <h2>Runs</h2>
 ${runTable(study)}

@@ -34,6 +34,8 @@ export interface RunRecord {
   result: RunResult | null;
   /** Absolute path of the sampler timeseries CSV, when the run has one. */
   timeseriesFile: string | null;
+  /** Absolute path of the per-request records (`runs/<key>.requests.jsonl`), when one exists. */
+  requestsFile: string | null;
 }
 
 /** A config that the plan rejected before running (from `skipped.json`, when present). */
@@ -229,6 +231,7 @@ export async function loadStudy(
       resultFile,
       result,
       timeseriesFile: existsSync(paths.timeseries) ? paths.timeseries : null,
+      requestsFile: existsSync(paths.requests) ? paths.requests : null,
     });
   }
   return {

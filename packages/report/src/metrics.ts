@@ -29,6 +29,8 @@ export type MetricId =
   | 'ttftP95Ms'
   | 'itlP50Ms'
   | 'itlP95Ms'
+  | 'tpotP50Ms'
+  | 'tpotP95Ms'
   | 'totalEnergyJ'
   | 'gpuPeakMemoryMiB'
   | 'rssPeakMiB'
@@ -109,6 +111,23 @@ export const METRICS: readonly MetricDefinition[] = [
     unit: 'ms',
     direction: 'min',
     read: (r) => num(r.latency.itlMs?.p95),
+  },
+  // TPOT: results written before it existed have none, so these show only where measured.
+  {
+    id: 'tpotP50Ms',
+    label: 'TPOT p50',
+    unit: 'ms',
+    direction: 'min',
+    read: (r) => num(r.latency.tpotMs?.p50),
+    optional: true,
+  },
+  {
+    id: 'tpotP95Ms',
+    label: 'TPOT p95',
+    unit: 'ms',
+    direction: 'min',
+    read: (r) => num(r.latency.tpotMs?.p95),
+    optional: true,
   },
   {
     id: 'totalEnergyJ',

@@ -64,6 +64,7 @@ export const TABLE_METRICS: readonly MetricId[] = [
   'ttftP95Ms',
   'itlP50Ms',
   'itlP95Ms',
+  'tpotP50Ms',
   'totalEnergyJ',
   'gpuPeakMemoryMiB',
   'rssPeakMiB',

@@ -5,10 +5,11 @@ import { type Logger, noopLogger } from '@llem/resilience';
 import { aggregateStudy, type ConfigSummary } from './aggregate';
 import { configCsv, paretoCsv, runsCsv } from './csv';
 import { type RunTrace, renderReportHtml } from './html';
-import { traceChart } from './internal/charts';
+import { requestsChart, traceChart } from './internal/charts';
 import { type LoadedStudy, loadStudy } from './load';
 import { getMetric } from './metrics';
 import { DEFAULT_PARETO_AXES, type ParetoAxis, type ParetoResult, paretoFrontier } from './pareto';
+import { readRunRequests } from './requests';
 import { readTimeseries } from './timeseries';
 
 export interface WriteStudyReportOptions {
@@ -19,7 +20,7 @@ export interface WriteStudyReportOptions {
   seed?: number;
   /** Bootstrap resamples. Default 2000. */
   resamples?: number;
-  /** At most this many runs get a power/temperature trace in the report. Default 60. */
+  /** At most this many runs get a power/temperature and request trace in the report. Default 60. */
   maxTraces?: number;
   /** Clock for the "generated at" line (tests pin it). */
   now?: () => Date;
@@ -60,13 +61,27 @@ async function writeAtomic(file: string, text: string): Promise<void> {
   await rename(tmp, file);
 }
 
-async function collectTraces(study: LoadedStudy, max: number): Promise<RunTrace[]> {
+async function collectTraces(study: LoadedStudy, max: number, logger: Logger): Promise<RunTrace[]> {
   const traces: RunTrace[] = [];
   for (const run of study.runs) {
     if (traces.length >= max) break;
-    if (!run.timeseriesFile) continue;
-    const svg = traceChart(await readTimeseries(run.timeseriesFile));
-    if (svg) traces.push({ key: run.key, label: run.label, cycle: run.cycle, svg });
+    const svg = run.timeseriesFile ? traceChart(await readTimeseries(run.timeseriesFile)) : null;
+    const requests = run.result ? await readRunRequests(run) : null;
+    if (requests && requests.invalid.length > 0) {
+      const first = requests.invalid[0]!;
+      logger.warn(
+        `${requests.file}: ${requests.invalid.length} line(s) are not request records and were left out (line ${first.line}: ${first.message})`,
+      );
+    }
+    const requestsSvg = requests ? requestsChart(requests.records) : null;
+    if (!svg && !requestsSvg) continue;
+    traces.push({
+      key: run.key,
+      label: run.label,
+      cycle: run.cycle,
+      svg: svg ?? '',
+      ...(requestsSvg ? { requestsSvg } : {}),
+    });
   }
   return traces;
 }
@@ -105,7 +120,7 @@ export async function writeStudyReport(
   if (pareto.points.length === 0 && options.paretoAxes && summaries.length > 0) {
     paretoNote = `No config has both ${getMetric(requested[0].metric).label} and ${getMetric(requested[1].metric).label}, so the frontier is empty.`;
   }
-  const traces = await collectTraces(study, options.maxTraces ?? 60);
+  const traces = await collectTraces(study, options.maxTraces ?? 60, logger);
   const files = {
     summary: join(study.dir, STUDY_FILES.summary),
     summaryByConfig: join(study.dir, STUDY_FILES.summaryByConfig),

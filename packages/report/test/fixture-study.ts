@@ -10,8 +10,11 @@ import {
   countManifestEntries,
   type Manifest,
   type ManifestEntry,
+  type MeasuredRequest,
+  RequestRecordSchema,
   type RunResult,
   RunResultSchema,
+  runFiles,
 } from '@llem/domain';
 
 export interface FixtureRun {
@@ -37,6 +40,10 @@ export interface FixtureRun {
   timeseries?: boolean;
   /** `inputs` of the result (omitted: no `inputs` field, as in older results). */
   inputs?: RunResult['inputs'];
+  /** `latency.tpotMs.p50` (omitted: no `tpotMs`, as in older results). */
+  tpotP50Ms?: number;
+  /** Per-request records written to `runs/<key>.requests.jsonl` (omitted: no file). */
+  requests?: MeasuredRequest[];
 }
 
 export interface FixtureConfig {
@@ -129,6 +136,16 @@ export function makeResult(
       ttftMs: { mean: ttft * 1.1, p50: ttft, p95: ttft * 1.8, p99: ttft * 2.2 },
       itlMs: { mean: itl * 1.05, p50: itl, p95: itl * 1.5, p99: itl * 2 },
       e2eMs: { mean: 600, p50: 580, p95: 900, p99: 1000 },
+      ...(run.tpotP50Ms !== undefined
+        ? {
+            tpotMs: {
+              mean: run.tpotP50Ms,
+              p50: run.tpotP50Ms,
+              p95: run.tpotP50Ms * 1.2,
+              p99: run.tpotP50Ms * 1.3,
+            },
+          }
+        : {}),
     },
     memory: {
       gpuPeakUsedMiB: run.gpuPeakMiB === undefined ? (gpu ? 2048 : null) : run.gpuPeakMiB,
@@ -224,6 +241,10 @@ export function buildStudyDir(spec: FixtureStudy): string {
             join(dir, resultFile),
             JSON.stringify(makeResult(hash, config.label, run, key, gpu)),
           );
+          if (run.requests) {
+            const lines = run.requests.map((r) => JSON.stringify(RequestRecordSchema.parse(r)));
+            writeFileSync(join(dir, runFiles(key).requests), `${lines.join('\n')}\n`);
+          }
           if (run.timeseries ?? true) {
             // The column layout @llem/measure writes: a baseline window, then the measurement.
             const lines = [
@@ -367,4 +388,24 @@ export function openaiStudy(parent?: string): string {
       { label: 'llamacpp', runs: [{ cycle: 0 }, { cycle: 1 }, { cycle: 2 }] },
     ],
   });
+}
+
+/**
+ * `n` measured requests spread over a 20 s window: TTFT 100–200 ms, E2E about 1 s, one failure
+ * when `failed` is set.
+ */
+export function fixtureRequests(n: number, failed = false): MeasuredRequest[] {
+  return Array.from({ length: n }, (_, id) => ({
+    id,
+    sentMs: (id * 20_000) / n,
+    ttftMs: failed && id === n - 1 ? null : 100 + (id % 5) * 25,
+    e2eMs: 900 + (id % 7) * 30,
+    chunkGapsMs: [20, 20, 21],
+    tpotMs: failed && id === n - 1 ? null : 20.5,
+    inputTokens: 64,
+    outputTokens: failed && id === n - 1 ? null : 4,
+    tokenSource: 'server-usage' as const,
+    retries: id === 3 ? 1 : 0,
+    error: failed && id === n - 1 ? { type: 'connection_refused', message: 'ECONNREFUSED' } : null,
+  }));
 }

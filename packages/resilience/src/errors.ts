@@ -1,3 +1,58 @@
+const LLEM_ERROR = Symbol.for('llem.error');
+
+/** Which part of llem raised an error (one family of codes each). */
+export type LlemErrorSource =
+  | 'config'
+  | 'study'
+  | 'engine'
+  | 'server'
+  | 'measurement'
+  | 'nvml'
+  | 'report'
+  | 'resilience'
+  | 'cli';
+
+/**
+ * The base of every error llem throws on purpose: a string-literal `code` from a closed union
+ * (each package exports its own), the `source` that raised it, and `cause`. Recognise one with
+ * `isLlemError`, never by `name` or `instanceof`: the brand is a `Symbol.for` key, so errors from
+ * another copy of a package (two versions in one `node_modules`) are recognised too. The CLI maps
+ * `code` to an exit code in one table.
+ *
+ * @example
+ * ```ts
+ * class ReportError extends LlemError<'STUDY_NOT_FOUND'> {
+ *   readonly source = 'report' as const;
+ *   constructor(readonly code: 'STUDY_NOT_FOUND', message: string) { super(message); }
+ * }
+ * ```
+ */
+export abstract class LlemError<Code extends string = string> extends Error {
+  abstract readonly code: Code;
+  abstract readonly source: LlemErrorSource;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    Object.defineProperty(this, LLEM_ERROR, { value: true, enumerable: false });
+  }
+}
+
+/**
+ * True for an error any llem package threw on purpose (a `LlemError`, from any copy of the
+ * package): its message is for people; `code` says which case.
+ *
+ * @example
+ * if (isLlemError(error)) console.error(`${error.code}: ${error.message}`);
+ */
+export function isLlemError(value: unknown): value is LlemError {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (value as { [LLEM_ERROR]?: unknown })[LLEM_ERROR] === true &&
+    typeof (value as { code?: unknown }).code === 'string'
+  );
+}
+
 /**
  * A transient failure worth trying again: a network timeout, a busy device, a temporary NVML
  * error. `retry()` retries only these (and subclasses) unless given its own `shouldRetry`, so a
@@ -12,10 +67,11 @@
  * }
  * ```
  */
-export class RetryableError extends Error {
+export class RetryableError extends LlemError<'RETRYABLE'> {
   override name = 'RetryableError';
   /** Stable machine-readable tag, kept when a subclass changes `name`. */
   readonly code = 'RETRYABLE' as const;
+  readonly source: LlemErrorSource = 'resilience';
 
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -37,5 +93,5 @@ export class RetryableError extends Error {
  * ```
  */
 export function isRetryableError(error: unknown): boolean {
-  return error instanceof RetryableError;
+  return isLlemError(error) && error.code === 'RETRYABLE';
 }

@@ -6,7 +6,8 @@ export type {
   SafeCleanupOptions,
 } from './cleanup';
 export { CleanupRegistry, gcCleanup, safeCleanup } from './cleanup';
-export { isRetryableError, RetryableError } from './errors';
+export type { LlemErrorSource } from './errors';
+export { isLlemError, isRetryableError, LlemError, RetryableError } from './errors';
 export type { Logger } from './logger';
 export { noopLogger } from './logger';
 export type { Jitter, RetryContext, RetryEvent, RetryOptions } from './retry';

@@ -24,9 +24,11 @@ import {
   ManifestSchema,
   type ManifestStatus,
   RUN_CLAIM_SCHEMA_VERSION,
+  RUN_FAILURE_TYPES,
   RUN_RECORD_SCHEMA_VERSION,
   type RunClaim,
   RunClaimSchema,
+  type RunFailureType,
   type RunFiles,
   type RunOwner,
   type RunRecord,
@@ -595,7 +597,7 @@ export class StudyDirectory {
         owner: null,
         startedAt: e.startedAt,
         endedAt: e.endedAt,
-        error: e.error,
+        error: e.error ? legacyError(e.error) : null,
         resultFile: e.resultFile,
         updatedAt: manifest?.updatedAt ?? new Date(0).toISOString(),
       });
@@ -643,7 +645,13 @@ export class StudyDirectory {
         if (index === undefined) {
           index = configs.length;
           indexOf.set(id, index);
-          configs.push({ index, label: e.label, configHash: e.configHash, config: null });
+          configs.push({
+            index,
+            label: e.label,
+            configHash: e.configHash,
+            copy: e.copy,
+            config: null,
+          });
         }
         return {
           key: e.key,
@@ -805,6 +813,22 @@ export class StudyDirectory {
     this.writeManifest(this.manifestFor(state, toolVersion));
     return state;
   }
+}
+
+/**
+ * An error as a manifest written before `RUN_FAILURE_TYPES` holds it (`type` was the worker's
+ * error class name): the closed type it stands for, the old name kept as the code.
+ */
+function legacyError(error: NonNullable<ManifestEntry['error']>): NonNullable<RunRecord['error']> {
+  const byName: Readonly<Record<string, RunFailureType>> = {
+    EngineError: 'engine',
+    ConfigError: 'config',
+    MeasurementError: 'measurement',
+  };
+  const known = (RUN_FAILURE_TYPES as readonly string[]).includes(error.type);
+  const type = known ? (error.type as RunFailureType) : (byName[error.type] ?? 'crash');
+  const code = error.code ?? (known ? undefined : error.type);
+  return { type, message: error.message, ...(code ? { code } : {}) };
 }
 
 function toManifestEntry(run: RunState): ManifestEntry {

@@ -1,12 +1,18 @@
+import { LlemError } from '@llem/resilience';
+
+/** Every code `@llem/study` throws. */
+export type StudyErrorCode = 'STUDY' | 'STUDY_DESIGN_CHANGED' | 'STUDY_DEVICES' | 'SLURM';
+
 /**
  * The few error classes `@llem/study` throws. Each has a `name` the CLI maps to an exit code
  * (`apps/cli/src/errors.ts`), a string-literal `code`, and an optional `cause`.
  */
 
 /** A runtime problem with the study directory or the worker module (exit 1, no stack). */
-export class StudyError extends Error {
+export class StudyError extends LlemError<'STUDY'> {
   override readonly name = 'StudyError';
   readonly code = 'STUDY' as const;
+  readonly source = 'study' as const;
 
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -18,9 +24,10 @@ export class StudyError extends Error {
  * study design hash). Mixing results of two designs in one study would be silently wrong, so the
  * runner refuses unless `force` is set. The CLI maps this name to exit 2.
  */
-export class StudyDesignChangedError extends Error {
+export class StudyDesignChangedError extends LlemError<'STUDY_DESIGN_CHANGED'> {
   override readonly name = 'StudyDesignChangedError';
   readonly code = 'STUDY_DESIGN_CHANGED' as const;
+  readonly source = 'study' as const;
   readonly studyDir: string;
   readonly expectedHash: string;
   readonly actualHash: string;
@@ -52,9 +59,10 @@ export class StudyDesignChangedError extends Error {
  * no GPU has), or names UUIDs where NVML cannot be opened. A mistake in the study file: the CLI
  * maps this name to exit 2.
  */
-export class StudyDevicesError extends Error {
+export class StudyDevicesError extends LlemError<'STUDY_DEVICES'> {
   override readonly name = 'StudyDevicesError';
   readonly code = 'STUDY_DEVICES' as const;
+  readonly source = 'study' as const;
 
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -66,9 +74,10 @@ export class StudyDevicesError extends Error {
  * not installed or unreachable), or a Slurm array task was started with a submission or task id
  * its study does not have. The message says which and what Slurm said (the CLI exits 1).
  */
-export class SlurmError extends Error {
+export class SlurmError extends LlemError<'SLURM'> {
   override readonly name = 'SlurmError';
   readonly code = 'SLURM' as const;
+  readonly source = 'study' as const;
 
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);

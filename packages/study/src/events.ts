@@ -44,6 +44,12 @@ export interface StudyEvents {
     /** The GPUs the run was given (studies with `execution.devices`). */
     devices?: RunDevice[];
   };
+  /** A line the worker sent while the run goes on (e.g. waiting for a server to answer). */
+  'run-progress': {
+    key: string;
+    label: string;
+    message: string;
+  };
   'run-finished': {
     key: string;
     label: string;
@@ -72,6 +78,7 @@ export const STUDY_EVENT_NAMES = [
   'gap-countdown',
   'gap-finished',
   'run-started',
+  'run-progress',
   'run-finished',
   'study-finished',
 ] as const satisfies readonly StudyEventName[];

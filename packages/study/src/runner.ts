@@ -4,7 +4,6 @@ import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  type ManifestError,
   type ResidualCheck,
   type RunDevice,
   type RunOwner,
@@ -35,7 +34,7 @@ import {
   skippedResidualCheck,
 } from './residual';
 import { TASK_FILE_ENV, type WorkerTask } from './task';
-import { runTimeoutS } from './timeout';
+import { runTimeout } from './timeout';
 import { WorkerExitCode } from './worker';
 
 /** Default grace between SIGTERM and SIGKILL when a child must stop. */
@@ -122,7 +121,8 @@ interface CommonOptions<Config> {
   resolveDevices?: ResolveDevicesFn;
   /**
    * The GPU indices the residual check looks at for a run given no devices (no
-   * `execution.devices`). Default: the config's `energy.devices`, else `[0]`.
+   * `execution.devices`). Default: none, so a runner without GPUs never loads the NVML binding
+   * (the check is recorded as skipped). llem passes the config's `energy.devices`.
    */
   runDevices?: (config: Config) => number[];
   /**
@@ -152,6 +152,11 @@ interface CommonOptions<Config> {
    * `preempted`, not failed, and the runner stops. Default `false`.
    */
   preemptible?: boolean;
+  /**
+   * A run's timeout in seconds when `execution.timeout_s` is not set (llem derives it from the
+   * workload: `@llem/measure`'s `runTimeoutS`). Default: `DEFAULT_RUN_TIMEOUT_S` (1 h).
+   */
+  timeoutS?: (config: Config) => number;
 }
 
 /** Why the runner was interrupted; the interrupted run's record keeps it as its error. */
@@ -276,8 +281,6 @@ export class StudyRunner<Config = unknown> {
   /** `prepare()`: the directory is made ready, no run is dispatched. */
   #prepareOnly = false;
   #studyDir: string | null = null;
-  /** `.jsonl` prompt counts for the derived timeout: each file read (and warned about) once. */
-  readonly #promptCounts = new Map<string, number | null>();
   readonly #held = new Set<HeldClaim>();
   /** True when runs of this study can overlap (a device pool with room for two). */
   #parallel = false;
@@ -602,10 +605,7 @@ export class StudyRunner<Config = unknown> {
           );
           this.#record(directory, run, {
             status: 'pending',
-            error: {
-              type: 'invalid-result',
-              message: `its result was unusable: ${verdict.reason}`,
-            },
+            error: { type: 'no-result', message: `its result was unusable: ${verdict.reason}` },
             resultFile: null,
           });
         } else {
@@ -905,14 +905,10 @@ export class StudyRunner<Config = unknown> {
       plan.execution.residual_memory_threshold_mb ?? DEFAULT_RESIDUAL_THRESHOLD_MB;
     const checked = devices
       ? devices.map((d) => d.index)
-      : (this.#options.runDevices?.(planned.config) ?? energyDevices(planned.config));
+      : (this.#options.runDevices?.(planned.config) ?? []);
     const residualCheck = await this.#residual(checked, thresholdMb);
 
-    const timeoutS = runTimeoutS(plan.execution, planned.config, {
-      cwd: this.#options.cwd ?? process.cwd(),
-      logger: this.#logger,
-      promptCounts: this.#promptCounts,
-    });
+    const timeoutS = runTimeout(plan.execution, planned.config, this.#options.timeoutS);
     const task: WorkerTask<Config> = {
       key: run.key,
       configHash: run.configHash,
@@ -987,6 +983,8 @@ export class StudyRunner<Config = unknown> {
             residualCheck,
             ...(devices ? { devices } : {}),
           }),
+        onProgress: (message) =>
+          this.#emit('run-progress', { key: run.key, label: planned.label, message }),
       });
     } catch (error) {
       if (error === INTERRUPTED_BEFORE_FORK) {
@@ -1033,7 +1031,11 @@ export class StudyRunner<Config = unknown> {
       });
       return 'interrupted';
     }
-    const error: ManifestError = { type: outcome.error.type, message: outcome.error.message };
+    const error: NonNullable<RunRecord['error']> = {
+      type: outcome.error.type,
+      message: outcome.error.message,
+      ...(outcome.error.code ? { code: outcome.error.code } : {}),
+    };
     this.#logger.warn(`run ${run.key} (${planned.label}) failed: ${error.type}: ${error.message}`);
     write({ status: 'failed', error, endedAt });
     return 'failed';
@@ -1095,6 +1097,9 @@ export class StudyRunner<Config = unknown> {
   }
 
   async #residual(deviceIndices: number[], thresholdMb: number): Promise<ResidualCheck> {
+    if (deviceIndices.length === 0) {
+      return skippedResidualCheck(thresholdMb, 'no GPU devices for this run', this.#clock.date());
+    }
     const check = this.#options.residualCheck ?? nvmlResidualCheck;
     try {
       // The check itself logs the warning (device, MB used, threshold): seed 000.
@@ -1254,13 +1259,4 @@ function remainingGapMs(
     cycle = run.cycle;
   }
   return ms;
-}
-
-/** `energy.devices` of an llem config; `[0]` when the config has none. */
-function energyDevices(config: unknown): number[] {
-  const devices = (config as { energy?: { devices?: unknown } } | null)?.energy?.devices;
-  if (Array.isArray(devices) && devices.every((d) => Number.isInteger(d) && d >= 0)) {
-    return devices as number[];
-  }
-  return [0];
 }

@@ -61,17 +61,27 @@ export function errorFileFor(resultFile: string): string {
 
 /** What a failing worker writes to the error file. */
 export interface WorkerErrorReport {
-  error: { type: string; message: string; stack: string | null };
+  error: {
+    /** One of `@llem/domain`'s `RUN_FAILURE_TYPES` (see `failureTypeOf`). */
+    type: string;
+    message: string;
+    stack: string | null;
+    /** The error's own code, when it had one. */
+    code?: string;
+  };
 }
 
 /** Messages a worker sends its runner over IPC. */
 export type WorkerMessage =
   | { type: 'llem:child-started'; pid: number }
-  | { type: 'llem:child-exited'; pid: number };
+  | { type: 'llem:child-exited'; pid: number }
+  /** A line for the user's console while the run goes on (e.g. waiting for a server). */
+  | { type: 'llem:progress'; message: string };
 
 /** True for messages that come from `defineWorker`'s plumbing. */
 export function isWorkerMessage(value: unknown): value is WorkerMessage {
   if (typeof value !== 'object' || value === null) return false;
-  const { type, pid } = value as { type?: unknown; pid?: unknown };
+  const { type, pid, message } = value as { type?: unknown; pid?: unknown; message?: unknown };
+  if (type === 'llem:progress') return typeof message === 'string';
   return (type === 'llem:child-started' || type === 'llem:child-exited') && typeof pid === 'number';
 }

@@ -1,6 +1,8 @@
 import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
+import type { RunFailureType } from '@llem/domain';
+import { isLlemError } from '@llem/resilience';
 import { publishFileSync, writeJsonAtomicSync } from './internal/atomic';
 import { TASK_FILE_ENV, type WorkerErrorReport, type WorkerMessage, type WorkerTask } from './task';
 
@@ -22,6 +24,11 @@ export interface WorkerContext {
    * is its process group id). It is killed with its whole group when the worker stops.
    */
   registerChild(pid: number): void;
+  /**
+   * Show a line on the runner's console (its `run-progress` event) while the run goes on, e.g.
+   * "waiting for the server". Also logged by the caller as it sees fit; a no-op without a runner.
+   */
+  progress(message: string): void;
 }
 
 /** A worker handler: run one experiment and return its result (any JSON value). */
@@ -153,6 +160,9 @@ async function runWorker<Config, Result>(
 
   const context: WorkerContext = {
     signal: controller.signal,
+    progress(message) {
+      send({ type: 'llem:progress', message });
+    },
     registerChild(pid) {
       groups.add(pid);
       share(pid, true);
@@ -248,8 +258,35 @@ function startWatchdog(shared: Int32Array): void {
 }
 
 function describe(error: unknown): WorkerErrorReport['error'] {
+  const type = failureTypeOf(error);
+  const code = isLlemError(error) ? { code: error.code } : {};
   if (error instanceof Error) {
-    return { type: error.name || 'Error', message: error.message, stack: error.stack ?? null };
+    return { type, message: error.message, stack: error.stack ?? null, ...code };
   }
-  return { type: 'Error', message: String(error), stack: null };
+  return { type, message: String(error), stack: null };
+}
+
+/**
+ * The run-failure type (`@llem/domain`'s `RUN_FAILURE_TYPES`) of an error a handler threw: by
+ * the `source` of a llem error (`engine`, `config`, `server`, `measurement`; a measurement error
+ * with code `CONFIG` is `config`), `crash` for anything else (a bug, a library's own error).
+ *
+ * @example
+ * failureTypeOf(new LlamaCppEngineError('MODEL_NOT_FOUND', '…')); // 'engine'
+ */
+export function failureTypeOf(error: unknown): RunFailureType {
+  if (!isLlemError(error)) return 'crash';
+  switch (error.source) {
+    case 'engine':
+      return 'engine';
+    case 'server':
+      return 'server';
+    case 'config':
+      return 'config';
+    case 'measurement':
+    case 'nvml':
+      return error.code === 'CONFIG' ? 'config' : 'measurement';
+    default:
+      return 'crash';
+  }
 }

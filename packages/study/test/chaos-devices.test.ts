@@ -34,7 +34,7 @@ const BEHAVIOURS = [
 ] as const;
 const EXPECTED: Record<string, [string, string | null]> = {
   ok: ['completed', null],
-  throw: ['failed', 'EngineError'],
+  throw: ['failed', 'engine'],
   crash: ['failed', 'crash'],
   'exit-nonzero': ['failed', 'crash'],
   'no-result': ['failed', 'no-result'],

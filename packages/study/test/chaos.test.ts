@@ -35,7 +35,7 @@ const BEHAVIOURS = [
 const EXPECTED: Record<string, [string, string | null]> = {
   ok: ['completed', null],
   'grandchild-then-ok': ['completed', null],
-  throw: ['failed', 'EngineError'],
+  throw: ['failed', 'engine'],
   crash: ['failed', 'crash'],
   'exit-nonzero': ['failed', 'crash'],
   'no-result': ['failed', 'no-result'],

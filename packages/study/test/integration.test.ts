@@ -8,7 +8,15 @@ import { StudyDesignChangedError, StudyError } from '../src/errors';
 import type { StudyEvents } from '../src/events';
 import { StudyRunner } from '../src/runner';
 import { makePlan, TSX_EXEC_ARGV } from './fixtures/plan';
-import { editRecord, isRunning, okResidual, readJson, readManifest, tempDir } from './helpers';
+import {
+  editRecord,
+  energyDevices,
+  isRunning,
+  okResidual,
+  readJson,
+  readManifest,
+  tempDir,
+} from './helpers';
 
 const worker = new URL('./fixtures/worker.ts', import.meta.url);
 
@@ -32,6 +40,7 @@ function runner(
     execArgv: TSX_EXEC_ARGV,
     env: { ...process.env, LLEM_TEST_LEDGER: ledger },
     residualCheck: okResidual,
+    runDevices: energyDevices,
     graceMs: 500,
     ...extra,
   } as ConstructorParameters<typeof StudyRunner>[0]);
@@ -67,6 +76,23 @@ async function waitUntil(check: () => boolean, ms = 5000): Promise<boolean> {
 }
 
 describe('StudyRunner with real child processes', () => {
+  it("passes a worker's progress lines on as run-progress events, between its start and finish", async () => {
+    const r = runner([{ behaviour: 'progress' }]);
+    const events: string[] = [];
+    r.on('run-started', (e) => events.push(`started ${e.key}`));
+    r.on('run-progress', (e) => events.push(`${e.key} ${e.label}: ${e.message}`));
+    r.on('run-finished', (e) => events.push(`finished ${e.key} ${e.status}`));
+    const summary = await r.run();
+    expect(summary.counts).toMatchObject({ completed: 1 });
+    const key = events[0]!.slice('started '.length);
+    expect(events).toEqual([
+      `started ${key}`,
+      expect.stringMatching(new RegExp(`^${key} .*: waiting for the server \\(1 s of 30 s\\)$`)),
+      expect.stringMatching(/: waiting for the server \(2 s of 30 s\)$/),
+      `finished ${key} completed`,
+    ]);
+  });
+
   it('classifies every kind of failure and never lets one stop the study', async () => {
     const r = runner(
       [
@@ -90,7 +116,7 @@ describe('StudyRunner with real child processes', () => {
     expect(errors).toEqual([
       ['completed', null],
       ['failed', 'crash'],
-      ['failed', 'EngineError'],
+      ['failed', 'engine'],
       ['failed', 'crash'],
       ['failed', 'no-result'],
       ['failed', 'timeout'],

@@ -363,7 +363,7 @@ describe('submitSlurmStudy without a cluster', () => {
       owner: null,
       startedAt: null,
       endedAt: null,
-      error: { type: 'EngineError', message: 'no' },
+      error: { type: 'engine', message: 'no' },
       resultFile: null,
     });
     const again = await submitSlurmStudy({

@@ -431,7 +431,7 @@ describe.skipIf(skip)('Slurm chaos', () => {
       // After each round: a run that failed for any other reason than its own is a preemption
       // taken for a failure.
       misclassified += (state?.runs ?? []).filter(
-        (r) => r.status === 'failed' && r.error?.type !== 'EngineError',
+        (r) => r.status === 'failed' && r.error?.type !== 'engine',
       ).length;
       if (rounds > CHAOS_ROUNDS && state?.status === 'completed') break;
       if (rounds > CHAOS_ROUNDS + 5) break;
@@ -447,7 +447,7 @@ describe.skipIf(skip)('Slurm chaos', () => {
     for (const run of final.runs) {
       const expected = byKey.get(run.key)?.behaviour === 'ok' ? 'completed' : 'failed';
       if (run.status !== expected) wrongState += 1;
-      if (expected === 'failed' && run.error?.type !== 'EngineError') wrongState += 1;
+      if (expected === 'failed' && run.error?.type !== 'engine') wrongState += 1;
       const finishes = lines.filter((l) => l.event === 'finish' && l.key === run.key);
       if (run.status !== 'completed') {
         if (finishes.length > 0) duplicated += 1;

@@ -114,7 +114,8 @@ describe('defineWorker', () => {
     expect(existsSync(resultFile)).toBe(false);
     const report = JSON.parse(readFileSync(join(tmp.dir, 'runs', 'k_c0.error.json'), 'utf8'));
     expect(errorFileFor(resultFile)).toBe(join(tmp.dir, 'runs', 'k_c0.error.json'));
-    expect(report.error.type).toBe('EngineError');
+    expect(report.error.type).toBe('engine');
+    expect(report.error.code).toBe('FIXTURE_REFUSED');
     expect(report.error.message).toBe('the engine refused the config');
     expect(report.error.stack).toContain('EngineError');
   }, 30_000);

@@ -3,19 +3,13 @@ import { existsSync, mkdirSync, realpathSync, rmSync, writeFileSync } from 'node
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { OpenaiExperimentConfig, StudyPlan } from '@llem/domain';
+import { checkOpenAIServer } from '@llem/engines';
 import { DEFAULT_POWERCAP_ROOT, probeRapl } from '@llem/measure';
 import { Nvml, NvmlLibraryError } from '@llem/nvml';
-import type { CommandModule } from 'yargs';
-import type { CliContext, GlobalArgs } from '../context';
-import { ExitCode } from '../errors';
-
-interface DoctorArgs extends GlobalArgs {
-  output: string;
-  json: boolean;
-  library?: string;
-  thresholdMb: number;
-  powercapRoot: string;
-}
+import { loadStudyFile } from '@llem/study';
+import { type CliContext, defineCommand } from '../context';
+import { ExitCode, UsageError } from '../errors';
 
 /** One preflight check. `blocking` failures make `llem doctor` exit 1. */
 export interface DoctorCheck {
@@ -273,14 +267,89 @@ export function runDoctorChecks(options: {
   ];
 }
 
+/** The hint for each reason an `openai` server check fails (the check's `code`). */
+const SERVER_HINTS: Record<string, string> = {
+  UNREACHABLE:
+    'Start the server (or fix openai.base_url: host, port and the /v1 prefix); a server still loading can take longer than --server-timeout-s',
+  DNS: 'The host name in openai.base_url does not resolve: check its spelling and your DNS',
+  TLS: 'The TLS handshake failed: http vs https in openai.base_url, or a certificate Node does not trust (NODE_EXTRA_CA_CERTS)',
+  AUTH: 'Set openai.api_key_env to the variable that holds the key, and export it',
+  API_KEY_MISSING: 'Export the variable named by openai.api_key_env before running',
+  MODEL_NOT_FOUND: 'Set model (or openai.model) to a name the server serves: see its /v1/models',
+  CONFIG: 'Fix the openai section of the study file',
+};
+
+/**
+ * One check per distinct `openai` server of a study (base URL, model, endpoint and key
+ * variable): reachable, authenticated, and serving the model, as a run's `load()` checks it,
+ * waiting at most `timeoutS` for each. All are blocking: a run against them would fail.
+ *
+ * @example
+ * const checks = await openaiServerChecks(plan, { env: process.env, timeoutS: 5 });
+ */
+export async function openaiServerChecks(
+  plan: Pick<StudyPlan, 'configs'>,
+  options: { env: NodeJS.ProcessEnv; timeoutS: number },
+): Promise<DoctorCheck[]> {
+  const seen = new Map<string, OpenaiExperimentConfig>();
+  for (const { config } of plan.configs) {
+    if (config.engine !== 'openai') continue;
+    const { base_url, model, endpoint, api_key_env } = config.openai;
+    const key = JSON.stringify([base_url, model ?? config.model, endpoint, api_key_env ?? null]);
+    if (!seen.has(key)) seen.set(key, config);
+  }
+  const checks: DoctorCheck[] = [];
+  for (const config of seen.values()) {
+    const check = await checkOpenAIServer(config, { timeoutS: options.timeoutS, env: options.env });
+    const name = `openai server ${check.url}`;
+    checks.push(
+      check.ok
+        ? {
+            name,
+            ok: true,
+            detail: `answers in ${(check.elapsedMs / 1000).toFixed(1)} s; model ${check.model} ${
+              check.modelListed === true
+                ? 'listed'
+                : check.modelListed === false
+                  ? 'not listed, but accepted'
+                  : 'accepted (no /models list)'
+            }`,
+            hint: null,
+            blocking: true,
+          }
+        : {
+            name,
+            ok: false,
+            // The name already says which server: the message need not repeat it.
+            detail: `${check.code}: ${check.message
+              .replace(/^openai engine: /, '')
+              .replace(`${check.url}: `, '')
+              .replace(`${check.url} `, '')}`,
+            hint: SERVER_HINTS[check.code] ?? null,
+            blocking: true,
+          },
+    );
+  }
+  return checks;
+}
+
 /** `llem doctor`: ✓/✗ per check with a hint per failure; exit 1 only when something blocks. */
-export function doctorCommand(ctx: CliContext): CommandModule<GlobalArgs, DoctorArgs> {
-  return {
-    command: 'doctor',
+export function doctorCommand(ctx: CliContext) {
+  return defineCommand({
+    command: 'doctor [study]',
     describe:
-      'Check this machine for llem: Node, NVML and GPUs, llama.cpp binaries, RAPL, output dir',
+      'Check this machine for llem: Node, NVML and GPUs, llama.cpp binaries, RAPL, output dir; with a study file, also each openai server it uses',
     builder: (y) =>
       y
+        .positional('study', {
+          type: 'string',
+          describe: 'A study file: check every openai.base_url it uses (reachable, key, model)',
+        })
+        .option('server-timeout-s', {
+          type: 'number',
+          default: 5,
+          describe: 'How long to wait for each openai server to answer',
+        })
         .option('output', {
           alias: 'o',
           type: 'string',
@@ -298,8 +367,10 @@ export function doctorCommand(ctx: CliContext): CommandModule<GlobalArgs, Doctor
           type: 'string',
           default: DEFAULT_POWERCAP_ROOT,
           hidden: true,
-        }) as never,
-    handler: (args) => {
+        }),
+    handler: async (args) => {
+      // A bad study file is a config error (exit 2) before anything is checked.
+      const study = args.study ? await loadStudyFile(args.study, { cwd: ctx.cwd }) : null;
       const checks = runDoctorChecks({
         env: ctx.env,
         outputDir: resolve(ctx.cwd, args.output),
@@ -307,6 +378,17 @@ export function doctorCommand(ctx: CliContext): CommandModule<GlobalArgs, Doctor
         powercapRoot: args.powercapRoot,
         ...(args.library ? { library: args.library } : {}),
       });
+      if (study) {
+        if (!(args.serverTimeoutS > 0)) {
+          throw new UsageError(`--server-timeout-s must be a positive number of seconds`);
+        }
+        checks.push(
+          ...(await openaiServerChecks(study.plan, {
+            env: ctx.env,
+            timeoutS: args.serverTimeoutS,
+          })),
+        );
+      }
       const blocking = checks.filter((c) => !c.ok && c.blocking);
       if (args.json) {
         ctx.stdout.write(`${JSON.stringify({ ok: blocking.length === 0, checks }, null, 2)}\n`);
@@ -324,5 +406,5 @@ export function doctorCommand(ctx: CliContext): CommandModule<GlobalArgs, Doctor
       }
       if (blocking.length) ctx.exitCode = ExitCode.failure;
     },
-  };
+  });
 }

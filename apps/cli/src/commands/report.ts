@@ -1,31 +1,8 @@
 import { resolve } from 'node:path';
-import { type ParetoAxis, parseParetoAxis, ReportError, writeStudyReport } from '@llem/report';
+import { type ParetoAxis, parseParetoAxis, writeStudyReport } from '@llem/report';
 import type { Logger } from '@llem/resilience';
-import type { CommandModule } from 'yargs';
-import type { CliContext, GlobalArgs } from '../context';
+import { type CliContext, defineCommand } from '../context';
 import { UsageError } from '../errors';
-
-interface ReportArgs extends GlobalArgs {
-  studyDir: string;
-  paretoX?: string;
-  paretoY?: string;
-  seed?: number;
-  json: boolean;
-}
-
-/** ReportErrors a user caused (a wrong path or flag) become UsageErrors: exit 2, no stack. */
-export function asUsageError(error: unknown): never {
-  if (
-    error instanceof ReportError &&
-    (error.code === 'STUDY_NOT_FOUND' ||
-      error.code === 'CONFIG_NOT_FOUND' ||
-      error.code === 'INVALID_OPTION' ||
-      error.code === 'NOTHING_TO_COMPARE')
-  ) {
-    throw new UsageError(error.message, { cause: error });
-  }
-  throw error;
-}
 
 /**
  * The CLI's logger with the library's info lines ("report: <path>") demoted to debug: the
@@ -51,19 +28,15 @@ export function paretoAxesFrom(
       '--pareto-x and --pareto-y go together (e.g. --pareto-x ttftP95Ms --pareto-y outputTokensPerS:max)',
     );
   }
-  try {
-    return [parseParetoAxis(x), parseParetoAxis(y)];
-  } catch (error) {
-    return asUsageError(error);
-  }
+  return [parseParetoAxis(x), parseParetoAxis(y)];
 }
 
 /**
  * `llem report STUDY_DIR`: (re)build summary.csv, summary_by_config.csv, pareto.csv and
  * report.html from what is on disk.
  */
-export function reportCommand(ctx: CliContext): CommandModule<GlobalArgs, ReportArgs> {
-  return {
+export function reportCommand(ctx: CliContext) {
+  return defineCommand({
     command: 'report <study-dir>',
     describe: 'Rebuild a study’s summary CSVs and self-contained report.html',
     builder: (y) =>
@@ -95,14 +68,14 @@ export function reportCommand(ctx: CliContext): CommandModule<GlobalArgs, Report
         .example(
           '$0 report DIR --pareto-x steadyStateEnergyPerOutputTokenJ --pareto-y goodputShare',
           'openai engine: steady-state J/token against the share of requests meeting the SLOs',
-        ) as never,
+        ),
     handler: async (args) => {
       const paretoAxes = paretoAxesFrom(args.paretoX, args.paretoY);
       const report = await writeStudyReport(resolve(ctx.cwd, args.studyDir), {
         logger: quietInfo(ctx),
         ...(paretoAxes ? { paretoAxes } : {}),
         ...(args.seed !== undefined ? { seed: args.seed } : {}),
-      }).catch(asUsageError);
+      });
       // Why the frontier is not the one asked for (energy not measured, or empty axes).
       if (report.paretoNote) ctx.stderr.write(`note: ${report.paretoNote}\n`);
       if (args.json) {
@@ -127,5 +100,5 @@ export function reportCommand(ctx: CliContext): CommandModule<GlobalArgs, Report
       ctx.stdout.write(`per config: ${report.files.summaryByConfig}\n`);
       ctx.stdout.write(`pareto: ${report.files.pareto}\n`);
     },
-  };
+  });
 }

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { CommandConfig, CommandExperimentConfig } from '@llem/domain';
+import { LlemError } from '@llem/resilience';
 import type {
   Engine,
   EngineContext,
@@ -38,23 +39,36 @@ export interface CommandEngineOptions {
   onProcessGroup?: (pgid: number) => void;
 }
 
-/** Errors of the `command` engine. `name` is `EngineError`, which the CLI prints without a stack. */
-export class CommandEngineError extends Error {
+/** Error codes the `command` engine throws. */
+export type CommandEngineErrorCode =
+  | 'COMMAND_CONFIG'
+  | 'COMMAND_SPAWN'
+  | 'COMMAND_EXIT'
+  | 'COMMAND_NO_REPORT'
+  | 'COMMAND_BAD_REPORT'
+  | 'COMMAND_BAD_MARKERS'
+  | 'COMMAND_ABORTED';
+
+/** Errors of the `command` engine (`name` `EngineError`, like the other engines'). */
+export class CommandEngineError extends LlemError<CommandEngineErrorCode> {
   override readonly name = 'EngineError';
+  readonly source = 'engine' as const;
   constructor(
     message: string,
-    readonly code:
-      | 'COMMAND_CONFIG'
-      | 'COMMAND_SPAWN'
-      | 'COMMAND_EXIT'
-      | 'COMMAND_NO_REPORT'
-      | 'COMMAND_BAD_REPORT'
-      | 'COMMAND_BAD_MARKERS'
-      | 'COMMAND_ABORTED',
+    readonly code: CommandEngineErrorCode,
     options?: { cause?: unknown },
   ) {
     super(message, options);
   }
+}
+
+/**
+ * This process's environment for a program it starts, without llem's own plumbing: the worker's
+ * `LLEM_TASK_FILE` names the runner's task, not the program's, and must not leak into it.
+ */
+function inheritedEnv(): NodeJS.ProcessEnv {
+  const { LLEM_TASK_FILE: _task, ...env } = process.env;
+  return env;
 }
 
 /** Keeps the last `max` characters of a stream, for error messages. */
@@ -224,7 +238,7 @@ export function createCommandEngine(
           const proc = spawn(program, args, {
             cwd,
             env: {
-              ...(s.inherit_env === false ? {} : process.env),
+              ...(s.inherit_env === false ? {} : inheritedEnv()),
               ...(s.env ?? {}),
               LLEM_CONFIG_FILE: configFile,
               LLEM_REQUESTS_FILE: requestsFile,

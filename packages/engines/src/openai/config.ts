@@ -49,6 +49,8 @@ export interface ResolvedOpenAIConfig {
         maxConcurrency: number | null;
       };
   requestTimeoutMs: number;
+  /** How long `load()` waits for the server to answer (`openai.ready_timeout_s`). */
+  readyTimeoutMs: number;
   ignoreEos: boolean;
   steadyState: boolean;
   maxFailureRate: number;
@@ -108,6 +110,7 @@ export function resolveOpenAIConfig(config: OpenAIEngineConfig): ResolvedOpenAIC
     endpoint: section.endpoint,
     mode,
     requestTimeoutMs: section.request_timeout_s * 1000,
+    readyTimeoutMs: section.ready_timeout_s * 1000,
     ignoreEos: section.ignore_eos,
     steadyState: section.steady_state,
     maxFailureRate: section.max_failure_rate,

@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import { performance } from 'node:perf_hooks';
-import { type Logger, noopLogger, RetryableError, retry } from '@llem/resilience';
+import { type Logger, noopLogger } from '@llem/resilience';
 import type {
   Engine,
   EngineContext,
@@ -18,22 +18,40 @@ import {
   type ResolvedOpenAIConfig,
   resolveOpenAIConfig,
 } from './config';
-import { OpenAIEngineError } from './errors';
+import { OpenAIEngineError, type OpenAIEngineErrorCode } from './errors';
 import { runLoad } from './load';
-import { errorsByType, goodput, steadyStateWindow } from './metrics';
+import { errorsByType, goodput, serverTimingsSummary, steadyStateWindow } from './metrics';
+import { type HttpAnswer, type ReadyTransport, type ServerProblem, waitForServer } from './ready';
 import { type StreamedRecord, type StreamTarget, streamRequest } from './stream';
 
-/** How `load()` waits for a server that is still starting. */
+/**
+ * How `load()` spaces its attempts while a server is not ready. The whole wait is bounded by
+ * `openai.ready_timeout_s` whatever these say.
+ */
 export interface StartupRetryOptions {
-  /** Retries after the first attempt. Default 30. */
+  /** Retries after the first attempt. Default: as many as fit in the ready timeout. */
   retries?: number;
-  /** First delay in ms. Default 1000. */
+  /** First delay in ms. Default 250. */
   delayMs?: number;
   /** Backoff factor. Default 1.5. */
   factor?: number;
-  /** Longest single delay in ms. Default 10 000 (so ~4 minutes in all with the defaults). */
+  /** Longest single delay in ms. Default 2000. */
   maxDelayMs?: number;
 }
+
+/** The engine error code for each reason a server is not usable. */
+const PROBLEM_CODES: Record<ServerProblem, OpenAIEngineErrorCode> = {
+  refused: 'UNREACHABLE',
+  reset: 'UNREACHABLE',
+  timeout: 'UNREACHABLE',
+  unreachable: 'UNREACHABLE',
+  loading: 'UNREACHABLE',
+  http: 'UNREACHABLE',
+  dns: 'DNS',
+  tls: 'TLS',
+  auth: 'AUTH',
+  'model-not-found': 'MODEL_NOT_FOUND',
+};
 
 /** `EngineContext` plus what a library user or a test may want to inject. */
 export interface OpenAIEngineOptions extends EngineContext {
@@ -73,27 +91,24 @@ class OpenAIEngine implements Engine {
   readonly windowMarking = 'harness' as const;
   readonly config: ResolvedOpenAIConfig;
   readonly #logger: Logger;
+  readonly #progress: ((message: string) => void) | undefined;
   readonly #signal: AbortSignal;
   readonly #env: Readonly<Record<string, string | undefined>>;
-  readonly #startupRetry: Required<StartupRetryOptions>;
+  readonly #startupRetry: StartupRetryOptions;
   // Private fields: the key never shows up in JSON.stringify, util.inspect or the logger.
   #apiKey: string | null = null;
   #agent: http.Agent | null = null;
+  #freshAgent: http.Agent | null = null;
   #loaded = false;
   #disposed = false;
 
   constructor(config: ResolvedOpenAIConfig, ctx: OpenAIEngineOptions) {
     this.config = config;
     this.#logger = ctx.logger ?? noopLogger;
+    this.#progress = ctx.progress;
     this.#signal = ctx.signal ?? new AbortController().signal;
     this.#env = ctx.env ?? process.env;
-    this.#startupRetry = {
-      retries: 30,
-      delayMs: 1000,
-      factor: 1.5,
-      maxDelayMs: 10_000,
-      ...ctx.startupRetry,
-    };
+    this.#startupRetry = { ...ctx.startupRetry };
   }
 
   /** Replaces every occurrence of the key in text that leaves the engine. */
@@ -124,19 +139,40 @@ class OpenAIEngine implements Engine {
     }
     const cap = this.#socketCap();
     this.#agent?.destroy();
+    this.#freshAgent?.destroy();
     // keep-alive: a new TCP connection per request would add a handshake to every TTFT.
     // maxSockets follows the load mode so the agent never queues requests behind our back.
     const options: http.AgentOptions = { keepAlive: true, maxSockets: cap, scheduling: 'lifo' };
-    this.#agent =
-      new URL(baseUrl).protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
+    const https_ = new URL(baseUrl).protocol === 'https:';
+    this.#agent = https_ ? new https.Agent(options) : new http.Agent(options);
+    // Retries after a connection failed before any answer go through this one: a fresh socket
+    // each time, never one from the pool that may be closing.
+    this.#freshAgent = https_
+      ? new https.Agent({ keepAlive: false })
+      : new http.Agent({ keepAlive: false });
 
     const url = publicBaseUrl(baseUrl);
-    const models = await this.#checkServer();
-    const modelListed = models === null ? null : models.includes(model);
-    if (modelListed === false) {
+    const ready = await waitForServer(this.#transport(), {
+      shownUrl: url,
+      model,
+      endpoint,
+      readyTimeoutMs: this.config.readyTimeoutMs,
+      apiKeyEnv,
+      logger: this.#logger,
+      ...(this.#progress ? { progress: this.#progress } : {}),
+      signal: this.#signal,
+      backoff: this.#startupRetry,
+      redact: this.#redact,
+    });
+    if (!ready.ok) {
+      throw new OpenAIEngineError(PROBLEM_CODES[ready.problem], `openai engine: ${ready.message}`);
+    }
+    const { models, modelListed } = ready;
+    if (ready.note !== null) this.#logger.warn(`openai engine: ${ready.note}`);
+    else if (modelListed === false) {
       // Not fatal: llama-server and some proxies serve whatever model name they are sent.
-      this.#logger.warn(
-        `openai engine: model ${model} is not among the models ${url}/models lists (${models!.slice(0, 10).join(', ')}); requests may fail`,
+      this.#logger.info(
+        `openai engine: model ${model} is not among the models ${url}/models lists (${models!.slice(0, 10).join(', ')}), but the server accepts it`,
       );
     }
     this.#loaded = true;
@@ -156,6 +192,7 @@ class OpenAIEngine implements Engine {
         modelListed,
         load: loadModeDetails(this.config),
         requestTimeoutS: this.config.requestTimeoutMs / 1000,
+        readyAfterS: ready.elapsedMs / 1000,
         ignoreEos: this.config.ignoreEos,
       },
     };
@@ -167,103 +204,50 @@ class OpenAIEngine implements Engine {
     return mode.maxConcurrency ?? Number.POSITIVE_INFINITY;
   }
 
-  /**
-   * GET {base_url}/models, retried while the server is not up yet (connection refused or reset,
-   * 502/503/504 from a proxy or a server still loading weights). Returns the model ids, or `null`
-   * when the server has no /models route.
-   */
-  async #checkServer(): Promise<string[] | null> {
-    const url = `${this.config.baseUrl}/models`;
-    const shown = `${publicBaseUrl(this.config.baseUrl)}/models`;
-    let result: { status: number; body: string };
-    let attempts = 0;
-    try {
-      result = await retry(
-        async ({ signal, attempt }) => {
-          attempts = attempt;
-          const response = await this.#get(url, signal);
-          if (response.status === 502 || response.status === 503 || response.status === 504) {
-            throw new RetryableError(
-              `HTTP ${response.status} from ${shown} (server still loading?)`,
-            );
-          }
-          return response;
-        },
-        {
-          ...this.#startupRetry,
-          signal: this.#signal,
-          logger: this.#logger,
-          name: `openai engine: GET ${shown}`,
-        },
-      );
-    } catch (error) {
-      if (this.#signal.aborted) throw error;
-      throw new OpenAIEngineError(
-        'UNREACHABLE',
-        this.#redact(
-          `openai engine: could not reach ${shown} (${attempts === 1 ? '1 attempt' : `${attempts} attempts`}): ${(error as Error).message}. Is the server running at openai.base_url?`,
-        ),
-        { cause: error },
-      );
-    }
-    if (result.status === 401 || result.status === 403) {
-      const hint =
-        this.config.apiKeyEnv === null
-          ? 'set openai.api_key_env to the name of the environment variable holding the key'
-          : `check the key in the environment variable ${this.config.apiKeyEnv}`;
-      throw new OpenAIEngineError(
-        'AUTH',
-        `openai engine: ${shown} refused the request (HTTP ${result.status}); ${hint}`,
-      );
-    }
-    if (result.status === 404 || result.status === 405) return null;
-    if (result.status < 200 || result.status >= 300) {
-      throw new OpenAIEngineError(
-        'UNREACHABLE',
-        this.#redact(
-          `openai engine: ${shown} answered HTTP ${result.status}: ${result.body.slice(0, 300)}`,
-        ),
-      );
-    }
-    try {
-      const parsed = JSON.parse(result.body) as { data?: Array<{ id?: unknown }> };
-      if (!Array.isArray(parsed.data)) return null;
-      return parsed.data.map((m) => m.id).filter((id): id is string => typeof id === 'string');
-    } catch {
-      return null;
-    }
+  /** GET/POST against the base URL through the engine's pool, for the readiness check. */
+  #transport(): ReadyTransport {
+    return {
+      get: (path, signal, timeoutMs) => this.#request('GET', path, null, signal, timeoutMs),
+      post: (path, body, signal, timeoutMs) => this.#request('POST', path, body, signal, timeoutMs),
+    };
   }
 
-  #get(url: string, signal: AbortSignal): Promise<{ status: number; body: string }> {
+  #request(
+    method: 'GET' | 'POST',
+    path: string,
+    body: string | null,
+    signal: AbortSignal,
+    timeoutMs: number,
+  ): Promise<HttpAnswer> {
+    const url = `${this.config.baseUrl}/${path}`;
     const transport = url.startsWith('https:') ? https : http;
     return new Promise((resolve, reject) => {
       const req = transport.request(url, {
-        method: 'GET',
-        agent: this.#agent!,
-        headers: this.#headers(false),
+        method,
+        agent: this.#freshAgent!,
+        headers: this.#headers(body !== null),
         signal,
-        timeout: 30_000,
+        timeout: timeoutMs,
       });
-      req.on('timeout', () => req.destroy(new RetryableError(`no answer from ${url} in 30 s`)));
+      req.on('timeout', () => {
+        const error: NodeJS.ErrnoException = new Error(`no answer in ${timeoutMs / 1000} s`);
+        error.code = 'ATTEMPT_TIMEOUT';
+        req.destroy(error);
+      });
       req.on('error', (error: NodeJS.ErrnoException) => {
-        const transient =
-          error.code === 'ECONNREFUSED' ||
-          error.code === 'ECONNRESET' ||
-          error.code === 'EPIPE' ||
-          error instanceof RetryableError;
-        const message = this.#redact(`${error.code ?? error.name}: ${error.message}`);
-        reject(transient ? new RetryableError(message) : new Error(message));
+        error.message = this.#redact(error.message);
+        reject(error);
       });
       req.on('response', (res) => {
-        let body = '';
+        let text = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => {
-          if (body.length < 1_000_000) body += chunk;
+          if (text.length < 1_000_000) text += chunk;
         });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-        res.on('error', (error) => reject(new RetryableError(this.#redact(error.message))));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: this.#redact(text) }));
+        res.on('error', (error) => reject(error));
       });
-      req.end();
+      req.end(body ?? undefined);
     });
   }
 
@@ -280,6 +264,7 @@ class OpenAIEngine implements Engine {
     return {
       url: new URL(`${this.config.baseUrl}/${path}`),
       agent: this.#agent,
+      freshAgent: this.#freshAgent!,
       headers: this.#headers(true),
       endpoint: this.config.endpoint,
       timeoutMs: this.config.requestTimeoutMs,
@@ -386,7 +371,13 @@ class OpenAIEngine implements Engine {
     let mismatched = 0;
     let perChunkUsage = 0;
     let peak = 0;
+    let retried = 0;
+    let retries = 0;
     for (const r of records) {
+      if ((r.retries ?? 0) > 0) {
+        retried++;
+        retries += r.retries ?? 0;
+      }
       if (r.error !== undefined) continue;
       succeeded++;
       inputTokens += r.inputTokens ?? 0;
@@ -413,6 +404,8 @@ class OpenAIEngine implements Engine {
         failureRate: records.length === 0 ? 0 : (records.length - succeeded) / records.length,
       },
       errorsByType: errors,
+      // Requests sent again on a fresh connection after theirs failed before any answer.
+      connectionRetries: { requests: retried, retries },
       requestsPerS: durationS > 0 ? succeeded / durationS : null,
       peakInFlight: peak,
       tokenCounts: {
@@ -427,6 +420,7 @@ class OpenAIEngine implements Engine {
       issueLagMs: issueLagMs.length === 0 ? null : summary(issueLagMs),
       steadyState: this.config.steadyState ? steadyStateWindow(records, this.config.mode) : null,
       goodput: this.config.slo === null ? null : goodput(records, this.config.slo, durationS),
+      serverTimings: serverTimingsSummary(records),
     };
     return {
       requests: records.map(toRequestRecord),
@@ -442,6 +436,8 @@ class OpenAIEngine implements Engine {
     this.#loaded = false;
     this.#agent?.destroy();
     this.#agent = null;
+    this.#freshAgent?.destroy();
+    this.#freshAgent = null;
     this.#apiKey = null;
   }
 }
@@ -456,6 +452,10 @@ function toRequestRecord(r: StreamedRecord): RequestRecord {
     inputTokens: r.inputTokens,
     outputTokens: r.outputTokens,
   };
+  if (r.chunkTimes !== undefined) record.chunkTimes = r.chunkTimes;
+  if (r.tokenSource !== undefined) record.tokenSource = r.tokenSource;
+  if (r.retries !== undefined) record.retries = r.retries;
+  if (r.serverTimings !== undefined) record.serverTimings = r.serverTimings;
   if (r.error !== undefined) record.error = r.error;
   return record;
 }
@@ -494,4 +494,91 @@ function summary(values: number[]): { mean: number; max: number } {
     if (v > max) max = v;
   }
   return { mean: sum / values.length, max };
+}
+
+/** What `checkOpenAIServer` found. */
+export type OpenAIServerCheck =
+  | {
+      ok: true;
+      /** The base URL without credentials. */
+      url: string;
+      model: string;
+      /** Model ids the server lists; `null` without a `/models` route. */
+      models: string[] | null;
+      modelListed: boolean | null;
+      /** How long the server took to answer (ms). */
+      elapsedMs: number;
+    }
+  | {
+      ok: false;
+      url: string;
+      model: string;
+      code: OpenAIEngineErrorCode | 'CONFIG';
+      message: string;
+    };
+
+/**
+ * Checks an `openai` section the way a run's `load()` does (API key variable, reachability, the
+ * model: listed, or accepted by a one-token probe), waiting at most `timeoutS` for a server
+ * that is starting. Never throws for an unusable server or section: the outcome says why.
+ *
+ * @example
+ * const check = await checkOpenAIServer(config, { timeoutS: 5 });
+ * if (!check.ok) console.error(check.code, check.message);
+ */
+export async function checkOpenAIServer(
+  config: OpenAIEngineConfig,
+  options: {
+    timeoutS?: number;
+    env?: Readonly<Record<string, string | undefined>>;
+    logger?: Logger;
+    signal?: AbortSignal;
+  } = {},
+): Promise<OpenAIServerCheck> {
+  const section = {
+    ...config.openai,
+    ...(options.timeoutS !== undefined ? { ready_timeout_s: options.timeoutS } : {}),
+  };
+  let engine: ReturnType<typeof createOpenAIEngine>;
+  const rawUrl = String(config.openai?.base_url ?? '');
+  let url = rawUrl;
+  try {
+    url = publicBaseUrl(rawUrl);
+  } catch {
+    // an invalid URL: the config error below says so
+  }
+  const model = config.openai?.model ?? config.model ?? '';
+  try {
+    engine = createOpenAIEngine(
+      { ...config, openai: section },
+      {
+        logger: options.logger ?? noopLogger,
+        signal: options.signal ?? new AbortController().signal,
+        ...(options.env ? { env: options.env } : {}),
+      },
+    );
+  } catch (error) {
+    return { ok: false, url, model, code: 'CONFIG', message: (error as Error).message };
+  }
+  try {
+    const info = await engine.load();
+    const details = info.details as {
+      servedModels: string[] | null;
+      modelListed: boolean | null;
+      readyAfterS: number;
+    };
+    return {
+      ok: true,
+      url,
+      model: info.model,
+      models: details.servedModels,
+      modelListed: details.modelListed,
+      elapsedMs: details.readyAfterS * 1000,
+    };
+  } catch (error) {
+    if (!(error instanceof OpenAIEngineError)) throw error;
+    return { ok: false, url, model, code: error.code, message: error.message };
+  } finally {
+    await engine.dispose();
+  }
 }

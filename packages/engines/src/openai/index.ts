@@ -7,10 +7,17 @@ export type {
   ResolvedOpenAIConfig,
 } from './config';
 export { resolveOpenAIConfig } from './config';
-export type { OpenAIEngineOptions, StartupRetryOptions } from './engine';
-export { createOpenAIEngine } from './engine';
+export type { OpenAIEngineOptions, OpenAIServerCheck, StartupRetryOptions } from './engine';
+export { checkOpenAIServer, createOpenAIEngine } from './engine';
 export type { OpenAIEngineErrorCode } from './errors';
 export { OpenAIEngineError } from './errors';
-export type { Goodput, SteadyStateResult, SteadyStateWindow } from './metrics';
-export { goodput, steadyStateWindow } from './metrics';
+export type {
+  Goodput,
+  ServerTimingsSummary,
+  SteadyStateResult,
+  SteadyStateWindow,
+} from './metrics';
+export { goodput, serverTimingsSummary, steadyStateWindow } from './metrics';
+export type { ServerProblem } from './ready';
 export type { RequestErrorType } from './stream';
+export { MAX_CONNECTION_RETRIES } from './stream';

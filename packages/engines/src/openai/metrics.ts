@@ -177,3 +177,71 @@ export function errorsByType(records: readonly RequestRecord[]): Record<string, 
   }
   return counts;
 }
+
+/** The server's own timings over a run (llama-server's `timings`), summed and averaged. */
+export interface ServerTimingsSummary {
+  /** Successful requests that carried timings. */
+  requests: number;
+  promptTokens: number;
+  /** Prompt tokens the server found in its prompt cache. */
+  cachedPromptTokens: number;
+  /** Mean prompt-evaluation time per request (ms). */
+  promptMsMean: number | null;
+  predictedTokens: number;
+  /** Mean generation time per request (ms). */
+  predictedMsMean: number | null;
+  /** Generation time per generated token, as llama-server computes it (Σ predicted_ms ÷ Σ predicted_n). */
+  predictedPerTokenMs: number | null;
+}
+
+/**
+ * Sums the server-reported timings of the successful requests; `null` when none carried any
+ * (every server but llama-server).
+ *
+ * @example
+ * serverTimingsSummary(records)?.predictedPerTokenMs; // e.g. 21.7
+ */
+export function serverTimingsSummary(
+  records: readonly RequestRecord[],
+): ServerTimingsSummary | null {
+  let requests = 0;
+  let promptTokens = 0;
+  let cached = 0;
+  let promptMs = 0;
+  let promptTimed = 0;
+  let predictedTokens = 0;
+  let predictedMs = 0;
+  let predictedTimed = 0;
+  let perTokenMs = 0;
+  let perTokenN = 0;
+  for (const r of records) {
+    const t = r.serverTimings;
+    if (r.error !== undefined || t === undefined) continue;
+    requests++;
+    promptTokens += t.promptN ?? 0;
+    cached += t.cacheN ?? 0;
+    predictedTokens += t.predictedN ?? 0;
+    if (t.promptMs !== null) {
+      promptMs += t.promptMs;
+      promptTimed++;
+    }
+    if (t.predictedMs !== null) {
+      predictedMs += t.predictedMs;
+      predictedTimed++;
+      if (t.predictedN !== null && t.predictedN > 0) {
+        perTokenMs += t.predictedMs;
+        perTokenN += t.predictedN;
+      }
+    }
+  }
+  if (requests === 0) return null;
+  return {
+    requests,
+    promptTokens,
+    cachedPromptTokens: cached,
+    promptMsMean: promptTimed > 0 ? promptMs / promptTimed : null,
+    predictedTokens,
+    predictedMsMean: predictedTimed > 0 ? predictedMs / predictedTimed : null,
+    predictedPerTokenMs: perTokenN > 0 ? perTokenMs / perTokenN : null,
+  };
+}

@@ -2,7 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { performance } from 'node:perf_hooks';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import type { RequestRecord } from '../engine';
+import type { RequestRecord, ServerTimings } from '../engine';
 
 /**
  * How a request failed. Counted per run in `extra.errorsByType`.
@@ -37,7 +37,10 @@ export interface StreamedRecord extends RequestRecord {
 /** Everything one streamed request needs; built once per run so the hot path allocates little. */
 export interface StreamTarget {
   url: URL;
+  /** The kept-alive pool every first attempt goes through. */
   agent: http.Agent;
+  /** An agent that never reuses a connection: retries go through it, on a fresh socket. */
+  freshAgent: http.Agent;
   headers: Record<string, string>;
   endpoint: 'completions' | 'chat';
   timeoutMs: number;
@@ -49,6 +52,14 @@ interface Usage {
   prompt_tokens?: number;
   completion_tokens?: number;
 }
+
+/**
+ * How often a request that got no response byte is sent again on a fresh connection. Servers
+ * that say `Connection: keep-alive` and then close the socket after a response (llama-server
+ * among them) make the client's pool hand a request a socket that is already closing; Node
+ * cannot always tell (`reusedSocket` is false when a queued request gets a freed socket).
+ */
+export const MAX_CONNECTION_RETRIES = 2;
 
 /** Longest SSE line or event accepted (characters); real chunks are a few hundred. */
 const MAX_SSE_BUFFER = 8 * 1024 * 1024;
@@ -76,8 +87,14 @@ function classifySocketError(error: NodeJS.ErrnoException): RequestErrorType {
  * 2. else, when the chunk has `logprobs`, one token per logprob entry;
  * 3. else one token for a chunk with non-empty text and none for an empty one (role-only chunks,
  *    keep-alives), since OpenAI-compatible servers send one token per chunk.
- * A chunk carrying k tokens adds k timestamps, all equal to the chunk's arrival time. Arrival
- * time is read once per socket read, the moment the bytes reached the process.
+ * A chunk carrying k tokens adds k timestamps, all equal to the chunk's arrival time, and one
+ * chunk time (the ITL samples are the gaps between chunks, as in vLLM's benchmark). Arrival
+ * time is read once per socket read, the moment the bytes reached the process. llama-server's
+ * `timings` block is kept when a chunk carries one.
+ *
+ * A connection that fails before any response byte (reset, closed, refused) is retried at most
+ * {@link MAX_CONNECTION_RETRIES} times on a fresh connection; `startedAt` stays the first send,
+ * the request timeout covers every attempt, and `retries` says how many there were.
  *
  * Never rejects: failures come back as a record with `error`.
  */
@@ -86,7 +103,6 @@ export function streamRequest(
   id: number,
   body: string,
   signal: AbortSignal | null,
-  retryStaleSocket = true,
 ): Promise<StreamedRecord> {
   return new Promise((resolve) => {
     const startedAt = performance.now();
@@ -97,6 +113,8 @@ export function streamRequest(
     const chunkUsage: number[] = [];
     let usageChunks = 0;
     let finalUsage: Usage | null = null;
+    let timings: ServerTimings | undefined;
+    let retries = 0;
     let sawDone = false;
     let sawFinish = false;
     let now = startedAt;
@@ -119,6 +137,8 @@ export function streamRequest(
           chunkUsage,
           perChunkUsage: usageChunks >= 2,
           finalUsage,
+          timings,
+          retries,
           failure,
         }),
       );
@@ -145,6 +165,7 @@ export function streamRequest(
           finish_reason?: string | null;
         }>;
         usage?: Usage | null;
+        timings?: unknown;
         error?: { message?: string } | string;
       };
       try {
@@ -157,6 +178,7 @@ export function streamRequest(
         fail('malformed_stream', `SSE event is not a JSON object: ${data.slice(0, 120)}`);
         return;
       }
+      if (parsed.timings !== undefined) timings = readTimings(parsed.timings) ?? timings;
       if (parsed.error !== undefined) {
         const message =
           typeof parsed.error === 'string' ? parsed.error : (parsed.error.message ?? data);
@@ -203,48 +225,14 @@ export function streamRequest(
     });
 
     const transport = target.url.protocol === 'https:' ? https : http;
-    const req = transport.request(target.url, {
-      method: 'POST',
-      agent: target.agent,
-      headers: target.headers,
-    });
+    let req: http.ClientRequest;
 
     const timer = setTimeout(() => {
       fail('timeout', `no complete response within ${target.timeoutMs / 1000} s`);
     }, target.timeoutMs);
     const onAbort = (): void => fail('aborted', 'the run was cancelled');
-    if (signal !== null) {
-      if (signal.aborted) {
-        // Still goes through the normal path so the record is well formed.
-        queueMicrotask(onAbort);
-      } else {
-        signal.addEventListener('abort', onAbort, { once: true });
-      }
-    }
 
-    let responded = false;
-    req.on('error', (error: NodeJS.ErrnoException) => {
-      // A kept-alive socket the server closed while idle fails on reuse before the server saw
-      // the request (Node's documented `reusedSocket` case): one retry on a fresh connection.
-      if (
-        retryStaleSocket &&
-        !responded &&
-        failure === null &&
-        !settled &&
-        req.reusedSocket &&
-        error.code === 'ECONNRESET'
-      ) {
-        settled = true;
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        resolve(streamRequest(target, id, body, signal, false));
-        return;
-      }
-      fail(classifySocketError(error), `${error.code ?? 'error'}: ${error.message}`);
-    });
-
-    req.on('response', (res) => {
-      responded = true;
+    const onResponse = (res: http.IncomingMessage): void => {
       const status = res.statusCode ?? 0;
       res.setEncoding('utf8');
       if (status < 200 || status >= 300) {
@@ -288,9 +276,44 @@ export function streamRequest(
         }
         finish(endedAt);
       });
-    });
+    };
 
-    req.end(body);
+    /** One attempt: the pooled agent first, a fresh connection for each retry. */
+    const send = (): void => {
+      let responded = false;
+      const attempt = transport.request(target.url, {
+        method: 'POST',
+        agent: retries === 0 ? target.agent : target.freshAgent,
+        headers: target.headers,
+      });
+      req = attempt;
+      attempt.on('error', (error: NodeJS.ErrnoException) => {
+        if (attempt !== req || failure !== null || settled) return;
+        // No response byte yet: the server never answered this request, so sending it again
+        // cannot count anything twice. Its latencies keep counting from the first send.
+        if (!responded && retries < MAX_CONNECTION_RETRIES) {
+          retries++;
+          send();
+          return;
+        }
+        fail(classifySocketError(error), `${error.code ?? 'error'}: ${error.message}`);
+      });
+      attempt.on('response', (res) => {
+        responded = true;
+        onResponse(res);
+      });
+      attempt.end(body);
+    };
+
+    if (signal !== null) {
+      if (signal.aborted) {
+        // Still goes through the normal path so the record is well formed.
+        queueMicrotask(onAbort);
+      } else {
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
+    }
+    send();
   });
 }
 
@@ -303,7 +326,25 @@ interface RecordParts {
   chunkUsage: number[];
   perChunkUsage: boolean;
   finalUsage: Usage | null;
+  timings: ServerTimings | undefined;
+  retries: number;
   failure: RequestFailure | null;
+}
+
+/** llama-server's `timings` block, or `undefined` when it holds none of the known fields. */
+function readTimings(value: unknown): ServerTimings | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  const t = value as Record<string, unknown>;
+  const num = (v: unknown): number | null =>
+    typeof v === 'number' && Number.isFinite(v) ? v : null;
+  const out: ServerTimings = {
+    promptN: num(t.prompt_n),
+    promptMs: num(t.prompt_ms),
+    cacheN: num(t.cache_n),
+    predictedN: num(t.predicted_n),
+    predictedMs: num(t.predicted_ms),
+  };
+  return Object.values(out).some((v) => v !== null) ? out : undefined;
 }
 
 /** Turns the per-chunk data into token timestamps (see `streamRequest` for the rule). */
@@ -311,6 +352,7 @@ function buildRecord(parts: RecordParts): StreamedRecord {
   const { chunkTimes, chunkCounted, chunkUsage, perChunkUsage, finalUsage, failure } = parts;
   let firstTokenAt: number | null = null;
   const tokenTimes: number[] = [];
+  const tokenChunkTimes: number[] = [];
   let previousUsage = 0;
   for (let i = 0; i < chunkTimes.length; i++) {
     let k: number;
@@ -328,6 +370,8 @@ function buildRecord(parts: RecordParts): StreamedRecord {
     if (firstTokenAt === null) {
       firstTokenAt = t;
       k--;
+    } else {
+      tokenChunkTimes.push(t);
     }
     for (let j = 0; j < k; j++) tokenTimes.push(t);
   }
@@ -340,13 +384,17 @@ function buildRecord(parts: RecordParts): StreamedRecord {
     startedAt: parts.startedAt,
     firstTokenAt,
     tokenTimes,
+    chunkTimes: tokenChunkTimes,
     endedAt: parts.endedAt,
     inputTokens: typeof prompt === 'number' ? prompt : null,
     outputTokens: usageReported ? completion : timedTokens,
+    tokenSource: usageReported ? 'server-usage' : 'counted-chunks',
+    retries: parts.retries,
     usageReported,
     timedTokens,
     perChunkUsage,
   };
+  if (parts.timings !== undefined) record.serverTimings = parts.timings;
   if (failure !== null) record.error = { type: failure.type, message: failure.message };
   return record;
 }

@@ -1,3 +1,4 @@
+import type { MeasuredRequest } from '@llem/domain';
 import * as Plot from '@observablehq/plot';
 import { parseHTML } from 'linkedom';
 import type { ConfigSummary } from '../aggregate';
@@ -256,14 +257,68 @@ export function traceChart(samples: readonly TimeseriesSample[]): string | null 
 }
 
 /**
- * Latency distribution across runs: for each config, every completed run's p50/p95/p99 of TTFT
- * and of ITL as dots (the result keeps percentiles, not every request).
+ * Every measured request of one run over its measurement window: TTFT and E2E (ms) against the
+ * time the request was sent (s from the window's start); a failed request is a red cross at its
+ * E2E. `null` when there is no request to plot.
+ *
+ * @example
+ * const svg = requestsChart((await readRunRequests(run))?.records ?? []);
+ */
+export function requestsChart(records: readonly MeasuredRequest[]): string | null {
+  // Like the power trace: at most ~2000 dots per series (the file keeps every request).
+  const step = Math.max(1, Math.ceil(records.length / 2000));
+  const points: { tS: number; ms: number; series: string }[] = [];
+  records.forEach((r, i) => {
+    if (i % step !== 0) return;
+    const tS = r.sentMs / 1000;
+    if (r.error !== null) {
+      points.push({ tS, ms: r.e2eMs, series: 'failed (E2E)' });
+      return;
+    }
+    points.push({ tS, ms: r.e2eMs, series: 'E2E' });
+    if (r.ttftMs !== null) points.push({ tS, ms: r.ttftMs, series: 'TTFT' });
+  });
+  if (points.length === 0) return null;
+  const series = ['TTFT', 'E2E', 'failed (E2E)'].filter((s) => points.some((p) => p.series === s));
+  return render({
+    width: 760,
+    height: 240,
+    grid: true,
+    marginBottom: 45,
+    x: {
+      label: 'Request sent, time in measurement window (s)',
+      labelAnchor: 'center',
+      labelOffset: 38,
+    },
+    y: { label: 'Latency (ms)', nice: true, zero: true },
+    color: {
+      legend: true,
+      domain: series,
+      range: series.map((s) => (s === 'TTFT' ? '#2f9e44' : s === 'E2E' ? ACCENT : '#e03131')),
+    },
+    marks: [
+      Plot.dot(
+        points.filter((p) => !p.series.startsWith('failed')),
+        { x: 'tS', y: 'ms', fill: 'series', r: 2.5, fillOpacity: 0.75 },
+      ),
+      Plot.dot(
+        points.filter((p) => p.series.startsWith('failed')),
+        { x: 'tS', y: 'ms', stroke: 'series', symbol: 'times', r: 4 },
+      ),
+    ],
+  });
+}
+
+/**
+ * Latency distribution across runs: for each config, every completed run's p50/p95/p99 of TTFT,
+ * ITL and TPOT as dots (the result keeps percentiles; every request is in the requests file).
  */
 export function latencyCharts(runs: readonly RunRecord[]): { title: string; svg: string }[] {
   const out: { title: string; svg: string }[] = [];
   const kinds = [
     ['ttftMs', 'Time to first token (ms)'],
     ['itlMs', 'Inter-token latency (ms)'],
+    ['tpotMs', 'Time per output token (ms)'],
   ] as const;
   for (const [key, title] of kinds) {
     const rows: { label: string; percentile: string; value: number }[] = [];

@@ -1,6 +1,6 @@
 import { fork } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import type { ManifestError } from '@llem/domain';
+import { RUN_FAILURE_TYPES, type RunFailureType } from '@llem/domain';
 import { isWorkerMessage, type WorkerErrorReport } from '../task';
 
 /**
@@ -27,6 +27,8 @@ export interface ChildRunOptions {
   stopRequests: StopRequests;
   /** Called once the child has been forked. */
   onSpawn?: (pid: number) => void;
+  /** Called with each progress line the worker sends (`WorkerContext.progress`). */
+  onProgress?: (message: string) => void;
 }
 
 /** How the runner asks a running child to stop (Ctrl-C). */
@@ -38,7 +40,7 @@ export type ChildOutcome =
   | { kind: 'completed'; exitCode: number | null; signal: NodeJS.Signals | null }
   | {
       kind: 'failed';
-      error: ManifestError & { stack?: string | null };
+      error: { type: RunFailureType; message: string; code?: string; stack?: string | null };
       exitCode: number | null;
       signal: NodeJS.Signals | null;
     }
@@ -128,7 +130,8 @@ export function runChild(options: ChildRunOptions): Promise<ChildOutcome> {
 
     child.on('message', (message) => {
       if (!isWorkerMessage(message)) return;
-      if (message.type === 'llem:child-started') groups.add(message.pid);
+      if (message.type === 'llem:progress') options.onProgress?.(message.message);
+      else if (message.type === 'llem:child-started') groups.add(message.pid);
       else groups.delete(message.pid);
     });
     child.on('error', (error) => {
@@ -175,9 +178,14 @@ function classify(facts: ExitFacts, options: ChildRunOptions): ChildOutcome {
   // whatever happened afterwards: the experiment ran to the end.
   if (existsSync(options.resultFile)) return { kind: 'completed', exitCode, signal };
   if (facts.stopMode !== null) return { kind: 'stopped', exitCode, signal };
-  const fail = (type: string, message: string, stack: string | null = null): ChildOutcome => ({
+  const fail = (
+    type: RunFailureType,
+    message: string,
+    stack: string | null = null,
+    code?: string,
+  ): ChildOutcome => ({
     kind: 'failed',
-    error: { type, message, stack },
+    error: { type, message, stack, ...(code ? { code } : {}) },
     exitCode,
     signal,
   });
@@ -190,10 +198,15 @@ function classify(facts: ExitFacts, options: ChildRunOptions): ChildOutcome {
       const report = JSON.parse(readFileSync(errorFile, 'utf8')) as Partial<WorkerErrorReport>;
       const e = report.error;
       if (e && typeof e.message === 'string') {
+        // A worker written by hand may name a type outside the closed list: it is a crash,
+        // and its own word is kept as the code.
+        const known = (RUN_FAILURE_TYPES as readonly string[]).includes(e.type ?? '');
+        const code = typeof e.code === 'string' && e.code ? e.code : known ? undefined : e.type;
         return fail(
-          typeof e.type === 'string' && e.type ? e.type : 'Error',
+          known ? (e.type as RunFailureType) : 'crash',
           e.message,
           e.stack ?? null,
+          code || undefined,
         );
       }
     } catch {

@@ -19,7 +19,7 @@ import {
   STUDY_TOOL_VERSION,
   StudyRunner,
 } from '../runner';
-import { runTimeoutS } from '../timeout';
+import { runTimeout } from '../timeout';
 import { commandProblem, runSlurmCommand, type SlurmCommandRunner } from './command';
 import { slurmLiveness } from './liveness';
 import { batchScript, parseSbatchJobId, sbatchArguments } from './script';
@@ -51,6 +51,12 @@ interface SubmitCommon<Config> {
   liveness?: LivenessProbe;
   /** GPUs a run of `config` needs (`--gres=gpu:N`). Default `execution.devices_per_run`, else 1. */
   devicesPerRun?: (config: Config) => number | undefined;
+  /**
+   * A run's timeout without `execution.timeout_s`, as the tasks' runners will have it (llem:
+   * `@llem/measure`'s `llemRunnerOptions`); the time limit is derived from it when
+   * `time_limit_s` is not set. Default: the runner's default (1 h).
+   */
+  timeoutS?: (config: Config) => number;
   /** Called once the study directory exists (new, or opened and checked for a resume). */
   onStudyReady?: (event: StudyEvents['study-started']) => void;
   toolVersion?: string;
@@ -128,8 +134,8 @@ export async function submitSlurmStudy<Config>(
   };
   const timeOf = (run: RunState): number => {
     if (settings.time_limit_s) return settings.time_limit_s;
-    const config = configs.get(runIndex.get(run.key)?.configIndex ?? -1);
-    return runTimeoutS(plan.execution, config, { cwd: options.cwd ?? process.cwd(), logger });
+    const config = configs.get(runIndex.get(run.key)?.configIndex ?? -1) as Config;
+    return runTimeout(plan.execution, config, options.timeoutS);
   };
   const gapS = (plan.execution.experiment_gap_s ?? 0) + (plan.execution.cycle_gap_s ?? 0);
 

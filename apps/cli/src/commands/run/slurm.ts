@@ -1,22 +1,10 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import {
-  type ExperimentConfig,
-  type SkippedFile,
-  type SlurmSettings,
-  STUDY_FILES,
-  type StudyPlan,
-  studySourceFile,
-} from '@llem/domain';
-import {
-  describeInputChange,
-  formatSkipReason,
-  inputChanges,
-  loadStudy,
-  writeStudyReport,
-} from '@llem/report';
+import { type ExperimentConfig, type SlurmSettings, STUDY_FILES } from '@llem/domain';
+import { llemRunnerOptions } from '@llem/measure';
+import { loadStudy } from '@llem/report';
 import {
   type SignalSource,
   type SlurmSubmitResult,
@@ -27,16 +15,18 @@ import {
   waitForStudy,
 } from '@llem/study';
 import type { Argv } from 'yargs';
-import type { CliContext } from '../context';
-import { ExitCode, UsageError } from '../errors';
-import { addFileTransport } from '../logger';
-import { llemStudyOptions } from '../runner-options';
-import { printSummary, summariseStudy } from './run';
+import type { CliContext } from '../../context';
+import { ExitCode, UsageError } from '../../errors';
+import { addFileTransport } from '../../logger';
+import { cliVersion } from '../../version';
+import { writeReport, writeStudyFiles } from '../run';
+import type { RunSetup } from './preflight';
+import { printSummary, summariseStudy } from './summary';
 
 /**
  * `llem run --executor slurm`: the study is submitted to Slurm as job arrays instead of run here.
  * The submission and task logic is `@llem/study`'s (`submitSlurmStudy`, `runSlurmTask`,
- * `waitForStudy`); this file wires the flags, prints, and writes the CLI's files.
+ * `waitForStudy`); this file wires the flags and prints.
  */
 
 export const EXECUTORS = ['local', 'slurm'] as const;
@@ -130,21 +120,12 @@ export function slurmRunOptions<T>(y: Argv<T>) {
     });
 }
 
-/** What `llem run`'s handler has read before it would start runs here. */
-export interface SlurmRunInput {
-  /** The study given now (a file, or the quickstart); absent for a plain `--resume DIR`. */
-  plan?: StudyPlan | undefined;
-  /** The study file as written, copied into a new study directory. */
-  source?: { text: string; format: 'yaml' | 'json' } | undefined;
-  /** Where relative paths resolve (the study file's folder). */
-  baseDir: string;
-  resumeDir?: string | undefined;
+/** The `llem run` arguments a Slurm submission reads besides its own. */
+export interface SlurmRunOptions extends SlurmRunArgs {
   output: string;
   force: boolean;
   json: boolean;
   quiet: boolean;
-  /** Where Ctrl-C comes from while following (`--wait`). Default `process`. */
-  signals?: SignalSource | undefined;
 }
 
 /**
@@ -160,7 +141,7 @@ export function slurmTaskCommand(
   if (fromSource) {
     const require = createRequire(import.meta.url);
     const tsx = pathToFileURL(require.resolve('tsx')).href;
-    const bin = fileURLToPath(new URL('../bin.ts', import.meta.url));
+    const bin = fileURLToPath(new URL('../../bin.ts', import.meta.url));
     return [process.execPath, '--import', tsx, '--conditions', '@llem/source', bin, ...tail];
   }
   const bin = fileURLToPath(new URL('./bin.js', import.meta.url));
@@ -189,14 +170,23 @@ function settingsFromFlags(args: SlurmRunArgs): Partial<SlurmSettings> {
  * records and then write the summary and report as a local run does.
  */
 export async function runWithSlurm(
+  setup: RunSetup,
+  args: SlurmRunOptions,
   ctx: CliContext,
-  args: SlurmRunArgs,
-  input: SlurmRunInput,
+  signals: SignalSource = process,
 ): Promise<void> {
-  const { plan, baseDir } = input;
+  const { plan, baseDir } = setup;
   const liveness = slurmLiveness({ env: ctx.env });
+  const { devicesPerRun, timeoutS, verifyResult } = llemRunnerOptions({
+    cwd: baseDir,
+    logger: ctx.logger,
+  });
   const common = {
-    ...llemStudyOptions(ctx),
+    devicesPerRun,
+    timeoutS,
+    verifyResult,
+    logger: ctx.logger,
+    toolVersion: cliVersion,
     taskCommand: ({ studyDir, submission }: { studyDir: string; submission: number }) =>
       slurmTaskCommand(studyDir, submission),
     settings: settingsFromFlags(args),
@@ -205,24 +195,28 @@ export async function runWithSlurm(
     liveness,
     onStudyReady: (event: { studyDir: string; resumed: boolean }) => {
       addFileTransport(ctx.logger, join(event.studyDir, STUDY_FILES.log));
-      if (!event.resumed) writeCliFiles(ctx, event.studyDir, input);
+      if (!event.resumed) writeStudyFiles(event.studyDir, setup, ctx);
     },
   };
-  const submitted: SlurmSubmitResult = input.resumeDir
-    ? await submitSlurmStudy<ExperimentConfig>({
-        ...common,
-        resume: input.resumeDir,
-        force: input.force,
-        ...(plan ? { plan } : {}),
-      })
-    : await submitSlurmStudy<ExperimentConfig>({
-        ...common,
-        plan: plan as StudyPlan,
-        outputDir: resolve(ctx.cwd, input.output),
-      });
+  let submitted: SlurmSubmitResult;
+  if (setup.resumeDir) {
+    submitted = await submitSlurmStudy<ExperimentConfig>({
+      ...common,
+      resume: setup.resumeDir,
+      force: args.force,
+      ...(plan ? { plan } : {}),
+    });
+  } else {
+    if (!plan) throw new UsageError('name a study file, or --resume STUDY_DIR');
+    submitted = await submitSlurmStudy<ExperimentConfig>({
+      ...common,
+      plan,
+      outputDir: resolve(ctx.cwd, args.output),
+    });
+  }
   const dir = relative(ctx.cwd, submitted.studyDir) || '.';
   if (!args.wait) {
-    if (input.json) {
+    if (args.json) {
       ctx.stdout.write(
         `${JSON.stringify({ studyDir: submitted.studyDir, jobIds: submitted.jobIds }, null, 2)}\n`,
       );
@@ -231,8 +225,8 @@ export async function runWithSlurm(
     printSubmitted(ctx, submitted, dir);
     return;
   }
-  if (!input.quiet) printSubmitted(ctx, submitted, dir, ctx.stderr);
-  await followAndReport(ctx, submitted, input, liveness);
+  if (!args.quiet) printSubmitted(ctx, submitted, dir, ctx.stderr);
+  await followAndReport(ctx, submitted, args, liveness, signals);
 }
 
 function printSubmitted(
@@ -259,22 +253,24 @@ function printSubmitted(
     `Submitted ${s.runs} runs to Slurm as job ${s.jobIds.join(', ')} (${tasks} array task${tasks === 1 ? '' : 's'})${others ? `; ${others}` : ''}.`,
   );
   out(`Study: ${dir}`);
-  out(`Follow it:  llem results show ${dir}    (or: squeue -j ${s.jobIds.join(',')})`);
-  out(`Afterwards: llem run --resume ${dir} --executor slurm   submits what did not complete`);
+  out(`Follow it:  ${ctx.invocation} results show ${dir}    (or: squeue -j ${s.jobIds.join(',')})`);
+  out(
+    `Afterwards: ${ctx.invocation} run --resume ${dir} --executor slurm   submits what did not complete`,
+  );
 }
 
 /** Follow the runs from their records, then the summary and report as a local run writes. */
 async function followAndReport(
   ctx: CliContext,
   submitted: SlurmSubmitResult,
-  input: SlurmRunInput,
+  args: SlurmRunOptions,
   liveness: ReturnType<typeof slurmLiveness>,
+  signals: SignalSource,
 ): Promise<void> {
   const started = performance.now();
   const stop = new AbortController();
-  const signals = input.signals ?? process;
   const onSigint = () => {
-    if (!input.quiet) {
+    if (!args.quiet) {
       ctx.stderr.write('\nStopped following; the Slurm jobs go on (scancel them to stop them).\n');
     }
     stop.abort();
@@ -286,7 +282,7 @@ async function followAndReport(
       liveness,
       signal: stop.signal,
       onProgress: (s) => {
-        if (!input.quiet && !input.json) ctx.stderr.write(`${progressLine(s)}\n`);
+        if (!args.quiet && !args.json) ctx.stderr.write(`${progressLine(s)}\n`);
       },
     });
   } finally {
@@ -298,21 +294,10 @@ async function followAndReport(
     counts: state.counts,
     durationMs: performance.now() - started,
   };
-  let study: Awaited<ReturnType<typeof loadStudy>> | undefined;
-  try {
-    const report = await writeStudyReport(submitted.studyDir, { logger: ctx.logger });
-    study = report.study;
-    for (const change of inputChanges(report.study.runs)) {
-      ctx.logger.warn(describeInputChange(change));
-    }
-  } catch (error) {
-    ctx.logger.warn(
-      `could not build the report (${error instanceof Error ? error.message : String(error)}); retry with: llem report ${relative(ctx.cwd, submitted.studyDir) || '.'}`,
-    );
-  }
+  const study = await writeReport(summary, ctx);
   const result = summariseStudy(summary, study ?? (await loadStudy(submitted.studyDir)));
   const dir = relative(ctx.cwd, submitted.studyDir) || '.';
-  if (input.json) {
+  if (args.json) {
     ctx.stdout.write(`${JSON.stringify({ ...result, jobIds: submitted.jobIds }, null, 2)}\n`);
   } else {
     printSummary(ctx, result, ctx.cwd);
@@ -321,7 +306,7 @@ async function followAndReport(
     ctx.exitCode = ExitCode.interrupted;
   } else if (summary.status === 'interrupted') {
     ctx.stderr.write(
-      `Some runs did not complete (cancelled, time limit, preempted). Resubmit them with: llem run --resume ${dir} --executor slurm\n`,
+      `Some runs did not complete (cancelled, time limit, preempted). Resubmit them with: ${ctx.invocation} run --resume ${dir} --executor slurm\n`,
     );
     ctx.exitCode = ExitCode.interrupted;
   } else if (summary.counts.failed > 0) {
@@ -345,23 +330,4 @@ export function progressLine(state: StudyState): string {
     waiting > 0 ? `${waiting} not submitted` : '',
   ].filter(Boolean);
   return `[${jobs.length > 0 ? `Slurm job ${jobs.join(', ')}` : state.status}] ${parts.join(', ')}`;
-}
-
-/** `cli.json`, the study file as written and `skipped.json`, as a local run writes them. */
-function writeCliFiles(ctx: CliContext, studyDir: string, input: SlurmRunInput): void {
-  writeFileSync(
-    join(studyDir, STUDY_FILES.cliState),
-    `${JSON.stringify({ baseDir: input.baseDir }, null, 2)}\n`,
-  );
-  if (input.source) {
-    writeFileSync(join(studyDir, studySourceFile(input.source.format)), input.source.text);
-  }
-  for (const s of input.plan?.skipped ?? []) {
-    ctx.logger.warn(`skipped config ${s.label}: ${s.reasons.map(formatSkipReason).join('; ')}`);
-  }
-  const skipped: SkippedFile = (input.plan?.skipped ?? []).map((s) => ({
-    label: s.label,
-    reasons: s.reasons,
-  }));
-  writeFileSync(join(studyDir, STUDY_FILES.skipped), `${JSON.stringify(skipped, null, 2)}\n`);
 }

@@ -1,0 +1,17 @@
+#!/usr/bin/env node
+// `node tooling/test-server/dist/bin.js --help`: the OpenAI-compatible test server as a program
+// (a managed server's argv, a benchmark's server in its own process).
+import { runProgram } from './program';
+
+const server = await runProgram(process.argv.slice(2), {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  exit: (code) => process.exit(code),
+});
+if (server !== null) {
+  const stop = (): void => {
+    void server.close().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}

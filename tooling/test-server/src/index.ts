@@ -1,0 +1,13 @@
+export type { ProgramOptions } from './args';
+export { parseProgramArgs, UsageError, usageText } from './args';
+export type { Metrics } from './metrics';
+export { renderMetrics } from './metrics';
+export type { ProgramIo } from './program';
+export { LISTENING_PREFIX, runProgram } from './program';
+export type { Endpoint, Script, ScriptChunk, StreamFacts, UsageMode } from './script';
+export { scriptChunks } from './script';
+export type { Arrival, ReceivedRequest, TestServer, TestServerOptions } from './server';
+export { startTestServer } from './server';
+export type { SpawnedTestServer, SpawnTestServerOptions } from './spawn';
+export { spawnTestServer, testServerCommand } from './spawn';
+export { tokenIds, wordCount } from './tokens';
