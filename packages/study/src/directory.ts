@@ -112,6 +112,8 @@ export interface RunState {
   record: RunRecord | null;
   /** The live claim's owner, while someone runs it. */
   liveOwner: RunOwner | null;
+  /** What its current claim is: none yet, live, released, or stale (its owner is gone). */
+  claim: ClaimState['kind'];
   /**
    * The Slurm array job that is to run it, while that job is queued or running and the run is
    * not completed or claimed (`llem run --executor slurm`); else `null`.
@@ -762,6 +764,7 @@ export class StudyDirectory {
       resultFile: hasResult ? runFiles(base.key).result : null,
       record,
       liveOwner,
+      claim: claim.kind,
       queuedIn: null,
       scheduled,
     };

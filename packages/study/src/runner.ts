@@ -594,7 +594,15 @@ export class StudyRunner<Config = unknown> {
           };
         }
       }
-      if (verdict.ok && run.record?.status === 'completed') continue;
+      if (verdict.ok && run.record?.status === 'completed') {
+        // Its runner died between recording it and releasing its claim: close the claim, so
+        // every run of an ended study has a released one.
+        if (run.claim === 'stale') {
+          const held = directory.claim(run.key, this.#owner);
+          if (held) directory.release(held);
+        }
+        continue;
+      }
       const held = directory.claim(run.key, this.#owner);
       if (!held) continue; // someone else is on it
       try {
