@@ -104,6 +104,7 @@ export type {
   RunLatency,
   RunResult,
   RunResultCheck,
+  RunSlurm,
   RunWarning,
 } from './result';
 export {
@@ -126,6 +127,7 @@ export {
   RunLatencySchema,
   RunMemorySchema,
   RunResultSchema,
+  RunSlurmSchema,
   RunThroughputSchema,
   RunTokensSchema,
   RunWarningSchema,
@@ -133,8 +135,15 @@ export {
   TokenCountSourceSchema,
 } from './result';
 export { coefficientOfVariation, mean, sampleStd } from './stats';
-export type { ExecutionConfig, RunOrder, StudyFileInput } from './study';
-export { ExecutionSchema, RUN_ORDERS, StudyFileSchema, SweepSchema } from './study';
+export type { ExecutionConfig, RunOrder, SlurmSettings, StudyFileInput } from './study';
+export {
+  ExecutionSchema,
+  RUN_ORDERS,
+  SLURM_RESERVED_SBATCH_OPTIONS,
+  SlurmSettingsSchema,
+  StudyFileSchema,
+  SweepSchema,
+} from './study';
 export type {
   CliState,
   ResourceHold,
@@ -144,6 +153,8 @@ export type {
   RunRecord,
   RunRecordStatus,
   SkippedFile,
+  SlurmSubmission,
+  SlurmSubmissionFiles,
   StoredStudyFile,
   WorkerErrorReportFile,
 } from './study-layout';
@@ -167,9 +178,14 @@ export {
   runFileOf,
   runFiles,
   SkippedFileSchema,
+  SLURM_SUBMISSION_SCHEMA_VERSION,
+  SlurmSubmissionSchema,
   STUDY_FILES,
   StoredPlanSchema,
   StoredStudySchema,
+  slurmSubmissionFiles,
+  slurmSubmissionNumber,
+  slurmTaskLogFile,
   studySourceFile,
   WorkerErrorReportSchema,
   WorkerTaskSchema,

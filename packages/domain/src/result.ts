@@ -179,6 +179,21 @@ export const RunDeviceSchema = z
   .strict();
 export type RunDevice = z.infer<typeof RunDeviceSchema>;
 
+/** The Slurm job a run was measured in: its job id, array job and task, and node. */
+export const RunSlurmSchema = z
+  .object({
+    /** `SLURM_JOB_ID`: the job (for an array task, the task's own job id). */
+    jobId: z.string().min(1),
+    /** `SLURM_ARRAY_JOB_ID`: the array job (what `llem run --executor slurm` printed). */
+    arrayJobId: z.string().min(1).nullable(),
+    /** `SLURM_ARRAY_TASK_ID`. */
+    arrayTaskId: z.string().min(1).nullable(),
+    /** `SLURMD_NODENAME`: the node the run was measured on. */
+    nodeName: z.string().min(1).nullable(),
+  })
+  .strict();
+export type RunSlurm = z.infer<typeof RunSlurmSchema>;
+
 /**
  * Well-known warning codes. The schema accepts any non-empty code so a new warning does not
  * break old readers; producers should use these where one fits.
@@ -307,6 +322,11 @@ export const RunResultSchema = z
      * samples, memory and throttling come from exactly these. Absent otherwise.
      */
     devices: z.array(RunDeviceSchema).optional(),
+    /**
+     * The Slurm job the run was measured in (`llem run --executor slurm`, or any runner inside a
+     * Slurm job). Absent otherwise, and in results written before this field existed.
+     */
+    slurm: RunSlurmSchema.optional(),
     /** The model and dataset files the run read; absent in results written before this field existed. */
     inputs: RunInputsSchema.optional(),
     warnings: z.array(RunWarningSchema),

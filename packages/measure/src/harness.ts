@@ -4,6 +4,7 @@ import type {
   ResidualCheck,
   RunDevice,
   RunResult,
+  RunSlurm,
   RunWarning,
 } from '@llem/domain';
 import { parseExperimentConfig } from '@llem/domain';
@@ -64,6 +65,8 @@ export interface MeasureInput<C extends HarnessConfig = HarnessConfig> {
    * marked `shared`, left out of `totalJ`, and a `shared-host-energy` warning says so.
    */
   sharedHost?: boolean | undefined;
+  /** The Slurm job the run is measured in (job, array job and task, node); the result records it. */
+  slurm?: RunSlurm | undefined;
 }
 
 /** Everything the harness touches outside itself; every field has a production default. */
@@ -219,6 +222,7 @@ export async function measureRun<C extends HarnessConfig>(
       warnings,
       residualCheck: input.residualCheck ?? null,
       devices: input.devices,
+      slurm: input.slurm,
       maxRss: recorder.maxRss,
       intervalMs: energy.sample_interval_ms,
       thresholds: { ...DEFAULT_WARNING_THRESHOLDS, ...deps.warningThresholds },

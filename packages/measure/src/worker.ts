@@ -58,6 +58,7 @@ export async function measureTask(
       llemVersion: task.toolVersion,
       devices: task.devices,
       sharedHost: task.parallel,
+      slurm: task.slurm,
     },
     {
       logger,

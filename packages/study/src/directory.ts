@@ -11,6 +11,7 @@ import {
   rmSync,
   statSync,
   utimesSync,
+  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { hostname } from 'node:os';
@@ -40,12 +41,20 @@ import {
   runClaimFile,
   runFileOf,
   runFiles,
+  SLURM_SUBMISSION_SCHEMA_VERSION,
+  type SlurmSubmission,
+  type SlurmSubmissionFiles,
+  SlurmSubmissionSchema,
   STUDY_FILES,
   StoredStudySchema,
+  slurmSubmissionFiles,
+  slurmSubmissionNumber,
 } from '@llem/domain';
 import { StudyError } from './errors';
 import { uniqueTempPath, writeJsonAtomicSync } from './internal/atomic';
+import { type LivenessProbe, readBootId, readProcessStart } from './liveness';
 import type { RunnerPlan, StoredStudy } from './plan';
+import { defaultLiveness } from './slurm/liveness';
 import { createStudyDir } from './study-dir';
 
 /** How often a runner touches the claims it holds. */
@@ -56,56 +65,6 @@ export const DEFAULT_HEARTBEAT_MS = 10_000;
  * file times for a minute.
  */
 export const DEFAULT_STALE_CLAIM_MS = 300_000;
-
-/** Whether the owner of a claim is still there. Injected in tests; the default asks the OS. */
-export interface LivenessProbe {
-  /** This machine's name, compared with a claim's `owner.host`. */
-  host: string;
-  /** Whether a process with this pid runs on this machine. */
-  isPidAlive(pid: number): boolean;
-  /** This machine's boot id; a claim made under another one is from before a reboot. */
-  bootId?: string | null;
-  /** When the process with this pid started (compared with `owner.processStart`). */
-  processStart?(pid: number): string | null;
-  /** Whether a Slurm job is still queued or running; `null` when that cannot be told here. */
-  isSlurmJobActive?(jobId: string): boolean | null;
-}
-
-/** This machine's boot id (Linux), `null` elsewhere. */
-function readBootId(): string | null {
-  try {
-    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || null;
-  } catch {
-    return null;
-  }
-}
-
-/** When a process started, in clock ticks since boot (Linux `/proc/<pid>/stat` field 22). */
-function readProcessStart(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // "pid (comm) state …": fields after the comm, which may hold spaces and parentheses.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[19] ?? null;
-  } catch {
-    return null;
-  }
-}
-
-/** The OS's answer: `os.hostname()`, `kill(pid, 0)`, boot id and process start time; no Slurm check. */
-export const systemLiveness: LivenessProbe = {
-  host: hostname(),
-  isPidAlive(pid) {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch (error) {
-      return (error as NodeJS.ErrnoException).code === 'EPERM';
-    }
-  },
-  bootId: readBootId(),
-  processStart: readProcessStart,
-};
 
 /** The owner record of this process (with its Slurm job, when it runs in one). */
 export function currentOwner(
@@ -124,6 +83,7 @@ export function currentOwner(
       arrayJobId: env.SLURM_ARRAY_JOB_ID || null,
       arrayTaskId: env.SLURM_ARRAY_TASK_ID || null,
       nodeName: env.SLURMD_NODENAME || null,
+      restartCount: Number.parseInt(env.SLURM_RESTART_COUNT ?? '', 10) || 0,
     };
   }
   return owner;
@@ -169,6 +129,13 @@ export interface RunState {
   record: RunRecord | null;
   /** The live claim's owner, while someone runs it. */
   liveOwner: RunOwner | null;
+  /** What its current claim is: none yet, live, released, or stale (its owner is gone). */
+  claim: ClaimState['kind'];
+  /**
+   * The Slurm array job that is to run it, while that job is queued or running and the run is
+   * not completed or claimed (`llem run --executor slurm`); else `null`.
+   */
+  queuedIn: string | null;
   /** True when the run is scheduled by the stored plan (a forced resume may keep others). */
   scheduled: boolean;
 }
@@ -185,7 +152,10 @@ export interface StudyState {
    * (completed or failed); else `interrupted` (a runner stopped or died before the end).
    */
   status: ManifestStatus;
-  /** The owners of live claims (who is running it), one per runner. */
+  /**
+   * Who is running it, one per runner: the owners of live claims, and one per Slurm job of the
+   * study still queued or running with runs to do (`runnerId` `slurm-job-<id>`).
+   */
   owners: RunOwner[];
 }
 
@@ -216,7 +186,7 @@ export class StudyDirectory {
 
   constructor(dir: string, options: StudyDirectoryOptions = {}) {
     this.dir = resolve(dir);
-    this.#liveness = options.liveness ?? systemLiveness;
+    this.#liveness = options.liveness ?? defaultLiveness();
     this.#staleClaimMs = options.staleClaimMs ?? DEFAULT_STALE_CLAIM_MS;
     this.#now = options.now ?? (() => new Date());
   }
@@ -390,8 +360,8 @@ export class StudyDirectory {
 
   /**
    * Why `owner` (of a claim or hold touched at `mtimeMs`) is gone, or `null` while it lives:
-   * same host and rebooted since, or its pid dead or reused; its Slurm job ended; or no
-   * heartbeat for `staleClaimMs`.
+   * same host and rebooted since, or its pid dead or reused; its Slurm task (in that
+   * incarnation) ended; or no heartbeat for `staleClaimMs`.
    */
   #ownerGone(owner: RunOwner, mtimeMs: number): string | null {
     const probe = this.#liveness;
@@ -405,8 +375,11 @@ export class StudyDirectory {
         return `its runner (pid ${owner.pid}) is gone (the pid now belongs to another process)`;
       }
     }
-    if (owner.slurm && probe.isSlurmJobActive?.(owner.slurm.jobId) === false) {
-      return `Slurm job ${owner.slurm.jobId} ended`;
+    if (owner.slurm && probe.isSlurmJobActive) {
+      const { jobId, arrayJobId, arrayTaskId, restartCount } = owner.slurm;
+      if (probe.isSlurmJobActive(jobId, { arrayJobId, arrayTaskId, restartCount }) === false) {
+        return `Slurm job ${jobId} ended`;
+      }
     }
     const age = Date.now() - mtimeMs;
     if (age > this.#staleClaimMs) {
@@ -584,6 +557,136 @@ export class StudyDirectory {
     }
   }
 
+  // ── Slurm submissions ─────────────────────────────────────────────────────────────────────
+
+  /** The files of Slurm submission `n`, absolute. */
+  slurmPaths(n: number): SlurmSubmissionFiles {
+    const rel = slurmSubmissionFiles(n);
+    return {
+      submission: this.path(rel.submission),
+      script: this.path(rel.script),
+      logPattern: this.path(rel.logPattern),
+    };
+  }
+
+  /**
+   * Take the next Slurm submission number and create its file exclusively, with `jobId: null`
+   * (sbatch has not answered yet). Of two submitters at once each gets a number of its own.
+   */
+  createSubmission(
+    init: Omit<
+      SlurmSubmission,
+      'schemaVersion' | 'submission' | 'createdAt' | 'jobId' | 'submittedAt' | 'error'
+    >,
+  ): SlurmSubmission {
+    mkdirSync(this.path(STUDY_FILES.slurmDir), { recursive: true });
+    const taken = this.#submissionNumbers();
+    for (let n = (taken.at(-1) ?? 0) + 1; ; n += 1) {
+      const submission: SlurmSubmission = {
+        schemaVersion: SLURM_SUBMISSION_SCHEMA_VERSION,
+        submission: n,
+        createdAt: this.#now().toISOString(),
+        ...init,
+        jobId: null,
+        submittedAt: null,
+        error: null,
+      };
+      const text = `${JSON.stringify(SlurmSubmissionSchema.parse(submission), null, 2)}\n`;
+      if (createExclusive(this.slurmPaths(n).submission, text)) return submission;
+    }
+  }
+
+  /** Rewrite a submission atomically (its submitter only: the job id once sbatch answered). */
+  writeSubmission(submission: SlurmSubmission): void {
+    writeJsonAtomicSync(
+      this.slurmPaths(submission.submission).submission,
+      SlurmSubmissionSchema.parse(submission),
+    );
+  }
+
+  /** Write submission `n`'s batch script (executable). Returns its absolute path. */
+  writeSubmissionScript(n: number, text: string): string {
+    const file = this.slurmPaths(n).script;
+    mkdirSync(this.path(STUDY_FILES.slurmDir), { recursive: true });
+    const tmp = uniqueTempPath(file);
+    writeFileSync(tmp, text, { mode: 0o755 });
+    renameSync(tmp, file);
+    return file;
+  }
+
+  /** Submission `n`, or why it cannot be read. */
+  readSubmission(n: number): { submission: SlurmSubmission | null; problem: string | null } {
+    const file = this.slurmPaths(n).submission;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      return {
+        submission: null,
+        problem: code === 'ENOENT' ? `${file} is missing` : describe(error),
+      };
+    }
+    const parsed = SlurmSubmissionSchema.safeParse(raw);
+    if (!parsed.success) {
+      return { submission: null, problem: `${file}: ${issuesText(parsed.error.issues)}` };
+    }
+    return { submission: parsed.data, problem: null };
+  }
+
+  /** Every readable submission, oldest first. */
+  readSubmissions(): SlurmSubmission[] {
+    return this.#submissionNumbers().flatMap((n) => {
+      const { submission } = this.readSubmission(n);
+      return submission ? [submission] : [];
+    });
+  }
+
+  #submissionNumbers(): number[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.path(STUDY_FILES.slurmDir));
+    } catch {
+      return [];
+    }
+    return names
+      .map(slurmSubmissionNumber)
+      .filter((n): n is number => n !== null)
+      .sort((a, b) => a - b);
+  }
+
+  /**
+   * Mark the runs that a still-queued or running Slurm job of this study will do: a run that is
+   * not completed, not claimed, and not a failure retried since its submission. Each such job
+   * becomes an owner of the study (`running (Slurm job N)`). Slurm is asked through the
+   * liveness probe; a job it cannot tell about counts as ended.
+   */
+  #markQueued(runs: RunState[], owners: Map<string, RunOwner>): void {
+    const submissions = this.readSubmissions().filter((s) => s.jobId !== null);
+    if (submissions.length === 0 || !this.#liveness.isSlurmJobActive) return;
+    const byKey = new Map(runs.map((r) => [r.key, r]));
+    for (const submission of submissions.reverse()) {
+      const jobId = submission.jobId as string;
+      if (this.#liveness.isSlurmJobActive(jobId) !== true) continue;
+      let waiting = false;
+      for (const { key, attempts } of submission.tasks.flat()) {
+        const run = byKey.get(key);
+        if (!run || run.status === 'completed' || run.liveOwner) continue;
+        if (run.status === 'failed' && run.attempts !== attempts) continue;
+        run.queuedIn ??= jobId;
+        waiting = true;
+      }
+      if (waiting) {
+        owners.set(`slurm-job-${jobId}`, {
+          host: submission.submittedBy.host,
+          pid: submission.submittedBy.pid,
+          runnerId: `slurm-job-${jobId}`,
+          slurm: { jobId, arrayJobId: jobId, arrayTaskId: null, nodeName: null },
+        });
+      }
+    }
+  }
+
   // ── manifest ──────────────────────────────────────────────────────────────────────────────
 
   /** The manifest as written, or why it cannot be used. */
@@ -758,6 +861,7 @@ export class StudyDirectory {
         seen.add(record.key);
       }
     }
+    this.#markQueued(runs, owners);
     const scheduled = runs.filter((r) => r.scheduled);
     const counts = countManifestEntries(runs.map(toManifestEntry));
     const status: ManifestStatus =
@@ -792,6 +896,8 @@ export class StudyDirectory {
       resultFile: hasResult ? runFiles(base.key).result : null,
       record,
       liveOwner,
+      claim: claim.kind,
+      queuedIn: null,
       scheduled,
     };
     if (hasResult) {

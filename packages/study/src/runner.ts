@@ -8,6 +8,7 @@ import {
   type RunDevice,
   type RunOwner,
   type RunRecord,
+  type RunSlurm,
   resourceName,
   runFiles,
   STUDY_FILES,
@@ -20,7 +21,6 @@ import {
   DEFAULT_HEARTBEAT_MS,
   type HeldClaim,
   type HeldResource,
-  type LivenessProbe,
   type RunState,
   recordOrPending,
   StudyDirectory,
@@ -29,6 +29,7 @@ import {
 import { StudyDesignChangedError, StudyDevicesError, StudyError } from './errors';
 import type { Eta, RunEndStatus, StudyEventName, StudyEvents, StudySummary } from './events';
 import { type ChildOutcome, runChild, type StopRequests } from './internal/child';
+import type { LivenessProbe } from './liveness';
 import type { RunnerPlan, StoredStudy } from './plan';
 import {
   DEFAULT_RESIDUAL_THRESHOLD_MB,
@@ -38,6 +39,7 @@ import {
 } from './residual';
 import { TASK_FILE_ENV, type WorkerTask } from './task';
 import { runTimeout } from './timeout';
+import { WorkerExitCode } from './worker';
 
 /** Default grace between SIGTERM and SIGKILL when a child must stop. */
 export const DEFAULT_GRACE_MS = 5_000;
@@ -128,11 +130,49 @@ interface CommonOptions<Config> {
    */
   runDevices?: (config: Config) => number[];
   /**
+   * Work only on these runs (still in plan order), e.g. the runs of one Slurm array task; on
+   * resume only their results are checked. A failed run among them is retried only while its
+   * record's attempts are still `attempts` (what they were when it was chosen), so two runners
+   * handed one failed run retry it once. Default: every run the study still needs.
+   */
+  runs?: ReadonlyArray<{ key: string; attempts: number }>;
+  /**
+   * The GPUs this runner may use, already resolved (a Slurm task: the GPUs Slurm allocated it,
+   * see `slurmAllocatedDevices`); replaces `execution.devices`. `null`: none (one run at a time
+   * on its config's `energy.devices`). Default: `execution.devices` through `resolveDevices`.
+   */
+  devices?: RunDevice[] | null;
+  /**
+   * Leave the environment's `CUDA_VISIBLE_DEVICES` alone for a run given every GPU of
+   * `devices` (Slurm set it for them: never rewrite it). A run given fewer gets its GPUs'
+   * UUIDs. Default `false`: every run gets its GPUs' UUIDs.
+   */
+  inheritCudaVisibleDevices?: boolean;
+  /**
+   * Under a batch scheduler (Slurm) whose SIGTERM (scancel, time limit, preemption) reaches
+   * every process of the job at once, the worker maybe before the runner: a worker ended by a
+   * SIGTERM the runner did not send, or a run that failed while the runner was being
+   * interrupted as `preempted` (within a second of it), is left pending with error type
+   * `preempted`, not failed, and the runner stops. Default `false`.
+   */
+  preemptible?: boolean;
+  /**
    * A run's timeout in seconds when `execution.timeout_s` is not set (llem derives it from the
    * workload: `@llem/measure`'s `runTimeoutS`). Default: `DEFAULT_RUN_TIMEOUT_S` (1 h).
    */
   timeoutS?: (config: Config) => number;
 }
+
+/** Why the runner was interrupted; the interrupted run's record keeps it as its error. */
+export interface InterruptReason {
+  /** `interrupted` (Ctrl-C, an abort signal) or `preempted` (the batch scheduler stopped it). */
+  type: 'interrupted' | 'preempted';
+  /** Default: `interrupted; it runs again on resume`. */
+  message?: string;
+}
+
+/** How long a failed run waits for a `preempted` interrupt racing it (`preemptible`). */
+const PREEMPTION_SETTLE_MS = 1_000;
 
 /** Start a new study: a fresh `<outputDir>/<name>_<UTC timestamp>/` directory. */
 export interface NewStudyOptions<Config> extends CommonOptions<Config> {
@@ -245,11 +285,14 @@ export class StudyRunner<Config = unknown> {
   readonly #owner: RunOwner;
   /** 0: running; 1: stop after the current child ends cleanly; 2: kill now. */
   #interruptLevel: 0 | 1 | 2 = 0;
+  #interruptReason: InterruptReason = { type: 'interrupted' };
   readonly #interruptAbort = new AbortController();
   readonly #stopListeners = new Set<(mode: 'graceful' | 'now') => void>();
   /** The gaps under way (several with a device pool); `skipGap()` ends them all. */
   readonly #gapSkips = new Set<AbortController>();
   #started = false;
+  /** `prepare()`: the directory is made ready, no run is dispatched. */
+  #prepareOnly = false;
   #studyDir: string | null = null;
   readonly #held = new Set<HeldClaim>();
   /** GPUs and groups this runner holds for its runs (touched with the claims). */
@@ -290,9 +333,14 @@ export class StudyRunner<Config = unknown> {
 
   /**
    * First call: finish by cleanly ending the current child (SIGTERM, grace, SIGKILL), mark the
-   * study `interrupted` and resolve. Second call: kill the child at once.
+   * study `interrupted` and resolve. Second call: kill the child at once. The run it stops is
+   * left pending with `reason` as its error (default type `interrupted`; a batch scheduler's
+   * stop is `preempted`).
    */
-  interrupt(): void {
+  interrupt(reason?: InterruptReason): void {
+    if (reason && (this.#interruptLevel === 0 || reason.type === 'preempted')) {
+      this.#interruptReason = reason;
+    }
     if (this.#interruptLevel >= 2) return;
     this.#interruptLevel = this.#interruptLevel === 0 ? 1 : 2;
     const mode = this.#interruptLevel === 1 ? 'graceful' : 'now';
@@ -311,8 +359,22 @@ export class StudyRunner<Config = unknown> {
   }
 
   /** Run (or resume) the study. Resolves once every run has ended or the study was interrupted. */
+  /**
+   * Create the study directory, or open it and check it as a resume does (the design, every
+   * completed result, a legacy manifest), and write the manifest, without dispatching any run.
+   * Emits `study-started` like `run()`; resolves the study's summary (status `running` while
+   * other runners or queued Slurm jobs hold runs). Call either this or `run()`, once.
+   *
+   * @example
+   * const { studyDir } = await new StudyRunner({ plan, workerModule, devices: null }).prepare();
+   */
+  prepare(): Promise<StudySummary> {
+    this.#prepareOnly = true;
+    return this.run();
+  }
+
   async run(): Promise<StudySummary> {
-    if (this.#started) throw new StudyError('StudyRunner.run() was already called');
+    if (this.#started) throw new StudyError('StudyRunner.run() or prepare() was already called');
     this.#started = true;
     const startedAt = this.#clock.now();
     // Devices first: a study naming a GPU this machine lacks is refused before anything is written.
@@ -326,7 +388,14 @@ export class StudyRunner<Config = unknown> {
     heartbeat.unref();
     try {
       const initial = this.#writeManifest(directory, true);
-      const todo = plan.runs.filter((r) => this.#eligible(prepared, r.key, initial));
+      const selected = this.#options.runs ? new Set(this.#options.runs.map((r) => r.key)) : null;
+      const todo = this.#prepareOnly
+        ? []
+        : plan.runs.filter(
+            (r) =>
+              (selected === null || selected.has(r.key)) &&
+              this.#eligible(prepared, r.key, initial),
+          );
       this.#emit('study-started', {
         studyDir: directory.dir,
         studyName: plan.name,
@@ -379,6 +448,9 @@ export class StudyRunner<Config = unknown> {
   /** `execution.devices` of the plan this run will use, resolved; null when there are none. */
   async #devicePool(): Promise<RunDevice[] | null> {
     const options = this.#options;
+    if (options.devices !== undefined) {
+      return options.devices && options.devices.length > 0 ? options.devices : null;
+    }
     const plan =
       options.plan ??
       (() => {
@@ -496,11 +568,16 @@ export class StudyRunner<Config = unknown> {
           `${kept} completed runs no longer scheduled kept`,
       );
     }
-    const recovered = this.#verifyCompleted(directory);
-    const state = directory.state();
-    const retryable = new Map(
-      state.runs.filter((r) => r.status === 'failed').map((r) => [r.key, r.attempts]),
+    // A runner given some runs (a Slurm task) checks only those: not every result of the study
+    // once per task.
+    const recovered = this.#verifyCompleted(
+      directory,
+      options.runs ? new Set(options.runs.map((r) => r.key)) : null,
     );
+    const state = directory.state();
+    const retryable = options.runs
+      ? new Map(options.runs.map((r) => [r.key, r.attempts]))
+      : new Map(state.runs.filter((r) => r.status === 'failed').map((r) => [r.key, r.attempts]));
     return { directory, plan, resumed: true, recovered, retryable };
   }
 
@@ -509,13 +586,21 @@ export class StudyRunner<Config = unknown> {
    * pending (with a line saying which and why); one whose record does not say completed (the
    * runner died between publish and record) is recorded as completed. Returns that count.
    */
-  #verifyCompleted(directory: StudyDirectory): number {
+  #verifyCompleted(directory: StudyDirectory, only: ReadonlySet<string> | null): number {
     let recovered = 0;
     for (const run of directory.state().runs) {
-      if (run.liveOwner) continue;
+      if (run.liveOwner || (only && !only.has(run.key))) continue;
       // A first look on the snapshot: nothing to do for most runs.
       const first = this.#resultVerdict(directory, run.key, run.record);
-      if (first === null) continue;
+      if (first === null) {
+        // Its runner died between recording it and releasing its claim: close the claim, so
+        // every run of an ended study has a released one.
+        if (run.status === 'completed' && run.claim === 'stale') {
+          const held = directory.claim(run.key, this.#owner);
+          if (held) directory.release(held);
+        }
+        continue;
+      }
       const held = directory.claim(run.key, this.#owner);
       if (!held) continue; // someone else is on it
       try {
@@ -910,6 +995,12 @@ export class StudyRunner<Config = unknown> {
     this.#writeManifest(directory);
   }
 
+  /** True when a run on `devices` keeps the environment's `CUDA_VISIBLE_DEVICES`. */
+  #inheritsCuda(prepared: Prepared<Config>, devices: RunDevice[]): boolean {
+    if (!this.#options.inheritCudaVisibleDevices || !prepared.pool) return false;
+    return prepared.pool.every((p) => devices.some((d) => d.index === p.index));
+  }
+
   /** Returns how the run ended; never throws for anything the child does. */
   async #runOne(
     prepared: Prepared<Config>,
@@ -984,6 +1075,7 @@ export class StudyRunner<Config = unknown> {
       ...(this.#parallel || directory.otherLiveOwners(this.#owner.runnerId).length > 0
         ? { parallel: true }
         : {}),
+      ...(this.#owner.slurm ? { slurm: runSlurm(this.#owner) } : {}),
     };
     // Complete before the fork, and rewritten on every attempt: no fsync needed.
     writeFileSync(paths.task, JSON.stringify(task));
@@ -1006,8 +1098,11 @@ export class StudyRunner<Config = unknown> {
         env: {
           ...(options.env ?? process.env),
           [TASK_FILE_ENV]: paths.task,
-          // The run's program, engine and server see only its GPUs, named by UUID.
-          ...(devices ? { CUDA_VISIBLE_DEVICES: cudaVisibleDevices(devices) } : {}),
+          // The run's program, engine and server see only its GPUs, named by UUID (unless the
+          // run has every GPU the scheduler gave this runner: then its value stays).
+          ...(devices && !this.#inheritsCuda(prepared, devices)
+            ? { CUDA_VISIBLE_DEVICES: cudaVisibleDevices(devices) }
+            : {}),
         },
         cwd: options.cwd ?? process.cwd(),
         logFile: paths.log,
@@ -1048,6 +1143,9 @@ export class StudyRunner<Config = unknown> {
       }
     }
 
+    if (this.#options.preemptible && outcome.kind === 'failed') {
+      outcome = await this.#preempted(outcome);
+    }
     const endedAt = this.#clock.date().toISOString();
     if (!directory.holds(held)) {
       // Another runner judged this runner gone and took the run over: the record is theirs.
@@ -1064,9 +1162,13 @@ export class StudyRunner<Config = unknown> {
       return 'completed';
     }
     if (outcome.kind === 'stopped') {
+      const reason = this.#interruptReason;
       write({
         status: 'pending',
-        error: { type: 'interrupted', message: 'interrupted; it runs again on resume' },
+        error: {
+          type: reason.type,
+          message: reason.message ?? 'interrupted; it runs again on resume',
+        },
         endedAt,
       });
       return 'interrupted';
@@ -1079,6 +1181,28 @@ export class StudyRunner<Config = unknown> {
     this.#logger.warn(`run ${run.key} (${planned.label}) failed: ${error.type}: ${error.message}`);
     write({ status: 'failed', error, endedAt });
     return 'failed';
+  }
+
+  /**
+   * A batch scheduler's SIGTERM reaches the worker and the runner at once (`preemptible`): a
+   * worker ended by a SIGTERM the runner did not send was preempted, and a failure that races
+   * the runner's own `preempted` interrupt is one too. Either way the runner stops.
+   */
+  async #preempted(outcome: ChildOutcome & { kind: 'failed' }): Promise<ChildOutcome> {
+    const stopped: ChildOutcome = {
+      kind: 'stopped',
+      exitCode: outcome.exitCode,
+      signal: outcome.signal,
+    };
+    if (outcome.error.type === 'timeout') return outcome;
+    if (outcome.signal === 'SIGTERM' || outcome.exitCode === WorkerExitCode.terminated) {
+      this.interrupt(SLURM_PREEMPTED);
+      return stopped;
+    }
+    if (this.#interruptReason.type !== 'preempted') {
+      await this.#sleep(PREEMPTION_SETTLE_MS, this.#interruptAbort.signal).catch(() => undefined);
+    }
+    return this.#interruptReason.type === 'preempted' ? stopped : outcome;
   }
 
   /**
@@ -1196,6 +1320,20 @@ export class StudyRunner<Config = unknown> {
       this.#logger.warn(`a ${event} listener threw: ${String(error)}`);
     }
   }
+}
+
+/** The interrupt a batch scheduler's SIGTERM (scancel, time limit, preemption) stands for. */
+export const SLURM_PREEMPTED: InterruptReason = {
+  type: 'preempted',
+  message:
+    'stopped by Slurm (scancel, time limit or preemption) before it ended; it runs again on resume',
+};
+
+/** The Slurm job of a runner, as its runs' results record it. */
+function runSlurm(owner: RunOwner): RunSlurm | undefined {
+  if (!owner.slurm) return undefined;
+  const { jobId, arrayJobId, arrayTaskId, nodeName } = owner.slurm;
+  return { jobId, arrayJobId, arrayTaskId, nodeName };
 }
 
 function describeOwner(owner: RunOwner): string {

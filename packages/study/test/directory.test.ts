@@ -20,8 +20,9 @@ import {
   runFiles,
 } from '@llem/domain';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { currentOwner, type LivenessProbe, StudyDirectory } from '../src/directory';
+import { currentOwner, StudyDirectory } from '../src/directory';
 import { StudyError } from '../src/errors';
+import type { LivenessProbe } from '../src/liveness';
 import type { StoredStudy } from '../src/plan';
 import { makePlan, TSX_EXEC_ARGV } from './fixtures/plan';
 import { tempDir } from './helpers';
@@ -325,7 +326,15 @@ describe('StudyDirectory', () => {
         SLURM_ARRAY_TASK_ID: '3',
         SLURMD_NODENAME: 'n1',
       }).slurm,
-    ).toEqual({ jobId: '9', arrayJobId: '8', arrayTaskId: '3', nodeName: 'n1' });
+    ).toEqual({ jobId: '9', arrayJobId: '8', arrayTaskId: '3', nodeName: 'n1', restartCount: 0 });
+    // A requeued job keeps its id; its restart count tells the incarnations apart.
+    expect(currentOwner({ SLURM_JOB_ID: '9', SLURM_RESTART_COUNT: '2' }).slurm).toEqual({
+      jobId: '9',
+      arrayJobId: null,
+      arrayTaskId: null,
+      nodeName: null,
+      restartCount: 2,
+    });
   });
 
   it('of many processes claiming the same runs at once, each run has exactly one winner', async () => {

@@ -29,6 +29,7 @@ import { addFileTransport } from '../logger';
 import { createProgressDisplay, listenForEnter } from '../progress';
 import { cliVersion } from '../version';
 import { prepareRun, type RunSetup } from './run/preflight';
+import { runWithSlurm, slurmRunOptions } from './run/slurm';
 import { printSummary, summariseStudy } from './run/summary';
 import { workerModuleFor } from './run/worker-module';
 
@@ -56,7 +57,8 @@ export interface RunCommandOptions {
 }
 
 function runBuilder(y: Argv<GlobalArgs>) {
-  return y
+  // --executor, --wait and the execution.slurm flags: run/slurm.ts
+  return slurmRunOptions(y)
     .positional('file', { type: 'string', describe: 'Study file (YAML or JSON)' })
     .option('output', {
       alias: 'o',
@@ -113,6 +115,8 @@ export function runCommand(
     handler: async (args) => {
       const setup = await prepareRun(args, ctx);
       if (args.dryRun) return printPlan(setup, args.json, ctx);
+      // Slurm: submit job arrays instead of running here (run/slurm.ts).
+      if (args.executor === 'slurm') return runWithSlurm(setup, args, ctx, options.signals);
       const runner = createRunner(setup, args, ctx);
       const quiet = args.json || args.quiet;
       const sink = quiet ? () => undefined : (options.progress ?? createProgressDisplay)(ctx);
@@ -224,7 +228,7 @@ function createRunner(
 }
 
 /** What the CLI keeps in a new study directory: resume state, the file as written, skipped configs. */
-function writeStudyFiles(studyDir: string, setup: RunSetup, ctx: CliContext): void {
+export function writeStudyFiles(studyDir: string, setup: RunSetup, ctx: CliContext): void {
   writeFileSync(
     join(studyDir, STUDY_FILES.cliState),
     `${JSON.stringify({ baseDir: setup.baseDir }, null, 2)}\n`,
@@ -249,7 +253,7 @@ function writeStudyFiles(studyDir: string, setup: RunSetup, ctx: CliContext): vo
  * warning for a model or dataset file replaced between runs. A report problem never fails the
  * study: the measurements are safe on disk.
  */
-async function writeReport(
+export async function writeReport(
   summary: StudySummary,
   ctx: CliContext,
 ): Promise<LoadedStudy | undefined> {

@@ -7,6 +7,7 @@ import {
   type RunInputs,
   type RunResult,
   RunResultSchema,
+  type RunSlurm,
   type RunWarning,
 } from '@llem/domain';
 import type { EngineInfo } from '@llem/engines';
@@ -43,6 +44,8 @@ export interface ResultInput {
   warnings: readonly RunWarning[];
   residualCheck: ResidualCheck | null;
   devices: RunDevice[] | undefined;
+  /** The Slurm job the run was measured in, when it was. */
+  slurm?: RunSlurm | undefined;
   maxRss: number;
   intervalMs: number;
   thresholds: WarningThresholds;
@@ -178,6 +181,7 @@ export function buildResult(input: ResultInput): {
     flops: estimateFlops(input.info.parameterCount, outcome.inputTokens, outcome.outputTokens),
     residualCheck: input.residualCheck,
     ...(input.devices ? { devices: input.devices } : {}),
+    ...(input.slurm ? { slurm: input.slurm } : {}),
     inputs: input.inputs,
     warnings,
     environment: input.environment,

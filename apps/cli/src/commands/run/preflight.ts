@@ -102,7 +102,7 @@ function storedPlanReadable(directory: StudyDirectory): boolean {
 }
 
 /** The folder the study file was in when it started (`cli.json`); none for a library's study. */
-function resumeBaseDir(resumeDir: string): string | null {
+export function resumeBaseDir(resumeDir: string): string | null {
   try {
     return CliStateSchema.parse(
       JSON.parse(readFileSync(join(resumeDir, STUDY_FILES.cliState), 'utf8')),
