@@ -40,6 +40,13 @@ export {
   SyntheticDatasetSchema,
   WarmupSchema,
 } from './config';
+export type { DispatchSummary, WaitStats } from './dispatch';
+export {
+  DispatchSummarySchema,
+  MIN_SEND_RATE_SHARE,
+  readDispatchSummary,
+  WaitStatsSchema,
+} from './dispatch';
 export type { ConfigErrorCode, ConfigErrorOptions, ConfigIssue } from './errors';
 export { CONFIG_ERROR_CODES, ConfigError, formatConfigIssues } from './errors';
 export {
@@ -123,7 +130,7 @@ export {
   RunWindowSchema,
   TokenCountSourceSchema,
 } from './result';
-export { coefficientOfVariation, mean, sampleStd } from './stats';
+export { coefficientOfVariation, mean, percentile, sampleStd } from './stats';
 export type { ExecutionConfig, RunOrder, StudyFileInput } from './study';
 export { ExecutionSchema, RUN_ORDERS, StudyFileSchema, SweepSchema } from './study';
 export type {

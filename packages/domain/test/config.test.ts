@@ -86,6 +86,7 @@ describe('ExperimentConfigSchema defaults', () => {
       endpoint: 'completions',
       burstiness: 1,
       max_failure_rate: 0,
+      max_client_lag_ms: 5,
       slo: {},
     });
     const rate = ExperimentConfigSchema.parse({

@@ -26,6 +26,10 @@ export type {
 export { createLlamaCppEngine, LlamaCppEngineError, readGgufMetadata } from './llamacpp/index';
 export type {
   ArrivalOptions,
+  DispatchOptions,
+  DispatchReport,
+  DispatchStats,
+  DispatchTicket,
   Goodput,
   OpenAIConfig,
   OpenAIDecoder,
@@ -46,6 +50,8 @@ export {
   arrivalSchedule,
   checkOpenAIServer,
   createOpenAIEngine,
+  dispatch,
+  dispatchStats,
   goodput,
   interArrivalGenerator,
   MAX_CONNECTION_RETRIES,
@@ -54,6 +60,7 @@ export {
   seededRandom,
   serverTimingsSummary,
   steadyStateWindow,
+  waitStats,
 } from './openai/index';
 export type { EnsureTinyModelOptions, TinyModelSpec } from './tiny/index';
 export {

@@ -67,7 +67,7 @@ export { openNvmlGpuProbe } from './nvml-probe';
 export { measuredRequests, writeRequestRecords } from './requests';
 export type { Sampler, SamplerOptions, TimeseriesRow } from './sampler';
 export { startSampler, timeseriesCsv } from './sampler';
-export { latencyStats, percentile } from './stats';
+export { latencyStats } from './stats';
 export type {
   SteadyStateEnergy,
   SteadyStateEnergyInput,

@@ -1,4 +1,4 @@
-import { coefficientOfVariation, sampleStd } from '@llem/domain';
+import { coefficientOfVariation, percentile, sampleStd } from '@llem/domain';
 import type { RequestRecord } from '@llem/engines';
 import { describe, expect, it } from 'vitest';
 import {
@@ -11,7 +11,7 @@ import {
   latencySamples,
   requestTpotMs,
 } from '../src/metrics';
-import { latencyStats, percentile } from '../src/stats';
+import { latencyStats } from '../src/stats';
 
 const rec = (
   r: Partial<RequestRecord> & Pick<RequestRecord, 'startedAt' | 'endedAt'>,

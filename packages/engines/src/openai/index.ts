@@ -7,6 +7,13 @@ export type {
   ResolvedOpenAIConfig,
 } from './config';
 export { resolveOpenAIConfig } from './config';
+export type {
+  DispatchOptions,
+  DispatchReport,
+  DispatchStats,
+  DispatchTicket,
+} from './dispatch';
+export { dispatch, dispatchStats, waitStats } from './dispatch';
 export type { OpenAIEngineOptions, OpenAIServerCheck, StartupRetryOptions } from './engine';
 export { checkOpenAIServer, createOpenAIEngine } from './engine';
 export type { OpenAIEngineErrorCode } from './errors';
