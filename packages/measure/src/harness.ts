@@ -7,7 +7,12 @@ import type {
   RunResult,
   RunWarning,
 } from '@llem/domain';
-import { parseExperimentConfig, RUN_RESULT_SCHEMA_VERSION, RunResultSchema } from '@llem/domain';
+import {
+  parseExperimentConfig,
+  RUN_RESULT_SCHEMA_VERSION,
+  RunResultSchema,
+  readDispatchSummary,
+} from '@llem/domain';
 import type { Engine, EngineContext, EngineInfo, RunHooks } from '@llem/engines';
 import {
   CleanupRegistry,
@@ -42,6 +47,7 @@ import { startSampler, type TimeseriesRow, timeseriesCsv } from './sampler';
 import { steadyStateEnergy, steadyStateSpan } from './steady-state';
 import { runWarmup, type WarmupConfig, warmupRequestCount } from './warmup';
 import {
+  clientSaturationWarning,
   DEFAULT_WARNING_THRESHOLDS,
   measurementWarnings,
   type WarningThresholds,
@@ -534,6 +540,11 @@ export async function measureRun<C extends HarnessConfig>(
         code: 'energy-unavailable',
         message: `energy was not measured: ${energy.reason ?? 'no source'}`,
       });
+    const saturated = clientSaturationWarning(readDispatchSummary(outcome.extra ?? {}));
+    if (saturated !== null) {
+      warnings.push(saturated);
+      logger.warn(`measure: ${saturated.code}: ${saturated.message}`);
+    }
     const failed = outcome.requests.filter((r) => r.error).length;
     if (failed > 0)
       warnings.push({

@@ -77,4 +77,8 @@ export { MIN_STEADY_STATE_SAMPLES, steadyStateEnergy, steadyStateSpan } from './
 export type { WarmupConfig, WarmupOutcome } from './warmup';
 export { runWarmup, warmupRequestCount } from './warmup';
 export type { WarningInputs, WarningThresholds } from './warnings';
-export { DEFAULT_WARNING_THRESHOLDS, measurementWarnings } from './warnings';
+export {
+  clientSaturationWarning,
+  DEFAULT_WARNING_THRESHOLDS,
+  measurementWarnings,
+} from './warnings';
