@@ -70,3 +70,37 @@ export function readDispatchSummary(extra: Record<string, unknown>): DispatchSum
   const parsed = DispatchSummarySchema.safeParse(extra.dispatch);
   return parsed.success ? parsed.data : null;
 }
+
+const ms = (v: number): string => v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0);
+const perS = (v: number): string => Math.round(v).toLocaleString('en');
+
+/**
+ * Why a run's client could not keep its arrival schedule; empty when it kept it. The rule: the
+ * p99 of its own lateness (`clientLagMs`: scheduled or slot-free time → send) is above
+ * `maxClientLagMs` (`openai.max_client_lag_ms`, default 5), or it sent at under
+ * {@link MIN_SEND_RATE_SHARE} of the rate the realised schedule asked for (`slotLimitedRate` with
+ * `max_concurrency`, else `scheduledRate`). Waiting for a `max_concurrency` slot held by a slow
+ * server is not the client's doing: that wait is `connectionWaitMs`, and the slot-limited rate
+ * already allows for it. `@llem/measure` turns the reasons into the `client-saturated` warning;
+ * `llem doctor --client-limit` uses them to find the highest rate a machine keeps.
+ *
+ * @example
+ * clientSaturationReasons(summary); // ['it sent 3,900 req/s where the schedule asked for 10,013 req/s (39 %)']
+ */
+export function clientSaturationReasons(dispatch: DispatchSummary): string[] {
+  const reasons: string[] = [];
+  const lag = dispatch.clientLagMs;
+  if (lag !== null && lag.p99 > dispatch.maxClientLagMs) {
+    reasons.push(
+      `it sent requests late (clientLagMs p99 ${ms(lag.p99)} ms, max ${ms(lag.max)} ms; openai.max_client_lag_ms ${dispatch.maxClientLagMs})`,
+    );
+  }
+  const asked = dispatch.slotLimitedRate ?? dispatch.scheduledRate;
+  const sent = dispatch.achievedSendRate;
+  if (asked !== null && sent !== null && sent < MIN_SEND_RATE_SHARE * asked) {
+    reasons.push(
+      `it sent ${perS(sent)} req/s where the schedule asked for ${perS(asked)} req/s (${((sent / asked) * 100).toFixed(0)} %)`,
+    );
+  }
+  return reasons;
+}

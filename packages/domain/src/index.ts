@@ -42,6 +42,7 @@ export {
 } from './config';
 export type { DispatchSummary, WaitStats } from './dispatch';
 export {
+  clientSaturationReasons,
   DispatchSummarySchema,
   MIN_SEND_RATE_SHARE,
   readDispatchSummary,

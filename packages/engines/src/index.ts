@@ -26,6 +26,9 @@ export type {
 export { createLlamaCppEngine, LlamaCppEngineError, readGgufMetadata } from './llamacpp/index';
 export type {
   ArrivalOptions,
+  ClientLimit,
+  ClientLimitOptions,
+  ClientLimitStep,
   DispatchOptions,
   DispatchReport,
   DispatchStats,
@@ -55,6 +58,7 @@ export {
   goodput,
   interArrivalGenerator,
   MAX_CONNECTION_RETRIES,
+  measureClientLimit,
   OpenAIEngineError,
   resolveOpenAIConfig,
   seededRandom,

@@ -1,6 +1,6 @@
 import {
+  clientSaturationReasons,
   type DispatchSummary,
-  MIN_SEND_RATE_SHARE,
   type ResidualCheck,
   type RunWarning,
 } from '@llem/domain';
@@ -98,37 +98,18 @@ export function measurementWarnings(
   return warnings;
 }
 
-const ms = (v: number): string => v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0);
-const perS = (v: number): string => Math.round(v).toLocaleString('en');
-
 /**
- * `client-saturated` when the client could not keep its arrival schedule: the p99 of its own
- * lateness (`clientLagMs`, scheduled or slot-free time → send) is above `maxClientLagMs`
- * (`openai.max_client_lag_ms`, default 5), or it sent at under 95 % of the rate the realised
- * schedule asked for (`slotLimitedRate` with `max_concurrency`, else `scheduledRate`). Waiting for
- * a `max_concurrency` slot held by a slow server is not client saturation: that wait is
- * `connectionWaitMs`, and the slot-limited rate already allows for it. `null` when the client
- * kept up or the run had no schedule.
+ * `client-saturated` when the client could not keep its arrival schedule (the rule is
+ * `@llem/domain`'s `clientSaturationReasons`: lateness p99 above `openai.max_client_lag_ms`, or a
+ * send rate under 95 % of what the realised schedule asked; slot waits for a slow server do not
+ * count). `null` when the client kept up or the run had no schedule.
  *
  * @example
  * clientSaturationWarning(readDispatchSummary(result.extra)); // { code: 'client-saturated', … } or null
  */
 export function clientSaturationWarning(dispatch: DispatchSummary | null): RunWarning | null {
   if (dispatch === null) return null;
-  const reasons: string[] = [];
-  const lag = dispatch.clientLagMs;
-  if (lag !== null && lag.p99 > dispatch.maxClientLagMs) {
-    reasons.push(
-      `it sent requests late (clientLagMs p99 ${ms(lag.p99)} ms, max ${ms(lag.max)} ms; openai.max_client_lag_ms ${dispatch.maxClientLagMs})`,
-    );
-  }
-  const asked = dispatch.slotLimitedRate ?? dispatch.scheduledRate;
-  const sent = dispatch.achievedSendRate;
-  if (asked !== null && sent !== null && sent < MIN_SEND_RATE_SHARE * asked) {
-    reasons.push(
-      `it sent ${perS(sent)} req/s where the schedule asked for ${perS(asked)} req/s (${((sent / asked) * 100).toFixed(0)} %)`,
-    );
-  }
+  const reasons = clientSaturationReasons(dispatch);
   if (reasons.length === 0) return null;
   return {
     code: 'client-saturated',

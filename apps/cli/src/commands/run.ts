@@ -21,6 +21,7 @@ import { missingInputFiles } from '@llem/measure';
 import {
   describeInputChange,
   describeStudyStatus,
+  FIGURE_WARNINGS,
   formatSkipReason,
   inputChanges,
   type LoadedStudy,
@@ -316,6 +317,11 @@ function printSummary(ctx: CliContext, s: RunSummaryJson, cwd: string): void {
     out(
       `Measurement warnings (details in each result and report.html): ${[...warned].map(([code, n]) => `${code} (${n} ${n === 1 ? 'run' : 'runs'})`).join(', ')}`,
     );
+    // Warnings that make some figures unreliable say which and why (marked in results show).
+    for (const code of warned.keys()) {
+      const meaning = FIGURE_WARNINGS[code as keyof typeof FIGURE_WARNINGS];
+      if (meaning) out(`  ${code}: ${meaning}; llem results show marks the figures it affects.`);
+    }
   }
   if (s.notMeasurable.length > 0) {
     out();

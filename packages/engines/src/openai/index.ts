@@ -1,5 +1,7 @@
 export type { ArrivalOptions, Random } from './arrivals';
 export { arrivalSchedule, interArrivalGenerator, seededRandom } from './arrivals';
+export type { ClientLimit, ClientLimitOptions, ClientLimitStep } from './client-limit';
+export { measureClientLimit } from './client-limit';
 export type {
   OpenAIConfig,
   OpenAIDecoder,
