@@ -73,8 +73,8 @@ const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 /**
  * Sends request `i` at `startedAt + offsetsMs[i]` (non-decreasing offsets) through `send`, never
  * early, at most `maxConcurrency` in flight when set, and resolves once every issued request has
- * settled. `send` must not throw synchronously and its promise should not reject (a rejection is
- * passed through after the drain).
+ * settled. `send`'s promise should not reject: a rejection (or a synchronous throw) is passed
+ * through once the others have drained. Throws `RangeError` for decreasing offsets or a cap below 1.
  *
  * @example
  * const report = await dispatch(arrivalSchedule(100, { rate: 50 }), (t) => streamRequest(…), { signal });
@@ -85,152 +85,190 @@ export function dispatch<T>(
   send: (ticket: DispatchTicket) => Promise<T>,
   options: DispatchOptions = {},
 ): Promise<DispatchReport<T>> {
-  const n = offsetsMs.length;
-  const now = options.now ?? (() => performance.now());
-  const cap = options.maxConcurrency ?? Number.POSITIVE_INFINITY;
-  const batch = Math.max(1, Math.floor(options.batch ?? 16));
-  const signal = options.signal;
-  for (let i = 1; i < n; i++) {
+  for (let i = 1; i < offsetsMs.length; i++) {
     if (!(offsetsMs[i]! >= offsetsMs[i - 1]!)) {
       throw new RangeError(`dispatch: send offsets must not decrease (offset ${i})`);
     }
   }
+  const cap = options.maxConcurrency ?? Number.POSITIVE_INFINITY;
   if (!(cap >= 1)) throw new RangeError(`dispatch: maxConcurrency must be ≥ 1, got ${cap}`);
-
-  const startedAt = now();
-  const results: (T | undefined)[] = new Array(n);
-  const scheduledAt = new Float64Array(n);
-  const readyAt = new Float64Array(n).fill(Number.NaN);
-  const issuedAt = new Float64Array(n).fill(Number.NaN);
-  for (let i = 0; i < n; i++) scheduledAt[i] = startedAt + offsetsMs[i]!;
-
   return new Promise((resolve, reject) => {
-    let next = 0;
-    let inFlight = 0;
-    let issued = 0;
-    let failure: { error: unknown } | null = null;
-    let timer: ReturnType<typeof setTimeout> | null = null;
-    let immediate: ReturnType<typeof setImmediate> | null = null;
-    /** Set while the next request waits for a slot: the moment one freed. */
-    let blocked = false;
-    let slotFreedAt = Number.NEGATIVE_INFINITY;
-    let done = false;
+    new Dispatcher(offsetsMs, send, options, cap, resolve, reject).start();
+  });
+}
 
-    const finishIfDrained = (): void => {
-      if (done || inFlight > 0) return;
-      if (next < n && !signal?.aborted) return;
-      done = true;
-      signal?.removeEventListener('abort', onAbort);
-      if (timer !== null) clearTimeout(timer);
-      if (immediate !== null) clearImmediate(immediate);
-      if (failure !== null) {
-        reject(failure.error);
+/**
+ * The state of one `dispatch` call. Its methods run from timers, immediates and settling
+ * requests; each reads the state it needs and leaves it consistent.
+ */
+class Dispatcher<T> {
+  readonly #send: (ticket: DispatchTicket) => Promise<T>;
+  readonly #now: () => number;
+  readonly #cap: number;
+  readonly #batch: number;
+  readonly #signal: AbortSignal | undefined;
+  readonly #resolve: (report: DispatchReport<T>) => void;
+  readonly #reject: (error: unknown) => void;
+  readonly #n: number;
+  readonly #startedAt: number;
+  readonly #results: (T | undefined)[];
+  readonly #scheduledAt: Float64Array;
+  readonly #readyAt: Float64Array;
+  readonly #issuedAt: Float64Array;
+  #next = 0;
+  #inFlight = 0;
+  #issued = 0;
+  #failure: { error: unknown } | null = null;
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  #immediate: ReturnType<typeof setImmediate> | null = null;
+  /** The next request waits for a slot: a settling request wakes the pump. */
+  #blocked = false;
+  /** When the slot the next request waited for freed (−∞ when it did not wait). */
+  #slotFreedAt = Number.NEGATIVE_INFINITY;
+  #done = false;
+
+  constructor(
+    offsetsMs: readonly number[],
+    send: (ticket: DispatchTicket) => Promise<T>,
+    options: DispatchOptions,
+    cap: number,
+    resolve: (report: DispatchReport<T>) => void,
+    reject: (error: unknown) => void,
+  ) {
+    this.#send = send;
+    this.#now = options.now ?? (() => performance.now());
+    this.#cap = cap;
+    this.#batch = Math.max(1, Math.floor(options.batch ?? 16));
+    this.#signal = options.signal;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    this.#n = offsetsMs.length;
+    this.#startedAt = this.#now();
+    this.#results = new Array(this.#n);
+    this.#scheduledAt = new Float64Array(this.#n);
+    this.#readyAt = new Float64Array(this.#n).fill(Number.NaN);
+    this.#issuedAt = new Float64Array(this.#n).fill(Number.NaN);
+    for (let i = 0; i < this.#n; i++) this.#scheduledAt[i] = this.#startedAt + offsetsMs[i]!;
+  }
+
+  start(): void {
+    if (this.#signal?.aborted) {
+      queueMicrotask(this.#onAbort);
+      return;
+    }
+    this.#signal?.addEventListener('abort', this.#onAbort, { once: true });
+    if (this.#n === 0) this.#finishIfDrained();
+    else this.#pump();
+  }
+
+  /** Issues what is due (at most `batch`), then arranges the next wake-up. */
+  #pump(): void {
+    if (this.#done || this.#signal?.aborted) return;
+    let sent = 0;
+    while (this.#next < this.#n) {
+      if (this.#inFlight >= this.#cap) {
+        this.#blocked = true;
         return;
       }
-      resolve({
-        startedAt,
-        results,
-        scheduledAt,
-        readyAt,
-        issuedAt,
-        issued,
-        endedAt: now(),
-      });
-    };
-
-    const settle = (index: number, value: T): void => {
-      results[index] = value;
-      inFlight--;
-      if (blocked) {
-        blocked = false;
-        slotFreedAt = now();
-        pump();
+      const due = this.#scheduledAt[this.#next]!;
+      const t = this.#now();
+      if (due > t) {
+        this.#sleep(due - t);
+        return;
       }
-      finishIfDrained();
-    };
-
-    const issue = (index: number, ready: number): void => {
-      inFlight++;
-      issued++;
-      const at = now();
-      readyAt[index] = ready;
-      issuedAt[index] = at;
-      let promise: Promise<T>;
-      try {
-        promise = send({ index, scheduledAt: scheduledAt[index]!, readyAt: ready, issuedAt: at });
-      } catch (error) {
-        promise = Promise.reject(error);
+      // Waited for a slot that freed after it was due: it was ready when the slot freed.
+      const ready = Math.max(this.#slotFreedAt, due);
+      this.#slotFreedAt = Number.NEGATIVE_INFINITY;
+      this.#issue(this.#next++, ready);
+      if (++sent >= this.#batch && this.#next < this.#n) {
+        // Let the event loop read answers (and free connections) before the next batch.
+        this.#immediate = setImmediate(this.#wake);
+        return;
       }
-      promise.then(
-        (value) => settle(index, value),
-        (error: unknown) => {
-          failure ??= { error };
-          settle(index, undefined as T);
-        },
-      );
-    };
+    }
+  }
 
-    const wake = (): void => {
-      timer = null;
-      immediate = null;
-      pump();
-    };
+  #sleep(waitMs: number): void {
+    if (this.#timer !== null || this.#immediate !== null) return;
+    // setTimeout keeps whole milliseconds and may fire up to 1 ms early against this clock;
+    // the pump re-reads the clock, and the last fraction of a millisecond goes through
+    // setImmediate, which lets I/O run between checks (no busy-wait).
+    if (waitMs >= 1) {
+      this.#timer = setTimeout(this.#wake, Math.min(Math.floor(waitMs), MAX_TIMEOUT_MS));
+    } else {
+      this.#immediate = setImmediate(this.#wake);
+    }
+  }
 
-    /** Issues what is due (at most `batch`), then arranges the next wake-up. */
-    const pump = (): void => {
-      if (done || signal?.aborted) return;
-      let sent = 0;
-      while (next < n) {
-        if (inFlight >= cap) {
-          blocked = true;
-          return; // a settling request calls pump again
-        }
-        const due = scheduledAt[next]!;
-        const t = now();
-        if (due > t) {
-          sleepUntil(due - t);
-          return;
-        }
-        // Waited for a slot that freed after it was due: it was ready when the slot freed.
-        const ready = Math.max(slotFreedAt, due);
-        slotFreedAt = Number.NEGATIVE_INFINITY;
-        issue(next++, ready);
-        if (++sent >= batch && next < n) {
-          // Let the event loop read answers (and free connections) before the next batch.
-          immediate = setImmediate(wake);
-          return;
-        }
-      }
-    };
+  #wake = (): void => {
+    this.#timer = null;
+    this.#immediate = null;
+    this.#pump();
+  };
 
-    const sleepUntil = (waitMs: number): void => {
-      if (timer !== null || immediate !== null) return;
-      // setTimeout keeps whole milliseconds and may fire up to 1 ms early against this clock;
-      // pump re-reads the clock and the last fraction of a millisecond goes through setImmediate,
-      // which lets I/O run between checks.
-      if (waitMs >= 1) timer = setTimeout(wake, Math.min(Math.floor(waitMs), MAX_TIMEOUT_MS));
-      else immediate = setImmediate(wake);
-    };
+  #issue(index: number, ready: number): void {
+    this.#inFlight++;
+    this.#issued++;
+    const at = this.#now();
+    this.#readyAt[index] = ready;
+    this.#issuedAt[index] = at;
+    const ticket = { index, scheduledAt: this.#scheduledAt[index]!, readyAt: ready, issuedAt: at };
+    let promise: Promise<T>;
+    try {
+      promise = this.#send(ticket);
+    } catch (error) {
+      promise = Promise.reject(error);
+    }
+    promise.then(
+      (value) => this.#settle(index, value),
+      (error: unknown) => {
+        this.#failure ??= { error };
+        this.#settle(index, undefined);
+      },
+    );
+  }
 
-    const onAbort = (): void => {
-      if (timer !== null) clearTimeout(timer);
-      if (immediate !== null) clearImmediate(immediate);
-      timer = null;
-      immediate = null;
-      finishIfDrained();
-    };
+  #settle(index: number, value: T | undefined): void {
+    this.#results[index] = value;
+    this.#inFlight--;
+    if (this.#blocked) {
+      // The request waiting for this slot goes now, in this callback.
+      this.#blocked = false;
+      this.#slotFreedAt = this.#now();
+      this.#pump();
+    }
+    this.#finishIfDrained();
+  }
 
-    if (signal?.aborted) {
-      queueMicrotask(onAbort);
+  #onAbort = (): void => {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    if (this.#immediate !== null) clearImmediate(this.#immediate);
+    this.#timer = null;
+    this.#immediate = null;
+    this.#finishIfDrained();
+  };
+
+  #finishIfDrained(): void {
+    if (this.#done || this.#inFlight > 0) return;
+    if (this.#next < this.#n && !this.#signal?.aborted) return;
+    this.#done = true;
+    this.#signal?.removeEventListener('abort', this.#onAbort);
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    if (this.#immediate !== null) clearImmediate(this.#immediate);
+    if (this.#failure !== null) {
+      this.#reject(this.#failure.error);
       return;
     }
-    signal?.addEventListener('abort', onAbort, { once: true });
-    if (n === 0) {
-      finishIfDrained();
-      return;
-    }
-    pump();
-  });
+    this.#resolve({
+      startedAt: this.#startedAt,
+      results: this.#results,
+      scheduledAt: this.#scheduledAt,
+      readyAt: this.#readyAt,
+      issuedAt: this.#issuedAt,
+      issued: this.#issued,
+      endedAt: this.#now(),
+    });
+  }
 }
 
 /**
