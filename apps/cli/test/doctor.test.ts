@@ -233,21 +233,33 @@ describe('llem doctor --client-limit', () => {
       checks: { name: string; ok: boolean; blocking: boolean; detail: string }[];
       clientLimit: ClientLimit;
     };
-    // 100 and 200 req/s are within any machine's reach: both kept, the faster one is the limit.
-    expect(out.clientLimit.steps.map((s) => [s.targetRate, s.keptRate])).toEqual([
-      [100, true],
-      [200, true],
-    ]);
-    expect(out.clientLimit.sustainableTargetRate).toBe(200);
-    expect(out.clientLimit.sustainableRate).toBe(
-      out.clientLimit.steps[1]!.dispatch.achievedSendRate,
-    );
+    // The rates asked for, in order, each measured by the engine against the built-in server.
+    const { steps } = out.clientLimit;
+    expect(steps.map((s) => s.targetRate)).toEqual([100, 200]);
+    for (const step of steps) {
+      // 0.6 s of schedule per rate.
+      expect(step.dispatch).toMatchObject({
+        targetRate: step.targetRate,
+        sent: (60 * step.targetRate) / 100,
+      });
+      expect(step.dispatch.connections.opened).toBeGreaterThan(0);
+    }
     const check = out.checks.find((c) => c.name === 'openai client limit')!;
-    expect(check).toMatchObject({ ok: true, blocking: false });
-    // Both rates kept: the limit is above the highest tried.
-    expect(check.detail).toMatch(
-      /^sends at least ≈ \d+ req\/s \(target 200, client lag p99 [\d.]+ ms\)/,
-    );
+    expect(check.blocking).toBe(false);
+    // 100–200 req/s are within any machine's reach, unless another process holds the cores.
+    const kept = steps.filter((s) => s.keptRate);
+    if (kept.length > 0) {
+      expect(out.clientLimit.sustainableRate).toBe(
+        Math.max(...kept.map((s) => s.dispatch.achievedSendRate!)),
+      );
+      expect(check.ok).toBe(true);
+      expect(check.detail).toMatch(
+        /^sends (at least|up to) ≈ \d+ req\/s \(target [12]00, client lag p99 [\d.]+ ms\)/,
+      );
+    } else {
+      expect(check.ok).toBe(false);
+      expect(check.detail).toMatch(/^kept none of the rates tried \(100, 200 req\/s\)/);
+    }
   }, 60_000);
 
   it('a bad rate list is a usage error naming the flag (exit 2), before anything runs', async () => {

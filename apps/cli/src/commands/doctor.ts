@@ -463,7 +463,7 @@ export function doctorCommand(ctx: CliContext): CommandModule<GlobalArgs, Doctor
       }
       let clientLimit: ClientLimit | null = null;
       if (args.clientLimit) {
-        clientLimit = await measureClientLimit({
+        const measured = await measureClientLimit({
           ...(rates ? { rates } : {}),
           onStep: (step) => {
             if (args.json) return;
@@ -472,8 +472,20 @@ export function doctorCommand(ctx: CliContext): CommandModule<GlobalArgs, Doctor
               `  client limit: target ${step.targetRate.toLocaleString('en')} req/s → sent ${Math.round(d.achievedSendRate ?? 0).toLocaleString('en')} req/s, client lag p99 ${lagMs(d.clientLagMs?.p99 ?? null)}${step.keptRate ? '' : ' (not kept)'}\n`,
             );
           },
-        });
-        checks.push(clientLimitCheck(clientLimit));
+          // A measurement that could not run is a failed check, not a crash of the doctor.
+        }).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
+        if (measured instanceof Error) {
+          checks.push({
+            name: 'openai client limit',
+            ok: false,
+            detail: `could not measure: ${measured.message}`,
+            hint: 'The built-in local server did not answer as expected; run again with -v and report it',
+            blocking: false,
+          });
+        } else {
+          clientLimit = measured;
+          checks.push(clientLimitCheck(measured));
+        }
       }
       const blocking = checks.filter((c) => !c.ok && c.blocking);
       if (args.json) {
