@@ -303,7 +303,7 @@ class OpenAIEngine implements Engine {
 
   async #drive(requests: EngineRequest[]): Promise<{
     records: StreamedRecord[];
-    dispatch: OpenLoopDispatch | null;
+    dispatch: DispatchSummary | null;
     startedAt: number;
     endedAt: number;
   }> {
@@ -378,7 +378,7 @@ class OpenAIEngine implements Engine {
 
   #outcome(
     records: StreamedRecord[],
-    dispatch: OpenLoopDispatch | null,
+    dispatch: DispatchSummary | null,
     startedAt: number,
     endedAt: number,
     errors: Record<string, number>,
@@ -437,7 +437,7 @@ class OpenAIEngine implements Engine {
         inputTokensKnown: records.every((r) => r.error !== undefined || r.inputTokens !== null),
       },
       // Open loop: how the arrival schedule was kept (replaces the former `issueLagMs`).
-      dispatch: dispatch === null ? null : dispatch.summary,
+      dispatch,
       steadyState: this.config.steadyState ? steadyStateWindow(records, this.config.mode) : null,
       goodput: this.config.slo === null ? null : goodput(records, this.config.slo, durationS),
       serverTimings: serverTimingsSummary(records),
@@ -509,17 +509,12 @@ function peakInFlight(records: readonly RequestRecord[]): number {
   return peak;
 }
 
-/** What an open-loop run adds to `extra.dispatch` (its records carry the per-request figures). */
-interface OpenLoopDispatch {
-  summary: DispatchSummary;
-}
-
 /**
  * Stamps each record of an open-loop run with its scheduled time, the client's lateness and its
- * connection wait (slot wait + time to open a new connection), and sums them up; `null` in
- * closed loop.
+ * connection wait (slot wait + time to open a new connection), and sums them up as
+ * `extra.dispatch`; `null` in closed loop.
  */
-function openLoopDispatch(load: LoadResult, config: ResolvedOpenAIConfig): OpenLoopDispatch | null {
+function openLoopDispatch(load: LoadResult, config: ResolvedOpenAIConfig): DispatchSummary | null {
   const report = load.dispatch;
   const mode = config.mode;
   if (report === null || mode.kind !== 'request_rate') return null;
@@ -544,13 +539,7 @@ function openLoopDispatch(load: LoadResult, config: ResolvedOpenAIConfig): OpenL
     maxConcurrency: mode.maxConcurrency,
     connectionWaitMs: connectMs,
   });
-  return {
-    summary: {
-      ...stats,
-      maxClientLagMs: config.maxClientLagMs,
-      connections: { opened, reused },
-    },
-  };
+  return { ...stats, maxClientLagMs: config.maxClientLagMs, connections: { opened, reused } };
 }
 
 /** What `checkOpenAIServer` found. */
