@@ -301,16 +301,18 @@ export function streamRequest(
       });
       req = attempt;
       // The agent hands over a free kept-alive socket synchronously; anything else is a new
-      // connection, ready at its `connect` event (the connection wait).
+      // connection, ready at its `connect` event, or `secureConnect` once TLS is set up (the
+      // connection wait). A new socket is handed over a tick after its creation, before any
+      // handshake could finish, so waiting for the event is never too late.
       newConnection = !attempt.reusedSocket;
-      connectedAt = null;
-      if (!newConnection) connectedAt = attemptAt;
-      else {
+      connectedAt = newConnection ? null : attemptAt;
+      if (newConnection) {
+        const ready = target.url.protocol === 'https:' ? 'secureConnect' : 'connect';
         attempt.once('socket', (socket) => {
           if (attempt !== req) return;
-          if (!socket.connecting) connectedAt = performance.now();
+          if (ready === 'connect' && !socket.connecting) connectedAt = performance.now();
           else
-            socket.once('connect', () => {
+            socket.once(ready, () => {
               if (attempt === req) connectedAt = performance.now();
             });
         });
