@@ -4,6 +4,7 @@ import { clientSaturationReasons, type DispatchSummary, MIN_SEND_RATE_SHARE } fr
 import { type Logger, noopLogger } from '@llem/resilience';
 import type { EngineRequest } from '../engine';
 import { createOpenAIEngine } from './engine';
+import { OpenAIEngineError } from './errors';
 
 /**
  * A minimal OpenAI-compatible server for `measureClientLimit`: one token per completion, streamed
@@ -102,9 +103,15 @@ const DEFAULT_RATES = [500, 1000, 2000, 5000, 10_000, 20_000] as const;
 async function startBuiltinServer(): Promise<{ baseUrl: string; stop: () => Promise<void> }> {
   const worker = new Worker(SERVER_SOURCE, { eval: true });
   const port = await new Promise<number>((resolve, reject) => {
+    const fail = (why: string, cause?: unknown) =>
+      reject(
+        new OpenAIEngineError('UNREACHABLE', `openai engine: the built-in server ${why}`, {
+          cause,
+        }),
+      );
     worker.once('message', (value: number) => resolve(value));
-    worker.once('error', reject);
-    worker.once('exit', (code) => reject(new Error(`the built-in server exited (${code})`)));
+    worker.once('error', (error) => fail(`failed to start: ${error.message}`, error));
+    worker.once('exit', (code) => fail(`exited before listening (exit code ${code})`));
   });
   return {
     baseUrl: `http://127.0.0.1:${port}/v1`,
@@ -121,7 +128,8 @@ async function startBuiltinServer(): Promise<{ baseUrl: string; stop: () => Prom
  * were not kept (a send rate under 95 % of the schedule's). Each rate is also judged by the whole
  * `client-saturated` rule (lateness p99 above `maxClientLagMs` too). A few seconds in all;
  * `llem doctor --client-limit` prints it. A study's `openai.request_rate` above the result would
- * measure the client, not the server.
+ * measure the client, not the server. Rejects with an `OpenAIEngineError` when the server does not
+ * start (`UNREACHABLE`) or any request fails (`FAILURE_RATE_EXCEEDED`): rates would mean nothing.
  *
  * @example
  * const limit = await measureClientLimit();

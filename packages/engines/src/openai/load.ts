@@ -1,10 +1,10 @@
 import { arrivalSchedule } from './arrivals';
 import type { ResolvedOpenAIConfig } from './config';
-import { type DispatchReport, type DispatchTicket, dispatch } from './dispatch';
+import { type DispatchReport, dispatch } from './dispatch';
 import type { StreamedRecord } from './stream';
 
 /** Sends request `index` of the workload and resolves with its record (never rejects). */
-export type SendFn = (index: number, ticket: DispatchTicket | null) => Promise<StreamedRecord>;
+export type SendFn = (index: number) => Promise<StreamedRecord>;
 
 export interface LoadResult {
   /** One record per request issued, in workload order; requests never issued are absent. */
@@ -26,7 +26,7 @@ async function closedLoop(n: number, concurrency: number, send: SendFn, signal: 
   const worker = async (): Promise<void> => {
     while (next < n && !signal.aborted) {
       const index = next++;
-      records[index] = await send(index, null);
+      records[index] = await send(index);
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
@@ -56,7 +56,7 @@ export async function runLoad(
     burstiness: mode.burstiness,
     seed: mode.arrivalSeed,
   });
-  const report = await dispatch(offsets, (ticket) => send(ticket.index, ticket), {
+  const report = await dispatch(offsets, (ticket) => send(ticket.index), {
     maxConcurrency: mode.maxConcurrency,
     signal,
   });
