@@ -1,8 +1,14 @@
 import { createRequire } from 'node:module';
+import { basename, isAbsolute, relative } from 'node:path';
 import { didYouMean } from '@llem/domain';
 import type yargsFactory from 'yargs';
 import type { Argv } from 'yargs';
-import { commandFactories } from './commands/index';
+import { configCommand } from './commands/config';
+import { doctorCommand } from './commands/doctor';
+import { gpuCommand } from './commands/gpu';
+import { reportCommand } from './commands/report';
+import { resultsCommand } from './commands/results';
+import { runCommand } from './commands/run';
 import type { CliContext, GlobalArgs } from './context';
 import { ExitCode, exitCodeFor, formatError, UsageError } from './errors';
 import { createCliLogger, levelFromVerbosity } from './logger';
@@ -13,6 +19,37 @@ export interface MainOptions {
   stderr?: CliContext['stderr'];
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** How the user started llem, for messages (see `invocationOf`). Default `llem`. */
+  invocation?: string;
+}
+
+/**
+ * How the user started llem, so that a command printed in a message works when pasted: `llem`
+ * when run by that name (on the PATH), `pnpm llem` (or `npm run llem --`) through the
+ * repository's script, else `node <path of bin.js>` relative to the user's directory.
+ *
+ * @example
+ * invocationOf({ npm_lifecycle_event: 'llem', npm_config_user_agent: 'pnpm/10.3.0 …' }, '/r/apps/cli/dist/bin.js', '/r'); // 'pnpm llem'
+ */
+export function invocationOf(
+  env: NodeJS.ProcessEnv,
+  script: string | undefined,
+  cwd: string,
+): string {
+  if (env.npm_lifecycle_event === 'llem') {
+    return env.npm_config_user_agent?.startsWith('npm/') ? 'npm run llem --' : 'pnpm llem';
+  }
+  if (!script || basename(script) === 'llem') return 'llem';
+  const rel = relative(cwd, script);
+  return `node ${rel.startsWith('..') || isAbsolute(rel) ? script : rel}`;
+}
+
+/**
+ * The user's directory: where they typed the command. Through a package script (`pnpm llem`)
+ * the process runs in the repository root, and the user's directory is `INIT_CWD`.
+ */
+export function userDirectory(env: NodeJS.ProcessEnv, processCwd: string): string {
+  return env.npm_lifecycle_event === 'llem' && env.INIT_CWD ? env.INIT_CWD : processCwd;
 }
 
 // yargs' CommonJS build: its ESM build ships a cliui that hard-wraps help text mid-word
@@ -25,7 +62,7 @@ const yargs = typeof yargsModule === 'function' ? yargsModule : yargsModule.defa
 
 /** Build the yargs parser. Tests call this with argv arrays; nothing is spawned. */
 export function buildCli(argv: string[], ctx: CliContext): Argv<GlobalArgs> {
-  let cli = yargs(argv)
+  const cli = yargs(argv)
     .scriptName('llem')
     .usage('llem: what does this LLM deployment choice cost?\n\nUsage: $0 <command> [options]')
     .option('verbose', {
@@ -52,9 +89,15 @@ export function buildCli(argv: string[], ctx: CliContext): Argv<GlobalArgs> {
     .exitProcess(false)
     .fail((message, error, instance) => {
       throw error ?? new UsageFailure(withFlagSuggestions(message, instance));
-    }) as unknown as Argv<GlobalArgs>;
-  for (const factory of commandFactories) cli = cli.command(factory(ctx));
-  return cli;
+    });
+  // One line per command: each is typed by its own builder.
+  return cli
+    .command(configCommand(ctx))
+    .command(gpuCommand(ctx))
+    .command(runCommand(ctx))
+    .command(reportCommand(ctx))
+    .command(resultsCommand(ctx))
+    .command(doctorCommand(ctx));
 }
 
 /**
@@ -99,6 +142,7 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
     env,
     cwd: options.cwd ?? process.cwd(),
     exitCode: ExitCode.ok,
+    invocation: options.invocation ?? 'llem',
   };
   const cli = buildCli(argv, ctx);
   try {

@@ -153,7 +153,7 @@ function lineDisplay(
       case 'run-finished': {
         runFinished(state, event);
         const why = event.error
-          ? ` (${event.error.type}: ${event.error.message.split('\n')[0]})`
+          ? ` (${event.error.type}${event.error.code ? ` ${event.error.code}` : ''}: ${event.error.message.split('\n')[0]})`
           : '';
         const eta =
           event.eta.remainingMs === null ? '' : `, ETA ${formatClock(event.eta.remainingMs)}`;

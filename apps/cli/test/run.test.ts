@@ -309,7 +309,7 @@ sweep: { llamacpp.batch_size: [64, 128] }
     const cwd = mkdtempSync(join(tmpdir(), 'llem-run-cli-'));
     const missing = await llem(['run', 'nope.yaml'], cwd);
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toMatch(/study file nope.yaml does not exist/);
+    expect(missing.stderr).toMatch(/nope\.yaml: \(root\): no such file/);
     const force = await llem(['run', '--force'], cwd);
     expect(force.code).toBe(2);
     expect(force.stderr).toMatch(/--force only applies with --resume/);

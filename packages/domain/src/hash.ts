@@ -109,6 +109,18 @@ export function studyDesignHash(
 }
 
 /** The design hash from already computed config hashes (any order, duplicates allowed). */
+/**
+ * The hash of any JSON-able config (not an llem experiment config): SHA-256 of its canonical
+ * JSON, first 16 hex. For grids of your own (`planGrid`); llem configs use
+ * `measurementConfigHash`, which applies defaults and leaves presentation fields out first.
+ *
+ * @example
+ * configHash({ batch: 64, model: 'x' }) === configHash({ model: 'x', batch: 64 }); // true
+ */
+export function configHash(config: unknown): string {
+  return sha256Hex16(canonicalJson(config));
+}
+
 export function designHashFromConfigHashes(configHashes: readonly string[]): string {
   return sha256Hex16(canonicalJson([...new Set(configHashes)].sort()));
 }

@@ -52,6 +52,7 @@ export type { ConfigErrorCode, ConfigErrorOptions, ConfigIssue } from './errors'
 export { CONFIG_ERROR_CODES, ConfigError, formatConfigIssues } from './errors';
 export {
   canonicalJson,
+  configHash,
   designHashFromConfigHashes,
   HASH_EXCLUDED_FIELDS,
   hashParsedConfig,
@@ -82,8 +83,16 @@ export {
 } from './manifest';
 export type { ParseStudyOptions, StudyFormat } from './parse';
 export { formatFromFileName, parseStudyText } from './parse';
-export type { PlannedConfig, PlanOptions, ScheduledRun, SkippedConfig, StudyPlan } from './plan';
-export { deepMerge, devicesPerRun, orderRuns, planStudy, runKey } from './plan';
+export type {
+  PlannedConfig,
+  PlannedConfigOf,
+  PlanOf,
+  PlanOptions,
+  ScheduledRun,
+  SkippedConfig,
+  StudyPlan,
+} from './plan';
+export { deepMerge, devicesPerRun, orderRuns, planGrid, planStudy, runKey } from './plan';
 export { QUICKSTART_FILE, quickstartStudy } from './quickstart';
 export { mulberry32, seededShuffle } from './random';
 export type { InvalidRequestLine, MeasuredRequest, ServerTimingsRecord } from './requests';

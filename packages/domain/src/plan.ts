@@ -1,21 +1,24 @@
 import { type ExperimentConfig, ExperimentConfigSchema } from './config';
 import { ConfigError, type ConfigIssue } from './errors';
-import { designHashFromConfigHashes, hashParsedConfig } from './hash';
+import { configHash, designHashFromConfigHashes, hashParsedConfig } from './hash';
 import { validate } from './internal/issues';
 import { mulberry32, seededShuffle } from './random';
 import { type ExecutionConfig, type RunOrder, STUDY_OWN_KEYS, StudyFileSchema } from './study';
 
-/** One valid experiment config of a study, in generation order. */
-export interface PlannedConfig {
-  /** Position in `StudyPlan.configs`. */
+/** One config of a plan, in generation order (any config type: see `PlanOf`). */
+export interface PlannedConfigOf<Config> {
+  /** Position in the plan's `configs`. */
   index: number;
   /** Short human label from what varies, e.g. `batch_size=64 threads=1`. */
   label: string;
   configHash: string;
   /** 0 for the first config with this hash, 1, 2… for identical copies after it. */
   copy: number;
-  config: ExperimentConfig;
+  config: Config;
 }
+
+/** One valid experiment config of a study, in generation order. */
+export type PlannedConfig = PlannedConfigOf<ExperimentConfig>;
 
 /** A generated config that failed validation: listed, not run. */
 export interface SkippedConfig {
@@ -39,13 +42,22 @@ export interface ScheduledRun {
   ordinal: number;
 }
 
-export interface StudyPlan {
+/**
+ * A plan over configs of any type: what `@llem/study`'s runner runs (its `RunnerPlan` is this
+ * type). llem's own is `StudyPlan`; `planGrid` builds one for a grid of your own.
+ */
+export interface PlanOf<Config, Execution = ExecutionConfig> {
   name: string;
   designHash: string;
-  execution: ExecutionConfig;
-  configs: PlannedConfig[];
-  skipped: SkippedConfig[];
+  execution: Execution;
+  configs: PlannedConfigOf<Config>[];
+  /** Every run, in the order to run them. */
   runs: ScheduledRun[];
+}
+
+/** A study file expanded: llem experiment configs, the skipped ones, every run in order. */
+export interface StudyPlan extends PlanOf<ExperimentConfig> {
+  skipped: SkippedConfig[];
 }
 
 export interface PlanOptions {
@@ -370,6 +382,67 @@ export function planStudy(raw: unknown, options: PlanOptions): StudyPlan {
     execution,
     configs,
     skipped,
+    runs,
+  };
+}
+
+/**
+ * A plan for a grid of configs of your own (any JSON-able values), for `@llem/study`'s runner:
+ * config hashes (SHA-256 of canonical JSON, first 16 hex), the design hash, copies of identical
+ * configs, run keys and the run order, as `planStudy` computes them for llem's configs.
+ *
+ * @example
+ * const plan = planGrid([{ batch: 8 }, { batch: 64 }], { name: 'batches', cycles: 3, label: (c) => `batch=${c.batch}` });
+ * new StudyRunner({ plan, workerModule: './my-worker.js' });
+ */
+export function planGrid<Config>(
+  configs: readonly Config[],
+  options: {
+    name: string;
+    cycles?: number;
+    order?: RunOrder;
+    shuffleSeed?: number;
+    /** A label per config; default `config <n>`. */
+    label?: (config: Config, index: number) => string;
+    /** Gaps, timeout… as `@llem/study`'s runner reads them (`execution_gap_s`, `timeout_s`…). */
+    execution?: Record<string, unknown>;
+  },
+): PlanOf<Config, Record<string, unknown> & { cycles: number }> {
+  const cycles = options.cycles ?? 1;
+  const copies = new Map<string, number>();
+  const planned = configs.map((config, index): PlannedConfigOf<Config> => {
+    const hash = configHash(config);
+    const copy = copies.get(hash) ?? 0;
+    copies.set(hash, copy + 1);
+    return {
+      index,
+      label: options.label?.(config, index) ?? `config ${index + 1}`,
+      configHash: hash,
+      copy,
+      config,
+    };
+  });
+  const runs = orderRuns(
+    planned.length,
+    cycles,
+    options.order ?? 'interleaved',
+    options.shuffleSeed ?? 0,
+  ).map(([configIndex, cycle], ordinal): ScheduledRun => {
+    const p = planned[configIndex] as PlannedConfigOf<Config>;
+    return {
+      key: runKey(p.configHash, p.copy, cycle),
+      configIndex,
+      configHash: p.configHash,
+      copy: p.copy,
+      cycle,
+      ordinal,
+    };
+  });
+  return {
+    name: options.name,
+    designHash: designHashFromConfigHashes(planned.map((p) => p.configHash)),
+    execution: { ...options.execution, cycles },
+    configs: planned,
     runs,
   };
 }

@@ -74,6 +74,15 @@ export type {
   SteadyStateSpan,
 } from './steady-state';
 export { MIN_STEADY_STATE_SAMPLES, steadyStateEnergy, steadyStateSpan } from './steady-state';
+export type { LlemRunnerOptions } from './study-options';
+export { llemRunnerOptions } from './study-options';
+export type { TimeoutContext } from './timeout';
+export {
+  runTimeoutS,
+  TIMEOUT_DEFAULT_PROMPTS,
+  TIMEOUT_FLOOR_S,
+  TIMEOUT_PER_TOKEN_S,
+} from './timeout';
 export type { WarmupConfig, WarmupOutcome } from './warmup';
 export { runWarmup, warmupRequestCount } from './warmup';
 export type { WarningInputs, WarningThresholds } from './warnings';

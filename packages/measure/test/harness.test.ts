@@ -363,15 +363,13 @@ describe('measureRun', () => {
     }
   });
 
-  it('retries a transient load failure and always disposes the engine and closes NVML', async () => {
+  it('a load failure fails the run at once (engines retry inside load), engine disposed, NVML closed', async () => {
     const engine = fakeEngine({ failLoads: 1 });
     const probe = scriptedProbe({ powerW: 1, counter: 'supported' });
-    await measureRun(input(config()), {
-      ...deps(null, engine),
-      openGpuProbe: () => ({ probe }),
-      loadRetry: { delayMs: 1 },
-    });
-    expect(engine.loads).toBe(2);
+    await expect(
+      measureRun(input(config()), { ...deps(null, engine), openGpuProbe: () => ({ probe }) }),
+    ).rejects.toThrow('transient load failure');
+    expect(engine.loads).toBe(1);
     expect(engine.disposed).toBe(1);
     expect(probe.closed).toBe(1);
 

@@ -19,42 +19,63 @@ export function toCsv(header: readonly string[], rows: readonly (readonly Cell[]
   return [header, ...rows].map((r) => r.map(csvCell).join(',')).join('\n') + '\n';
 }
 
+/** One column of `summary.csv`: its name and how a run's cell is read. */
+export interface RunCsvColumn {
+  name: string;
+  read: (run: RunRecord, studyDir: string) => Cell;
+}
+
+const result =
+  (read: (r: RunResult) => Cell) =>
+  (run: RunRecord): Cell =>
+    run.result ? read(run.result) : null;
+
 /**
- * Columns of `summary.csv`, one row per scheduled run (failed and unfinished runs included). The
- * order is part of the contract: new columns are only ever appended.
+ * Columns of `summary.csv`, one row per scheduled run (failed and unfinished runs included), each
+ * with how it is read: adding a column is one line here. The order is part of the contract: new
+ * columns are only ever appended. `cycle` is 0-based, as in run keys and results.
  */
-export const RUN_CSV_COLUMNS = [
-  'run_key',
-  'config_hash',
-  'config_label',
-  'cycle',
-  'copy',
-  'status',
-  'error_type',
-  'error_message',
-  'started_at',
-  'ended_at',
-  'duration_s',
-  'engine',
-  'model',
-  'energy_method',
-  'input_tokens',
-  'output_tokens',
-  'energy_per_output_token_j',
-  'output_tokens_per_s',
-  'total_tokens_per_s',
-  'ttft_p50_ms',
-  'ttft_p95_ms',
-  'itl_p50_ms',
-  'itl_p95_ms',
-  'e2e_p50_ms',
-  'total_energy_j',
-  'adjusted_energy_j',
-  'gpu_peak_mib',
-  'rss_peak_mib',
-  'warnings',
-  'result_file',
-] as const;
+export const RUN_CSV_TABLE: readonly RunCsvColumn[] = [
+  { name: 'run_key', read: (run) => run.key },
+  { name: 'config_hash', read: (run) => run.configHash },
+  { name: 'config_label', read: (run) => run.label },
+  { name: 'cycle', read: (run) => run.cycle },
+  { name: 'copy', read: (run) => run.copy },
+  { name: 'status', read: (run) => run.status },
+  { name: 'error_type', read: (run) => run.error?.type },
+  { name: 'error_message', read: (run) => run.error?.message },
+  { name: 'started_at', read: (run) => run.startedAt },
+  { name: 'ended_at', read: (run) => run.endedAt },
+  { name: 'duration_s', read: result((r) => r.window.durationS) },
+  { name: 'engine', read: result((r) => r.engine) },
+  { name: 'model', read: result((r) => r.model) },
+  { name: 'energy_method', read: result((r) => r.energy.method) },
+  { name: 'input_tokens', read: result((r) => r.tokens.input) },
+  { name: 'output_tokens', read: result((r) => r.tokens.output) },
+  { name: 'energy_per_output_token_j', read: result((r) => r.energyPerOutputTokenJ) },
+  { name: 'output_tokens_per_s', read: result((r) => r.throughput.outputTokensPerS) },
+  { name: 'total_tokens_per_s', read: result((r) => r.throughput.totalTokensPerS) },
+  { name: 'ttft_p50_ms', read: result((r) => r.latency.ttftMs?.p50) },
+  { name: 'ttft_p95_ms', read: result((r) => r.latency.ttftMs?.p95) },
+  { name: 'itl_p50_ms', read: result((r) => r.latency.itlMs?.p50) },
+  { name: 'itl_p95_ms', read: result((r) => r.latency.itlMs?.p95) },
+  { name: 'e2e_p50_ms', read: result((r) => r.latency.e2eMs?.p50) },
+  { name: 'total_energy_j', read: result((r) => r.energy.totalJ) },
+  { name: 'adjusted_energy_j', read: result((r) => r.energy.adjustedJ) },
+  { name: 'gpu_peak_mib', read: result((r) => r.memory.gpuPeakUsedMiB) },
+  { name: 'rss_peak_mib', read: result((r) => r.memory.rssPeakMiB) },
+  { name: 'warnings', read: result((r) => r.warnings.map((w) => w.code).join(';')) },
+  {
+    name: 'result_file',
+    read: (run, studyDir) =>
+      run.resultFile?.startsWith(`${studyDir}/`)
+        ? run.resultFile.slice(studyDir.length + 1)
+        : run.resultFile,
+  },
+];
+
+/** The names of `RUN_CSV_TABLE`, in order: `summary.csv`'s fixed header. */
+export const RUN_CSV_COLUMNS: readonly string[] = RUN_CSV_TABLE.map((c) => c.name);
 
 /**
  * Columns appended to `summary.csv` (after {@link RUN_CSV_COLUMNS}, in this order) only when some
@@ -100,45 +121,6 @@ export const OPTIONAL_RUN_CSV_COLUMNS = [
   },
 ] as const;
 
-function runRow(run: RunRecord, studyDir: string): Cell[] {
-  const r = run.result;
-  const rel = run.resultFile?.startsWith(`${studyDir}/`)
-    ? run.resultFile.slice(studyDir.length + 1)
-    : run.resultFile;
-  return [
-    run.key,
-    run.configHash,
-    run.label,
-    run.cycle,
-    run.copy,
-    run.status,
-    run.error?.type,
-    run.error?.message,
-    run.startedAt,
-    run.endedAt,
-    r?.window.durationS,
-    r?.engine,
-    r?.model,
-    r?.energy.method,
-    r?.tokens.input,
-    r?.tokens.output,
-    r?.energyPerOutputTokenJ,
-    r?.throughput.outputTokensPerS,
-    r?.throughput.totalTokensPerS,
-    r?.latency.ttftMs?.p50,
-    r?.latency.ttftMs?.p95,
-    r?.latency.itlMs?.p50,
-    r?.latency.itlMs?.p95,
-    r?.latency.e2eMs?.p50,
-    r?.energy.totalJ,
-    r?.energy.adjustedJ,
-    r?.memory.gpuPeakUsedMiB,
-    r?.memory.rssPeakMiB,
-    r?.warnings.map((w) => w.code).join(';'),
-    rel,
-  ];
-}
-
 /**
  * `summary.csv`: one row per run with its status, error and headline figures.
  *
@@ -152,7 +134,7 @@ export function runsCsv(study: LoadedStudy): string {
   return toCsv(
     [...RUN_CSV_COLUMNS, ...extra.map((c) => c.name)],
     study.runs.map((run) => [
-      ...runRow(run, study.dir),
+      ...RUN_CSV_TABLE.map((c) => c.read(run, study.dir)),
       ...extra.map((c) => (run.result ? c.read(run.result) : null)),
     ]),
   );

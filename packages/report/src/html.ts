@@ -207,7 +207,7 @@ function runTable(study: LoadedStudy): string {
     const note = r.error
       ? `${esc(r.error.type)}: ${esc(r.error.message)}`
       : (r.result?.warnings.map((w) => esc(w.code)).join(', ') ?? '');
-    return `<tr class="${r.status === 'failed' || r.error ? 'failed' : ''}"><td class="text"><code>${esc(r.key)}</code></td><td class="text">${esc(r.label)}</td>${numCell(r.cycle)}<td class="text">${esc(r.status)}</td>${vals.join('')}<td class="text">${note}</td></tr>`;
+    return `<tr class="${r.status === 'failed' || r.error ? 'failed' : ''}"><td class="text"><code>${esc(r.key)}</code></td><td class="text">${esc(r.label)}</td>${numCell(r.cycle + 1)}<td class="text">${esc(r.status)}</td>${vals.join('')}<td class="text">${note}</td></tr>`;
   });
   return `<div class="table-wrap"><table class="sortable" id="run-table"><thead><tr>${head}</tr></thead><tbody>${rows.join('')}</tbody></table></div>`;
 }
@@ -232,7 +232,7 @@ function warningsList(study: LoadedStudy): string {
     else groups.set(key, { head, message, runs: [run] });
   };
   for (const r of study.runs) {
-    const who = `<code>${esc(r.key)}</code> (${esc(r.label)}, cycle ${r.cycle})`;
+    const who = `<code>${esc(r.key)}</code> (${esc(r.label)}, cycle ${r.cycle + 1})`;
     if (r.error) {
       add(
         `<b>${r.status === 'failed' ? 'failed' : 'unusable result'}</b> ${esc(r.error.type)}`,
@@ -307,7 +307,7 @@ export function renderReportHtml(input: ReportHtmlInput): string {
     ? `<p><label>Run: <select id="trace-select">${traces
         .map(
           (t) =>
-            `<option value="${esc(t.key)}">${esc(t.label)} · cycle ${t.cycle} · ${esc(t.key)}</option>`,
+            `<option value="${esc(t.key)}">${esc(t.label)} · cycle ${t.cycle + 1} · ${esc(t.key)}</option>`,
         )
         .join('')}</select></label></p>${traces
         .map(

@@ -8,6 +8,7 @@ export {
 } from './aggregate';
 export type { ConfigComparison, MetricComparison, StudyComparison } from './compare';
 export { compareConfigs, compareStudies, compareSummaries, findConfig } from './compare';
+export type { RunCsvColumn } from './csv';
 export {
   CONFIG_CSV_COLUMNS,
   configCsv,
@@ -16,6 +17,7 @@ export {
   paretoCsv,
   parseCsv,
   RUN_CSV_COLUMNS,
+  RUN_CSV_TABLE,
   runsCsv,
   toCsv,
 } from './csv';

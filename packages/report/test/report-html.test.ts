@@ -28,6 +28,9 @@ describe('report.html (static checks)', () => {
     expect(html).toContain('11 completed');
     expect(html).toContain('1 failed');
     expect(html).toContain('1 skipped configs');
+    // Cycles are numbered from 1 wherever a person reads them (run keys keep _c0).
+    expect(html).toMatch(/· cycle 1 · [0-9a-f]{16}_c0</);
+    expect(html).not.toMatch(/· cycle 0 ·/);
     // 2–3 completed cycles per config: the intervals come with a caution.
     expect(html).toMatch(
       /<p class="note caution" id="small-sample">Intervals from only 2–3 completed cycles \(every config\) are optimistic/,

@@ -54,13 +54,8 @@ export {
 } from './study-dir';
 export type { WorkerErrorReport, WorkerMessage, WorkerTask } from './task';
 export { errorFileFor, TASK_FILE_ENV } from './task';
-export type { ExecutionSettings, TimeoutContext } from './timeout';
-export {
-  runTimeoutS,
-  TIMEOUT_DEFAULT_PROMPTS,
-  TIMEOUT_FLOOR_S,
-  TIMEOUT_PER_TOKEN_S,
-} from './timeout';
+export type { ExecutionSettings } from './timeout';
+export { DEFAULT_RUN_TIMEOUT_S, runTimeout } from './timeout';
 export type {
   DefinedWorker,
   DefineWorkerOptions,

@@ -1,25 +1,12 @@
+import type { PlanOf } from '@llem/domain';
 import type { ExecutionSettings } from './timeout';
 
 /**
- * The parts of `@llem/domain`'s `StudyPlan` the runner reads. Structural on purpose: a library
- * user can hand-build a plan for a worker of their own without the llem config schema.
+ * The plan the runner runs: `@llem/domain`'s `PlanOf` over a config type of your own (llem's
+ * `StudyPlan` is one). Build one for a grid of your own with `@llem/domain`'s `planGrid`, which
+ * computes the config hashes, design hash, run keys and order.
  */
-export interface RunnerPlan<Config = unknown> {
-  name: string;
-  /** 16 lowercase hex characters: the study design hash. */
-  designHash: string;
-  execution: ExecutionSettings;
-  configs: ReadonlyArray<{ index: number; label: string; configHash: string; config: Config }>;
-  /** Every scheduled run, in the order to run them. */
-  runs: ReadonlyArray<{
-    key: string;
-    configIndex: number;
-    configHash: string;
-    copy: number;
-    cycle: number;
-    ordinal: number;
-  }>;
-}
+export type RunnerPlan<Config = unknown> = PlanOf<Config, ExecutionSettings>;
 
 /** The content of `study.json`. */
 export interface StoredStudy<Config = unknown> {

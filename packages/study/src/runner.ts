@@ -19,6 +19,7 @@ import {
   type HeldClaim,
   type LivenessProbe,
   type RunState,
+  recordOrPending,
   StudyDirectory,
   type StudyState,
 } from './directory';
@@ -33,7 +34,7 @@ import {
   skippedResidualCheck,
 } from './residual';
 import { TASK_FILE_ENV, type WorkerTask } from './task';
-import { runTimeoutS } from './timeout';
+import { runTimeout } from './timeout';
 
 /** Default grace between SIGTERM and SIGKILL when a child must stop. */
 export const DEFAULT_GRACE_MS = 5_000;
@@ -119,9 +120,15 @@ interface CommonOptions<Config> {
   resolveDevices?: ResolveDevicesFn;
   /**
    * The GPU indices the residual check looks at for a run given no devices (no
-   * `execution.devices`). Default: the config's `energy.devices`, else `[0]`.
+   * `execution.devices`). Default: none, so a runner without GPUs never loads the NVML binding
+   * (the check is recorded as skipped). llem passes the config's `energy.devices`.
    */
   runDevices?: (config: Config) => number[];
+  /**
+   * A run's timeout in seconds when `execution.timeout_s` is not set (llem derives it from the
+   * workload: `@llem/measure`'s `runTimeoutS`). Default: `DEFAULT_RUN_TIMEOUT_S` (1 h).
+   */
+  timeoutS?: (config: Config) => number;
 }
 
 /** Start a new study: a fresh `<outputDir>/<name>_<UTC timestamp>/` directory. */
@@ -232,8 +239,6 @@ export class StudyRunner<Config = unknown> {
   readonly #gapSkips = new Set<AbortController>();
   #started = false;
   #studyDir: string | null = null;
-  /** `.jsonl` prompt counts for the derived timeout: each file read (and warned about) once. */
-  readonly #promptCounts = new Map<string, number | null>();
   readonly #held = new Set<HeldClaim>();
   /** True when runs of this study can overlap (a device pool with room for two). */
   #parallel = false;
@@ -556,19 +561,7 @@ export class StudyRunner<Config = unknown> {
   ): RunRecord {
     const current = run.record === undefined ? directory.readRecord(run.key).record : run.record;
     return directory.writeRecord({
-      key: run.key,
-      configHash: run.configHash,
-      cycle: run.cycle,
-      copy: run.copy,
-      label: run.label,
-      status: current?.status ?? 'pending',
-      attempts: current?.attempts ?? 0,
-      owner: current?.owner ?? null,
-      startedAt: current?.startedAt ?? null,
-      endedAt: current?.endedAt ?? null,
-      error: current?.error ?? null,
-      resultFile: current?.resultFile ?? null,
-      ...(current?.devices ? { devices: current.devices } : {}),
+      ...recordOrPending(run, current),
       ...change,
     });
   }
@@ -818,14 +811,10 @@ export class StudyRunner<Config = unknown> {
       plan.execution.residual_memory_threshold_mb ?? DEFAULT_RESIDUAL_THRESHOLD_MB;
     const checked = devices
       ? devices.map((d) => d.index)
-      : (this.#options.runDevices?.(planned.config) ?? energyDevices(planned.config));
+      : (this.#options.runDevices?.(planned.config) ?? []);
     const residualCheck = await this.#residual(checked, thresholdMb);
 
-    const timeoutS = runTimeoutS(plan.execution, planned.config, {
-      cwd: this.#options.cwd ?? process.cwd(),
-      logger: this.#logger,
-      promptCounts: this.#promptCounts,
-    });
+    const timeoutS = runTimeout(plan.execution, planned.config, this.#options.timeoutS);
     const task: WorkerTask<Config> = {
       key: run.key,
       configHash: run.configHash,
@@ -981,6 +970,9 @@ export class StudyRunner<Config = unknown> {
   }
 
   async #residual(deviceIndices: number[], thresholdMb: number): Promise<ResidualCheck> {
+    if (deviceIndices.length === 0) {
+      return skippedResidualCheck(thresholdMb, 'no GPU devices for this run', this.#clock.date());
+    }
     const check = this.#options.residualCheck ?? nvmlResidualCheck;
     try {
       // The check itself logs the warning (device, MB used, threshold): seed 000.
@@ -1126,13 +1118,4 @@ function remainingGapMs(
     cycle = run.cycle;
   }
   return ms;
-}
-
-/** `energy.devices` of an llem config; `[0]` when the config has none. */
-function energyDevices(config: unknown): number[] {
-  const devices = (config as { energy?: { devices?: unknown } } | null)?.energy?.devices;
-  if (Array.isArray(devices) && devices.every((d) => Number.isInteger(d) && d >= 0)) {
-    return devices as number[];
-  }
-  return [0];
 }

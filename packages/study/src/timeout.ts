@@ -1,7 +1,3 @@
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { type Logger, noopLogger } from '@llem/resilience';
-
 /** The execution fields the runner reads (snake_case, as in the study file). */
 export interface ExecutionSettings {
   cycles?: number;
@@ -15,87 +11,23 @@ export interface ExecutionSettings {
   devices_per_run?: number | null;
 }
 
-/** The floor of a derived timeout: model loading alone can take a minute. */
-export const TIMEOUT_FLOOR_S = 120;
-/** The allowance per generated token: 10 tokens/s, slow for any engine worth measuring. */
-export const TIMEOUT_PER_TOKEN_S = 0.1;
-/**
- * Prompts assumed when the dataset size cannot be known: a `.jsonl` file the runner cannot read
- * (a warning then suggests `execution.timeout_s`).
- */
-export const TIMEOUT_DEFAULT_PROMPTS = 100;
-
-/** Where and how `runTimeoutS` looks at a `.jsonl` dataset. */
-export interface TimeoutContext {
-  /** Where a relative dataset path resolves (the worker's working directory). Default `process.cwd()`. */
-  cwd?: string;
-  /** Warned when a dataset file cannot be read. Default `noopLogger`. */
-  logger?: Logger;
-  /**
-   * Prompt counts by absolute path (`null`: unreadable), filled as files are read, so a study
-   * reads each file once and warns once. Default: a fresh map per call.
-   */
-  promptCounts?: Map<string, number | null>;
-}
+/** A run's timeout when neither `execution.timeout_s` nor the runner's `timeoutS` gives one. */
+export const DEFAULT_RUN_TIMEOUT_S = 3600;
 
 /**
- * The run timeout in seconds: `execution.timeout_s` when set, else derived from the workload as
- * `120 + (prompts + warmup prompts) × max_output_tokens × 0.1 + baseline duration`. Prompts come
- * from `dataset.synthetic.n`, or the non-empty lines of a `.jsonl` dataset (resolved against
- * `context.cwd`; 100 with a warning when it cannot be read). Warmup prompts are `warmup.max_n`
- * when `warmup.cv_threshold` is set (warmup may run that long), else `warmup.n`.
- * `max_output_tokens` defaults to 256. Generous on purpose: a timeout guards against hangs, it
- * does not judge speed.
+ * A run's timeout in seconds: `execution.timeout_s` when set, else what `timeoutS(config)` says
+ * (llem derives it from the workload: `@llem/measure`'s `runTimeoutS`), else one hour.
  *
  * @example
- * runTimeoutS({}, { max_output_tokens: 32, dataset: { synthetic: { n: 10 } } }); // 152
- * runTimeoutS({}, { max_output_tokens: 10, dataset: 'prompts.jsonl' }, { cwd: 'studies' });
+ * runTimeout({ timeout_s: 600 }, config, () => 120); // 600
  */
-export function runTimeoutS(
+export function runTimeout<Config>(
   execution: ExecutionSettings,
-  config: unknown,
-  context: TimeoutContext = {},
+  config: Config,
+  timeoutS?: (config: Config) => number,
 ): number {
   if (typeof execution.timeout_s === 'number' && execution.timeout_s > 0)
     return execution.timeout_s;
-  const c = (typeof config === 'object' && config !== null ? config : {}) as {
-    max_output_tokens?: unknown;
-    dataset?: unknown;
-    warmup?: unknown;
-    baseline?: unknown;
-  };
-  const num = (v: unknown, d: number): number => (typeof v === 'number' && v >= 0 ? v : d);
-  const warmup = c.warmup as { n?: unknown; max_n?: unknown; cv_threshold?: unknown } | undefined;
-  const baseline = c.baseline as { enabled?: unknown; duration_s?: unknown } | undefined;
-  const prompts = datasetPrompts(c.dataset, context);
-  const warmN = num(warmup?.n, 0);
-  const warm = typeof warmup?.cv_threshold === 'number' ? num(warmup.max_n, warmN) : warmN;
-  const tokens = num(c.max_output_tokens, 256);
-  const idle = baseline?.enabled === false ? 0 : num(baseline?.duration_s, 0);
-  return Math.ceil(TIMEOUT_FLOOR_S + (prompts + warm) * tokens * TIMEOUT_PER_TOKEN_S + idle);
-}
-
-function datasetPrompts(dataset: unknown, context: TimeoutContext): number {
-  const d = dataset as { synthetic?: { n?: unknown }; path?: unknown } | string | undefined;
-  if (typeof d === 'object' && d !== null && typeof d.synthetic?.n === 'number') {
-    return Math.max(0, d.synthetic.n);
-  }
-  const file = typeof d === 'string' ? d : typeof d?.path === 'string' ? d.path : null;
-  if (file === null || file === '') return TIMEOUT_DEFAULT_PROMPTS;
-  const path = resolve(context.cwd ?? process.cwd(), file);
-  const counts = context.promptCounts ?? new Map<string, number | null>();
-  if (!counts.has(path)) {
-    try {
-      // One prompt per non-empty line, as the measurement reads it.
-      const lines = readFileSync(path, 'utf8').split('\n');
-      counts.set(path, lines.filter((l) => l.trim() !== '').length);
-    } catch (error) {
-      counts.set(path, null);
-      (context.logger ?? noopLogger).warn(
-        `cannot count the prompts in ${path} (${(error as Error).message}): the run timeout ` +
-          `assumes ${TIMEOUT_DEFAULT_PROMPTS}; set execution.timeout_s if a run needs longer`,
-      );
-    }
-  }
-  return counts.get(path) ?? TIMEOUT_DEFAULT_PROMPTS;
+  const derived = timeoutS?.(config);
+  return typeof derived === 'number' && derived > 0 ? derived : DEFAULT_RUN_TIMEOUT_S;
 }

@@ -1,10 +1,9 @@
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runChild } from '../src/internal/child';
 import { StudyRunner } from '../src/runner';
 import { makePlan } from './fixtures/plan';
-import { okResidual, readManifest, tempDir } from './helpers';
+import { okResidual, readJson, readManifest, tempDir } from './helpers';
 
 const plainWorker = new URL('./fixtures/plain-worker.mjs', import.meta.url);
 
@@ -65,20 +64,44 @@ describe('a timeout longer than setTimeout can hold', () => {
   });
 });
 
-describe('the derived timeout of a run', () => {
-  it('counts the prompts of a .jsonl dataset resolved against the runner cwd', async () => {
-    const lines = Array.from({ length: 300 }, (_, i) => JSON.stringify({ prompt: `p${i}` }));
-    writeFileSync(join(tmp.dir, 'prompts.jsonl'), `${lines.join('\n')}\n`);
-    const runner = new StudyRunner({
-      plan: makePlan([{ max_output_tokens: 10, dataset: 'prompts.jsonl' }]),
+describe('the timeout of a run', () => {
+  it('is execution.timeout_s when set, else what timeoutS(config) says, else an hour', async () => {
+    const timeouts = async (execution: object, timeoutS?: (config: { n: number }) => number) => {
+      const runner = new StudyRunner({
+        plan: makePlan([{ n: 7 }], execution),
+        outputDir: tmp.dir,
+        workerModule: plainWorker,
+        residualCheck: okResidual,
+        ...(timeoutS ? { timeoutS } : {}),
+      });
+      const seen: number[] = [];
+      runner.on('run-started', (e) => seen.push(e.timeoutS));
+      await runner.run();
+      return seen;
+    };
+    expect(await timeouts({}, (c) => 100 + c.n)).toEqual([107]);
+    expect(await timeouts({ timeout_s: 30 }, (c) => 100 + c.n)).toEqual([30]);
+    expect(await timeouts({})).toEqual([3600]);
+  });
+
+  it('a runner told no GPU devices never calls the residual check: the run says skipped', async () => {
+    let called = 0;
+    const summary = await new StudyRunner({
+      plan: makePlan([{ a: 1 }]),
       outputDir: tmp.dir,
-      cwd: tmp.dir,
       workerModule: plainWorker,
-      residualCheck: okResidual,
+      residualCheck: (req) => {
+        called += 1;
+        return okResidual(req);
+      },
+    }).run();
+    expect(called).toBe(0);
+    const result = readJson<{ residualCheck: { status: string; reason: string } }>(
+      join(summary.studyDir, readManifest(summary.studyDir).entries[0]!.resultFile!),
+    );
+    expect(result.residualCheck).toMatchObject({
+      status: 'skipped',
+      reason: 'no GPU devices for this run',
     });
-    const timeouts: number[] = [];
-    runner.on('run-started', (e) => timeouts.push(e.timeoutS));
-    await runner.run();
-    expect(timeouts).toEqual([120 + 300 * 10 * 0.1]);
   });
 });

@@ -38,6 +38,12 @@ export const okResidual: ResidualCheckFn = ({ thresholdMb, deviceIndices }) => (
   checkedAt: '2026-01-02T03:04:05.000Z',
 });
 
+/** A config's `energy.devices` (as the llem CLI injects `runDevices`), else `[0]`. */
+export function energyDevices(config: unknown): number[] {
+  const devices = (config as { energy?: { devices?: number[] } } | null)?.energy?.devices;
+  return Array.isArray(devices) ? devices : [0];
+}
+
 export function readManifest(studyDir: string): Manifest {
   return JSON.parse(readFileSync(join(studyDir, 'manifest.json'), 'utf8')) as Manifest;
 }

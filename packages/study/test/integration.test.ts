@@ -8,7 +8,15 @@ import { StudyDesignChangedError, StudyError } from '../src/errors';
 import type { StudyEvents } from '../src/events';
 import { StudyRunner } from '../src/runner';
 import { makePlan, TSX_EXEC_ARGV } from './fixtures/plan';
-import { editRecord, isRunning, okResidual, readJson, readManifest, tempDir } from './helpers';
+import {
+  editRecord,
+  energyDevices,
+  isRunning,
+  okResidual,
+  readJson,
+  readManifest,
+  tempDir,
+} from './helpers';
 
 const worker = new URL('./fixtures/worker.ts', import.meta.url);
 
@@ -32,6 +40,7 @@ function runner(
     execArgv: TSX_EXEC_ARGV,
     env: { ...process.env, LLEM_TEST_LEDGER: ledger },
     residualCheck: okResidual,
+    runDevices: energyDevices,
     graceMs: 500,
     ...extra,
   } as ConstructorParameters<typeof StudyRunner>[0]);

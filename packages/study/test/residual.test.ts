@@ -78,6 +78,7 @@ describe('the default residual check (@llem/nvml, against the fake libnvidia-ml)
         workerModule: new URL('./fixtures/plain-worker.mjs', import.meta.url),
         clock: fake.clock,
         sleep: fake.sleep,
+        runDevices: () => [0],
       }).run();
       const entry = readManifest(summary.studyDir).entries[0]!;
       const result = readJson<{ residualCheck: unknown }>(

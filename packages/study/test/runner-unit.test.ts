@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { STUDY_EVENT_NAMES, type StudyEvents } from '../src/events';
 import { type NewStudyOptions, StudyRunner } from '../src/runner';
 import { makePlan } from './fixtures/plan';
-import { fakeClock, okResidual, readJson, readManifest, tempDir } from './helpers';
+import { energyDevices, fakeClock, okResidual, readJson, readManifest, tempDir } from './helpers';
 
 const plainWorker = new URL('./fixtures/plain-worker.mjs', import.meta.url);
 
@@ -30,6 +30,8 @@ function fakeRunner(
     clock: fake.clock,
     sleep: fake.sleep,
     residualCheck: okResidual,
+    // As llem does: a run is checked on its config's energy.devices.
+    runDevices: energyDevices,
     ...options,
   });
 }

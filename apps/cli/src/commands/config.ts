@@ -9,13 +9,8 @@ import {
 } from '@llem/domain';
 import { loadStudyFile } from '@llem/study';
 import { stringify } from 'yaml';
-import type { Argv, CommandModule } from 'yargs';
-import type { CliContext, GlobalArgs } from '../context';
-
-interface FileArgs extends GlobalArgs {
-  file?: string;
-  json: boolean;
-}
+import type { Argv } from 'yargs';
+import { type CliContext, defineCommand, type GlobalArgs } from '../context';
 
 /** The study from FILE, or the embedded quickstart when no FILE is given. */
 async function resolvePlan(
@@ -99,34 +94,31 @@ function resolvedStudy(plan: StudyPlan) {
   };
 }
 
-const jsonOption = <T>(yargs: Argv<T>) =>
-  yargs.option('json', {
-    type: 'boolean',
-    default: false,
-    description: 'Print JSON instead of text',
-  });
-
 /** `validate` and `show` take the same arguments: a study file and `--json`. */
 const fileAndJsonOptions = (yargs: Argv<GlobalArgs>) =>
-  jsonOption(
-    yargs.positional('file', {
+  yargs
+    .positional('file', {
       type: 'string',
       description: 'Study file (.yaml, .yml or .json)',
-    }),
-  ) as Argv<FileArgs>;
+    })
+    .option('json', {
+      type: 'boolean',
+      default: false,
+      description: 'Print JSON instead of text',
+    });
 
 /**
  * `llem config validate FILE`, `llem config show [FILE]`, `llem config schema`. Config errors are
  * thrown as `ConfigError`; `errors.ts` prints them (every issue with file and field path) and
  * exits 2.
  */
-export function configCommand(ctx: CliContext): CommandModule<GlobalArgs, GlobalArgs> {
-  return {
+export function configCommand(ctx: CliContext) {
+  return defineCommand({
     command: 'config',
     describe: 'Check, show and describe study files',
     builder: (yargs) =>
       yargs
-        .command<FileArgs>({
+        .command({
           command: 'validate <file>',
           describe: 'Check a study file and print its expanded plan (configs × cycles = runs)',
           builder: fileAndJsonOptions,
@@ -139,7 +131,7 @@ export function configCommand(ctx: CliContext): CommandModule<GlobalArgs, Global
             );
           },
         })
-        .command<FileArgs>({
+        .command({
           command: 'show [file]',
           describe:
             'Print the resolved study, every default applied (no FILE: the built-in quickstart)',
@@ -161,7 +153,7 @@ export function configCommand(ctx: CliContext): CommandModule<GlobalArgs, Global
             ctx.stdout.write(`${JSON.stringify(studyJsonSchema(), null, 2)}\n`);
           },
         })
-        .demandCommand(1, 'Name a config command: validate, show or schema.') as Argv<GlobalArgs>,
+        .demandCommand(1, 'Name a config command: validate, show or schema.'),
     handler: () => undefined,
-  };
+  });
 }

@@ -8,21 +8,8 @@ import { type ClientLimit, checkOpenAIServer, measureClientLimit } from '@llem/e
 import { DEFAULT_POWERCAP_ROOT, probeRapl } from '@llem/measure';
 import { Nvml, NvmlLibraryError } from '@llem/nvml';
 import { loadStudyFile } from '@llem/study';
-import type { CommandModule } from 'yargs';
-import type { CliContext, GlobalArgs } from '../context';
+import { type CliContext, defineCommand } from '../context';
 import { ExitCode, UsageError } from '../errors';
-
-interface DoctorArgs extends GlobalArgs {
-  study?: string;
-  serverTimeoutS: number;
-  output: string;
-  json: boolean;
-  library?: string;
-  thresholdMb: number;
-  powercapRoot: string;
-  clientLimit: boolean;
-  clientLimitRates?: string;
-}
 
 /** One preflight check. `blocking` failures make `llem doctor` exit 1. */
 export interface DoctorCheck {
@@ -394,8 +381,8 @@ function parseRates(text: string): number[] {
 }
 
 /** `llem doctor`: ✓/✗ per check with a hint per failure; exit 1 only when something blocks. */
-export function doctorCommand(ctx: CliContext): CommandModule<GlobalArgs, DoctorArgs> {
-  return {
+export function doctorCommand(ctx: CliContext) {
+  return defineCommand({
     command: 'doctor [study]',
     describe:
       'Check this machine for llem: Node, NVML and GPUs, llama.cpp binaries, RAPL, output dir; with a study file, also each openai server it uses; with --client-limit, the request rate the openai client sustains here',
@@ -438,7 +425,7 @@ export function doctorCommand(ctx: CliContext): CommandModule<GlobalArgs, Doctor
           type: 'string',
           default: DEFAULT_POWERCAP_ROOT,
           hidden: true,
-        }) as never,
+        }),
     handler: async (args) => {
       // A bad study file or flag is an error (exit 2) before anything is checked.
       const study = args.study ? await loadStudyFile(args.study, { cwd: ctx.cwd }) : null;
@@ -506,5 +493,5 @@ export function doctorCommand(ctx: CliContext): CommandModule<GlobalArgs, Doctor
       }
       if (blocking.length) ctx.exitCode = ExitCode.failure;
     },
-  };
+  });
 }

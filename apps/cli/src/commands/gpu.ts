@@ -1,12 +1,6 @@
 import { Nvml, type NvmlDevice, NvmlError, NvmlLibraryError } from '@llem/nvml';
-import type { CommandModule } from 'yargs';
-import type { CliContext, GlobalArgs } from '../context';
+import { type CliContext, defineCommand } from '../context';
 import { ExitCode } from '../errors';
-
-interface GpuArgs extends GlobalArgs {
-  json: boolean;
-  library?: string;
-}
 
 /** One device in `llem gpu --json`. A value the device cannot report is null. */
 export interface GpuDeviceReport {
@@ -137,8 +131,8 @@ export function formatGpuTable(report: Extract<GpuReport, { available: true }>):
 }
 
 /** `llem gpu`: what NVML sees, as a table or as JSON. */
-export function gpuCommand(ctx: CliContext): CommandModule<GlobalArgs, GpuArgs> {
-  return {
+export function gpuCommand(ctx: CliContext) {
+  return defineCommand({
     command: 'gpu',
     describe: 'Show the GPUs NVML sees (like nvidia-smi); --json for machine-readable output',
     builder: (yargs) =>
@@ -148,7 +142,7 @@ export function gpuCommand(ctx: CliContext): CommandModule<GlobalArgs, GpuArgs> 
           type: 'string',
           description:
             'Path of libnvidia-ml to load (default: LLEM_NVML_LIBRARY, then the usual places)',
-        }) as never,
+        }),
     handler: (args) => {
       const tried: string[] = [];
       const report = readGpuReport({
@@ -168,5 +162,5 @@ export function gpuCommand(ctx: CliContext): CommandModule<GlobalArgs, GpuArgs> 
       for (const line of tried) ctx.logger.debug(line);
       if (!report.available) ctx.exitCode = ExitCode.failure;
     },
-  };
+  });
 }

@@ -1,17 +1,8 @@
 import { resolve } from 'node:path';
 import { type ParetoAxis, parseParetoAxis, writeStudyReport } from '@llem/report';
 import type { Logger } from '@llem/resilience';
-import type { CommandModule } from 'yargs';
-import type { CliContext, GlobalArgs } from '../context';
+import { type CliContext, defineCommand } from '../context';
 import { UsageError } from '../errors';
-
-interface ReportArgs extends GlobalArgs {
-  studyDir: string;
-  paretoX?: string;
-  paretoY?: string;
-  seed?: number;
-  json: boolean;
-}
 
 /**
  * The CLI's logger with the library's info lines ("report: <path>") demoted to debug: the
@@ -44,8 +35,8 @@ export function paretoAxesFrom(
  * `llem report STUDY_DIR`: (re)build summary.csv, summary_by_config.csv, pareto.csv and
  * report.html from what is on disk.
  */
-export function reportCommand(ctx: CliContext): CommandModule<GlobalArgs, ReportArgs> {
-  return {
+export function reportCommand(ctx: CliContext) {
+  return defineCommand({
     command: 'report <study-dir>',
     describe: 'Rebuild a study’s summary CSVs and self-contained report.html',
     builder: (y) =>
@@ -77,7 +68,7 @@ export function reportCommand(ctx: CliContext): CommandModule<GlobalArgs, Report
         .example(
           '$0 report DIR --pareto-x steadyStateEnergyPerOutputTokenJ --pareto-y goodputShare',
           'openai engine: steady-state J/token against the share of requests meeting the SLOs',
-        ) as never,
+        ),
     handler: async (args) => {
       const paretoAxes = paretoAxesFrom(args.paretoX, args.paretoY);
       const report = await writeStudyReport(resolve(ctx.cwd, args.studyDir), {
@@ -109,5 +100,5 @@ export function reportCommand(ctx: CliContext): CommandModule<GlobalArgs, Report
       ctx.stdout.write(`per config: ${report.files.summaryByConfig}\n`);
       ctx.stdout.write(`pareto: ${report.files.pareto}\n`);
     },
-  };
+  });
 }

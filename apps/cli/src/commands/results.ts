@@ -18,28 +18,9 @@ import {
   renderStudyList,
   smallSampleNote,
 } from '@llem/report';
-import type { Argv, CommandModule } from 'yargs';
-import type { CliContext, GlobalArgs } from '../context';
+import { type CliContext, defineCommand } from '../context';
 import { UsageError } from '../errors';
 import { paretoAxesFrom, quietInfo } from './report';
-
-interface ListArgs extends GlobalArgs {
-  dir: string;
-  json: boolean;
-}
-interface ShowArgs extends GlobalArgs {
-  studyDir: string;
-  json: boolean;
-  csv: boolean;
-  paretoX?: string;
-  paretoY?: string;
-}
-interface CompareArgs extends GlobalArgs {
-  a: string;
-  b: string;
-  in?: string;
-  json: boolean;
-}
 
 const json = (ctx: CliContext, value: unknown) =>
   ctx.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
@@ -50,14 +31,14 @@ async function isDir(path: string): Promise<boolean> {
   return (await stat(path).catch(() => null))?.isDirectory() ?? false;
 }
 
-function listCommand(ctx: CliContext): CommandModule<GlobalArgs, ListArgs> {
-  return {
+function listCommand(ctx: CliContext) {
+  return defineCommand({
     command: 'list [dir]',
     describe: 'List the studies in a results directory with status and counts',
     builder: (y) =>
       y
         .positional('dir', { type: 'string', default: './results', describe: 'Results directory' })
-        .option('json', { type: 'boolean', default: false, describe: 'The list as JSON' }) as never,
+        .option('json', { type: 'boolean', default: false, describe: 'The list as JSON' }),
     handler: async (args) => {
       const dir = resolve(ctx.cwd, args.dir);
       if (!(await isDir(dir)))
@@ -68,11 +49,11 @@ function listCommand(ctx: CliContext): CommandModule<GlobalArgs, ListArgs> {
       if (args.json) return void json(ctx, { dir, studies });
       ctx.stdout.write(renderStudyList(studies, { color: color(ctx) }));
     },
-  };
+  });
 }
 
-function showCommand(ctx: CliContext): CommandModule<GlobalArgs, ShowArgs> {
-  return {
+function showCommand(ctx: CliContext) {
+  return defineCommand({
     command: 'show <study-dir>',
     describe: 'Print the per-config table (mean and 95% CI across cycles) of a study',
     builder: (y) =>
@@ -100,7 +81,7 @@ function showCommand(ctx: CliContext): CommandModule<GlobalArgs, ShowArgs> {
         .example(
           '$0 results show DIR --pareto-x steadyStateEnergyPerOutputTokenJ --pareto-y goodputShare',
           'openai engine: steady-state J/token against goodput',
-        ) as never,
+        ),
     handler: async (args) => {
       if (args.json && args.csv) throw new UsageError('--json and --csv are exclusive: pick one');
       const axes = paretoAxesFrom(args.paretoX, args.paretoY);
@@ -145,11 +126,11 @@ function showCommand(ctx: CliContext): CommandModule<GlobalArgs, ShowArgs> {
       );
       for (const change of changes) ctx.stdout.write(`Warning: ${describeInputChange(change)}.\n`);
     },
-  };
+  });
 }
 
-function compareCommand(ctx: CliContext): CommandModule<GlobalArgs, CompareArgs> {
-  return {
+function compareCommand(ctx: CliContext) {
+  return defineCommand({
     command: 'compare <a> <b>',
     describe:
       'Compare two studies (configs paired by hash) or, with --in, two configs of a study: ratio B/A with a bootstrap 95% CI',
@@ -164,10 +145,7 @@ function compareCommand(ctx: CliContext): CommandModule<GlobalArgs, CompareArgs>
         .option('in', { type: 'string', describe: 'Compare two configs of this study directory' })
         .option('json', { type: 'boolean', default: false, describe: 'The comparison as JSON' })
         .example('$0 results compare results/before_… results/after_…', 'same configs, two studies')
-        .example(
-          '$0 results compare 1 3 --in results/sweep_…',
-          'config 3 against config 1',
-        ) as never,
+        .example('$0 results compare 1 3 --in results/sweep_…', 'config 3 against config 1'),
     handler: async (args) => {
       let pairs: ConfigComparison[];
       let onlyInA: string[] = [];
@@ -198,20 +176,20 @@ function compareCommand(ctx: CliContext): CommandModule<GlobalArgs, CompareArgs>
       if (onlyInA.length) ctx.stdout.write(`Only in A: ${onlyInA.join(', ')}\n`);
       if (onlyInB.length) ctx.stdout.write(`Only in B: ${onlyInB.join(', ')}\n`);
     },
-  };
+  });
 }
 
 /** `llem results list|show|compare`. */
-export function resultsCommand(ctx: CliContext): CommandModule<GlobalArgs, GlobalArgs> {
-  return {
+export function resultsCommand(ctx: CliContext) {
+  return defineCommand({
     command: 'results',
     describe: 'List, show and compare study results',
-    builder: (y: Argv<GlobalArgs>) =>
+    builder: (y) =>
       y
         .command(listCommand(ctx))
         .command(showCommand(ctx))
         .command(compareCommand(ctx))
-        .demandCommand(1, 'Name a results command: list, show or compare.') as never,
+        .demandCommand(1, 'Name a results command: list, show or compare.'),
     handler: () => undefined,
-  };
+  });
 }

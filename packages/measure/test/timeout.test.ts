@@ -1,9 +1,14 @@
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { noopLogger } from '@llem/resilience';
 import { describe, expect, it } from 'vitest';
 import { runTimeoutS, TIMEOUT_DEFAULT_PROMPTS, TIMEOUT_FLOOR_S } from '../src/timeout';
-import { tempDir } from './helpers';
+
+function tempDir(): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'llem-timeout-'));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
 
 describe('runTimeoutS', () => {
   it('uses execution.timeout_s when set', () => {
