@@ -23,11 +23,7 @@ import {
 import { measuredRequests } from '../requests';
 import { steadyStateEnergy, steadyStateSpan } from '../steady-state';
 import type { WarmupOutcome } from '../warmup';
-import {
-  clientSaturationWarning,
-  measurementWarnings,
-  type WarningThresholds,
-} from '../warnings';
+import { clientSaturationWarning, measurementWarnings, type WarningThresholds } from '../warnings';
 import { combineEnergy } from './energy-total';
 import type { WindowRecording } from './window';
 
