@@ -40,6 +40,14 @@ export {
   SyntheticDatasetSchema,
   WarmupSchema,
 } from './config';
+export type { DispatchSummary, WaitStats } from './dispatch';
+export {
+  clientSaturationReasons,
+  DispatchSummarySchema,
+  MIN_SEND_RATE_SHARE,
+  readDispatchSummary,
+  WaitStatsSchema,
+} from './dispatch';
 export type { ConfigErrorCode, ConfigErrorOptions, ConfigIssue } from './errors';
 export { CONFIG_ERROR_CODES, ConfigError, formatConfigIssues } from './errors';
 export {
@@ -134,7 +142,7 @@ export {
   RunWindowSchema,
   TokenCountSourceSchema,
 } from './result';
-export { coefficientOfVariation, mean, sampleStd } from './stats';
+export { coefficientOfVariation, mean, percentile, sampleStd } from './stats';
 export type { ExecutionConfig, RunOrder, SlurmSettings, StudyFileInput } from './study';
 export {
   ExecutionSchema,

@@ -96,6 +96,16 @@ export const RunLatencySchema = z
      * results written before this field existed.
      */
     tpotMs: LatencyStatsSchema.nullable().optional(),
+    /**
+     * Open loop (a run with an arrival schedule): time to first token counted from when the
+     * schedule said to send the request, not from when it left, so the client's own lateness
+     * and any wait for a connection or a `max_concurrency` slot are in it (the latency a user
+     * arriving on schedule would see; no coordinated omission). Absent for runs without a
+     * schedule (closed loop, other engines) and in results written before it existed.
+     */
+    ttftFromScheduledMs: LatencyStatsSchema.nullable().optional(),
+    /** End-to-end latency from the scheduled send time (see `ttftFromScheduledMs`). */
+    e2eFromScheduledMs: LatencyStatsSchema.nullable().optional(),
   })
   .strict();
 export type RunLatency = z.infer<typeof RunLatencySchema>;
@@ -210,6 +220,7 @@ export const RESULT_WARNING_CODES = [
   'warmup-not-converged',
   'request-failures',
   'shared-host-energy',
+  'client-saturated',
 ] as const;
 export type KnownWarningCode = (typeof RESULT_WARNING_CODES)[number];
 

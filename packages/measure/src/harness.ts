@@ -228,6 +228,9 @@ export async function measureRun<C extends HarnessConfig>(
       thresholds: { ...DEFAULT_WARNING_THRESHOLDS, ...deps.warningThresholds },
       wallAt: (t) => new Date(wallNow() - (now() - t)).toISOString(),
     });
+    // The client's own lateness says what the latencies are worth: say it in the run's log too.
+    for (const w of result.warnings)
+      if (w.code === 'client-saturated') logger.warn(`measure: ${w.code}: ${w.message}`);
     return { result, timeseriesCsv: timeseriesCsv(recorder.timeseries), requests: measured };
   } finally {
     await cleanups.runAll();

@@ -10,7 +10,8 @@ const us = (ms: number): number => Math.round(ms * 1000) / 1000;
 /**
  * The per-request records of a run (`@llem/domain`'s `RequestRecordSchema`), one per measured
  * request in workload order: send time relative to the window's start, TTFT, E2E, chunk gaps,
- * TPOT, token counts and where they came from, retries and the error.
+ * TPOT, token counts and where they came from, retries and the error; in open loop also the
+ * scheduled send time, the client's lateness and the connection wait.
  *
  * @example
  * const lines = measuredRequests(outcome.requests, windowStartMs, outcome.tokenCountSource);
@@ -35,6 +36,11 @@ export function measuredRequests(
       retries: r.retries ?? 0,
       error: r.error ? { type: r.error.type, message: r.error.message } : null,
     };
+    if (r.scheduledAt !== undefined) out.scheduledMs = us(r.scheduledAt - windowStartMs);
+    if (r.clientLagMs !== undefined) out.clientLagMs = us(Math.max(0, r.clientLagMs));
+    if (r.connectionWaitMs !== undefined) {
+      out.connectionWaitMs = us(Math.max(0, r.connectionWaitMs));
+    }
     if (r.serverTimings !== undefined) out.serverTimings = { ...r.serverTimings };
     return out;
   });

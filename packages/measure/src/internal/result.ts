@@ -9,6 +9,7 @@ import {
   RunResultSchema,
   type RunSlurm,
   type RunWarning,
+  readDispatchSummary,
 } from '@llem/domain';
 import type { EngineInfo } from '@llem/engines';
 import { channelEnergy, type EnergyChannel } from '../energy/channel';
@@ -23,7 +24,7 @@ import {
 import { measuredRequests } from '../requests';
 import { steadyStateEnergy, steadyStateSpan } from '../steady-state';
 import type { WarmupOutcome } from '../warmup';
-import { measurementWarnings, type WarningThresholds } from '../warnings';
+import { clientSaturationWarning, measurementWarnings, type WarningThresholds } from '../warnings';
 import { combineEnergy } from './energy-total';
 import type { WindowRecording } from './window';
 
@@ -89,6 +90,9 @@ export function buildResult(input: ResultInput): {
     });
 
   // --- requests and quality warnings --------------------------------------------------------
+  // Open loop: the client could not keep its arrival schedule (its own lateness, not the server's).
+  const saturated = clientSaturationWarning(readDispatchSummary(outcome.extra ?? {}));
+  if (saturated !== null) warnings.push(saturated);
   const failed = outcome.requests.filter((r) => r.error).length;
   if (failed > 0)
     warnings.push({
