@@ -204,6 +204,99 @@ describe('llem results show', () => {
   });
 });
 
+describe('the answer and the carbon and cost flags', () => {
+  const sloStudy = (report?: Record<string, unknown>) =>
+    buildStudyDir({
+      name: 'slo',
+      ...(report ? { report } : {}),
+      configs: [
+        { label: 'cheap-but-slow', ttft: 900, epts: [0.3, 0.31] },
+        { label: 'fits', ttft: 300, epts: [0.5, 0.52] },
+        { label: 'dear', ttft: 200, epts: [0.9, 0.92] },
+      ].map(({ label, ttft, epts }) => ({
+        label,
+        runs: epts.map((ept, cycle) => ({
+          cycle,
+          energyPerTokenJ: ept,
+          slo: {
+            slo: { ttft_ms: 500, percentile: 95 },
+            ttftMs: { p50: ttft / 2, p95: ttft, p99: ttft },
+          },
+        })),
+      })),
+    });
+
+  it('results show names the lowest J/token meeting the SLOs, the runner-up, and --json carries it', async () => {
+    const dir = sloStudy();
+    const text = await run(['results', 'show', dir]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain(
+      'The answer (lowest J/token that meets its SLOs):\n  * fits: 0.51 J/token (95% CI 0.5–0.52, 2 cycles)',
+    );
+    expect(text.stdout).toContain('    TTFT p95 300 ms ≤ 500 ms');
+    expect(text.stdout).toContain('  runner-up: dear: 0.91 J/token');
+    const j = JSON.parse((await run(['results', 'show', dir, '--json'])).stdout);
+    expect(j.answer.status).toBe('met');
+    expect(j.answer.best.label).toBe('fits');
+    expect(j.answer.runnerUp.label).toBe('dear');
+    expect(j.answer.candidates[0]).toMatchObject({ label: 'cheap-but-slow', meets: false });
+    expect(j.prices).toBeNull();
+  });
+
+  it('carbon and cost: from the study file, overridden by the flags, on report and results show', async () => {
+    const dir = sloStudy({ carbon_g_per_kwh: 360 });
+    const fromFile = await run(['results', 'show', dir]);
+    expect(fromFile.stdout).toContain('Carbon per 1M output tokens (gCO2e)');
+    expect(fromFile.stdout).not.toContain('Cost per 1M');
+    const flags = await run([
+      'results',
+      'show',
+      dir,
+      '--carbon-g-per-kwh',
+      '36',
+      '--price-per-kwh',
+      '0.36',
+      '--currency',
+      'EUR',
+    ]);
+    expect(flags.code).toBe(0);
+    // The winner's 0.51 J/token: × 10 g at 36 gCO2e/kWh, × 0.1 EUR at 0.36 EUR/kWh per 1M tokens.
+    expect(flags.stdout).toContain(
+      'fits: 0.51 J/token (95% CI 0.5–0.52, 2 cycles) · 5.1 gCO2e/1M tokens · 0.051 EUR/1M tokens',
+    );
+    expect(flags.stdout).toContain('Cost per 1M output tokens (EUR)');
+    const report = await run([
+      'report',
+      dir,
+      '--price_per_kwh',
+      '0.2',
+      '--currency',
+      'USD',
+      '--json',
+    ]);
+    expect(report.code).toBe(0);
+    expect(JSON.parse(report.stdout).prices).toEqual({
+      carbonGPerKwh: 360,
+      pricePerKwh: 0.2,
+      currency: 'USD',
+    });
+    expect(readFileSync(join(dir, 'summary.csv'), 'utf8').split('\n')[0]).toMatch(
+      /,gco2e_per_1m_output_tokens,cost_per_1m_output_tokens,currency$/,
+    );
+  });
+
+  it('refuses a price without a currency, or a non-number, with exit 2 and no stack', async () => {
+    const dir = sloStudy();
+    const noCurrency = await run(['results', 'show', dir, '--price-per-kwh', '0.3']);
+    expect(noCurrency.code).toBe(2);
+    expect(noCurrency.stderr).toContain('a price per kWh needs its currency: add --currency');
+    expect(noCurrency.stderr).not.toMatch(/at .*\.ts:\d+/);
+    const notANumber = await run(['report', dir, '--carbon-g-per-kwh', 'lots']);
+    expect(notANumber.code).toBe(2);
+    expect(notANumber.stderr).toContain('--carbon-g-per-kwh: expected a number');
+  });
+});
+
 describe('llem results compare', () => {
   it('compares two configs of one study with --in', async () => {
     const dir = standardStudy();

@@ -240,11 +240,31 @@ export type LlamaCppConfig = z.output<typeof LlamaCppSchema>;
 
 const ENV_VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+/** The latency percentiles an SLO may be judged at (`openai.slo.percentile`). */
+export const SLO_PERCENTILES = [50, 95, 99] as const;
+export type SloPercentile = (typeof SLO_PERCENTILES)[number];
+
+/**
+ * Latency targets. Each request is checked against the targets for goodput (`extra.goodput`);
+ * `@llem/report`'s answer judges a config (or a load point) at `percentile` of each latency.
+ */
 export const SloSchema = z.strictObject({
-  ttft_ms: z.number().positive().optional(),
-  itl_ms: z.number().positive().optional(),
-  e2e_ms: z.number().positive().optional(),
+  ttft_ms: z.number().positive().optional().describe('Time to first token target (ms)'),
+  itl_ms: z.number().positive().optional().describe('Inter-token latency target (ms)'),
+  e2e_ms: z.number().positive().optional().describe('End-to-end latency target (ms)'),
+  tpot_ms: z
+    .number()
+    .positive()
+    .optional()
+    .describe('Time per output token target (ms): (E2E − TTFT) / (output tokens − 1)'),
+  percentile: z
+    .union(SLO_PERCENTILES.map((p) => z.literal(p)))
+    .default(50)
+    .describe(
+      'Which percentile of each latency must meet its target: 50, 95 or 99 (not part of the hash: it judges a measurement, it does not change it)',
+    ),
 });
+export type SloConfig = z.output<typeof SloSchema>;
 
 const openaiShape = {
   base_url: z

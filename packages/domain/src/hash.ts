@@ -16,6 +16,8 @@ import { parseExperimentConfig } from './validate';
  *   measurement starts only once it answers.
  * - `openai.max_client_lag_ms`: the threshold above which a result says the client could not
  *   keep its schedule (`client-saturated`); it judges a measurement, it does not change it.
+ * - `openai.slo.percentile`: which latency percentile the SLO answer reads (every percentile is
+ *   measured); it judges a measurement, it does not change it.
  *
  * Paths are dotted; every other field, including ones whose default was applied, is hashed.
  * Study-level settings (`name`, `sweep`, `experiments`, `execution`, output directory, log
@@ -27,6 +29,7 @@ export const HASH_EXCLUDED_FIELDS: readonly string[] = [
   'openai.api_key_env',
   'openai.ready_timeout_s',
   'openai.max_client_lag_ms',
+  'openai.slo.percentile',
 ];
 
 /**

@@ -16,6 +16,8 @@ export type {
   OpenaiConfig,
   OpenaiExperimentConfig,
   PartialExperimentInput,
+  SloConfig,
+  SloPercentile,
   SyntheticDataset,
   WarmupConfig,
 } from './config';
@@ -36,6 +38,7 @@ export {
   LlamaCppSchema,
   OpenaiSchema,
   PartialExperimentSchema,
+  SLO_PERCENTILES,
   SloSchema,
   SyntheticDatasetSchema,
   WarmupSchema,
@@ -143,9 +146,16 @@ export {
   TokenCountSourceSchema,
 } from './result';
 export { coefficientOfVariation, mean, percentile, sampleStd } from './stats';
-export type { ExecutionConfig, RunOrder, SlurmSettings, StudyFileInput } from './study';
+export type {
+  ExecutionConfig,
+  ReportSettings,
+  RunOrder,
+  SlurmSettings,
+  StudyFileInput,
+} from './study';
 export {
   ExecutionSchema,
+  ReportSettingsSchema,
   RUN_ORDERS,
   SLURM_RESERVED_SBATCH_OPTIONS,
   SlurmSettingsSchema,

@@ -3,7 +3,13 @@ import { ConfigError, type ConfigIssue } from './errors';
 import { configHash, designHashFromConfigHashes, hashParsedConfig } from './hash';
 import { validate } from './internal/issues';
 import { mulberry32, seededShuffle } from './random';
-import { type ExecutionConfig, type RunOrder, STUDY_OWN_KEYS, StudyFileSchema } from './study';
+import {
+  type ExecutionConfig,
+  type ReportSettings,
+  type RunOrder,
+  STUDY_OWN_KEYS,
+  StudyFileSchema,
+} from './study';
 
 /** One config of a plan, in generation order (any config type: see `PlanOf`). */
 export interface PlannedConfigOf<Config> {
@@ -58,6 +64,11 @@ export interface PlanOf<Config, Execution = ExecutionConfig> {
 /** A study file expanded: llem experiment configs, the skipped ones, every run in order. */
 export interface StudyPlan extends PlanOf<ExperimentConfig> {
   skipped: SkippedConfig[];
+  /**
+   * The study's `report` section (carbon intensity, electricity price), when it has one. It is
+   * stored with the plan (`study.json`), so `llem report` and `llem results show` read it later.
+   */
+  report?: ReportSettings;
 }
 
 export interface PlanOptions {
@@ -383,6 +394,7 @@ export function planStudy(raw: unknown, options: PlanOptions): StudyPlan {
     };
   });
 
+  const report = checked.value.report;
   return {
     name: typeof raw.name === 'string' ? raw.name : nameFromFile(file),
     designHash: designHashFromConfigHashes(configs.map((c) => c.configHash)),
@@ -390,6 +402,7 @@ export function planStudy(raw: unknown, options: PlanOptions): StudyPlan {
     configs,
     skipped,
     runs,
+    ...(report ? { report } : {}),
   };
 }
 

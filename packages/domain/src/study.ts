@@ -143,7 +143,44 @@ export const ExecutionSchema = z
   .describe('How the runs are scheduled');
 export type ExecutionConfig = z.output<typeof ExecutionSchema>;
 
-const STUDY_KEYS = ['$schema', 'name', 'sweep', 'experiments', 'execution'] as const;
+/**
+ * `report`: how the report turns energy into carbon and cost. Study-level (never part of an
+ * experiment config or any hash): the same measurement is worth a different gCO2e on another
+ * grid. Each figure appears only when its inputs are given: there is no default intensity or
+ * price. `llem report` and `llem results show` flags of the same names override these.
+ */
+export const ReportSettingsSchema = z
+  .strictObject({
+    carbon_g_per_kwh: z
+      .number()
+      .nonnegative()
+      .max(10_000)
+      .optional()
+      .describe('Grid carbon intensity in gCO2e per kWh: adds gCO2e per 1M output tokens'),
+    price_per_kwh: z
+      .number()
+      .nonnegative()
+      .optional()
+      .describe('Electricity price per kWh, in `currency`: adds the cost per 1M output tokens'),
+    currency: z
+      .string()
+      .regex(/^[^\s,;"]{1,12}$/, 'must be a short label without spaces, e.g. EUR, USD or €')
+      .optional()
+      .describe('What price_per_kwh is in (e.g. EUR); required with price_per_kwh'),
+  })
+  .superRefine((value, ctx) => {
+    if (value.price_per_kwh !== undefined && value.currency === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['currency'],
+        message: 'is required with report.price_per_kwh (e.g. currency: EUR): llem invents none',
+      });
+    }
+  })
+  .describe('Carbon intensity and electricity price for the report (no defaults)');
+export type ReportSettings = z.output<typeof ReportSettingsSchema>;
+
+const STUDY_KEYS = ['$schema', 'name', 'sweep', 'experiments', 'execution', 'report'] as const;
 
 /** Keys of the study file that are the study's own, not shared experiment fields. */
 export const STUDY_OWN_KEYS: ReadonlySet<string> = new Set(STUDY_KEYS);
@@ -224,5 +261,6 @@ export const StudyFileSchema = PartialExperimentSchema.extend({
     .optional()
     .describe('Explicit experiments, each merged over the shared fields at the top level'),
   execution: ExecutionSchema.prefault({}),
+  report: ReportSettingsSchema.optional(),
 }).describe('An llem study: a grid of experiment configs run over cycles');
 export type StudyFileInput = z.input<typeof StudyFileSchema>;

@@ -87,7 +87,7 @@ describe('ExperimentConfigSchema defaults', () => {
       burstiness: 1,
       max_failure_rate: 0,
       max_client_lag_ms: 5,
-      slo: {},
+      slo: { percentile: 50 },
     });
     const rate = ExperimentConfigSchema.parse({
       ...served,

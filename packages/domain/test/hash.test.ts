@@ -72,6 +72,7 @@ describe('measurementConfigHash', () => {
       'openai.api_key_env',
       'openai.ready_timeout_s',
       'openai.max_client_lag_ms',
+      'openai.slo.percentile',
     ]);
     expect(measurementConfigHash({ ...base, name: 'fast one' })).toBe(hash);
     // `standard` overridden back to the deterministic values is the same sampling.
@@ -125,6 +126,24 @@ describe('measurementConfigHash', () => {
         measurementConfigHash({ ...served, openai: { ...served.openai, max_client_lag_ms } }),
       ).toBe('44b675e6e0a74b66');
     }
+  });
+
+  it('openai.slo.tpot_ms and openai.slo.percentile (added later) change no existing hash; percentile is never hashed', () => {
+    const served = {
+      model: 'm',
+      engine: 'openai',
+      openai: { base_url: 'http://127.0.0.1:8000/v1', concurrency: 8 },
+    };
+    // percentile judges a measurement (every percentile is recorded): any value, same hash.
+    for (const percentile of [50, 95, 99]) {
+      expect(
+        measurementConfigHash({ ...served, openai: { ...served.openai, slo: { percentile } } }),
+      ).toBe('44b675e6e0a74b66');
+    }
+    // A TPOT target changes goodput, which the run records: it is hashed when set.
+    expect(
+      measurementConfigHash({ ...served, openai: { ...served.openai, slo: { tpot_ms: 20 } } }),
+    ).not.toBe('44b675e6e0a74b66');
   });
 
   it('throws ConfigError for an invalid config', () => {

@@ -428,3 +428,44 @@ describe('Slurm: execution.slurm', () => {
     }
   });
 });
+
+describe('report: carbon intensity and electricity price', () => {
+  it('reaches the plan (so study.json keeps it) and changes no config hash', () => {
+    const without = plan({});
+    expect(without.report).toBeUndefined();
+    const report = { carbon_g_per_kwh: 400, price_per_kwh: 0.25, currency: 'EUR' };
+    const p = plan({ report, sweep: { 'llamacpp.threads': [1, 2] } });
+    expect(p.report).toEqual(report);
+    // A study setting: not merged into any experiment config.
+    expect(p.configs.every((c) => !('report' in c.config))).toBe(true);
+    expect(plan({ report }).configs[0]?.configHash).toBe(without.configs[0]?.configHash);
+    expect(plan({ report }).designHash).toBe(without.designHash);
+    expect(plan({ report: { carbon_g_per_kwh: 50 } }).report).toEqual({ carbon_g_per_kwh: 50 });
+  });
+
+  it('names the file, the field and what to do for a bad value; a price needs its currency', () => {
+    const cases: Array<[unknown, string]> = [
+      [
+        { price_per_kwh: 0.3 },
+        'study.yaml: report.currency: is required with report.price_per_kwh',
+      ],
+      [{ carbon_g_per_kwh: -1 }, 'study.yaml: report.carbon_g_per_kwh: '],
+      [
+        { carbon_g_per_kwh_: 300 },
+        'study.yaml: report.carbon_g_per_kwh_: unknown key; did you mean "carbon_g_per_kwh"?',
+      ],
+      [
+        { price_per_kwh: 0.3, currency: 'E U R' },
+        'study.yaml: report.currency: must be a short label',
+      ],
+    ];
+    for (const [report, message] of cases) {
+      const error = planError({ ...shared, report });
+      expect(error.code).toBe('CONFIG_INVALID');
+      expect(error.message).toContain(message);
+    }
+    expect(planError({ ...shared, sweep: { 'report.currency': ['EUR'] } }).message).toContain(
+      'report is a study setting and cannot be swept',
+    );
+  });
+});

@@ -1,6 +1,7 @@
 import { coefficientOfVariation, mean, mulberry32, sampleStd } from '@llem/domain';
+import { fnv1a } from './internal/hash';
 import type { LoadedStudy, RunRecord } from './load';
-import { METRICS, type MetricId } from './metrics';
+import { METRICS, type MetricContext, type MetricId } from './metrics';
 import {
   type BootstrapOptions,
   bootstrapMeanCI,
@@ -41,18 +42,8 @@ export interface ConfigSummary {
   warningRuns: Record<string, number>;
 }
 
-/**
- * A 32-bit FNV-1a hash: each (config, metric) gets its own bootstrap stream derived from the
- * seed, so adding a config to a study never changes another config's intervals.
- */
-function fnv1a(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
+/** How to aggregate: the bootstrap, and the context some metrics need (carbon, cost). */
+export interface AggregateOptions extends BootstrapOptions, MetricContext {}
 
 /**
  * Summarise values of one metric.
@@ -81,7 +72,8 @@ export function summariseValues(
 /**
  * Aggregate runs per config: mean, sample std, CV and a seeded bootstrap CI across cycles for
  * every metric in {@link METRICS}. Only completed runs with a valid result count; failed,
- * pending and unreadable runs are counted but left out of the statistics.
+ * pending and unreadable runs are counted but left out of the statistics. With `prices`, the
+ * carbon and cost per 1M output tokens are aggregated too (else they have no values).
  *
  * @example
  * const summaries = aggregateRuns(study.runs, { seed: 7 });
@@ -89,7 +81,7 @@ export function summariseValues(
  */
 export function aggregateRuns(
   runs: readonly RunRecord[],
-  options: BootstrapOptions = {},
+  options: AggregateOptions = {},
 ): ConfigSummary[] {
   const groups = new Map<string, RunRecord[]>();
   for (const run of runs) {
@@ -102,15 +94,18 @@ export function aggregateRuns(
   for (const [configHash, group] of groups) {
     const usable = group.filter((r) => r.status === 'completed' && r.result !== null);
     const metrics = {} as Record<MetricId, MetricSummary>;
+    const { prices = null, ...bootstrap } = options;
     for (const def of METRICS) {
       const values: number[] = [];
       for (const r of usable) {
-        const v = def.read(r.result!);
+        const v = def.read(r.result!, { prices });
         if (v !== null) values.push(v);
       }
+      // A metric that scales another draws the same resamples: its interval is the other's × the factor.
+      const stream = `${configHash}:${def.scales ?? def.id}`;
       metrics[def.id] = summariseValues(def.id, values, {
-        ...options,
-        random: options.random ?? mulberry32((seed ^ fnv1a(`${configHash}:${def.id}`)) >>> 0),
+        ...bootstrap,
+        random: bootstrap.random ?? mulberry32((seed ^ fnv1a(stream)) >>> 0),
       });
     }
     const warningRuns: Record<string, number> = {};
@@ -141,7 +136,7 @@ export function aggregateRuns(
  */
 export function aggregateStudy(
   study: LoadedStudy,
-  options: BootstrapOptions = {},
+  options: AggregateOptions = {},
 ): ConfigSummary[] {
   return aggregateRuns(study.runs, options);
 }

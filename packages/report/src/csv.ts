@@ -1,8 +1,15 @@
 import { type RunResult, readDispatchSummary } from '@llem/domain';
 import type { ConfigSummary } from './aggregate';
 import type { LoadedStudy, RunRecord } from './load';
-import { metricsFor, readGoodputShare, readSteadyStateEnergyPerOutputTokenJ } from './metrics';
+import {
+  type MetricContext,
+  metricsFor,
+  metricUnit,
+  readGoodputShare,
+  readSteadyStateEnergyPerOutputTokenJ,
+} from './metrics';
 import type { ParetoResult } from './pareto';
+import { carbonGPer1MTokens, costPer1MTokens } from './prices';
 
 type Cell = string | number | boolean | null | undefined;
 
@@ -82,7 +89,10 @@ export const RUN_CSV_COLUMNS: readonly string[] = RUN_CSV_TABLE.map((c) => c.nam
  * run of the study has a value, so a study without openai steady-state or goodput figures keeps
  * the exact file it always had. An empty cell is "not measured", never 0.
  */
-export const OPTIONAL_RUN_CSV_COLUMNS = [
+export const OPTIONAL_RUN_CSV_COLUMNS: readonly {
+  name: string;
+  read: (r: RunResult, context: MetricContext) => Cell;
+}[] = [
   {
     name: 'steady_state_energy_per_output_token_j',
     read: readSteadyStateEnergyPerOutputTokenJ,
@@ -119,23 +129,44 @@ export const OPTIONAL_RUN_CSV_COLUMNS = [
     name: 'achieved_send_rate',
     read: (r: RunResult) => readDispatchSummary(r.extra)?.achievedSendRate ?? null,
   },
-] as const;
+  // With a carbon intensity / price (the study's `report` section or the flags), never a default.
+  {
+    name: 'gco2e_per_1m_output_tokens',
+    read: (r, c) => carbonGPer1MTokens(r.energyPerOutputTokenJ, c.prices ?? null),
+  },
+  {
+    name: 'cost_per_1m_output_tokens',
+    read: (r, c) => costPer1MTokens(r.energyPerOutputTokenJ, c.prices ?? null),
+  },
+  {
+    name: 'currency',
+    read: (r, c) =>
+      costPer1MTokens(r.energyPerOutputTokenJ, c.prices ?? null) === null
+        ? null
+        : (c.prices?.currency ?? null),
+  },
+];
 
 /**
- * `summary.csv`: one row per run with its status, error and headline figures.
+ * `summary.csv`: one row per run with its status, error and headline figures; `context.prices`
+ * adds the carbon and cost per 1M output tokens.
  *
  * @example
  * await writeFile(join(dir, 'summary.csv'), runsCsv(study));
  */
-export function runsCsv(study: LoadedStudy): string {
+export function runsCsv(study: LoadedStudy, context: MetricContext = {}): string {
+  const value = (c: (typeof OPTIONAL_RUN_CSV_COLUMNS)[number], run: RunRecord): Cell => {
+    if (!run.result) return null;
+    return c.read(run.result, context) ?? null;
+  };
   const extra = OPTIONAL_RUN_CSV_COLUMNS.filter((c) =>
-    study.runs.some((run) => run.result !== null && c.read(run.result) !== null),
+    study.runs.some((run) => value(c, run) !== null),
   );
   return toCsv(
     [...RUN_CSV_COLUMNS, ...extra.map((c) => c.name)],
     study.runs.map((run) => [
       ...RUN_CSV_TABLE.map((c) => c.read(run, study.dir)),
-      ...extra.map((c) => (run.result ? c.read(run.result) : null)),
+      ...extra.map((c) => value(c, run)),
     ]),
   );
 }
@@ -164,12 +195,16 @@ export const CONFIG_CSV_COLUMNS = [
 ] as const;
 
 /**
- * `summary_by_config.csv`: per config and metric, mean, std, CV and the bootstrap 95% CI.
+ * `summary_by_config.csv`: per config and metric, mean, std, CV and the bootstrap 95% CI (the
+ * cost's unit is the prices' currency).
  *
  * @example
  * await writeFile(join(dir, 'summary_by_config.csv'), configCsv(aggregateStudy(study)));
  */
-export function configCsv(summaries: readonly ConfigSummary[]): string {
+export function configCsv(
+  summaries: readonly ConfigSummary[],
+  context: MetricContext = {},
+): string {
   const rows: Cell[][] = [];
   const defs = metricsFor(summaries);
   for (const s of summaries) {
@@ -184,7 +219,7 @@ export function configCsv(summaries: readonly ConfigSummary[]): string {
         s.completed,
         s.failed,
         def.id,
-        def.unit,
+        metricUnit(def.id, context.prices),
         m.n,
         m.mean,
         m.std,

@@ -1,11 +1,21 @@
 import type { RunResult } from '@llem/domain';
 import { type ConfigSummary, smallSampleNote } from './aggregate';
+import type { AnswerCandidate, Estimate, SloCheck, StudyAnswer } from './answer';
 import { escapeHtml as esc, formatInterval, formatNumber } from './format';
 import { describeInputChange, inputChanges } from './inputs';
 import { configBarCharts, latencyCharts, paretoChart } from './internal/charts';
 import type { LoadedStudy } from './load';
-import { FIGURE_WARNINGS, getMetric, METRICS, type MetricId, warningsAffecting } from './metrics';
+import {
+  FIGURE_WARNINGS,
+  getMetric,
+  METRICS,
+  type MetricContext,
+  type MetricId,
+  metricUnit,
+  warningsAffecting,
+} from './metrics';
 import type { ParetoResult } from './pareto';
+import { describePrices, type EnergyPrices } from './prices';
 
 /** A pre-rendered view of one run over its window: power/temperature and its requests. */
 export interface RunTrace {
@@ -25,6 +35,10 @@ export interface ReportHtmlInput {
   /** Why the Pareto axes differ from the requested ones, if they do. */
   paretoNote?: string | null;
   traces: readonly RunTrace[];
+  /** The lowest-J/token configuration that meets its SLOs; the section is left out without it. */
+  answer?: StudyAnswer;
+  /** The carbon intensity and price behind the carbon and cost figures. */
+  prices?: EnergyPrices | null;
   /** ISO timestamp printed in the footer. */
   generatedAt: string;
 }
@@ -83,6 +97,10 @@ th[aria-sort="ascending"]::after { content: " ▲"; } th[aria-sort="descending"]
 td .ci { color: var(--muted); font-size: 11px; display: block; }
 tr.failed td { color: #c92a2a; } .frontier { color: #d9480f; font-weight: bold; }
 td .warn { color: #8a5300; font-size: 11px; display: block; }
+.answer { font-size: 15px; padding: 8px 12px; border-left: 4px solid var(--accent); background: #f1f8ff; }
+.answer.none { border-color: #c92a2a; background: #fff5f5; }
+tr.best td { background: #f1f8ff; } .slo.met { color: #2b8a3e; } .slo.missed { color: #c92a2a; }
+.slo.unknown { color: var(--muted); }
 .table-wrap { overflow-x: auto; max-height: 70vh; }
 ul.warnings li { margin: 4px 0; } ul.warnings .runs { color: var(--muted); font-size: 12px; } code { font-family: ui-monospace, monospace; font-size: 12px; }
 select { font: inherit; padding: 2px 4px; }
@@ -146,7 +164,11 @@ function warnMark(id: MetricId, warningRuns: Readonly<Record<string, number>>, o
     .join('');
 }
 
-function configTable(summaries: readonly ConfigSummary[], pareto: ParetoResult): string {
+function configTable(
+  summaries: readonly ConfigSummary[],
+  pareto: ParetoResult,
+  prices: EnergyPrices | null,
+): string {
   const onFrontier = new Set(pareto.points.filter((p) => p.onFrontier).map((p) => p.configHash));
   const metrics = METRICS.filter((m) => summaries.some((s) => s.metrics[m.id].n > 0));
   const head = [
@@ -155,7 +177,8 @@ function configTable(summaries: readonly ConfigSummary[], pareto: ParetoResult):
     '<th>Completed</th>',
     '<th>Failed</th>',
     ...metrics.map(
-      (m) => `<th title="mean; 95% bootstrap CI below">${esc(m.label)} (${esc(m.unit)})</th>`,
+      (m) =>
+        `<th title="mean; 95% bootstrap CI below">${esc(m.label)} (${esc(metricUnit(m.id, prices))})</th>`,
     ),
   ].join('');
   const rows = summaries.map((s) => {
@@ -176,7 +199,7 @@ function configTable(summaries: readonly ConfigSummary[], pareto: ParetoResult):
   return `<div class="table-wrap"><table class="sortable" id="config-table"><thead><tr>${head}</tr></thead><tbody>${rows.join('')}</tbody></table></div>`;
 }
 
-function runTable(study: LoadedStudy): string {
+function runTable(study: LoadedStudy, context: MetricContext): string {
   const base: MetricId[] = [
     'energyPerOutputTokenJ',
     'outputTokensPerS',
@@ -187,7 +210,8 @@ function runTable(study: LoadedStudy): string {
   // Steady-state energy and goodput only when some run has them (openai runs), so a study
   // without them keeps its table as it was.
   const optional = METRICS.filter(
-    (m) => m.optional && study.runs.some((r) => r.result !== null && m.read(r.result) !== null),
+    (m) =>
+      m.optional && study.runs.some((r) => r.result !== null && m.read(r.result, context) !== null),
   ).map((m) => m.id);
   const ids = [...base, ...optional];
   const head = [
@@ -195,13 +219,15 @@ function runTable(study: LoadedStudy): string {
     '<th class="text">Config</th>',
     '<th>Cycle</th>',
     '<th class="text">Status</th>',
-    ...ids.map((id) => `<th>${esc(getMetric(id).label)} (${esc(getMetric(id).unit)})</th>`),
+    ...ids.map(
+      (id) => `<th>${esc(getMetric(id).label)} (${esc(metricUnit(id, context.prices))})</th>`,
+    ),
     '<th class="text">Error / warnings</th>',
   ].join('');
   const rows = study.runs.map((r) => {
     const codes = Object.fromEntries((r.result?.warnings ?? []).map((w) => [w.code, 1]));
     const vals = ids.map((id) => {
-      const v = r.result ? getMetric(id).read(r.result) : null;
+      const v = r.result ? getMetric(id).read(r.result, context) : null;
       return numCell(v, v === null ? '' : warnMark(id, codes, 1));
     });
     const note = r.error
@@ -275,6 +301,91 @@ function latencyWarningNote(study: LoadedStudy): string {
     .join('\n');
 }
 
+const estimateHtml = (e: Estimate | null, unit: string): string =>
+  e === null
+    ? '—'
+    : `${formatNumber(e.mean)} ${esc(unit)} <span class="ci">${e.ci ? `95% CI ${formatInterval(e.ci)}` : 'one cycle: no interval'} · ${e.n} cycle${e.n === 1 ? '' : 's'}</span>`;
+
+function checkHtml(k: SloCheck): string {
+  if (k.value === null)
+    return `<span class="slo unknown">${esc(k.label)} not measured (≤ ${formatNumber(k.targetMs)} ms)</span>`;
+  const value = `${esc(k.label)} ${formatNumber(k.value.mean)} ms`;
+  if (k.met === false)
+    return `<span class="slo missed">✗ ${value} &gt; ${formatNumber(k.targetMs)} ms (+${formatNumber(k.excessMs)} ms, +${formatNumber(((k.ratio ?? 1) - 1) * 100, 3)}%)</span>`;
+  const marginal =
+    k.marginal && k.value.ci ? ` — marginal, CI up to ${formatNumber(k.value.ci.high)} ms` : '';
+  return `<span class="slo met">✓ ${value} ≤ ${formatNumber(k.targetMs)} ms${marginal}</span>`;
+}
+
+function candidateRow(c: AnswerCandidate, answer: StudyAnswer): string {
+  const role =
+    c === answer.best
+      ? '★ best'
+      : c === answer.runnerUp
+        ? 'runner-up'
+        : answer.tiedWithBest.includes(c)
+          ? 'tied with best'
+          : c === answer.closest
+            ? 'closest'
+            : '';
+  const vs = c.vsBest
+    ? `${formatNumber(c.vsBest.ratio, 3)}×${c.vsBest.ci ? ` <span class="ci">95% CI ${formatNumber(c.vsBest.ci.low, 3)}–${formatNumber(c.vsBest.ci.high, 3)}</span>` : ''}`
+    : '—';
+  const priced = [
+    answer.prices?.carbonGPerKwh != null
+      ? `<td data-v="${c.carbonGPer1MOutputTokens?.mean ?? ''}">${formatNumber(c.carbonGPer1MOutputTokens?.mean)}</td>`
+      : '',
+    answer.prices?.pricePerKwh != null
+      ? `<td data-v="${c.costPer1MOutputTokens?.mean ?? ''}">${formatNumber(c.costPer1MOutputTokens?.mean)}</td>`
+      : '',
+  ].join('');
+  const meets = c.meets === true ? 'yes' : c.meets === false ? 'no' : 'not judged';
+  const warn = c.warnings.map((w) => `<span class="warn">⚠ ${esc(w)}</span>`).join('');
+  return `<tr class="${c === answer.best ? 'best' : ''}"><td class="text">${esc(role)}</td><td class="text">${esc(c.label)}${warn}</td><td data-v="${c.energyPerOutputTokenJ?.mean ?? ''}">${estimateHtml(c.energyPerOutputTokenJ, 'J/token')}</td>${priced}<td class="text">${esc(meets)}</td><td class="text">${c.checks.map(checkHtml).join('<br>') || '<span class="note">no SLO</span>'}</td><td>${vs}</td></tr>`;
+}
+
+/** The section the report opens with: the answer, then every candidate with its checks. */
+function answerSection(answer: StudyAnswer): string {
+  let headline: string;
+  const best = answer.best;
+  if (answer.status === 'met' && best) {
+    const tie = answer.tiedWithBest.length
+      ? ` Tied with it within the intervals: ${answer.tiedWithBest.map((c) => `<b>${esc(c.label)}</b>`).join(', ')} — the data do not separate them; choose on another figure or run more cycles.`
+      : '';
+    const runnerUp = answer.runnerUp
+      ? ` Runner-up: <b>${esc(answer.runnerUp.label)}</b>, ${estimateHtml(answer.runnerUp.energyPerOutputTokenJ, 'J/token')}.`
+      : ' No other configuration meets its SLOs.';
+    headline = `<p class="answer met">${answer.noSlo ? 'No SLO is set (openai.slo), so the lowest J/token overall: ' : 'Lowest J/token that meets its SLOs: '}<b>${esc(best.label)}</b>, ${estimateHtml(best.energyPerOutputTokenJ, 'J/token')}.${runnerUp}${tie}</p>`;
+  } else if (answer.status === 'none-met') {
+    const closest = answer.closest
+      ? ` Closest: <b>${esc(answer.closest.label)}</b>: ${answer.closest.checks
+          .filter((k) => k.met === false)
+          .map(checkHtml)
+          .join(', ')}.`
+      : '';
+    const perTarget = answer.bestPerTarget
+      .map(
+        (t) =>
+          `best ${esc(t.label)} reached ${formatNumber(t.valueMs)} ms by ${esc(t.candidate)} (+${formatNumber(t.excessMs)} ms over ${formatNumber(t.targetMs)} ms)`,
+      )
+      .join('; ');
+    headline = `<p class="answer none">No configuration meets its SLOs.${closest}${perTarget ? ` Per target: ${perTarget}.` : ''}</p>`;
+  } else if (answer.status === 'no-energy') {
+    headline =
+      '<p class="answer none">Energy per token was measured for no configuration, so none can be named the cheapest.</p>';
+  } else {
+    return '<p class="note" id="answer">No completed run yet: no answer.</p>';
+  }
+  const priced = [
+    answer.prices?.carbonGPerKwh != null ? '<th>gCO2e / 1M output tokens</th>' : '',
+    answer.prices?.pricePerKwh != null
+      ? `<th>${esc(answer.prices.currency ?? '')} / 1M output tokens</th>`
+      : '',
+  ].join('');
+  const table = `<div class="table-wrap"><table class="sortable" id="answer-table"><thead><tr><th class="text"></th><th class="text">Configuration</th><th>J per output token</th>${priced}<th class="text">Meets SLOs</th><th class="text">Checks (mean over cycles)</th><th>J/token ÷ best</th></tr></thead><tbody>${answer.candidates.map((c) => candidateRow(c, answer)).join('')}</tbody></table></div>`;
+  return `<section id="answer">${headline}${table}<p class="note">${esc(answer.rule)}</p>${answer.prices ? `<p class="note">${esc(describePrices(answer.prices))}</p>` : ''}</section>`;
+}
+
 /**
  * Render the whole self-contained `report.html`: inline CSS, inline SVG, a few lines of inline
  * JS for sorting and the trace selector. No external URL anywhere, so it opens offline.
@@ -293,7 +404,8 @@ export function renderReportHtml(input: ReportHtmlInput): string {
     skipped: study.skipped.length,
   };
   const caution = smallSampleNote(summaries);
-  const bars = configBarCharts(summaries);
+  const prices = input.prices ?? null;
+  const bars = configBarCharts(summaries, prices);
   const latency = latencyCharts(study.runs);
   const paretoSection =
     pareto.points.length > 0
@@ -338,13 +450,14 @@ export function renderReportHtml(input: ReportHtmlInput): string {
 </dl>
 </header>
 <main>
+${input.answer ? `<h2>The answer</h2>\n${answerSection(input.answer)}` : ''}
 <h2>Trade-off: ${esc(getMetric(pareto.x.metric).label)} vs ${esc(getMetric(pareto.y.metric).label)}</h2>
 ${input.paretoNote ? `<p class="note">${esc(input.paretoNote)}</p>` : ''}
 ${paretoSection}
 <h2>Per-config results</h2>
 <p class="note">Mean across completed cycles; grey: bootstrap 95% confidence interval of the mean and the coefficient of variation. Failed runs are not in the statistics. Click a header to sort.</p>
 ${caution ? `<p class="note caution" id="small-sample">${esc(caution)}</p>` : ''}
-${configTable(summaries, pareto)}
+${configTable(summaries, pareto, prices)}
 <h2>Metrics by config</h2>
 ${bars.length ? `<div class="grid" id="bars">${bars.map((b) => `<figure data-metric="${b.metric}">${b.svg}</figure>`).join('')}</div>` : '<p class="note">No completed run yet.</p>'}
 <h2>Latency distribution</h2>
@@ -354,7 +467,7 @@ ${latency.length ? `<div class="grid" id="latency">${latency.map((l) => `<figure
 <h2>Power, temperature and requests over the window</h2>
 ${traceSection}
 <h2>Runs</h2>
-${runTable(study)}
+${runTable(study, { prices })}
 <h2>Warnings</h2>
 ${warningsList(study)}
 </main>

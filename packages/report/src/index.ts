@@ -1,4 +1,4 @@
-export type { ConfigSummary, MetricSummary } from './aggregate';
+export type { AggregateOptions, ConfigSummary, MetricSummary } from './aggregate';
 export {
   aggregateRuns,
   aggregateStudy,
@@ -6,6 +6,17 @@ export {
   smallSampleNote,
   summariseValues,
 } from './aggregate';
+export type {
+  AnswerCandidate,
+  AnswerOptions,
+  AnswerPoint,
+  Estimate,
+  Slo,
+  SloCheck,
+  SloTarget,
+  StudyAnswer,
+} from './answer';
+export { ANSWER_RULE, answerRuns, answerStudy, SLO_TARGETS, sloOf } from './answer';
 export type { ConfigComparison, MetricComparison, StudyComparison } from './compare';
 export { compareConfigs, compareStudies, compareSummaries, findConfig } from './compare';
 export type { RunCsvColumn } from './csv';
@@ -30,7 +41,13 @@ export type { InputChange, InputVariant } from './inputs';
 export { describeInputChange, inputChanges } from './inputs';
 export type { ConfigInfo, LoadedStudy, LoadStudyOptions, RunRecord, SkippedConfig } from './load';
 export { describeStudyStatus, loadStudy, readManifest } from './load';
-export type { Direction, MetricDefinition, MetricId } from './metrics';
+export type {
+  Direction,
+  MetricContext,
+  MetricDefinition,
+  MetricId,
+  MetricSource,
+} from './metrics';
 export {
   FIGURE_WARNINGS,
   getMetric,
@@ -38,6 +55,7 @@ export {
   METRIC_IDS,
   METRICS,
   metricsFor,
+  metricUnit,
   readGoodputShare,
   readSteadyStateEnergyPerOutputTokenJ,
   warningsAffecting,
@@ -65,6 +83,14 @@ export {
   planToJson,
   renderPlan,
 } from './plan';
+export type { EnergyPrices } from './prices';
+export {
+  carbonGPer1MTokens,
+  costPer1MTokens,
+  describePrices,
+  J_PER_KWH,
+  resolveEnergyPrices,
+} from './prices';
 export type { RunRequests } from './requests';
 export { readRunRequests } from './requests';
 export type { BootstrapOptions, ConfidenceInterval, RandomSource } from './stats';
@@ -81,6 +107,7 @@ export type { Column, TextOptions } from './text';
 export {
   formatTable,
   metricCatalogue,
+  renderAnswer,
   renderComparison,
   renderConfigTable,
   renderStudyList,

@@ -7,6 +7,8 @@ import {
   type ManifestEntryStatus,
   type ManifestError,
   ManifestSchema,
+  type ReportSettings,
+  ReportSettingsSchema,
   type RunOwner,
   type RunResult,
   SkippedFileSchema,
@@ -63,6 +65,11 @@ export interface LoadedStudy {
   /** Unique configs in schedule order. */
   configs: ConfigInfo[];
   skipped: SkippedConfig[];
+  /**
+   * The study file's `report` section (carbon intensity, electricity price) as stored with its
+   * plan in `study.json`; `null` when it had none (or the plan cannot be read).
+   */
+  reportSettings: ReportSettings | null;
 }
 
 export interface LoadStudyOptions {
@@ -142,6 +149,18 @@ async function readSkipped(dir: string, logger: Logger): Promise<SkippedConfig[]
  * The study's state from its records, results and claims (`@llem/study`'s `StudyDirectory`):
  * a `ReportError` when the directory is not a study or its plan cannot be read.
  */
+/** The plan's `report` section, checked; a damaged one is ignored with a warning. */
+function readReportSettings(plan: unknown, dir: string, logger: Logger): ReportSettings | null {
+  const raw = (plan as { report?: unknown }).report;
+  if (raw === undefined) return null;
+  const parsed = ReportSettingsSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  logger.warn(
+    `${join(dir, STUDY_FILES.study)}: plan.report ignored (${describeIssues(parsed.error.issues)})`,
+  );
+  return null;
+}
+
 function readState(
   dir: string,
   studyDir: string,
@@ -241,6 +260,7 @@ export async function loadStudy(
     runs,
     configs: [...configs.values()],
     skipped: await readSkipped(dir, logger),
+    reportSettings: readReportSettings(state.stored.plan, dir, logger),
   };
 }
 

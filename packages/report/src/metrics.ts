@@ -1,7 +1,23 @@
 import { type KnownWarningCode, type RunResult, readDispatchSummary } from '@llem/domain';
+import { carbonGPer1MTokens, costPer1MTokens, type EnergyPrices } from './prices';
 
 /** Whether smaller or larger values of a metric are better (drives Pareto and colours). */
 export type Direction = 'min' | 'max';
+
+/**
+ * What a metric is read from: a run's result, or one load point of a sweep (`result.points`),
+ * which carries the same metrics block.
+ */
+export type MetricSource = Pick<
+  RunResult,
+  'energyPerOutputTokenJ' | 'throughput' | 'latency' | 'energy' | 'memory' | 'extra'
+>;
+
+/** What some metrics need besides the result: the carbon intensity and price to convert energy. */
+export interface MetricContext {
+  /** From the study's `report` section and the command line; `null`: no conversion. */
+  prices?: EnergyPrices | null;
+}
 
 /** A figure taken from each run's result and aggregated across cycles. */
 export interface MetricDefinition {
@@ -12,8 +28,14 @@ export interface MetricDefinition {
   unit: string;
   /** Which way is better. */
   direction: Direction;
-  /** Read the value from a result; `null` when it was not measured. */
-  read: (result: RunResult) => number | null;
+  /** Read the value from a result (or a load point); `null` when it was not measured. */
+  read: (result: MetricSource, context?: MetricContext) => number | null;
+  /**
+   * A fixed multiple of another metric (carbon and cost are energy per token × a factor): its
+   * bootstrap interval is drawn from the same resamples, so it is that metric's interval × the
+   * factor, exactly.
+   */
+  scales?: MetricId;
   /**
    * Only some engines measure it (e.g. the openai engine's steady state). When no config has a
    * value it is left out of per-config files, tables and charts, so a study without it keeps
@@ -41,6 +63,8 @@ const CLIENT_TIMED: readonly KnownWarningCode[] = ['client-saturated'];
 
 export type MetricId =
   | 'energyPerOutputTokenJ'
+  | 'carbonPer1MOutputTokensG'
+  | 'costPer1MOutputTokens'
   | 'outputTokensPerS'
   | 'ttftP50Ms'
   | 'ttftP95Ms'
@@ -71,7 +95,7 @@ const field = (obj: unknown, key: string): unknown =>
  * @example
  * readSteadyStateEnergyPerOutputTokenJ(result); // 0.42 or null
  */
-export function readSteadyStateEnergyPerOutputTokenJ(result: RunResult): number | null {
+export function readSteadyStateEnergyPerOutputTokenJ(result: MetricSource): number | null {
   return num(field(field(field(result.extra, 'steadyState'), 'energy'), 'energyPerOutputTokenJ'));
 }
 
@@ -81,7 +105,7 @@ export function readSteadyStateEnergyPerOutputTokenJ(result: RunResult): number 
  * @example
  * readGoodputShare(result); // 0.95 or null
  */
-export function readGoodputShare(result: RunResult): number | null {
+export function readGoodputShare(result: MetricSource): number | null {
   return num(field(field(result.extra, 'goodput'), 'share'));
 }
 
@@ -217,7 +241,38 @@ export const METRICS: readonly MetricDefinition[] = [
     read: (r) => num(readDispatchSummary(r.extra)?.clientLagMs?.p99),
     optional: true,
   },
+  // Only with a carbon intensity / price (study `report` section or flags): no invented default.
+  {
+    id: 'carbonPer1MOutputTokensG',
+    label: 'Carbon per 1M output tokens',
+    unit: 'gCO2e',
+    direction: 'min',
+    read: (r, c) => carbonGPer1MTokens(num(r.energyPerOutputTokenJ), c?.prices ?? null),
+    optional: true,
+    scales: 'energyPerOutputTokenJ',
+  },
+  {
+    id: 'costPer1MOutputTokens',
+    label: 'Cost per 1M output tokens',
+    // The currency is the study's: `metricUnit` puts it in place of this generic unit.
+    unit: 'currency',
+    direction: 'min',
+    read: (r, c) => costPer1MTokens(num(r.energyPerOutputTokenJ), c?.prices ?? null),
+    optional: true,
+    scales: 'energyPerOutputTokenJ',
+  },
 ];
+
+/**
+ * The unit of a metric as a table shows it: the study's currency for the cost.
+ *
+ * @example
+ * metricUnit('costPer1MOutputTokens', { carbonGPerKwh: null, pricePerKwh: 0.25, currency: 'EUR' }); // 'EUR'
+ */
+export function metricUnit(id: MetricId, prices?: EnergyPrices | null): string {
+  if (id === 'costPer1MOutputTokens') return prices?.currency ?? 'currency';
+  return getMetric(id).unit;
+}
 
 /**
  * The warnings among `codes` that affect metric `id`, in the order the metric lists them.

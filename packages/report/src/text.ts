@@ -1,8 +1,17 @@
 import { type ConfigSummary, SMALL_SAMPLE_CYCLES, smallSampleNote } from './aggregate';
+import type { AnswerCandidate, Estimate, SloCheck, StudyAnswer } from './answer';
 import type { ConfigComparison, MetricComparison } from './compare';
 import { formatNumber } from './format';
-import { FIGURE_WARNINGS, getMetric, METRICS, type MetricId, warningsAffecting } from './metrics';
+import {
+  FIGURE_WARNINGS,
+  getMetric,
+  METRICS,
+  type MetricId,
+  metricUnit,
+  warningsAffecting,
+} from './metrics';
 import type { ParetoResult } from './pareto';
+import { describePrices, type EnergyPrices } from './prices';
 import type { StudyListing } from './studies';
 
 /**
@@ -57,6 +66,8 @@ export function formatTable(
  */
 export const TABLE_METRICS: readonly MetricId[] = [
   'energyPerOutputTokenJ',
+  'carbonPer1MOutputTokensG',
+  'costPer1MOutputTokens',
   'steadyStateEnergyPerOutputTokenJ',
   'outputTokensPerS',
   'goodputShare',
@@ -116,6 +127,8 @@ export function renderConfigTable(
     metrics?: readonly MetricId[];
     /** Drop trailing metric columns until the table fits (a terminal's width). Default: no limit. */
     maxWidth?: number;
+    /** The prices behind the carbon and cost columns (named under the table). */
+    prices?: EnergyPrices | null;
   } = {},
 ): string {
   const wanted = options.metrics ?? TABLE_METRICS;
@@ -133,6 +146,7 @@ export function renderConfigTable(
   let text = table;
   const frontier = options.pareto?.points.some((p) => p.onFrontier);
   text += 'Mean over completed cycles (bootstrap 95% CI).';
+  if (options.prices) text += `\n${describePrices(options.prices)}`;
   const caution = smallSampleNote(summaries);
   if (caution) text += `\n${caution}`;
   for (const note of warningNotes(summaries, shown)) text += `\n${note}`;
@@ -162,7 +176,7 @@ const widest = (text: string): number =>
 function configTableText(
   summaries: readonly ConfigSummary[],
   shown: readonly MetricId[],
-  options: TextOptions & { pareto?: ParetoResult },
+  options: TextOptions & { pareto?: ParetoResult; prices?: EnergyPrices | null },
 ): string {
   const frontier = new Set(
     options.pareto?.points.filter((p) => p.onFrontier).map((p) => p.configHash) ?? [],
@@ -172,7 +186,7 @@ function configTableText(
     { header: 'config' },
     { header: 'ok/failed', align: 'right' },
     ...shown.map((id) => ({
-      header: `${getMetric(id).label} (${getMetric(id).unit})`,
+      header: `${getMetric(id).label} (${metricUnit(id, options.prices)})`,
       align: 'right' as const,
     })),
   ];
@@ -279,4 +293,130 @@ export function metricCatalogue(): {
   direction: string;
 }[] {
   return METRICS.map(({ id, label, unit, direction }) => ({ id, label, unit, direction }));
+}
+
+const estimateText = (e: Estimate, unit: string): string =>
+  `${formatNumber(e.mean)} ${unit} (${e.ci ? `95% CI ${formatNumber(e.ci.low)}–${formatNumber(e.ci.high)}, ` : ''}${e.n} cycle${e.n === 1 ? '' : 's'})`;
+
+const checkText = (k: SloCheck): string => {
+  if (k.value === null) return `${k.label} not measured (target ${formatNumber(k.targetMs)} ms)`;
+  const v = `${k.label} ${formatNumber(k.value.mean)} ms`;
+  if (k.met === false)
+    return `${v} misses ${formatNumber(k.targetMs)} ms by ${formatNumber(k.excessMs)} ms (+${formatNumber(((k.ratio ?? 1) - 1) * 100, 3)}%)`;
+  const marginal =
+    k.marginal && k.value.ci
+      ? ` (marginal: its 95% CI reaches ${formatNumber(k.value.ci.high)} ms)`
+      : '';
+  return `${v} ≤ ${formatNumber(k.targetMs)} ms${marginal}`;
+};
+
+/** The answer's headline figures for one candidate: J/token, and carbon and cost when priced. */
+function candidateFigures(c: AnswerCandidate, prices: StudyAnswer['prices']): string {
+  const parts = [
+    c.energyPerOutputTokenJ
+      ? estimateText(c.energyPerOutputTokenJ, 'J/token')
+      : 'J/token not measured',
+  ];
+  if (c.carbonGPer1MOutputTokens)
+    parts.push(`${formatNumber(c.carbonGPer1MOutputTokens.mean)} gCO2e/1M tokens`);
+  if (c.costPer1MOutputTokens)
+    parts.push(`${formatNumber(c.costPer1MOutputTokens.mean)} ${prices?.currency ?? ''}/1M tokens`);
+  return parts.join(' · ');
+}
+
+const vsBestText = (c: AnswerCandidate): string =>
+  c.vsBest
+    ? `${formatNumber(c.vsBest.ratio, 3)}× the best's J/token${c.vsBest.ci ? ` (95% CI ${formatNumber(c.vsBest.ci.low, 3)}–${formatNumber(c.vsBest.ci.high, 3)})` : ' (one cycle: no interval)'}`
+    : '';
+
+/**
+ * The answer as text for a terminal: the winner with its interval and checks, the runner-up and
+ * any tie; or which target is missed by how much. Ends with how "meets" is judged.
+ *
+ * @example
+ * process.stdout.write(renderAnswer(answerStudy(study)));
+ */
+export function renderAnswer(answer: StudyAnswer): string {
+  const lines: string[] = [];
+  const warned = (c: AnswerCandidate) =>
+    c.warnings.length ? ` [! ${c.warnings.join(', ')}: latencies partly the client's]` : '';
+  const checks = (c: AnswerCandidate) =>
+    c.checks.length ? `    ${c.checks.map(checkText).join('; ')}` : null;
+  const unjudged = answer.candidates.filter((c) => c.meets === null);
+  switch (answer.status) {
+    case 'no-results':
+      lines.push('The answer: no completed run yet, so no configuration to name.');
+      break;
+    case 'no-energy': {
+      const meeting = answer.candidates.filter((c) => c.meets === true);
+      lines.push(
+        'The answer: energy per token was measured for no configuration, so none can be named the cheapest.',
+      );
+      if (meeting.length)
+        lines.push(`  Meeting their SLOs: ${meeting.map((c) => c.label).join(', ')}.`);
+      break;
+    }
+    case 'met': {
+      const best = answer.best as AnswerCandidate;
+      lines.push(
+        answer.noSlo
+          ? 'The answer (no SLO set in openai.slo, so the lowest J/token overall):'
+          : 'The answer (lowest J/token that meets its SLOs):',
+      );
+      lines.push(`  * ${best.label}: ${candidateFigures(best, answer.prices)}${warned(best)}`);
+      const bestChecks = checks(best);
+      if (bestChecks) lines.push(bestChecks);
+      const runnerUp = answer.runnerUp;
+      if (runnerUp) {
+        lines.push(
+          `  runner-up: ${runnerUp.label}: ${candidateFigures(runnerUp, answer.prices)}, ${vsBestText(runnerUp)}${warned(runnerUp)}`,
+        );
+      } else {
+        lines.push('  runner-up: none (no other configuration meets its SLOs).');
+      }
+      if (answer.tiedWithBest.length > 0) {
+        lines.push(
+          `  tied with the best within the intervals: ${answer.tiedWithBest.map((c) => `${c.label} (${vsBestText(c)})`).join('; ')}. The data do not separate them: choose on another figure (throughput, latency) or run more cycles.`,
+        );
+      } else if (runnerUp && runnerUp.vsBest?.tied === null) {
+        lines.push(
+          '  With one cycle there is no interval: the ranking is not backed by one (execution.cycles ≥ 2).',
+        );
+      }
+      break;
+    }
+    case 'none-met': {
+      lines.push('The answer: no configuration meets its SLOs.');
+      const closest = answer.closest;
+      if (closest) {
+        lines.push(
+          `  closest: ${closest.label}: ${closest.checks
+            .filter((k) => k.met === false)
+            .map(checkText)
+            .join('; ')}${warned(closest)}`,
+        );
+      }
+      for (const t of answer.bestPerTarget) {
+        lines.push(
+          `  best ${t.label} reached: ${formatNumber(t.valueMs)} ms by ${t.candidate}, ${formatNumber(t.excessMs)} ms over its ${formatNumber(t.targetMs)} ms target (+${formatNumber((t.ratio - 1) * 100, 3)}%)`,
+        );
+      }
+      break;
+    }
+  }
+  if (unjudged.length > 0 && answer.status !== 'no-results') {
+    lines.push(
+      `  Not judged (a target not measured): ${unjudged
+        .map(
+          (c) =>
+            `${c.label} (${c.checks
+              .filter((k) => k.met === null)
+              .map((k) => k.label)
+              .join(', ')})`,
+        )
+        .join('; ')}.`,
+    );
+  }
+  if (answer.status !== 'no-results') lines.push(`How "meets" is judged: ${answer.rule}`);
+  return `${lines.join('\n')}\n`;
 }

@@ -2,15 +2,17 @@ import { randomBytes } from 'node:crypto';
 import { rename, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { STUDY_FILES } from '@llem/domain';
+import { type ReportSettings, STUDY_FILES } from '@llem/domain';
 import { type Logger, noopLogger } from '@llem/resilience';
 import { aggregateStudy, type ConfigSummary } from './aggregate';
+import { answerStudy, type StudyAnswer } from './answer';
 import { configCsv, paretoCsv, runsCsv } from './csv';
 import { type RunTrace, renderReportHtml } from './html';
 import { requestsChart, traceChart } from './internal/charts';
 import { type LoadedStudy, loadStudy } from './load';
 import { getMetric } from './metrics';
 import { DEFAULT_PARETO_AXES, type ParetoAxis, type ParetoResult, paretoFrontier } from './pareto';
+import { type EnergyPrices, resolveEnergyPrices } from './prices';
 import { readRunRequests } from './requests';
 import { readTimeseries } from './timeseries';
 
@@ -26,6 +28,12 @@ export interface WriteStudyReportOptions {
   maxTraces?: number;
   /** Clock for the "generated at" line (tests pin it). */
   now?: () => Date;
+  /**
+   * Carbon intensity and price laid over the study's own `report` section, field by field (the
+   * `--carbon-g-per-kwh`, `--price-per-kwh` and `--currency` flags). Without either anywhere, no
+   * carbon or cost figure is written.
+   */
+  prices?: Partial<ReportSettings>;
 }
 
 export interface StudyReport {
@@ -38,6 +46,10 @@ export interface StudyReport {
    * `pareto.csv`). `null` otherwise. The same text is above the plot in `report.html`.
    */
   paretoNote: string | null;
+  /** The lowest-J/token configuration that meets its SLOs (or what is missed). */
+  answer: StudyAnswer;
+  /** The prices the carbon and cost figures used; `null` when none were given. */
+  prices: EnergyPrices | null;
   /** Absolute paths of the files written. */
   files: {
     summary: string;
@@ -91,7 +103,8 @@ async function collectTraces(study: LoadedStudy, max: number, logger: Logger): P
 
 /**
  * (Re)build a study's summaries and report from what is on disk: `summary.csv` (one row per
- * run), `summary_by_config.csv` (per-config statistics), `pareto.csv` and `report.html`. Safe to
+ * run), `summary_by_config.csv` (per-config statistics), `pareto.csv` and `report.html` (which
+ * opens with the answer: the lowest-J/token configuration that meets its SLOs). Safe to
  * call on a running or interrupted study; it reports what has finished. `llem run` calls it at
  * the end of a study and `llem report` on demand.
  *
@@ -106,10 +119,13 @@ export async function writeStudyReport(
 ): Promise<StudyReport> {
   const logger = options.logger ?? noopLogger;
   const study = await loadStudy(studyDir, { logger });
-  const summaries = aggregateStudy(study, {
+  const prices = resolveEnergyPrices(study.reportSettings, options.prices);
+  const bootstrap = {
     ...(options.seed !== undefined ? { seed: options.seed } : {}),
     ...(options.resamples !== undefined ? { resamples: options.resamples } : {}),
-  });
+  };
+  const summaries = aggregateStudy(study, { ...bootstrap, prices });
+  const answer = answerStudy(study, { ...bootstrap, prices });
   const requested = options.paretoAxes ?? DEFAULT_PARETO_AXES;
   let pareto = paretoFrontier(summaries, requested);
   let paretoNote: string | null = null;
@@ -130,8 +146,8 @@ export async function writeStudyReport(
     pareto: join(study.dir, STUDY_FILES.pareto),
     report: join(study.dir, STUDY_FILES.report),
   };
-  await writeAtomic(files.summary, runsCsv(study));
-  await writeAtomic(files.summaryByConfig, configCsv(summaries));
+  await writeAtomic(files.summary, runsCsv(study, { prices }));
+  await writeAtomic(files.summaryByConfig, configCsv(summaries, { prices }));
   await writeAtomic(files.pareto, paretoCsv(pareto));
   await writeAtomic(
     files.report,
@@ -141,6 +157,8 @@ export async function writeStudyReport(
       pareto,
       paretoNote,
       traces,
+      answer,
+      prices,
       generatedAt: (options.now?.() ?? new Date()).toISOString(),
     }),
   );
@@ -148,5 +166,5 @@ export async function writeStudyReport(
   logger.debug(
     `summary: ${files.summary}, ${files.summaryByConfig}, ${files.pareto} (${summaries.length} configs, ${study.runs.length} runs)`,
   );
-  return { study, summaries, pareto, paretoNote, files };
+  return { study, summaries, pareto, paretoNote, answer, prices, files };
 }

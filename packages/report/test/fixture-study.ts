@@ -49,6 +49,15 @@ export interface FixtureRun {
    * req/s) with these figures; `saturated` adds the `client-saturated` warning the harness would.
    */
   openLoop?: { ttftFromScheduledP50Ms: number; clientLagP99Ms: number; saturated?: boolean };
+  /**
+   * Make it an openai run with this `openai.slo` in its config (closed loop) and these latency
+   * percentiles (`ttftMs`/`tpotMs`: `{p50, p95, p99}`; the mean is the p50).
+   */
+  slo?: {
+    slo: Record<string, number>;
+    ttftMs?: { p50: number; p95: number; p99: number };
+    tpotMs?: { p50: number; p95: number; p99: number };
+  };
 }
 
 export interface FixtureConfig {
@@ -65,6 +74,8 @@ export interface FixtureStudy {
   configs: FixtureConfig[];
   /** As `llem run` writes `skipped.json` (@llem/domain's `SkippedFileSchema`). */
   skipped?: { label: string; reasons: { path: string; message: string }[] }[];
+  /** Write a `study.json` whose plan carries this `report` section (else only manifest.json). */
+  report?: Record<string, unknown>;
   /** Parent dir; a fresh temp dir when omitted. */
   parent?: string;
   dirName?: string;
@@ -215,6 +226,12 @@ export function makeResult(
       ];
     }
   }
+  if (run.slo) {
+    result.engine = 'openai';
+    result.config = { label, engine: 'openai', openai: { concurrency: 4, slo: run.slo.slo } };
+    if (run.slo.ttftMs) result.latency.ttftMs = { mean: run.slo.ttftMs.p50, ...run.slo.ttftMs };
+    if (run.slo.tpotMs) result.latency.tpotMs = { mean: run.slo.tpotMs.p50, ...run.slo.tpotMs };
+  }
   if (run.steadyStateEnergyPerTokenJ !== undefined || run.goodputShare !== undefined) {
     result.engine = 'openai';
     result.config = { label, openai: { steady_state: true } };
@@ -333,6 +350,40 @@ export function buildStudyDir(spec: FixtureStudy): string {
     entries,
   };
   writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2));
+  if (spec.report) {
+    // study.json as the runner writes it: the plan, here with the study's `report` section.
+    const configs = [...new Map(entries.map((e) => [e.configHash, e])).values()].map(
+      (e, index) => ({
+        index,
+        label: e.label,
+        configHash: e.configHash,
+        copy: 0,
+        config: null,
+      }),
+    );
+    const indexOf = new Map(configs.map((c) => [c.configHash, c.index]));
+    const stored = {
+      schemaVersion: 1,
+      toolVersion: '0.1.0',
+      createdAt: manifest.createdAt,
+      plan: {
+        name,
+        designHash: manifest.designHash,
+        execution: { cycles: maxCycle + 1 },
+        configs,
+        runs: entries.map((e, ordinal) => ({
+          key: e.key,
+          configIndex: indexOf.get(e.configHash),
+          configHash: e.configHash,
+          copy: 0,
+          cycle: e.cycle,
+          ordinal,
+        })),
+        report: spec.report,
+      },
+    };
+    writeFileSync(join(dir, 'study.json'), JSON.stringify(stored, null, 2));
+  }
   if (spec.skipped) writeFileSync(join(dir, 'skipped.json'), JSON.stringify(spec.skipped));
   return dir;
 }

@@ -1,8 +1,49 @@
 import { resolve } from 'node:path';
+import type { ReportSettings } from '@llem/domain';
 import { type ParetoAxis, parseParetoAxis, writeStudyReport } from '@llem/report';
 import type { Logger } from '@llem/resilience';
+import type { Argv } from 'yargs';
 import { type CliContext, defineCommand } from '../context';
 import { UsageError } from '../errors';
+
+/**
+ * `--carbon-g-per-kwh`, `--price-per-kwh`, `--currency` (also under the study file's snake_case
+ * names): laid over the study's `report` section, field by field.
+ */
+export function priceOptions<T>(y: Argv<T>) {
+  return y
+    .option('carbon-g-per-kwh', {
+      type: 'number',
+      alias: 'carbon_g_per_kwh',
+      describe: 'Grid carbon intensity (gCO2e/kWh): adds gCO2e per 1M output tokens',
+    })
+    .option('price-per-kwh', {
+      type: 'number',
+      alias: 'price_per_kwh',
+      describe: 'Electricity price per kWh (in --currency): adds the cost per 1M output tokens',
+    })
+    .option('currency', { type: 'string', describe: 'What --price-per-kwh is in (e.g. EUR)' });
+}
+
+/** The price flags as the study file's `report` keys (absent when not given). */
+export function pricesFrom(args: {
+  carbonGPerKwh?: number | undefined;
+  pricePerKwh?: number | undefined;
+  currency?: string | undefined;
+}): Partial<ReportSettings> {
+  for (const [flag, value] of [
+    ['--carbon-g-per-kwh', args.carbonGPerKwh],
+    ['--price-per-kwh', args.pricePerKwh],
+  ] as const) {
+    if (value !== undefined && !Number.isFinite(value))
+      throw new UsageError(`${flag}: expected a number ≥ 0 (e.g. ${flag} 0.25)`);
+  }
+  return {
+    ...(args.carbonGPerKwh !== undefined ? { carbon_g_per_kwh: args.carbonGPerKwh } : {}),
+    ...(args.pricePerKwh !== undefined ? { price_per_kwh: args.pricePerKwh } : {}),
+    ...(args.currency !== undefined ? { currency: args.currency } : {}),
+  };
+}
 
 /**
  * The CLI's logger with the library's info lines ("report: <path>") demoted to debug: the
@@ -40,7 +81,7 @@ export function reportCommand(ctx: CliContext) {
     command: 'report <study-dir>',
     describe: 'Rebuild a study’s summary CSVs and self-contained report.html',
     builder: (y) =>
-      y
+      priceOptions(y)
         .positional('study-dir', {
           type: 'string',
           demandOption: true,
@@ -68,6 +109,10 @@ export function reportCommand(ctx: CliContext) {
         .example(
           '$0 report DIR --pareto-x steadyStateEnergyPerOutputTokenJ --pareto-y goodputShare',
           'openai engine: steady-state J/token against the share of requests meeting the SLOs',
+        )
+        .example(
+          '$0 report DIR --carbon-g-per-kwh 350 --price-per-kwh 0.25 --currency EUR',
+          'gCO2e and cost per 1M output tokens (overrides the study file’s report section)',
         ),
     handler: async (args) => {
       const paretoAxes = paretoAxesFrom(args.paretoX, args.paretoY);
@@ -75,6 +120,7 @@ export function reportCommand(ctx: CliContext) {
         logger: quietInfo(ctx),
         ...(paretoAxes ? { paretoAxes } : {}),
         ...(args.seed !== undefined ? { seed: args.seed } : {}),
+        prices: pricesFrom(args),
       });
       // Why the frontier is not the one asked for (energy not measured, or empty axes).
       if (report.paretoNote) ctx.stderr.write(`note: ${report.paretoNote}\n`);
@@ -88,6 +134,12 @@ export function reportCommand(ctx: CliContext) {
               runs: report.study.runs.length,
               frontier: report.pareto.points.filter((p) => p.onFrontier).map((p) => p.label),
               paretoNote: report.paretoNote,
+              answer: {
+                status: report.answer.status,
+                best: report.answer.best?.label ?? null,
+                runnerUp: report.answer.runnerUp?.label ?? null,
+              },
+              prices: report.prices,
             },
             null,
             2,

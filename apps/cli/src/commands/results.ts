@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import {
   aggregateStudy,
+  answerStudy,
   type ConfigComparison,
   compareConfigs,
   compareStudies,
@@ -13,14 +14,16 @@ import {
   loadStudy,
   metricCatalogue,
   paretoFrontier,
+  renderAnswer,
   renderComparison,
   renderConfigTable,
   renderStudyList,
+  resolveEnergyPrices,
   smallSampleNote,
 } from '@llem/report';
 import { type CliContext, defineCommand } from '../context';
 import { UsageError } from '../errors';
-import { paretoAxesFrom, quietInfo } from './report';
+import { paretoAxesFrom, priceOptions, pricesFrom, quietInfo } from './report';
 
 const json = (ctx: CliContext, value: unknown) =>
   ctx.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
@@ -55,9 +58,10 @@ function listCommand(ctx: CliContext) {
 function showCommand(ctx: CliContext) {
   return defineCommand({
     command: 'show <study-dir>',
-    describe: 'Print the per-config table (mean and 95% CI across cycles) of a study',
+    describe:
+      'Print the answer (lowest J/token meeting the SLOs) and the per-config table (mean and 95% CI across cycles) of a study',
     builder: (y) =>
-      y
+      priceOptions(y)
         .positional('study-dir', {
           type: 'string',
           demandOption: true,
@@ -81,16 +85,23 @@ function showCommand(ctx: CliContext) {
         .example(
           '$0 results show DIR --pareto-x steadyStateEnergyPerOutputTokenJ --pareto-y goodputShare',
           'openai engine: steady-state J/token against goodput',
+        )
+        .example(
+          '$0 results show DIR --carbon-g-per-kwh 350 --price-per-kwh 0.25 --currency EUR',
+          'gCO2e and cost per 1M output tokens',
         ),
     handler: async (args) => {
       if (args.json && args.csv) throw new UsageError('--json and --csv are exclusive: pick one');
       const axes = paretoAxesFrom(args.paretoX, args.paretoY);
+      const flags = pricesFrom(args);
       const study = await loadStudy(resolve(ctx.cwd, args.studyDir), {
         logger: quietInfo(ctx),
       });
-      const summaries = aggregateStudy(study);
+      const prices = resolveEnergyPrices(study.reportSettings, flags);
+      const summaries = aggregateStudy(study, { prices });
       const pareto = paretoFrontier(summaries, axes);
-      if (args.csv) return void ctx.stdout.write(configCsv(summaries));
+      if (args.csv) return void ctx.stdout.write(configCsv(summaries, { prices }));
+      const answer = answerStudy(study, { prices });
       const changes = inputChanges(study.runs);
       if (args.json) {
         return void json(ctx, {
@@ -104,6 +115,8 @@ function showCommand(ctx: CliContext) {
             skipped: study.skipped,
           },
           metrics: metricCatalogue(),
+          answer,
+          prices,
           configs: summaries,
           pareto,
           smallSampleNote: smallSampleNote(summaries),
@@ -117,9 +130,11 @@ function showCommand(ctx: CliContext) {
       // On a terminal, fit its width (dropping trailing metrics, named below the table); a pipe
       // always gets every column.
       const columns = ctx.stdout.isTTY ? (ctx.stdout as { columns?: number }).columns : undefined;
+      ctx.stdout.write(`${renderAnswer(answer)}\n`);
       ctx.stdout.write(
         renderConfigTable(summaries, {
           pareto,
+          prices,
           color: color(ctx),
           ...(columns ? { maxWidth: columns } : {}),
         }),

@@ -4,8 +4,9 @@ import { parseHTML } from 'linkedom';
 import type { ConfigSummary } from '../aggregate';
 import { formatNumber } from '../format';
 import type { RunRecord } from '../load';
-import { getMetric, METRICS, type MetricId } from '../metrics';
+import { getMetric, METRICS, type MetricId, metricUnit } from '../metrics';
 import type { ParetoResult } from '../pareto';
+import type { EnergyPrices } from '../prices';
 import type { TimeseriesSample } from '../timeseries';
 
 /**
@@ -165,6 +166,7 @@ export function paretoChart(pareto: ParetoResult): string {
  */
 export function configBarCharts(
   summaries: readonly ConfigSummary[],
+  prices: EnergyPrices | null = null,
 ): { metric: MetricId; svg: string }[] {
   const out: { metric: MetricId; svg: string }[] = [];
   for (const def of METRICS) {
@@ -187,7 +189,7 @@ export function configBarCharts(
         marginRight: 30,
         marginBottom: 45,
         x: {
-          label: `${def.label} (${def.unit}), mean ± 95% CI`,
+          label: `${def.label} (${metricUnit(def.id, prices)}), mean ± 95% CI`,
           grid: true,
           nice: true,
           labelAnchor: 'center',
