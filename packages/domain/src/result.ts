@@ -300,6 +300,46 @@ export const RunInputsSchema = z
   .strict();
 export type RunInputs = z.infer<typeof RunInputsSchema>;
 
+/**
+ * Prefill vs decode: an **attribution** of the window's energy to the two phases of the requests,
+ * not a measurement of either (a GPU reports one power for everything it does at once). Method
+ * `request-phase-time-share`: each instant of the window goes to the phases of the requests in
+ * flight then — prefill from a request's start to its first token, decode from there to its end —
+ * in proportion to how many requests are in each (all of it to one phase when only one runs, as
+ * with `llamacpp.parallel: 1`); instants with no request in either are `otherJ`. Each instant is
+ * weighted by the power the sampler saw then (the power samples, else the energy counter's
+ * deltas), and the three parts are scaled to add up to the window's `energy.totalJ`.
+ */
+export const PhaseEnergySchema = z
+  .object({
+    kind: z.literal('attribution'),
+    method: z.literal('request-phase-time-share'),
+    /**
+     * What weighted the instants: the power samples (GPUs), the energy counter's deltas (RAPL
+     * packages), both (`mixed`), or time alone (constant power) when neither was read.
+     */
+    weightedBy: z.enum(['power-samples', 'counter-deltas', 'mixed', 'time']),
+    prefillJ: nullableNonNegative,
+    decodeJ: nullableNonNegative,
+    /** The window's energy while no request was in either phase (tokenising, between requests). */
+    otherJ: nullableNonNegative,
+    /** Seconds with at least one request in prefill, and in decode. */
+    prefillS: nonNegative,
+    decodeS: nonNegative,
+    /** Prompt tokens of the requests attributed (those that produced a first token). */
+    inputTokens: z.int().nonnegative().nullable(),
+    /** Output tokens decoded after each request's first (the first comes out of the prefill). */
+    decodedTokens: z.int().nonnegative().nullable(),
+    /** `prefillJ ÷ inputTokens`. */
+    energyPerInputTokenJ: nullableNonNegative,
+    /** `decodeJ ÷ decodedTokens`. */
+    energyPerOutputTokenJ: nullableNonNegative,
+    /** Why the figures are `null`; `null` when they are there. */
+    unavailableReason: z.string().nullable(),
+  })
+  .strict();
+export type PhaseEnergy = z.infer<typeof PhaseEnergySchema>;
+
 export const RunWindowSchema = z
   .object({
     startedAt: isoTimestamp,
@@ -340,6 +380,11 @@ export const RunResultSchema = z
     slurm: RunSlurmSchema.optional(),
     /** The model and dataset files the run read; absent in results written before this field existed. */
     inputs: RunInputsSchema.optional(),
+    /**
+     * In-process llama.cpp runs: the window's energy attributed to prefill and decode (see
+     * `PhaseEnergySchema`). Absent for other engines and in results written before it existed.
+     */
+    phaseEnergy: PhaseEnergySchema.optional(),
     warnings: z.array(RunWarningSchema),
     environment: EnvironmentSchema,
     /** Engine-specific figures (openai: goodput, steady-state window and its energy per token). */

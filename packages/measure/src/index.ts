@@ -64,6 +64,8 @@ export {
   requestTpotMs,
 } from './metrics';
 export { openNvmlGpuProbe } from './nvml-probe';
+export type { PhaseEnergyInput, PhaseRequest } from './phases';
+export { phaseEnergy } from './phases';
 export { measuredRequests, writeRequestRecords } from './requests';
 export type { Sampler, SamplerOptions, TimeseriesRow } from './sampler';
 export { startSampler, timeseriesCsv } from './sampler';

@@ -129,6 +129,17 @@ export const OPTIONAL_RUN_CSV_COLUMNS: readonly {
     name: 'achieved_send_rate',
     read: (r: RunResult) => readDispatchSummary(r.extra)?.achievedSendRate ?? null,
   },
+  // In-process llama.cpp: the window's energy attributed to prefill and decode.
+  { name: 'prefill_energy_j', read: (r: RunResult) => r.phaseEnergy?.prefillJ ?? null },
+  { name: 'decode_energy_j', read: (r: RunResult) => r.phaseEnergy?.decodeJ ?? null },
+  {
+    name: 'prefill_j_per_input_token',
+    read: (r: RunResult) => r.phaseEnergy?.energyPerInputTokenJ ?? null,
+  },
+  {
+    name: 'decode_j_per_output_token',
+    read: (r: RunResult) => r.phaseEnergy?.energyPerOutputTokenJ ?? null,
+  },
   // With a carbon intensity / price (the study's `report` section or the flags), never a default.
   {
     name: 'gco2e_per_1m_output_tokens',

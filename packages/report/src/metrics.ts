@@ -11,7 +11,8 @@ export type Direction = 'min' | 'max';
 export type MetricSource = Pick<
   RunResult,
   'energyPerOutputTokenJ' | 'throughput' | 'latency' | 'energy' | 'memory' | 'extra'
->;
+> &
+  Partial<Pick<RunResult, 'phaseEnergy'>>;
 
 /** What some metrics need besides the result: the carbon intensity and price to convert energy. */
 export interface MetricContext {
@@ -65,6 +66,8 @@ export type MetricId =
   | 'energyPerOutputTokenJ'
   | 'carbonPer1MOutputTokensG'
   | 'costPer1MOutputTokens'
+  | 'prefillEnergyPerInputTokenJ'
+  | 'decodeEnergyPerOutputTokenJ'
   | 'outputTokensPerS'
   | 'ttftP50Ms'
   | 'ttftP95Ms'
@@ -239,6 +242,24 @@ export const METRICS: readonly MetricDefinition[] = [
     unit: 'ms',
     direction: 'min',
     read: (r) => num(readDispatchSummary(r.extra)?.clientLagMs?.p99),
+    optional: true,
+  },
+  // In-process llama.cpp: the window's energy attributed to the requests' phases (not measured
+  // per phase: `result.phaseEnergy.method` says how).
+  {
+    id: 'prefillEnergyPerInputTokenJ',
+    label: 'Prefill energy per input token (attributed)',
+    unit: 'J/token',
+    direction: 'min',
+    read: (r) => num(r.phaseEnergy?.energyPerInputTokenJ),
+    optional: true,
+  },
+  {
+    id: 'decodeEnergyPerOutputTokenJ',
+    label: 'Decode energy per output token (attributed)',
+    unit: 'J/token',
+    direction: 'min',
+    read: (r) => num(r.phaseEnergy?.energyPerOutputTokenJ),
     optional: true,
   },
   // Only with a carbon intensity / price (study `report` section or flags): no invented default.

@@ -77,6 +77,8 @@ export const TABLE_METRICS: readonly MetricId[] = [
   'itlP50Ms',
   'itlP95Ms',
   'tpotP50Ms',
+  'prefillEnergyPerInputTokenJ',
+  'decodeEnergyPerOutputTokenJ',
   'totalEnergyJ',
   'gpuPeakMemoryMiB',
   'rssPeakMiB',

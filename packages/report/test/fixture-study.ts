@@ -53,6 +53,8 @@ export interface FixtureRun {
    * Make it an openai run with this `openai.slo` in its config (closed loop) and these latency
    * percentiles (`ttftMs`/`tpotMs`: `{p50, p95, p99}`; the mean is the p50).
    */
+  /** `result.phaseEnergy` (an in-process llama.cpp run's prefill/decode attribution). */
+  phaseEnergy?: RunResult['phaseEnergy'];
   slo?: {
     slo: Record<string, number>;
     ttftMs?: { p50: number; p95: number; p99: number };
@@ -170,6 +172,7 @@ export function makeResult(
     flops: { estimate: 1e12, method: '2-params-tokens', parameterCount: 100_000_000 },
     residualCheck: null,
     ...(run.inputs ? { inputs: run.inputs } : {}),
+    ...(run.phaseEnergy ? { phaseEnergy: run.phaseEnergy } : {}),
     warnings: run.warnings ?? [],
     environment: {
       gpus: gpu

@@ -21,6 +21,7 @@ import {
   energyPerOutputToken,
   estimateFlops,
 } from '../metrics';
+import { phaseEnergy } from '../phases';
 import { measuredRequests } from '../requests';
 import { steadyStateEnergy, steadyStateSpan } from '../steady-state';
 import type { WarmupOutcome } from '../warmup';
@@ -88,6 +89,21 @@ export function buildResult(input: ResultInput): {
       code: 'energy-unavailable',
       message: `energy was not measured: ${energy.reason ?? 'no source'}`,
     });
+
+  // --- prefill vs decode (in-process llama.cpp: the engine's phase timestamps are the model's) --
+  const phases =
+    config.engine === 'llamacpp'
+      ? phaseEnergy({
+          requests: outcome.requests,
+          startMs: w0.t,
+          endMs: w1.t,
+          totalJ: energy.totalJ,
+          totalReason: energy.reason,
+          channels,
+          counted: perDevice.map((d) => !(sharedHost && d.kind === 'cpu-package')),
+          readings: windowReadings,
+        })
+      : null;
 
   // --- requests and quality warnings --------------------------------------------------------
   // Open loop: the client could not keep its arrival schedule (its own lateness, not the server's).
@@ -187,6 +203,7 @@ export function buildResult(input: ResultInput): {
     ...(input.devices ? { devices: input.devices } : {}),
     ...(input.slurm ? { slurm: input.slurm } : {}),
     inputs: input.inputs,
+    ...(phases ? { phaseEnergy: phases } : {}),
     warnings,
     environment: input.environment,
     extra: {
