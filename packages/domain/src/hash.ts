@@ -14,6 +14,10 @@ import { parseExperimentConfig } from './validate';
  *   server's behaviour (and the key itself never appears in a config).
  * - `openai.ready_timeout_s`: how long the client waits for a server to come up; the
  *   measurement starts only once it answers.
+ * - `server.cwd`, `server.stop_grace_s`, `server.ready`, `server.metrics`: where a managed
+ *   server starts, how it is stopped, how llem sees that it is ready and how often its
+ *   `/metrics` are scraped change nothing the server does while it is measured. Its `argv`,
+ *   `args` and `env` are hashed (templates such as `{port}` as written).
  *
  * Paths are dotted; every other field, including ones whose default was applied, is hashed.
  * Study-level settings (`name`, `sweep`, `experiments`, `execution`, output directory, log
@@ -24,6 +28,10 @@ export const HASH_EXCLUDED_FIELDS: readonly string[] = [
   'decoder.preset',
   'openai.api_key_env',
   'openai.ready_timeout_s',
+  'server.cwd',
+  'server.stop_grace_s',
+  'server.ready',
+  'server.metrics',
 ];
 
 /**

@@ -16,6 +16,7 @@ export type {
   OpenaiConfig,
   OpenaiExperimentConfig,
   PartialExperimentInput,
+  ServerConfig,
   SyntheticDataset,
   WarmupConfig,
 } from './config';
@@ -31,13 +32,20 @@ export {
   ENGINE_NAMES,
   EnergySchema,
   ExperimentConfigSchema,
+  fillPort,
   isBuiltinModel,
   KV_CACHE_TYPES,
   LlamaCppSchema,
   OpenaiSchema,
   PartialExperimentSchema,
+  PORT_TEMPLATE,
+  ServerMetricsSchema,
+  ServerReadySchema,
+  ServerSchema,
   SloSchema,
   SyntheticDatasetSchema,
+  serverCommandLine,
+  usesPortTemplate,
   WarmupSchema,
 } from './config';
 export type { ConfigErrorCode, ConfigErrorOptions, ConfigIssue } from './errors';
@@ -96,6 +104,7 @@ export type {
   FileIdentity,
   KnownWarningCode,
   LatencyStats,
+  PrometheusType,
   ResidualCheck,
   RunDevice,
   RunEnergy,
@@ -104,7 +113,10 @@ export type {
   RunLatency,
   RunResult,
   RunResultCheck,
+  RunServer,
   RunWarning,
+  ServerExit,
+  ServerMetricSummary,
 } from './result';
 export {
   checkRunResult,
@@ -116,6 +128,8 @@ export {
   FlopsMethodSchema,
   GpuInfoSchema,
   LatencyStatsSchema,
+  PROMETHEUS_TYPES,
+  PrometheusTypeSchema,
   RESULT_WARNING_CODES,
   ResidualCheckSchema,
   RUN_RESULT_SCHEMA_VERSION,
@@ -126,12 +140,17 @@ export {
   RunLatencySchema,
   RunMemorySchema,
   RunResultSchema,
+  RunServerSchema,
   RunThroughputSchema,
   RunTokensSchema,
   RunWarningSchema,
   RunWindowSchema,
+  ServerExitSchema,
+  ServerMetricSummarySchema,
   TokenCountSourceSchema,
 } from './result';
+export type { InvalidMetricsLine, ServerMetricsScrape } from './server-metrics';
+export { parseServerMetrics, ServerMetricsScrapeSchema, seriesKey } from './server-metrics';
 export { coefficientOfVariation, mean, sampleStd } from './stats';
 export type { ExecutionConfig, RunOrder, StudyFileInput } from './study';
 export { ExecutionSchema, RUN_ORDERS, StudyFileSchema, SweepSchema } from './study';

@@ -71,6 +71,10 @@ describe('measurementConfigHash', () => {
       'decoder.preset',
       'openai.api_key_env',
       'openai.ready_timeout_s',
+      'server.cwd',
+      'server.stop_grace_s',
+      'server.ready',
+      'server.metrics',
     ]);
     expect(measurementConfigHash({ ...base, name: 'fast one' })).toBe(hash);
     // `standard` overridden back to the deterministic values is the same sampling.
