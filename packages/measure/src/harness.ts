@@ -1,13 +1,18 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type {
   EngineName,
   MeasuredRequest,
   ResidualCheck,
   RunDevice,
   RunResult,
+  RunServer,
   RunWarning,
+  ServerConfig,
+  ServerMetricsScrape,
 } from '@llem/domain';
 import { parseExperimentConfig } from '@llem/domain';
-import type { Engine, EngineContext, EngineInfo } from '@llem/engines';
+import type { Engine, EngineContext, EngineInfo, SpawnInGroup } from '@llem/engines';
 import { CleanupRegistry, sleep as defaultSleep, type Logger, noopLogger } from '@llem/resilience';
 import { buildRequests, buildWarmupRequests, type DatasetConfig } from './dataset';
 import { snapshotEnvironment } from './environment';
@@ -20,8 +25,16 @@ import {
 } from './internal/energy-sources';
 import { Recorder } from './internal/recorder';
 import { buildResult, type ResultInput } from './internal/result';
-import { recordWindow } from './internal/window';
+import {
+  MetricsScraper,
+  type ServedConfig,
+  type StartedServer,
+  startServerStep,
+  stopServerStep,
+} from './internal/server';
+import { recordWindow, type WindowRecording } from './internal/window';
 import { timeseriesCsv } from './sampler';
+import { metricsFileLines } from './server-metrics';
 import { runWarmup, type WarmupConfig, warmupRequestCount } from './warmup';
 import { DEFAULT_WARNING_THRESHOLDS, type WarningThresholds } from './warnings';
 
@@ -42,6 +55,9 @@ export interface HarnessConfig {
         devices: number[];
       }
     | undefined;
+  /** A managed server (`engine: openai` only): started after the baseline, stopped after the window. */
+  server?: ServerConfig | undefined;
+  openai?: { base_url: string } | undefined;
 }
 
 /** One run to measure: identity fields for the result plus the effective config. */
@@ -64,6 +80,11 @@ export interface MeasureInput<C extends HarnessConfig = HarnessConfig> {
    * marked `shared`, left out of `totalJ`, and a `shared-host-energy` warning says so.
    */
   sharedHost?: boolean | undefined;
+  /**
+   * Where a managed server's stdout and stderr go (`runs/<key>.server.log` in a study). Default:
+   * a file in the OS temp directory.
+   */
+  serverLogFile?: string | undefined;
 }
 
 /** Everything the harness touches outside itself; every field has a production default. */
@@ -99,6 +120,12 @@ export interface MeasureDeps<C extends HarnessConfig = HarnessConfig> {
    * at least `energy.sample_interval_ms`. Default {@link DEFAULT_COUNTER_INTERVAL_MS}.
    */
   counterIntervalMs?: number;
+  /**
+   * Starts a managed server in its own process group. Default: `spawn` detached, the group
+   * killed when this process exits. The llem worker passes `WorkerContext.spawnGroup`, so the
+   * runner kills the server's group even when the worker is SIGKILLed.
+   */
+  spawnServer?: SpawnInGroup;
 }
 
 /** Default `counterIntervalMs`: one NVML energy-counter read per second between the edges. */
@@ -113,6 +140,12 @@ export interface MeasureOutput {
    * the worker writes them to `runs/<key>.requests.jsonl`. Warmup requests are not among them.
    */
   requests: MeasuredRequest[];
+  /**
+   * A managed server's scrapes of its metrics path, times in ms from the window's start (the
+   * timeseries' clock); `null` without a managed server or with `server.metrics: false`. The
+   * worker writes them to `runs/<key>.metrics.jsonl`.
+   */
+  serverMetrics: ServerMetricsScrape[] | null;
 }
 
 /**
@@ -189,12 +222,42 @@ export async function measureRun<C extends HarnessConfig>(
       : { baselineW: null, note: null };
     if (baseline.note) notes.push(baseline.note);
 
-    const { engine, info } = await loadEngine(config, deps, { logger, signal }, cleanups);
+    // A managed server starts after the idle baseline, outside the window; from here on a
+    // server that dies fails the run at once (`died`), whatever step is waiting.
+    const served = servedConfig(config);
+    const started = served
+      ? await startServerStep({
+          config: served,
+          recorder,
+          channels: sources.channels,
+          probe: sources.probe,
+          sharedHost,
+          logFile:
+            input.serverLogFile ?? join(tmpdir(), `llem-server-${process.pid}-${Date.now()}.log`),
+          cwd: deps.cwd,
+          forcedEnv: runGpuEnv(served, input.devices, logger),
+          spawn: deps.spawnServer,
+          logger,
+          signal,
+          progress: deps.progress,
+        })
+      : null;
+    if (started) cleanups.register('server', () => started.server.stop());
+    const guard = serverGuard(started, signal);
+
+    const { engine, info } = await guard.race(
+      loadEngine(
+        started ? withBaseUrl(config, started.server.baseUrl) : config,
+        deps,
+        { logger, signal: guard.signal },
+        cleanups,
+      ),
+    );
     environment.engineVersion = info.engineVersion;
     // After the load (the model is in the page cache), before the window: what bytes were measured.
     const inputs = await identifyInputs(config, info, { cwd: deps.cwd, logger });
 
-    const warm = await runWarmup(engine, warmupRequests, config.warmup, signal);
+    const warm = await guard.race(runWarmup(engine, warmupRequests, config.warmup, guard.signal));
     const warnings: RunWarning[] = [];
     if (config.warmup?.cv_threshold !== undefined && !warm.converged)
       warnings.push({
@@ -202,7 +265,37 @@ export async function measureRun<C extends HarnessConfig>(
         message: `warmup stopped after ${warm.requests} requests without the latency CV falling under ${config.warmup.cv_threshold} (last CV ${warm.finalCv === null ? 'unknown' : warm.finalCv.toFixed(3)})`,
       });
 
-    const window = await recordWindow(engine, requests, recorder, sources.probe);
+    const scraper =
+      started && served && served.server.metrics !== false
+        ? new MetricsScraper(started.server, {
+            path: served.server.metrics.path,
+            intervalMs: served.server.metrics.interval_ms,
+            logger,
+          })
+        : null;
+    await scraper?.start();
+    let window: WindowRecording;
+    try {
+      window = await guard.race(recordWindow(engine, requests, recorder, sources.probe));
+    } finally {
+      await scraper?.stop();
+    }
+    let server: RunServer | undefined;
+    if (started && served) {
+      const stopped = await stopServerStep({
+        started,
+        scraper,
+        window: { startT: window.w0.t, endT: window.w1.t },
+        metricsConfig: served.server.metrics,
+        probe: sources.probe,
+        thresholdMiB: input.residualCheck?.thresholdMb ?? 100,
+        logger,
+        sleep: (ms) => (deps.sleep ?? defaultSleep)(ms, signal),
+        now,
+      });
+      server = stopped.block;
+      warnings.push(...stopped.warnings);
+    }
 
     const { result, requests: measured } = buildResult({
       identity: { runId: input.runId, configHash: input.configHash, cycle: input.cycle },
@@ -219,14 +312,102 @@ export async function measureRun<C extends HarnessConfig>(
       warnings,
       residualCheck: input.residualCheck ?? null,
       devices: input.devices,
+      server,
       maxRss: recorder.maxRss,
       intervalMs: energy.sample_interval_ms,
       thresholds: { ...DEFAULT_WARNING_THRESHOLDS, ...deps.warningThresholds },
       wallAt: (t) => new Date(wallNow() - (now() - t)).toISOString(),
     });
-    return { result, timeseriesCsv: timeseriesCsv(recorder.timeseries), requests: measured };
+    return {
+      result,
+      timeseriesCsv: timeseriesCsv(recorder.timeseries),
+      requests: measured,
+      serverMetrics: scraper ? metricsFileLines(scraper.scrapes, window.w0.t) : null,
+    };
   } finally {
     await cleanups.runAll();
+  }
+}
+
+/** The config's managed server, when it has one (`engine: openai` with a `server` section). */
+function servedConfig(config: HarnessConfig): ServedConfig | null {
+  if (config.engine !== 'openai' || !config.server || !config.openai) return null;
+  return { server: config.server, openai: config.openai };
+}
+
+/** The config the engine gets: `openai.base_url` with the port filled in. */
+function withBaseUrl<C extends HarnessConfig>(config: C, baseUrl: string): C {
+  return { ...config, openai: { ...config.openai, base_url: baseUrl } };
+}
+
+/**
+ * A run given GPUs (`execution.devices`) keeps them for its server: `CUDA_VISIBLE_DEVICES`
+ * from the runner wins over one in `server.env`, which would measure GPUs other than the run's.
+ */
+function runGpuEnv(
+  served: ServedConfig,
+  devices: RunDevice[] | undefined,
+  logger: Logger,
+): Record<string, string> {
+  const given = process.env.CUDA_VISIBLE_DEVICES;
+  if (!devices || given === undefined) return {};
+  const own = served.server.env.CUDA_VISIBLE_DEVICES;
+  if (own !== undefined && own !== given)
+    logger.warn(
+      `server.env.CUDA_VISIBLE_DEVICES (${own}) is ignored: this run was given GPUs ${given} and is measured on them`,
+    );
+  return { CUDA_VISIBLE_DEVICES: given };
+}
+
+/**
+ * While a managed server runs, each step races its death: a server that exits fails the run at
+ * once with `SERVER_EXITED` (type `server`), and the engine's signal is aborted so its requests
+ * stop too. Without a server, steps run as they are.
+ */
+function serverGuard(
+  started: StartedServer | null,
+  signal: AbortSignal,
+): { signal: AbortSignal; race: <T>(step: Promise<T>) => Promise<T> } {
+  if (!started) return { signal, race: (step) => step };
+  const controller = new AbortController();
+  const forward = (): void => controller.abort(signal.reason);
+  if (signal.aborted) forward();
+  else signal.addEventListener('abort', forward, { once: true });
+  const { died } = started.server;
+  died.catch((error: unknown) => controller.abort(error));
+  return {
+    signal: controller.signal,
+    race: async (step) => {
+      try {
+        return await Promise.race([step, died]);
+      } catch (error) {
+        // Requests to a server that crashed fail (connection reset) a moment before its exit is
+        // seen: a step that fails is the server's failure when the server is gone soon after.
+        const death = await settledWithin(died, SERVER_DEATH_GRACE_MS);
+        throw death ?? error;
+      }
+    },
+  };
+}
+
+/** How long a failed step waits to see whether the server's exit explains it. */
+const SERVER_DEATH_GRACE_MS = 1500;
+
+/** The rejection of `promise` if it rejects within `ms`, else `null`. */
+async function settledWithin(promise: Promise<never>, ms: number): Promise<unknown> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise.then(
+        () => null,
+        (error: unknown) => error,
+      ),
+      new Promise<null>((r) => {
+        timer = setTimeout(() => r(null), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

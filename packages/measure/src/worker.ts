@@ -40,14 +40,14 @@ export function stderrLogger(level: string = process.env.LLEM_LOG_LEVEL ?? 'info
 export async function measureTask(
   task: WorkerTask<ExperimentConfig>,
   context: Pick<WorkerContext, 'signal' | 'registerChild'> &
-    Partial<Pick<WorkerContext, 'progress'>>,
+    Partial<Pick<WorkerContext, 'progress' | 'spawnGroup'>>,
   deps: MeasureDeps<ExperimentConfig> = {},
 ): Promise<RunResult> {
   const logger = deps.logger ?? stderrLogger();
   logger.info(
     `run ${task.key} (cycle ${task.cycle}, attempt ${task.attempt}): ${task.config.engine} ${task.config.model}`,
   );
-  const { result, timeseriesCsv, requests } = await measureRun(
+  const { result, timeseriesCsv, requests, serverMetrics } = await measureRun(
     {
       runId: task.key,
       configHash: task.configHash,
@@ -57,11 +57,16 @@ export async function measureTask(
       llemVersion: task.toolVersion,
       devices: task.devices,
       sharedHost: task.parallel,
+      // The study layout names it (`runs/<key>.server.log`); the runner hands the path over.
+      serverLogFile: task.files.serverLog,
     },
     {
       logger,
       signal: context.signal,
       ...(context.progress ? { progress: context.progress } : {}),
+      // A managed server runs in a process group registered with the worker: the runner kills
+      // it even if this process is SIGKILLed.
+      ...(context.spawnGroup ? { spawnServer: context.spawnGroup } : {}),
       // A `command` program is registered with the worker too, so the runner can kill its
       // group even if this process is SIGKILLed.
       createEngine: (config, ctx) =>
@@ -81,6 +86,14 @@ export async function measureTask(
   const requestsFile = task.files.requests;
   writeRequestRecords(requestsFile, requests);
   result.extra.requestsFile = basename(requestsFile);
+  // The study layout names it (`runs/<key>.metrics.jsonl`): a managed server's scrapes.
+  if (serverMetrics !== null && result.server?.metrics) {
+    const metricsFile = task.files.metrics;
+    const tmpMetrics = `${metricsFile}.tmp-${process.pid}`;
+    writeFileSync(tmpMetrics, serverMetrics.map((line) => `${JSON.stringify(line)}\n`).join(''));
+    renameSync(tmpMetrics, metricsFile);
+    result.server.metrics.file = basename(metricsFile);
+  }
   logger.info(
     `run ${task.key}: ${result.tokens.output ?? '?'} output tokens in ${result.window.durationS.toFixed(2)} s, energy ${result.energy.totalJ === null ? 'not measured' : `${result.energy.totalJ.toFixed(2)} J (${result.energy.method})`}`,
   );

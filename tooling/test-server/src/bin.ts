@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `node tooling/test-server/dist/bin.js --help`: the OpenAI-compatible test server as a program
 // (a managed server's argv, a benchmark's server in its own process).
-import { runProgram } from './program';
+import { ignoresSigterm, runProgram } from './program';
 
 const server = await runProgram(process.argv.slice(2), {
   stdout: process.stdout,
@@ -12,6 +12,8 @@ if (server !== null) {
   const stop = (): void => {
     void server.close().then(() => process.exit(0));
   };
-  process.once('SIGTERM', stop);
+  // --ignore-sigterm: a server that does not stop when asked (only SIGKILL ends it).
+  if (ignoresSigterm(process.argv.slice(2))) process.on('SIGTERM', () => undefined);
+  else process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
 }

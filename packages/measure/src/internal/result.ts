@@ -7,6 +7,7 @@ import {
   type RunInputs,
   type RunResult,
   RunResultSchema,
+  type RunServer,
   type RunWarning,
 } from '@llem/domain';
 import type { EngineInfo } from '@llem/engines';
@@ -43,6 +44,8 @@ export interface ResultInput {
   warnings: readonly RunWarning[];
   residualCheck: ResidualCheck | null;
   devices: RunDevice[] | undefined;
+  /** The managed server's block, when the run had one. */
+  server?: RunServer | undefined;
   maxRss: number;
   intervalMs: number;
   thresholds: WarningThresholds;
@@ -179,6 +182,7 @@ export function buildResult(input: ResultInput): {
     residualCheck: input.residualCheck,
     ...(input.devices ? { devices: input.devices } : {}),
     inputs: input.inputs,
+    ...(input.server ? { server: input.server } : {}),
     warnings,
     environment: input.environment,
     extra: {
