@@ -495,6 +495,20 @@ export function serverCommandLine(
   return out;
 }
 
+/**
+ * A command line as one shell-like string for people to read (logs, `llem run --dry-run`): an
+ * argument with spaces or shell characters is single-quoted. Never executed: llem runs servers
+ * without a shell.
+ *
+ * @example
+ * formatCommandLine(['vllm', 'serve', 'm', '--chat-template', 'a b']); // "vllm serve m --chat-template 'a b'"
+ */
+export function formatCommandLine(argv: readonly string[]): string {
+  return argv
+    .map((a) => (/^[\w@%+=:,./{}-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`))
+    .join(' ');
+}
+
 /** True when `{port}` appears where llem fills it in: `server.argv`/`args`/`env`, `openai.base_url`. */
 export function usesPortTemplate(config: {
   server?: Pick<ServerConfig, 'argv' | 'args' | 'env'> | undefined;

@@ -33,6 +33,7 @@ export {
   EnergySchema,
   ExperimentConfigSchema,
   fillPort,
+  formatCommandLine,
   isBuiltinModel,
   KV_CACHE_TYPES,
   LlamaCppSchema,

@@ -2,7 +2,13 @@ import { type ChildProcess, spawn as nodeSpawn, type SpawnOptions } from 'node:c
 import { closeSync, openSync, readSync, statSync, writeSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fillPort, type ServerConfig, serverCommandLine, usesPortTemplate } from '@llem/domain';
+import {
+  fillPort,
+  formatCommandLine,
+  type ServerConfig,
+  serverCommandLine,
+  usesPortTemplate,
+} from '@llem/domain';
 import { type Logger, noopLogger, retry } from '@llem/resilience';
 import {
   signalProcessGroup,
@@ -220,13 +226,6 @@ function describeExit(exit: ServerProcessExit): string {
   return exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
 }
 
-/** Shell-like display of a command line (for logs and messages, never executed). */
-function shown(argv: readonly string[]): string {
-  return argv
-    .map((a) => (/^[\w@%+=:,./{}-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`))
-    .join(' ');
-}
-
 async function startOnce(
   options: ManagedServerOptions,
   run: { port: number | null; attempt: number; logger: Logger },
@@ -250,7 +249,7 @@ async function startOnce(
 
   const logFrom = appendLogLine(
     logFile,
-    `--- llem: start attempt ${run.attempt} at ${new Date().toISOString()} in ${cwd}: ${shown(argv)}`,
+    `--- llem: start attempt ${run.attempt} at ${new Date().toISOString()} in ${cwd}: ${formatCommandLine(argv)}`,
   );
   const fd = openSync(logFile, 'a');
   let child: ChildProcess;
@@ -275,7 +274,7 @@ async function startOnce(
   });
   const pid = child.pid ?? null;
   say(
-    `server: started ${shown(argv)}${pid === null ? '' : ` (pid ${pid})`}; waiting for ${origin}${server.ready.path}`,
+    `server: started ${formatCommandLine(argv)}${pid === null ? '' : ` (pid ${pid})`}; waiting for ${origin}${server.ready.path}`,
   );
 
   const stopGroup = async (graceMs: number): Promise<ServerStop> => {
@@ -376,13 +375,13 @@ async function startOnce(
       }
       throw new ManagedServerError(
         'SERVER_EXITED',
-        `the server exited (${describeExit(early)}) before it was ready, after ${waitedS} s: ${shown(argv)}\nlast lines of ${logFile}:\n${tail}`,
+        `the server exited (${describeExit(early)}) before it was ready, after ${waitedS} s: ${formatCommandLine(argv)}\nlast lines of ${logFile}:\n${tail}`,
       );
     }
     await stopGroup(Math.min(server.stop_grace_s, 5) * 1000);
     throw new ManagedServerError(
       'SERVER_NOT_READY',
-      `the server did not answer ${readyUrl} with 2xx within server.ready.timeout_s ${server.ready.timeout_s} (last: ${last}); it was stopped: ${shown(argv)}\nlast lines of ${logFile}:\n${logTail(logFile, logFrom)}`,
+      `the server did not answer ${readyUrl} with 2xx within server.ready.timeout_s ${server.ready.timeout_s} (last: ${last}); it was stopped: ${formatCommandLine(argv)}\nlast lines of ${logFile}:\n${logTail(logFile, logFrom)}`,
     );
   } finally {
     outer?.removeEventListener('abort', onAbort);
