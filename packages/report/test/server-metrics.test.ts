@@ -14,7 +14,7 @@ import { buildStudyDir } from './fixture-study';
 
 /** vLLM-like scrapes: two models' running gauges, a KV fraction, a token counter. */
 function scrapes(): ServerMetricsScrape[] {
-  return [0, 1000, 2000, 3000].map((tMs, i) => ({
+  return [0, 1000, 2000, 3000].map((tMs, i): ServerMetricsScrape => ({
     tMs: tMs - 2,
     types: {
       'vllm:num_requests_running': 'gauge',
@@ -26,7 +26,7 @@ function scrapes(): ServerMetricsScrape[] {
       { name: 'vllm:num_requests_running', labels: { model_name: 'b' }, value: 1 },
       { name: 'vllm:gpu_cache_usage_perc', labels: { model_name: 'a' }, value: 0.25 * i },
       { name: 'vllm:generation_tokens_total', labels: { model_name: 'a' }, value: 100 * i * i },
-      { name: 'some:unknown_metric', labels: {}, value: 7 },
+      { name: 'some:unknown_metric', labels: {} as Record<string, string>, value: 7 },
     ],
   }));
 }
