@@ -168,10 +168,14 @@ export function estimatePlanDuration(
  */
 export function planServerCommands(
   plan: Pick<PlanView, 'configs'>,
-): { index: number; label: string; argv: string[] }[] {
+): { index: number; label: string; argv: string[]; env: Record<string, string> }[] {
   return plan.configs.flatMap((c) => {
     const server = rec(c.config).server as
-      | { argv?: unknown; args?: Record<string, string | number | boolean | null> }
+      | {
+          argv?: unknown;
+          args?: Record<string, string | number | boolean | null>;
+          env?: Record<string, unknown>;
+        }
       | undefined;
     if (!server || !Array.isArray(server.argv)) return [];
     return [
@@ -179,6 +183,7 @@ export function planServerCommands(
         index: c.index,
         label: c.label,
         argv: serverCommandLine({ argv: server.argv.map(String), args: server.args }, null),
+        env: Object.fromEntries(Object.entries(server.env ?? {}).map(([k, v]) => [k, String(v)])),
       },
     ];
   });
@@ -305,7 +310,11 @@ export function renderPlan(plan: PlanView, options: RenderPlanOptions = {}): str
     out.push(
       'Servers (llem starts one per run, in its own process group; {port}: a free port picked then)',
     );
-    for (const s of servers) out.push(`  ${s.index + 1}  ${formatCommandLine(s.argv)}`);
+    // As a shell would take it: the server's own variables first (Ollama is set up by them).
+    for (const s of servers)
+      out.push(
+        `  ${s.index + 1}  ${formatCommandLine([...Object.entries(s.env).map(([k, v]) => `${k}=${v}`), ...s.argv])}`,
+      );
   }
   out.push('');
   out.push('Runs (in execution order)');
@@ -386,7 +395,7 @@ export function planToJson(
         index: c.index,
         label: c.label,
         configHash: c.configHash,
-        ...(server ? { serverArgv: server.argv } : {}),
+        ...(server ? { serverArgv: server.argv, serverEnv: server.env } : {}),
       };
     }),
     runs: plan.runs.map((r) => ({

@@ -14,21 +14,23 @@ import { buildStudyDir } from './fixture-study';
 
 /** vLLM-like scrapes: two models' running gauges, a KV fraction, a token counter. */
 function scrapes(): ServerMetricsScrape[] {
-  return [0, 1000, 2000, 3000].map((tMs, i): ServerMetricsScrape => ({
-    tMs: tMs - 2,
-    types: {
-      'vllm:num_requests_running': 'gauge',
-      'vllm:gpu_cache_usage_perc': 'gauge',
-      'vllm:generation_tokens_total': 'counter',
-    },
-    samples: [
-      { name: 'vllm:num_requests_running', labels: { model_name: 'a' }, value: i },
-      { name: 'vllm:num_requests_running', labels: { model_name: 'b' }, value: 1 },
-      { name: 'vllm:gpu_cache_usage_perc', labels: { model_name: 'a' }, value: 0.25 * i },
-      { name: 'vllm:generation_tokens_total', labels: { model_name: 'a' }, value: 100 * i * i },
-      { name: 'some:unknown_metric', labels: {} as Record<string, string>, value: 7 },
-    ],
-  }));
+  return [0, 1000, 2000, 3000].map(
+    (tMs, i): ServerMetricsScrape => ({
+      tMs: tMs - 2,
+      types: {
+        'vllm:num_requests_running': 'gauge',
+        'vllm:gpu_cache_usage_perc': 'gauge',
+        'vllm:generation_tokens_total': 'counter',
+      },
+      samples: [
+        { name: 'vllm:num_requests_running', labels: { model_name: 'a' }, value: i },
+        { name: 'vllm:num_requests_running', labels: { model_name: 'b' }, value: 1 },
+        { name: 'vllm:gpu_cache_usage_perc', labels: { model_name: 'a' }, value: 0.25 * i },
+        { name: 'vllm:generation_tokens_total', labels: { model_name: 'a' }, value: 100 * i * i },
+        { name: 'some:unknown_metric', labels: {} as Record<string, string>, value: 7 },
+      ],
+    }),
+  );
 }
 
 describe('a managed server in the report', () => {
@@ -94,6 +96,7 @@ describe('a managed server in the report', () => {
           server: {
             argv: ['vllm', 'serve', 'Qwen/Qwen3-8B', '--port', '{port}'],
             args: { 'max-num-seqs': seqs, 'enable-prefix-caching': true, quantization: null },
+            env: { VLLM_LOGGING_LEVEL: 'WARNING' },
           },
         },
       })),
@@ -103,10 +106,10 @@ describe('a managed server in the report', () => {
     const text = renderPlan(plan);
     expect(text).toContain('Servers (llem starts one per run');
     expect(text).toContain(
-      '  1  vllm serve Qwen/Qwen3-8B --port {port} --max-num-seqs 64 --enable-prefix-caching',
+      '  1  VLLM_LOGGING_LEVEL=WARNING vllm serve Qwen/Qwen3-8B --port {port} --max-num-seqs 64 --enable-prefix-caching',
     );
     expect(text).toContain(
-      '  2  vllm serve Qwen/Qwen3-8B --port {port} --max-num-seqs 256 --enable-prefix-caching',
+      '  2  VLLM_LOGGING_LEVEL=WARNING vllm serve Qwen/Qwen3-8B --port {port} --max-num-seqs 256 --enable-prefix-caching',
     );
     const json = planToJson(plan) as { configs: { serverArgv?: string[] }[] };
     expect(json.configs[1]?.serverArgv?.slice(-3)).toEqual([
