@@ -161,7 +161,7 @@ execution: { order: sequential }
     );
     // The tail of the server's log is on the console too.
     expect(stderr).toMatch(
-      /failed: server: the server exited \(exit code 9\)[^]*\nllem-test-server: crashing as asked \(--crash-after 2\)\n/,
+      /failed: server: the server exited \(exit code 9\)[\s\S]*\nllem-test-server: crashing as asked \(--crash-after 2\)\n/,
     );
     const { runs } = results(cwd);
     const errors = readdirSync(runs).filter((f) => f.endsWith('.error.json'));
