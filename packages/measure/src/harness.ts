@@ -15,7 +15,9 @@ import { parseExperimentConfig } from '@llem/domain';
 import type { Engine, EngineContext, EngineInfo, SpawnInGroup } from '@llem/engines';
 import { CleanupRegistry, sleep as defaultSleep, type Logger, noopLogger } from '@llem/resilience';
 import { buildRequests, buildWarmupRequests, type DatasetConfig } from './dataset';
+import type { EnergyChannel } from './energy/channel';
 import { snapshotEnvironment } from './environment';
+import type { GpuProbe } from './gpu';
 import { identifyInputs } from './inputs';
 import { measureBaseline } from './internal/baseline';
 import {
@@ -224,30 +226,19 @@ export async function measureRun<C extends HarnessConfig>(
 
     // A managed server starts after the idle baseline, outside the window; from here on a
     // server that dies fails the run at once (`died`), whatever step is waiting.
-    const served = servedConfig(config);
-    const started = served
-      ? await startServerStep({
-          config: served,
-          recorder,
-          channels: sources.channels,
-          probe: sources.probe,
-          sharedHost,
-          logFile:
-            input.serverLogFile ?? join(tmpdir(), `llem-server-${process.pid}-${Date.now()}.log`),
-          cwd: deps.cwd,
-          forcedEnv: runGpuEnv(served, input.devices, logger),
-          spawn: deps.spawnServer,
-          logger,
-          signal,
-          progress: deps.progress,
-        })
-      : null;
-    if (started) cleanups.register('server', () => started.server.stop());
-    const guard = serverGuard(started, signal);
+    const server = await startServer(input, deps, {
+      recorder,
+      sources,
+      sharedHost,
+      logger,
+      signal,
+    });
+    if (server) cleanups.register('server', () => server.started.server.stop());
+    const guard = serverGuard(server?.started ?? null, signal);
 
     const { engine, info } = await guard.race(
       loadEngine(
-        started ? withBaseUrl(config, started.server.baseUrl) : config,
+        server ? withBaseUrl(config, server.started.server.baseUrl) : config,
         deps,
         { logger, signal: guard.signal },
         cleanups,
@@ -265,39 +256,19 @@ export async function measureRun<C extends HarnessConfig>(
         message: `warmup stopped after ${warm.requests} requests without the latency CV falling under ${config.warmup.cv_threshold} (last CV ${warm.finalCv === null ? 'unknown' : warm.finalCv.toFixed(3)})`,
       });
 
-    const scraper =
-      started && served && served.server.metrics !== false
-        ? new MetricsScraper(started.server, {
-            path: served.server.metrics.path,
-            intervalMs: served.server.metrics.interval_ms,
-            logger,
-          })
-        : null;
-    await scraper?.start();
-    let window: WindowRecording;
-    try {
-      window = await guard.race(recordWindow(engine, requests, recorder, sources.probe));
-    } finally {
-      await scraper?.stop();
-    }
-    let server: RunServer | undefined;
-    if (started && served) {
-      const stopped = await stopServerStep({
-        started,
-        scraper,
-        window: { startT: window.w0.t, endT: window.w1.t },
-        metricsConfig: served.server.metrics,
-        probe: sources.probe,
-        thresholdMiB: input.residualCheck?.thresholdMb ?? 100,
-        logger,
-        sleep: (ms) => (deps.sleep ?? defaultSleep)(ms, signal),
-        now,
-      });
-      server = stopped.block;
-      warnings.push(...stopped.warnings);
-    }
+    const measured = await measureWindow({
+      record: () => guard.race(recordWindow(engine, requests, recorder, sources.probe)),
+      server,
+      probe: sources.probe,
+      thresholdMiB: input.residualCheck?.thresholdMb ?? 100,
+      logger,
+      sleep: (ms) => (deps.sleep ?? defaultSleep)(ms, signal),
+      now,
+    });
+    const { window } = measured;
+    warnings.push(...measured.warnings);
 
-    const { result, requests: measured } = buildResult({
+    const { result, requests: records } = buildResult({
       identity: { runId: input.runId, configHash: input.configHash, cycle: input.cycle },
       config: config as unknown as ResultInput['config'],
       window,
@@ -312,7 +283,7 @@ export async function measureRun<C extends HarnessConfig>(
       warnings,
       residualCheck: input.residualCheck ?? null,
       devices: input.devices,
-      server,
+      server: measured.server,
       maxRss: recorder.maxRss,
       intervalMs: energy.sample_interval_ms,
       thresholds: { ...DEFAULT_WARNING_THRESHOLDS, ...deps.warningThresholds },
@@ -321,12 +292,98 @@ export async function measureRun<C extends HarnessConfig>(
     return {
       result,
       timeseriesCsv: timeseriesCsv(recorder.timeseries),
-      requests: measured,
-      serverMetrics: scraper ? metricsFileLines(scraper.scrapes, window.w0.t) : null,
+      requests: records,
+      serverMetrics: measured.serverMetrics,
     };
   } finally {
     await cleanups.runAll();
   }
+}
+
+/**
+ * The measured window, and with a managed server what goes around it: its metrics scraped before,
+ * during and after the window, then its stop and the GPU memory it left (`stopServerStep`).
+ */
+async function measureWindow(step: {
+  record: () => Promise<WindowRecording>;
+  server: { started: StartedServer; served: ServedConfig } | null;
+  probe: GpuProbe | null;
+  thresholdMiB: number;
+  logger: Logger;
+  sleep: (ms: number) => Promise<void>;
+  now: () => number;
+}): Promise<{
+  window: WindowRecording;
+  server: RunServer | undefined;
+  warnings: RunWarning[];
+  serverMetrics: ServerMetricsScrape[] | null;
+}> {
+  const { server } = step;
+  const metrics = server?.served.server.metrics;
+  const scraper =
+    server && metrics
+      ? new MetricsScraper(server.started.server, {
+          path: metrics.path,
+          intervalMs: metrics.interval_ms,
+          logger: step.logger,
+        })
+      : null;
+  await scraper?.start();
+  let window: WindowRecording;
+  try {
+    window = await step.record();
+  } finally {
+    await scraper?.stop();
+  }
+  if (!server) return { window, server: undefined, warnings: [], serverMetrics: null };
+  const stopped = await stopServerStep({
+    started: server.started,
+    scraper,
+    window: { startT: window.w0.t, endT: window.w1.t },
+    metricsConfig: server.served.server.metrics,
+    probe: step.probe,
+    thresholdMiB: step.thresholdMiB,
+    logger: step.logger,
+    sleep: step.sleep,
+    now: step.now,
+  });
+  return {
+    window,
+    server: stopped.block,
+    warnings: stopped.warnings,
+    serverMetrics: scraper ? metricsFileLines(scraper.scrapes, window.w0.t) : null,
+  };
+}
+
+/** Start the config's managed server, if it has one (`startServerStep`); `null` otherwise. */
+async function startServer<C extends HarnessConfig>(
+  input: MeasureInput<C>,
+  deps: MeasureDeps<C>,
+  run: {
+    recorder: Recorder;
+    sources: { channels: EnergyChannel[]; probe: GpuProbe | null };
+    sharedHost: boolean;
+    logger: Logger;
+    signal: AbortSignal;
+  },
+): Promise<{ started: StartedServer; served: ServedConfig } | null> {
+  const served = servedConfig(input.config);
+  if (!served) return null;
+  const started = await startServerStep({
+    config: served,
+    recorder: run.recorder,
+    channels: run.sources.channels,
+    probe: run.sources.probe,
+    sharedHost: run.sharedHost,
+    logFile: input.serverLogFile ?? join(tmpdir(), `llem-server-${process.pid}-${Date.now()}.log`),
+    cwd: deps.cwd,
+    forcedEnv: runGpuEnv(served, input.devices, run.logger),
+    spawn: deps.spawnServer,
+    logger: run.logger,
+    signal: run.signal,
+    progress: deps.progress,
+  });
+  return { started, served };
 }
 
 /** The config's managed server, when it has one (`engine: openai` with a `server` section). */
