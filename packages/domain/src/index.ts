@@ -49,6 +49,14 @@ export {
   usesPortTemplate,
   WarmupSchema,
 } from './config';
+export type { DispatchSummary, WaitStats } from './dispatch';
+export {
+  clientSaturationReasons,
+  DispatchSummarySchema,
+  MIN_SEND_RATE_SHARE,
+  readDispatchSummary,
+  WaitStatsSchema,
+} from './dispatch';
 export type { ConfigErrorCode, ConfigErrorOptions, ConfigIssue } from './errors';
 export { CONFIG_ERROR_CODES, ConfigError, formatConfigIssues } from './errors';
 export {
@@ -115,6 +123,7 @@ export type {
   RunResult,
   RunResultCheck,
   RunServer,
+  RunSlurm,
   RunWarning,
   ServerExit,
   ServerMetricSummary,
@@ -142,6 +151,7 @@ export {
   RunMemorySchema,
   RunResultSchema,
   RunServerSchema,
+  RunSlurmSchema,
   RunThroughputSchema,
   RunTokensSchema,
   RunWarningSchema,
@@ -152,23 +162,35 @@ export {
 } from './result';
 export type { InvalidMetricsLine, ServerMetricsScrape } from './server-metrics';
 export { parseServerMetrics, ServerMetricsScrapeSchema, seriesKey } from './server-metrics';
-export { coefficientOfVariation, mean, sampleStd } from './stats';
-export type { ExecutionConfig, RunOrder, StudyFileInput } from './study';
-export { ExecutionSchema, RUN_ORDERS, StudyFileSchema, SweepSchema } from './study';
+export { coefficientOfVariation, mean, percentile, sampleStd } from './stats';
+export type { ExecutionConfig, RunOrder, SlurmSettings, StudyFileInput } from './study';
+export {
+  ExecutionSchema,
+  RUN_ORDERS,
+  SLURM_RESERVED_SBATCH_OPTIONS,
+  SlurmSettingsSchema,
+  StudyFileSchema,
+  SweepSchema,
+} from './study';
 export type {
   CliState,
+  ResourceHold,
   RunClaim,
   RunFiles,
   RunOwner,
   RunRecord,
   RunRecordStatus,
   SkippedFile,
+  SlurmSubmission,
+  SlurmSubmissionFiles,
   StoredStudyFile,
   WorkerErrorReportFile,
 } from './study-layout';
 export {
   CliStateSchema,
   isValidRunKey,
+  RESOURCE_HOLD_SCHEMA_VERSION,
+  ResourceHoldSchema,
   RUN_CLAIM_SCHEMA_VERSION,
   RUN_KEY_PATTERN,
   RUN_RECORD_SCHEMA_VERSION,
@@ -177,13 +199,21 @@ export {
   RunOwnerSchema,
   RunRecordSchema,
   RunRecordStatusSchema,
+  resourceHoldFile,
+  resourceName,
   runAsideFile,
   runClaimFile,
+  runFileOf,
   runFiles,
   SkippedFileSchema,
+  SLURM_SUBMISSION_SCHEMA_VERSION,
+  SlurmSubmissionSchema,
   STUDY_FILES,
   StoredPlanSchema,
   StoredStudySchema,
+  slurmSubmissionFiles,
+  slurmSubmissionNumber,
+  slurmTaskLogFile,
   studySourceFile,
   WorkerErrorReportSchema,
   WorkerTaskSchema,

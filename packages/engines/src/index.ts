@@ -26,6 +26,13 @@ export type {
 export { createLlamaCppEngine, LlamaCppEngineError, readGgufMetadata } from './llamacpp/index';
 export type {
   ArrivalOptions,
+  ClientLimit,
+  ClientLimitOptions,
+  ClientLimitStep,
+  DispatchOptions,
+  DispatchReport,
+  DispatchStats,
+  DispatchTicket,
   Goodput,
   OpenAIConfig,
   OpenAIDecoder,
@@ -46,14 +53,18 @@ export {
   arrivalSchedule,
   checkOpenAIServer,
   createOpenAIEngine,
+  dispatch,
+  dispatchStats,
   goodput,
   interArrivalGenerator,
   MAX_CONNECTION_RETRIES,
+  measureClientLimit,
   OpenAIEngineError,
   resolveOpenAIConfig,
   seededRandom,
   serverTimingsSummary,
   steadyStateWindow,
+  waitStats,
 } from './openai/index';
 export type {
   ManagedServer,

@@ -7,6 +7,7 @@ import type {
   RunDevice,
   RunResult,
   RunServer,
+  RunSlurm,
   RunWarning,
   ServerConfig,
   ServerMetricsScrape,
@@ -59,7 +60,7 @@ export interface HarnessConfig {
     | undefined;
   /** A managed server (`engine: openai` only): started after the baseline, stopped after the window. */
   server?: ServerConfig | undefined;
-  openai?: { base_url: string } | undefined;
+  openai?: { base_url?: string | undefined } | undefined;
 }
 
 /** One run to measure: identity fields for the result plus the effective config. */
@@ -82,6 +83,8 @@ export interface MeasureInput<C extends HarnessConfig = HarnessConfig> {
    * marked `shared`, left out of `totalJ`, and a `shared-host-energy` warning says so.
    */
   sharedHost?: boolean | undefined;
+  /** The Slurm job the run is measured in (job, array job and task, node); the result records it. */
+  slurm?: RunSlurm | undefined;
   /**
    * Where a managed server's stdout and stderr go (`runs/<key>.server.log` in a study). Default:
    * a file in the OS temp directory.
@@ -283,12 +286,16 @@ export async function measureRun<C extends HarnessConfig>(
       warnings,
       residualCheck: input.residualCheck ?? null,
       devices: input.devices,
+      slurm: input.slurm,
       server: measured.server,
       maxRss: recorder.maxRss,
       intervalMs: energy.sample_interval_ms,
       thresholds: { ...DEFAULT_WARNING_THRESHOLDS, ...deps.warningThresholds },
       wallAt: (t) => new Date(wallNow() - (now() - t)).toISOString(),
     });
+    // The client's own lateness says what the latencies are worth: say it in the run's log too.
+    for (const w of result.warnings)
+      if (w.code === 'client-saturated') logger.warn(`measure: ${w.code}: ${w.message}`);
     return {
       result,
       timeseriesCsv: timeseriesCsv(recorder.timeseries),
@@ -388,8 +395,9 @@ async function startServer<C extends HarnessConfig>(
 
 /** The config's managed server, when it has one (`engine: openai` with a `server` section). */
 function servedConfig(config: HarnessConfig): ServedConfig | null {
-  if (config.engine !== 'openai' || !config.server || !config.openai) return null;
-  return { server: config.server, openai: config.openai };
+  const baseUrl = config.openai?.base_url;
+  if (config.engine !== 'openai' || !config.server || baseUrl === undefined) return null;
+  return { server: config.server, openai: { base_url: baseUrl } };
 }
 
 /** The config the engine gets: `openai.base_url` with the port filled in. */

@@ -69,7 +69,7 @@ export type { Sampler, SamplerOptions, TimeseriesRow } from './sampler';
 export { startSampler, timeseriesCsv } from './sampler';
 export type { TimedScrape } from './server-metrics';
 export { metricsFileLines, summariseServerMetrics } from './server-metrics';
-export { latencyStats, percentile } from './stats';
+export { latencyStats } from './stats';
 export type {
   SteadyStateEnergy,
   SteadyStateEnergyInput,
@@ -88,4 +88,8 @@ export {
 export type { WarmupConfig, WarmupOutcome } from './warmup';
 export { runWarmup, warmupRequestCount } from './warmup';
 export type { WarningInputs, WarningThresholds } from './warnings';
-export { DEFAULT_WARNING_THRESHOLDS, measurementWarnings } from './warnings';
+export {
+  clientSaturationWarning,
+  DEFAULT_WARNING_THRESHOLDS,
+  measurementWarnings,
+} from './warnings';

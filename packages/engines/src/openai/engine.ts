@@ -2,6 +2,7 @@ import { setMaxListeners } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import { performance } from 'node:perf_hooks';
+import type { DispatchSummary } from '@llem/domain';
 import { type Logger, noopLogger } from '@llem/resilience';
 import type {
   Engine,
@@ -18,8 +19,9 @@ import {
   type ResolvedOpenAIConfig,
   resolveOpenAIConfig,
 } from './config';
+import { type DispatchStats, dispatchStats } from './dispatch';
 import { OpenAIEngineError, type OpenAIEngineErrorCode } from './errors';
-import { runLoad } from './load';
+import { type LoadResult, runLoad } from './load';
 import { errorsByType, goodput, serverTimingsSummary, steadyStateWindow } from './metrics';
 import { type HttpAnswer, type ReadyTransport, type ServerProblem, waitForServer } from './ready';
 import { type StreamedRecord, type StreamTarget, streamRequest } from './stream';
@@ -140,9 +142,20 @@ class OpenAIEngine implements Engine {
     const cap = this.#socketCap();
     this.#agent?.destroy();
     this.#freshAgent?.destroy();
-    // keep-alive: a new TCP connection per request would add a handshake to every TTFT.
-    // maxSockets follows the load mode so the agent never queues requests behind our back.
-    const options: http.AgentOptions = { keepAlive: true, maxSockets: cap, scheduling: 'lifo' };
+    // The pool policy (README, "Connections and retries"): keep-alive, because a new TCP
+    // connection per request adds a handshake to every TTFT and costs the client about twice the
+    // CPU of a reused one. maxSockets follows the load mode (the closed-loop concurrency or
+    // max_concurrency, else unlimited) so the agent never queues a request behind our back, and
+    // maxFreeSockets matches it: Node's default of 256 would close the connections a burst
+    // opened as soon as it drained, and the next burst would open them again. LIFO hands out the
+    // most recently used socket, so the set in use stays as small as the load allows and idle
+    // ones age out (the server's keep-alive timeout closes them).
+    const options: http.AgentOptions = {
+      keepAlive: true,
+      maxSockets: cap,
+      maxFreeSockets: cap,
+      scheduling: 'lifo',
+    };
     const https_ = new URL(baseUrl).protocol === 'https:';
     this.#agent = https_ ? new https.Agent(options) : new http.Agent(options);
     // Retries after a connection failed before any answer go through this one: a fresh socket
@@ -290,7 +303,7 @@ class OpenAIEngine implements Engine {
 
   async #drive(requests: EngineRequest[]): Promise<{
     records: StreamedRecord[];
-    issueLagMs: number[];
+    dispatch: DispatchSummary | null;
     startedAt: number;
     endedAt: number;
   }> {
@@ -304,7 +317,7 @@ class OpenAIEngine implements Engine {
     if (this.#signal.aborted) forward();
     else this.#signal.addEventListener('abort', forward, { once: true });
     const startedAt = performance.now();
-    const { records, issueLagMs } = await runLoad(
+    const load = await runLoad(
       requests.length,
       this.config.mode,
       (index) =>
@@ -319,7 +332,13 @@ class OpenAIEngine implements Engine {
       run.signal,
     ).finally(() => this.#signal.removeEventListener('abort', forward));
     if (this.#signal.aborted) throw this.#signal.reason;
-    return { records, issueLagMs, startedAt, endedAt: performance.now() };
+    const endedAt = performance.now();
+    return {
+      records: load.records,
+      dispatch: openLoopDispatch(load, this.config),
+      startedAt,
+      endedAt,
+    };
   }
 
   async warmup(requests: EngineRequest[]): Promise<RequestRecord[]> {
@@ -336,7 +355,7 @@ class OpenAIEngine implements Engine {
   }
 
   async run(requests: EngineRequest[]): Promise<WorkloadOutcome> {
-    const { records, issueLagMs, startedAt, endedAt } = await this.#drive(requests);
+    const { records, dispatch, startedAt, endedAt } = await this.#drive(requests);
     const failed = records.filter((r) => r.error !== undefined);
     const errors = errorsByType(records);
     const failureRate = records.length === 0 ? 0 : failed.length / records.length;
@@ -354,12 +373,12 @@ class OpenAIEngine implements Engine {
         `openai engine: ${failed.length} of ${records.length} requests failed (${JSON.stringify(errors)}), within openai.max_failure_rate ${this.config.maxFailureRate}`,
       );
     }
-    return this.#outcome(records, issueLagMs, startedAt, endedAt, errors);
+    return this.#outcome(records, dispatch, startedAt, endedAt, errors);
   }
 
   #outcome(
     records: StreamedRecord[],
-    issueLagMs: number[],
+    dispatch: DispatchSummary | null,
     startedAt: number,
     endedAt: number,
     errors: Record<string, number>,
@@ -417,7 +436,8 @@ class OpenAIEngine implements Engine {
         requestsWithUntimedTokens: mismatched,
         inputTokensKnown: records.every((r) => r.error !== undefined || r.inputTokens !== null),
       },
-      issueLagMs: issueLagMs.length === 0 ? null : summary(issueLagMs),
+      // Open loop: how the arrival schedule was kept (replaces the former `issueLagMs`).
+      dispatch,
       steadyState: this.config.steadyState ? steadyStateWindow(records, this.config.mode) : null,
       goodput: this.config.slo === null ? null : goodput(records, this.config.slo, durationS),
       serverTimings: serverTimingsSummary(records),
@@ -456,6 +476,9 @@ function toRequestRecord(r: StreamedRecord): RequestRecord {
   if (r.tokenSource !== undefined) record.tokenSource = r.tokenSource;
   if (r.retries !== undefined) record.retries = r.retries;
   if (r.serverTimings !== undefined) record.serverTimings = r.serverTimings;
+  if (r.scheduledAt !== undefined) record.scheduledAt = r.scheduledAt;
+  if (r.clientLagMs !== undefined) record.clientLagMs = r.clientLagMs;
+  if (r.connectionWaitMs !== undefined) record.connectionWaitMs = r.connectionWaitMs;
   if (r.error !== undefined) record.error = r.error;
   return record;
 }
@@ -486,14 +509,37 @@ function peakInFlight(records: readonly RequestRecord[]): number {
   return peak;
 }
 
-function summary(values: number[]): { mean: number; max: number } {
-  let sum = 0;
-  let max = 0;
-  for (const v of values) {
-    sum += v;
-    if (v > max) max = v;
-  }
-  return { mean: sum / values.length, max };
+/**
+ * Stamps each record of an open-loop run with its scheduled time, the client's lateness and its
+ * connection wait (slot wait + time to open a new connection), and sums them up as
+ * `extra.dispatch`; `null` in closed loop.
+ */
+function openLoopDispatch(load: LoadResult, config: ResolvedOpenAIConfig): DispatchSummary | null {
+  const report = load.dispatch;
+  const mode = config.mode;
+  if (report === null || mode.kind !== 'request_rate') return null;
+  const connectMs = new Float64Array(report.results.length);
+  let opened = 0;
+  let reused = 0;
+  report.results.forEach((record, i) => {
+    if (record === undefined) return;
+    const scheduled = report.scheduledAt[i]!;
+    const ready = report.readyAt[i]!;
+    const connect =
+      record.connectedAt === null ? 0 : Math.max(0, record.connectedAt - record.startedAt);
+    connectMs[i] = connect;
+    if (record.newConnection) opened++;
+    else reused++;
+    record.scheduledAt = scheduled;
+    record.clientLagMs = Math.max(0, report.issuedAt[i]! - ready);
+    record.connectionWaitMs = Math.max(0, ready - scheduled) + connect;
+  });
+  const stats: DispatchStats = dispatchStats(report, {
+    targetRate: mode.requestRate,
+    maxConcurrency: mode.maxConcurrency,
+    connectionWaitMs: connectMs,
+  });
+  return { ...stats, maxClientLagMs: config.maxClientLagMs, connections: { opened, reused } };
 }
 
 /** What `checkOpenAIServer` found. */
