@@ -16,6 +16,7 @@ export type {
   OpenaiConfig,
   OpenaiExperimentConfig,
   PartialExperimentInput,
+  ServerConfig,
   SyntheticDataset,
   WarmupConfig,
 } from './config';
@@ -31,13 +32,21 @@ export {
   ENGINE_NAMES,
   EnergySchema,
   ExperimentConfigSchema,
+  fillPort,
+  formatCommandLine,
   isBuiltinModel,
   KV_CACHE_TYPES,
   LlamaCppSchema,
   OpenaiSchema,
   PartialExperimentSchema,
+  PORT_TEMPLATE,
+  ServerMetricsSchema,
+  ServerReadySchema,
+  ServerSchema,
   SloSchema,
   SyntheticDatasetSchema,
+  serverCommandLine,
+  usesPortTemplate,
   WarmupSchema,
 } from './config';
 export type { DispatchSummary, WaitStats } from './dispatch';
@@ -104,6 +113,7 @@ export type {
   FileIdentity,
   KnownWarningCode,
   LatencyStats,
+  PrometheusType,
   ResidualCheck,
   RunDevice,
   RunEnergy,
@@ -112,8 +122,11 @@ export type {
   RunLatency,
   RunResult,
   RunResultCheck,
+  RunServer,
   RunSlurm,
   RunWarning,
+  ServerExit,
+  ServerMetricSummary,
 } from './result';
 export {
   checkRunResult,
@@ -125,6 +138,8 @@ export {
   FlopsMethodSchema,
   GpuInfoSchema,
   LatencyStatsSchema,
+  PROMETHEUS_TYPES,
+  PrometheusTypeSchema,
   RESULT_WARNING_CODES,
   ResidualCheckSchema,
   RUN_RESULT_SCHEMA_VERSION,
@@ -135,13 +150,18 @@ export {
   RunLatencySchema,
   RunMemorySchema,
   RunResultSchema,
+  RunServerSchema,
   RunSlurmSchema,
   RunThroughputSchema,
   RunTokensSchema,
   RunWarningSchema,
   RunWindowSchema,
+  ServerExitSchema,
+  ServerMetricSummarySchema,
   TokenCountSourceSchema,
 } from './result';
+export type { InvalidMetricsLine, ServerMetricsScrape } from './server-metrics';
+export { parseServerMetrics, ServerMetricsScrapeSchema, seriesKey } from './server-metrics';
 export { coefficientOfVariation, mean, percentile, sampleStd } from './stats';
 export type { ExecutionConfig, RunOrder, SlurmSettings, StudyFileInput } from './study';
 export {
