@@ -18,6 +18,10 @@ import { parseExperimentConfig } from './validate';
  *   keep its schedule (`client-saturated`); it judges a measurement, it does not change it.
  * - `openai.slo.percentile`: which latency percentile the SLO answer reads (every percentile is
  *   measured); it judges a measurement, it does not change it.
+ * - `server.cwd`, `server.stop_grace_s`, `server.ready`, `server.metrics`: where a managed
+ *   server starts, how it is stopped, how llem sees that it is ready and how often its
+ *   `/metrics` are scraped change nothing the server does while it is measured. Its `argv`,
+ *   `args` and `env` are hashed (templates such as `{port}` as written).
  *
  * Paths are dotted; every other field, including ones whose default was applied, is hashed.
  * Study-level settings (`name`, `sweep`, `experiments`, `execution`, output directory, log
@@ -30,6 +34,10 @@ export const HASH_EXCLUDED_FIELDS: readonly string[] = [
   'openai.ready_timeout_s',
   'openai.max_client_lag_ms',
   'openai.slo.percentile',
+  'server.cwd',
+  'server.stop_grace_s',
+  'server.ready',
+  'server.metrics',
 ];
 
 /**

@@ -16,6 +16,7 @@ export type {
   OpenaiConfig,
   OpenaiExperimentConfig,
   PartialExperimentInput,
+  ServerConfig,
   SloConfig,
   SloPercentile,
   SyntheticDataset,
@@ -28,19 +29,28 @@ export {
   CommandSchema,
   DatasetSchema,
   DECODER_PRESETS,
+  DEFAULT_SWEEP_POINTS,
   DecoderSchema,
   ENERGY_BACKENDS,
   ENGINE_NAMES,
   EnergySchema,
   ExperimentConfigSchema,
+  fillPort,
+  formatCommandLine,
   isBuiltinModel,
   KV_CACHE_TYPES,
   LlamaCppSchema,
   OpenaiSchema,
   PartialExperimentSchema,
+  PORT_TEMPLATE,
+  ServerMetricsSchema,
+  ServerReadySchema,
+  ServerSchema,
   SLO_PERCENTILES,
   SloSchema,
   SyntheticDatasetSchema,
+  serverCommandLine,
+  usesPortTemplate,
   WarmupSchema,
 } from './config';
 export type { DispatchSummary, WaitStats } from './dispatch';
@@ -63,6 +73,14 @@ export {
   studyDesignHash,
 } from './hash';
 export { studyJsonSchema } from './json-schema';
+export type { LinearTrend, OverSaturationCheck, SaturationSample } from './load-sweep';
+export {
+  linearTrend,
+  OVER_SATURATION_RULE,
+  overSaturation,
+  sweepRates,
+  sweepRatesUnavailable,
+} from './load-sweep';
 export type {
   Manifest,
   ManifestCounts,
@@ -107,7 +125,9 @@ export type {
   FileIdentity,
   KnownWarningCode,
   LatencyStats,
+  OverSaturation,
   PhaseEnergy,
+  PrometheusType,
   ResidualCheck,
   RunDevice,
   RunEnergy,
@@ -116,8 +136,15 @@ export type {
   RunLatency,
   RunResult,
   RunResultCheck,
+  RunServer,
   RunSlurm,
   RunWarning,
+  ServerExit,
+  ServerMetricSummary,
+  SweepPoint,
+  SweepPointKind,
+  SweepSummary,
+  Trend,
 } from './result';
 export {
   checkRunResult,
@@ -129,7 +156,10 @@ export {
   FlopsMethodSchema,
   GpuInfoSchema,
   LatencyStatsSchema,
+  OverSaturationSchema,
   PhaseEnergySchema,
+  PROMETHEUS_TYPES,
+  PrometheusTypeSchema,
   RESULT_WARNING_CODES,
   ResidualCheckSchema,
   RUN_RESULT_SCHEMA_VERSION,
@@ -140,13 +170,23 @@ export {
   RunLatencySchema,
   RunMemorySchema,
   RunResultSchema,
+  RunServerSchema,
   RunSlurmSchema,
   RunThroughputSchema,
   RunTokensSchema,
   RunWarningSchema,
   RunWindowSchema,
+  ServerExitSchema,
+  ServerMetricSummarySchema,
+  SWEEP_POINT_KINDS,
+  SweepPointKindSchema,
+  SweepPointSchema,
+  SweepSummarySchema,
   TokenCountSourceSchema,
+  TrendSchema,
 } from './result';
+export type { InvalidMetricsLine, ServerMetricsScrape } from './server-metrics';
+export { parseServerMetrics, ServerMetricsScrapeSchema, seriesKey } from './server-metrics';
 export { coefficientOfVariation, mean, percentile, sampleStd } from './stats';
 export type {
   ExecutionConfig,

@@ -221,6 +221,8 @@ export const RESULT_WARNING_CODES = [
   'request-failures',
   'shared-host-energy',
   'client-saturated',
+  'server-memory-left',
+  'over-saturated',
 ] as const;
 export type KnownWarningCode = (typeof RESULT_WARNING_CODES)[number];
 
@@ -348,6 +350,193 @@ export const RunWindowSchema = z
   })
   .strict();
 
+/** Prometheus metric types as a server declares them (`# TYPE`); `untyped` when it does not. */
+export const PROMETHEUS_TYPES = ['counter', 'gauge', 'histogram', 'summary', 'untyped'] as const;
+export const PrometheusTypeSchema = z.enum(PROMETHEUS_TYPES);
+export type PrometheusType = z.infer<typeof PrometheusTypeSchema>;
+
+/**
+ * One scraped series over the measured window: a gauge's mean and max over the scrapes inside
+ * the window (an `untyped` series not named `…_total` counts as a gauge); a counter's increase
+ * between the scrapes at the window's edges and that per second; a histogram's or summary's
+ * increase in observations (`count`) and their total (`sum`), and so the mean observation over
+ * the window (e.g. vLLM's mean TTFT as the server saw it). `null` when the series was missing.
+ */
+export const ServerMetricSummarySchema = z.discriminatedUnion('type', [
+  z
+    .object({
+      type: z.literal('gauge'),
+      mean: z.number().nullable(),
+      max: z.number().nullable(),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('counter'),
+      delta: z.number().nullable(),
+      perS: z.number().nullable(),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.enum(['histogram', 'summary']),
+      count: z.number().nullable(),
+      sum: z.number().nullable(),
+      mean: z.number().nullable(),
+    })
+    .strict(),
+]);
+export type ServerMetricSummary = z.infer<typeof ServerMetricSummarySchema>;
+
+/** How a managed server's process ended (`llem` stops it after the window). */
+export const ServerExitSchema = z
+  .object({
+    /** Exit code, or `null` when a signal ended it. */
+    code: z.int().nullable(),
+    signal: z.string().nullable(),
+    /** True when it outlived `server.stop_grace_s` after SIGTERM and was SIGKILLed. */
+    forced: z.boolean(),
+    /** Seconds from SIGTERM to its exit. */
+    stopS: nonNegative,
+  })
+  .strict();
+export type ServerExit = z.infer<typeof ServerExitSchema>;
+
+/**
+ * The managed server of a run (`server:` in the config); absent for runs without one. Its
+ * start-up is outside the measured window: `startupS` from the spawn of the attempt that got
+ * ready to the first 2xx on `server.ready.path`, `startupJ` the energy of the run's devices over
+ * that span (same methods as `energy`; `null` when not measured).
+ */
+export const RunServerSchema = z
+  .object({
+    /** The command line that ran (`server.argv` + `server.args`, `{port}` filled in). */
+    argv: z.array(z.string()),
+    pid: z.int().nullable(),
+    /** The port llem picked for `{port}`, else the port of `openai.base_url`. */
+    port: z.int().nullable(),
+    /** Start attempts: more than 1 when the port was taken and another one tried. */
+    attempts: z.int().min(1),
+    startupS: nonNegative,
+    startupJ: nullableNonNegative,
+    startupEnergyMethod: EnergyMethodSchema,
+    exit: ServerExitSchema,
+    /**
+     * NVML used memory on each measured GPU before the server started and after it stopped; a
+     * `server-memory-left` warning when what it left exceeds the residual-memory threshold.
+     */
+    gpuMemory: z.array(
+      z
+        .object({
+          index: z.int().nonnegative(),
+          beforeStartMiB: nullableNonNegative,
+          afterStopMiB: nullableNonNegative,
+        })
+        .strict(),
+    ),
+    /** The scraped `/metrics`; `null` with `server.metrics: false`. */
+    metrics: z
+      .object({
+        /** The metrics file beside the result (`runs/<key>.metrics.jsonl`), when written. */
+        file: z.string().nullable(),
+        path: z.string(),
+        intervalMs: z.int().positive(),
+        scrapes: z.int().nonnegative(),
+        failedScrapes: z.int().nonnegative(),
+        /** Why there is no summary (no `/metrics` route, every scrape failed); `null` otherwise. */
+        unavailableReason: z.string().nullable(),
+        /** By series (`name{label="value",…}`), histogram buckets left out (they are in the file). */
+        series: z.record(z.string(), ServerMetricSummarySchema),
+      })
+      .strict()
+      .nullable(),
+  })
+  .strict();
+export type RunServer = z.infer<typeof RunServerSchema>;
+
+/** What a sweep point is: the synchronous one, the saturation one, or an open-loop rate. */
+export const SWEEP_POINT_KINDS = ['sync', 'saturation', 'rate'] as const;
+export const SweepPointKindSchema = z.enum(SWEEP_POINT_KINDS);
+export type SweepPointKind = z.infer<typeof SweepPointKindSchema>;
+
+/** A linear trend over a point's send times: its slope and how sure it is (t = slope ÷ its SE). */
+export const TrendSchema = z
+  .object({
+    /** Per second of send time (ms/s for TTFT, requests/s for in-flight requests). */
+    slopePerS: z.number(),
+    /** The slope's t statistic; `null` with fewer than 3 requests or no spread. */
+    t: z.number().nullable(),
+    /** How much the trend grows over the point, as a share of the mean (slope × span ÷ mean). */
+    relativeGrowth: z.number().nullable(),
+  })
+  .strict();
+export type Trend = z.infer<typeof TrendSchema>;
+
+/**
+ * Over-saturation of an open-loop point: the server cannot keep up with the rate when the TTFT
+ * and the requests in flight both trend up significantly over the point's send times (the queue
+ * grows for as long as the point lasts). `detected` says whether both did; `reason` says so in
+ * words (`null` when not detected).
+ */
+export const OverSaturationSchema = z
+  .object({
+    detected: z.boolean(),
+    ttftMs: TrendSchema.nullable(),
+    inFlight: TrendSchema.nullable(),
+    reason: z.string().nullable(),
+  })
+  .strict();
+export type OverSaturation = z.infer<typeof OverSaturationSchema>;
+
+/**
+ * One load point of an `openai.load: sweep` run: which load, its own energy window and the same
+ * metrics block as a run (`window`, `energy`, `tokens`, `throughput`, `energyPerOutputTokenJ`,
+ * `latency`, `memory`, `warnings`, `extra`).
+ */
+export const SweepPointSchema = z
+  .object({
+    /** 0-based position in the sweep: 0 synchronous, 1 saturation, then the rates in order. */
+    index: z.int().nonnegative(),
+    kind: SweepPointKindSchema,
+    /** Requests in flight (closed loop: `sync` 1, `saturation` its cap); `null` for a rate point. */
+    concurrency: z.int().positive().nullable(),
+    /** Open-loop target (requests/s); `null` for the closed-loop points. */
+    targetRate: nullableNonNegative,
+    /** Completed requests per second of the point's window (what the plots put on the x axis). */
+    achievedRequestRate: nullableNonNegative,
+    window: RunWindowSchema,
+    energy: RunEnergySchema,
+    tokens: RunTokensSchema,
+    throughput: RunThroughputSchema,
+    energyPerOutputTokenJ: nullableNonNegative,
+    latency: RunLatencySchema,
+    memory: RunMemorySchema,
+    /** Rate points: the over-saturation check; `null` for the closed-loop points. */
+    overSaturation: OverSaturationSchema.nullable(),
+    warnings: z.array(RunWarningSchema),
+    extra: z.record(z.string(), z.unknown()),
+  })
+  .strict();
+export type SweepPoint = z.infer<typeof SweepPointSchema>;
+
+/** How a sweep went: the throughputs its rates came from, the rates, and why it stopped early. */
+export const SweepSummarySchema = z
+  .object({
+    /** `openai.sweep_points`: the points planned. */
+    plannedPoints: z.int().positive(),
+    /** Achieved request rates of the synchronous and saturation points (requests/s). */
+    syncRequestRate: nullableNonNegative,
+    saturationRequestRate: nullableNonNegative,
+    /** The open-loop rates planned between them, in order (requests/s). */
+    rates: z.array(nonNegative),
+    /** The point at which the rate stopped rising (over-saturated); `null` when it did not stop. */
+    stoppedAtPoint: z.int().nonnegative().nullable(),
+    /** Why rates were skipped (over-saturation, or no rate to plan); `null` when none were. */
+    stopReason: z.string().nullable(),
+  })
+  .strict();
+export type SweepSummary = z.infer<typeof SweepSummarySchema>;
+
 export const RunResultSchema = z
   .object({
     schemaVersion: z.literal(RUN_RESULT_SCHEMA_VERSION),
@@ -385,6 +574,16 @@ export const RunResultSchema = z
      * `PhaseEnergySchema`). Absent for other engines and in results written before it existed.
      */
     phaseEnergy: PhaseEnergySchema.optional(),
+    /** The managed server (`server:` in the config); absent for runs without one. */
+    server: RunServerSchema.optional(),
+    /**
+     * `openai.load: sweep`: each load point with its own window and metrics, in the order they
+     * ran; the run's top-level figures then cover the whole sweep. Absent for other runs and in
+     * results written before sweeps existed.
+     */
+    points: z.array(SweepPointSchema).optional(),
+    /** `openai.load: sweep`: how the sweep was planned and why it stopped early, if it did. */
+    sweep: SweepSummarySchema.optional(),
     warnings: z.array(RunWarningSchema),
     environment: EnvironmentSchema,
     /** Engine-specific figures (openai: goodput, steady-state window and its energy per token). */

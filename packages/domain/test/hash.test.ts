@@ -73,6 +73,10 @@ describe('measurementConfigHash', () => {
       'openai.ready_timeout_s',
       'openai.max_client_lag_ms',
       'openai.slo.percentile',
+      'server.cwd',
+      'server.stop_grace_s',
+      'server.ready',
+      'server.metrics',
     ]);
     expect(measurementConfigHash({ ...base, name: 'fast one' })).toBe(hash);
     // `standard` overridden back to the deterministic values is the same sampling.

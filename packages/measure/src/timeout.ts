@@ -31,7 +31,8 @@ export interface TimeoutContext {
 
 /**
  * The run timeout in seconds: `execution.timeout_s` when set, else derived from the workload as
- * `120 + (prompts + warmup prompts) × max_output_tokens × 0.1 + baseline duration`. Prompts come
+ * `120 + (prompts + warmup prompts) × max_output_tokens × 0.1 + baseline duration`, plus a managed
+ * server's `ready.timeout_s + stop_grace_s`. Prompts come
  * from `dataset.synthetic.n`, or the non-empty lines of a `.jsonl` dataset (resolved against
  * `context.cwd`; 100 with a warning when it cannot be read). Warmup prompts are `warmup.max_n`
  * when `warmup.cv_threshold` is set (warmup may run that long), else `warmup.n`.
@@ -54,6 +55,7 @@ export function runTimeoutS(
     dataset?: unknown;
     warmup?: unknown;
     baseline?: unknown;
+    server?: unknown;
   };
   const num = (v: unknown, d: number): number => (typeof v === 'number' && v >= 0 ? v : d);
   const warmup = c.warmup as { n?: unknown; max_n?: unknown; cv_threshold?: unknown } | undefined;
@@ -63,7 +65,20 @@ export function runTimeoutS(
   const warm = typeof warmup?.cv_threshold === 'number' ? num(warmup.max_n, warmN) : warmN;
   const tokens = num(c.max_output_tokens, 256);
   const idle = baseline?.enabled === false ? 0 : num(baseline?.duration_s, 0);
-  return Math.ceil(TIMEOUT_FLOOR_S + (prompts + warm) * tokens * TIMEOUT_PER_TOKEN_S + idle);
+  return Math.ceil(
+    TIMEOUT_FLOOR_S + (prompts + warm) * tokens * TIMEOUT_PER_TOKEN_S + idle + serverS(c.server),
+  );
+}
+
+/**
+ * A managed server's share of the run timeout: it may take `ready.timeout_s` to get ready and
+ * `stop_grace_s` to stop (600 and 30 when not given).
+ */
+function serverS(server: unknown): number {
+  if (typeof server !== 'object' || server === null) return 0;
+  const s = server as { ready?: { timeout_s?: unknown }; stop_grace_s?: unknown };
+  const n = (v: unknown, d: number): number => (typeof v === 'number' && v >= 0 ? v : d);
+  return n(s.ready?.timeout_s, 600) + n(s.stop_grace_s, 30);
 }
 
 function datasetPrompts(dataset: unknown, context: TimeoutContext): number {

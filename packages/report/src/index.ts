@@ -80,6 +80,7 @@ export {
   formatDuration,
   formatSkipReason,
   planParallelism,
+  planServerCommands,
   planToJson,
   renderPlan,
 } from './plan';
@@ -93,6 +94,8 @@ export {
 } from './prices';
 export type { RunRequests } from './requests';
 export { readRunRequests } from './requests';
+export type { RunServerMetrics, ServerMetricPoint } from './server-metrics';
+export { MAIN_SERVER_METRICS, readRunServerMetrics, serverMetricPoints } from './server-metrics';
 export type { BootstrapOptions, ConfidenceInterval, RandomSource } from './stats';
 export {
   bootstrapMeanCI,

@@ -50,6 +50,7 @@ function runs(
       result: makeResult(hash, label, run, key, true),
       timeseriesFile: null,
       requestsFile: null,
+      metricsFile: null,
     };
   });
 }
