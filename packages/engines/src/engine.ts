@@ -109,6 +109,21 @@ export interface RunHooks {
   onWindowStop?: () => void;
 }
 
+/**
+ * One point of a load sweep (`openai.load: sweep`): the load `run` drives this time instead of the
+ * config's. Closed-loop `concurrency`, or an open-loop arrival `rate` (requests/s) shaped by the
+ * config's `burstiness` and `arrival_seed`; the config's `max_concurrency` caps both.
+ */
+export type LoadPoint =
+  | { kind: 'concurrency'; concurrency: number }
+  | { kind: 'rate'; rate: number };
+
+/** What a `run` may be asked besides its requests. */
+export interface RunOptions {
+  /** The load of this run (a sweep point); only engines that drive load (`openai`) take it. */
+  load?: LoadPoint;
+}
+
 export interface EngineContext {
   logger: Logger;
   /** Aborts loading or running (timeout, SIGINT). */
@@ -131,7 +146,7 @@ export interface Engine {
   load(): Promise<EngineInfo>;
   /** Unmeasured warmup requests; returns the per-request records so the harness can check CV. */
   warmup(requests: EngineRequest[]): Promise<RequestRecord[]>;
-  run(requests: EngineRequest[], hooks?: RunHooks): Promise<WorkloadOutcome>;
+  run(requests: EngineRequest[], hooks?: RunHooks, options?: RunOptions): Promise<WorkloadOutcome>;
   /** Releases everything. Safe to call twice and after a failed load. */
   dispose(): Promise<void>;
 }

@@ -12,7 +12,7 @@ import type {
   ServerConfig,
   ServerMetricsScrape,
 } from '@llem/domain';
-import { parseExperimentConfig } from '@llem/domain';
+import { DEFAULT_SWEEP_POINTS, parseExperimentConfig } from '@llem/domain';
 import type { Engine, EngineContext, EngineInfo, SpawnInGroup } from '@llem/engines';
 import { CleanupRegistry, sleep as defaultSleep, type Logger, noopLogger } from '@llem/resilience';
 import { buildRequests, buildWarmupRequests, type DatasetConfig } from './dataset';
@@ -35,6 +35,7 @@ import {
   startServerStep,
   stopServerStep,
 } from './internal/server';
+import { recordSweep, type SweepPlan, type SweepRecording, sweepPoint } from './internal/sweep';
 import { recordWindow, type WindowRecording } from './internal/window';
 import { timeseriesCsv } from './sampler';
 import { metricsFileLines } from './server-metrics';
@@ -60,7 +61,15 @@ export interface HarnessConfig {
     | undefined;
   /** A managed server (`engine: openai` only): started after the baseline, stopped after the window. */
   server?: ServerConfig | undefined;
-  openai?: { base_url?: string | undefined } | undefined;
+  openai?:
+    | {
+        base_url?: string | undefined;
+        /** `sweep`: the run measures a series of load points (`internal/sweep.ts`). */
+        load?: 'sweep' | undefined;
+        sweep_points?: number | undefined;
+        max_concurrency?: number | undefined;
+      }
+    | undefined;
 }
 
 /** One run to measure: identity fields for the result plus the effective config. */
@@ -259,8 +268,26 @@ export async function measureRun<C extends HarnessConfig>(
         message: `warmup stopped after ${warm.requests} requests without the latency CV falling under ${config.warmup.cv_threshold} (last CV ${warm.finalCv === null ? 'unknown' : warm.finalCv.toFixed(3)})`,
       });
 
+    const plan = sweepPlan(config);
+    let sweep: SweepRecording | null = null;
     const measured = await measureWindow({
-      record: () => guard.race(recordWindow(engine, requests, recorder, sources.probe)),
+      record: () =>
+        guard.race(
+          plan
+            ? recordSweep({
+                engine,
+                requests,
+                recorder,
+                probe: sources.probe,
+                plan,
+                logger,
+                progress: deps.progress,
+              }).then((recording) => {
+                sweep = recording;
+                return recording.window;
+              })
+            : recordWindow(engine, requests, recorder, sources.probe),
+        ),
       server,
       probe: sources.probe,
       thresholdMiB: input.residualCheck?.thresholdMb ?? 100,
@@ -271,7 +298,7 @@ export async function measureRun<C extends HarnessConfig>(
     const { window } = measured;
     warnings.push(...measured.warnings);
 
-    const { result, requests: records } = buildResult({
+    const resultInput: ResultInput = {
       identity: { runId: input.runId, configHash: input.configHash, cycle: input.cycle },
       config: config as unknown as ResultInput['config'],
       window,
@@ -292,6 +319,10 @@ export async function measureRun<C extends HarnessConfig>(
       intervalMs: energy.sample_interval_ms,
       thresholds: { ...DEFAULT_WARNING_THRESHOLDS, ...deps.warningThresholds },
       wallAt: (t) => new Date(wallNow() - (now() - t)).toISOString(),
+    };
+    const { result, requests: records } = buildResult({
+      ...resultInput,
+      sweep: sweepResult(sweep, resultInput),
     });
     // The client's own lateness says what the latencies are worth: say it in the run's log too.
     for (const w of result.warnings)
@@ -474,6 +505,29 @@ async function settledWithin(promise: Promise<never>, ms: number): Promise<unkno
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The sweep a config asks for (`openai.load: sweep`), or `null` for a run of one load. */
+function sweepPlan(config: HarnessConfig): SweepPlan | null {
+  if (config.engine !== 'openai' || config.openai?.load !== 'sweep') return null;
+  return {
+    points: config.openai.sweep_points ?? DEFAULT_SWEEP_POINTS,
+    maxConcurrency: config.openai.max_concurrency ?? null,
+  };
+}
+
+/** Each point's metrics block, built from its own window as a run's would be, and the summary. */
+function sweepResult(
+  sweep: SweepRecording | null,
+  input: ResultInput,
+): ResultInput['sweep'] | undefined {
+  if (sweep === null) return undefined;
+  return {
+    points: sweep.points.map((point) =>
+      sweepPoint(point, buildResult({ ...input, window: point.window, server: undefined }).result),
+    ),
+    summary: sweep.summary,
+  };
 }
 
 /** `energy` with the run's own GPUs in place of `energy.devices` (a many-GPU study). */

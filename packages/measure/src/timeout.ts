@@ -32,7 +32,8 @@ export interface TimeoutContext {
 /**
  * The run timeout in seconds: `execution.timeout_s` when set, else derived from the workload as
  * `120 + (prompts + warmup prompts) × max_output_tokens × 0.1 + baseline duration`, plus a managed
- * server's `ready.timeout_s + stop_grace_s`. Prompts come
+ * server's `ready.timeout_s + stop_grace_s`. A sweep (`openai.load: sweep`) counts its prompts
+ * once per point (`openai.sweep_points`). Prompts come
  * from `dataset.synthetic.n`, or the non-empty lines of a `.jsonl` dataset (resolved against
  * `context.cwd`; 100 with a warning when it cannot be read). Warmup prompts are `warmup.max_n`
  * when `warmup.cv_threshold` is set (warmup may run that long), else `warmup.n`.
@@ -56,11 +57,13 @@ export function runTimeoutS(
     warmup?: unknown;
     baseline?: unknown;
     server?: unknown;
+    openai?: unknown;
   };
   const num = (v: unknown, d: number): number => (typeof v === 'number' && v >= 0 ? v : d);
   const warmup = c.warmup as { n?: unknown; max_n?: unknown; cv_threshold?: unknown } | undefined;
   const baseline = c.baseline as { enabled?: unknown; duration_s?: unknown } | undefined;
-  const prompts = datasetPrompts(c.dataset, context);
+  // A sweep runs the whole workload once per load point.
+  const prompts = datasetPrompts(c.dataset, context) * sweepPoints(c.openai);
   const warmN = num(warmup?.n, 0);
   const warm = typeof warmup?.cv_threshold === 'number' ? num(warmup.max_n, warmN) : warmN;
   const tokens = num(c.max_output_tokens, 256);
@@ -68,6 +71,16 @@ export function runTimeoutS(
   return Math.ceil(
     TIMEOUT_FLOOR_S + (prompts + warm) * tokens * TIMEOUT_PER_TOKEN_S + idle + serverS(c.server),
   );
+}
+
+/** `openai.sweep_points` of a sweep (8 when not given), else 1. */
+function sweepPoints(openai: unknown): number {
+  const o = (typeof openai === 'object' && openai !== null ? openai : {}) as {
+    load?: unknown;
+    sweep_points?: unknown;
+  };
+  if (o.load !== 'sweep') return 1;
+  return typeof o.sweep_points === 'number' && o.sweep_points > 0 ? o.sweep_points : 8;
 }
 
 /**

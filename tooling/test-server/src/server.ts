@@ -94,6 +94,15 @@ export interface TestServerOptions {
   /** At most this many streams at once; later requests wait (queue) for a free slot. */
   maxStreams?: number;
   /**
+   * A server that slows under sustained load (thermal throttling, a KV cache that starts
+   * preempting): every completion request after the first `slowAfter` takes `slowFactor` times as
+   * long (its first-token delay and its pace or batch tick). With `maxStreams`, a rate the server
+   * sustained before now queues, so TTFT and the requests in flight climb: over-saturation.
+   */
+  slowAfter?: number;
+  /** How much slower (× the first-token delay and the pace). Default 4. */
+  slowFactor?: number;
+  /**
    * Close each connection after this many responses on it although every response says
    * `Connection: keep-alive` (some servers do). A request that arrives on a connection being
    * closed is dropped without an answer, as it would be on a real socket.
@@ -235,18 +244,22 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       tokens = Math.min(tokens, options.outputTokens);
     }
     const uncached = record.promptTokens - record.cachedTokens;
+    const slow =
+      options.slowAfter !== undefined && record.index >= options.slowAfter
+        ? (options.slowFactor ?? 4)
+        : 1;
     const script: Script = {
       tokens,
       promptTokens: record.promptTokens,
-      firstDelayMs: (options.ttftMs ?? 0) + (options.prefillMsPerToken ?? 0) * uncached,
+      firstDelayMs: slow * ((options.ttftMs ?? 0) + (options.prefillMsPerToken ?? 0) * uncached),
       tokensPerChunk: options.tokensPerChunk ?? 1,
       usage: options.usage ?? 'final',
     };
     if (options.promptCache) script.cachedTokens = record.cachedTokens;
     if (options.logprobs) script.logprobs = true;
     if (options.timings) script.timings = true;
-    if (options.batchTickMs !== undefined) script.batchTickMs = options.batchTickMs;
-    else if (options.paceMs !== undefined) script.paceMs = options.paceMs;
+    if (options.batchTickMs !== undefined) script.batchTickMs = slow * options.batchTickMs;
+    else if (options.paceMs !== undefined) script.paceMs = slow * options.paceMs;
     return script;
   };
 

@@ -145,6 +145,20 @@ describe('test server: streams', () => {
     expect(server.maxInFlight).toBe(2);
   });
 
+  it('slow after N: later requests take slowFactor times as long (first token and pace)', async () => {
+    const server = await start({ slowAfter: 2, slowFactor: 5, ttftMs: 20, paceMs: 10 });
+    const timed = async () => {
+      const t0 = performance.now();
+      await complete(server, { prompt: 'q', max_tokens: 3 });
+      return performance.now() - t0;
+    };
+    const fast = [await timed(), await timed()];
+    const slow = await timed();
+    // 20 + 2 × 10 = 40 ms before, 5 × that after.
+    expect(Math.max(...fast)).toBeLessThan(150);
+    expect(slow).toBeGreaterThanOrEqual(200);
+  });
+
   it('/metrics is Prometheus text with HELP and TYPE lines and labelled series', async () => {
     const server = await start();
     await complete(server, { prompt: 'one two three', max_tokens: 4 });

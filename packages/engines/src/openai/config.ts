@@ -1,4 +1,10 @@
-import { ConfigError, DECODER_PRESETS, type OpenaiConfig, OpenaiSchema } from '@llem/domain';
+import {
+  ConfigError,
+  DECODER_PRESETS,
+  DEFAULT_SWEEP_POINTS,
+  type OpenaiConfig,
+  OpenaiSchema,
+} from '@llem/domain';
 
 /**
  * The `openai` config section as written in a study file (snake_case), before defaults: the
@@ -33,21 +39,36 @@ export interface OpenAIEngineConfig {
   decoder?: OpenAIDecoder;
 }
 
+/** One load the engine drives: closed-loop concurrency, or an open-loop arrival rate. */
+export type OpenAILoadMode =
+  | { kind: 'concurrency'; concurrency: number }
+  | {
+      kind: 'request_rate';
+      requestRate: number;
+      burstiness: number;
+      arrivalSeed: number;
+      maxConcurrency: number | null;
+    };
+
+/**
+ * `openai.load: sweep`: the harness asks for each point's load through `run(…, { load })`; the
+ * arrival shape (`burstiness`, `arrival_seed`) and the in-flight cap apply to every point.
+ */
+export interface OpenAISweepMode {
+  kind: 'sweep';
+  points: number;
+  burstiness: number;
+  arrivalSeed: number;
+  maxConcurrency: number | null;
+}
+
 /** The section with defaults applied and the load mode made explicit. */
 export interface ResolvedOpenAIConfig {
   baseUrl: string;
   model: string;
   apiKeyEnv: string | null;
   endpoint: 'completions' | 'chat';
-  mode:
-    | { kind: 'concurrency'; concurrency: number }
-    | {
-        kind: 'request_rate';
-        requestRate: number;
-        burstiness: number;
-        arrivalSeed: number;
-        maxConcurrency: number | null;
-      };
+  mode: OpenAILoadMode | OpenAISweepMode;
   requestTimeoutMs: number;
   /** How long `load()` waits for the server to answer (`openai.ready_timeout_s`). */
   readyTimeoutMs: number;
@@ -100,15 +121,23 @@ export function resolveOpenAIConfig(config: OpenAIEngineConfig): ResolvedOpenAIC
     ]);
   }
   const mode: ResolvedOpenAIConfig['mode'] =
-    section.request_rate !== undefined
+    section.load === 'sweep'
       ? {
-          kind: 'request_rate',
-          requestRate: section.request_rate,
+          kind: 'sweep',
+          points: section.sweep_points ?? DEFAULT_SWEEP_POINTS,
           burstiness: section.burstiness,
           arrivalSeed: section.arrival_seed,
           maxConcurrency: section.max_concurrency ?? null,
         }
-      : { kind: 'concurrency', concurrency: section.concurrency ?? 1 };
+      : section.request_rate !== undefined
+        ? {
+            kind: 'request_rate',
+            requestRate: section.request_rate,
+            burstiness: section.burstiness,
+            arrivalSeed: section.arrival_seed,
+            maxConcurrency: section.max_concurrency ?? null,
+          }
+        : { kind: 'concurrency', concurrency: section.concurrency ?? 1 };
   const slo = {
     ttftMs: section.slo.ttft_ms ?? null,
     itlMs: section.slo.itl_ms ?? null,

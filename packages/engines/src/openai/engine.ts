@@ -10,11 +10,14 @@ import type {
   EngineInfo,
   EngineRequest,
   RequestRecord,
+  RunHooks,
+  RunOptions,
   TokenCountSource,
   WorkloadOutcome,
 } from '../engine';
 import {
   type OpenAIEngineConfig,
+  type OpenAILoadMode,
   publicBaseUrl,
   type ResolvedOpenAIConfig,
   resolveOpenAIConfig,
@@ -203,7 +206,7 @@ class OpenAIEngine implements Engine {
         authenticated: this.#apiKey !== null,
         servedModels: models === null ? null : models.slice(0, 50),
         modelListed,
-        load: loadModeDetails(this.config),
+        load: loadModeDetails(this.config.mode),
         requestTimeoutS: this.config.requestTimeoutMs / 1000,
         readyAfterS: ready.elapsedMs / 1000,
         ignoreEos: this.config.ignoreEos,
@@ -215,6 +218,30 @@ class OpenAIEngine implements Engine {
     const mode = this.config.mode;
     if (mode.kind === 'concurrency') return mode.concurrency;
     return mode.maxConcurrency ?? Number.POSITIVE_INFINITY;
+  }
+
+  /**
+   * The load a call drives: the config's, or a sweep point's (`options.load`). A sweep's own
+   * warmup, and a `run()` of a sweep without a point, go one request at a time.
+   */
+  #loadMode(options: RunOptions | undefined): OpenAILoadMode {
+    const mode = this.config.mode;
+    const load = options?.load;
+    if (load === undefined)
+      return mode.kind === 'sweep' ? { kind: 'concurrency', concurrency: 1 } : mode;
+    const cap = mode.kind === 'concurrency' ? null : mode.maxConcurrency;
+    if (load.kind === 'concurrency')
+      return {
+        kind: 'concurrency',
+        concurrency: Math.min(load.concurrency, cap ?? load.concurrency),
+      };
+    return {
+      kind: 'request_rate',
+      requestRate: load.rate,
+      burstiness: mode.kind === 'concurrency' ? 1 : mode.burstiness,
+      arrivalSeed: mode.kind === 'concurrency' ? 0 : mode.arrivalSeed,
+      maxConcurrency: cap,
+    };
   }
 
   /** GET/POST against the base URL through the engine's pool, for the readiness check. */
@@ -301,7 +328,10 @@ class OpenAIEngine implements Engine {
     return JSON.stringify(body);
   }
 
-  async #drive(requests: EngineRequest[]): Promise<{
+  async #drive(
+    requests: EngineRequest[],
+    mode: OpenAILoadMode,
+  ): Promise<{
     records: StreamedRecord[];
     dispatch: DispatchSummary | null;
     startedAt: number;
@@ -319,7 +349,7 @@ class OpenAIEngine implements Engine {
     const startedAt = performance.now();
     const load = await runLoad(
       requests.length,
-      this.config.mode,
+      mode,
       (index) =>
         streamRequest(target, requests[index]!.id, bodies[index]!, run.signal).then((record) => {
           if (record.error !== undefined) {
@@ -335,7 +365,7 @@ class OpenAIEngine implements Engine {
     const endedAt = performance.now();
     return {
       records: load.records,
-      dispatch: openLoopDispatch(load, this.config),
+      dispatch: openLoopDispatch(load, mode, this.config.maxClientLagMs),
       startedAt,
       endedAt,
     };
@@ -343,7 +373,7 @@ class OpenAIEngine implements Engine {
 
   async warmup(requests: EngineRequest[]): Promise<RequestRecord[]> {
     if (requests.length === 0) return [];
-    const { records } = await this.#drive(requests);
+    const { records } = await this.#drive(requests, this.#loadMode(undefined));
     const failed = records.filter((r) => r.error !== undefined);
     if (failed.length === records.length) {
       throw new OpenAIEngineError(
@@ -354,8 +384,13 @@ class OpenAIEngine implements Engine {
     return records.map(toRequestRecord);
   }
 
-  async run(requests: EngineRequest[]): Promise<WorkloadOutcome> {
-    const { records, dispatch, startedAt, endedAt } = await this.#drive(requests);
+  async run(
+    requests: EngineRequest[],
+    _hooks?: RunHooks,
+    options?: RunOptions,
+  ): Promise<WorkloadOutcome> {
+    const mode = this.#loadMode(options);
+    const { records, dispatch, startedAt, endedAt } = await this.#drive(requests, mode);
     const failed = records.filter((r) => r.error !== undefined);
     const errors = errorsByType(records);
     const failureRate = records.length === 0 ? 0 : failed.length / records.length;
@@ -373,11 +408,12 @@ class OpenAIEngine implements Engine {
         `openai engine: ${failed.length} of ${records.length} requests failed (${JSON.stringify(errors)}), within openai.max_failure_rate ${this.config.maxFailureRate}`,
       );
     }
-    return this.#outcome(records, dispatch, startedAt, endedAt, errors);
+    return this.#outcome(records, mode, dispatch, startedAt, endedAt, errors);
   }
 
   #outcome(
     records: StreamedRecord[],
+    mode: OpenAILoadMode,
     dispatch: DispatchSummary | null,
     startedAt: number,
     endedAt: number,
@@ -412,7 +448,7 @@ class OpenAIEngine implements Engine {
       succeeded > 0 && withUsage === succeeded ? 'server-usage' : 'counted-chunks';
     const durationS = (endedAt - startedAt) / 1000;
     const extra: Record<string, unknown> = {
-      load: loadModeDetails(this.config),
+      load: loadModeDetails(mode),
       workloadWindow: { startMs: startedAt, endMs: endedAt, durationS },
       // The harness divides this by the window for requests/s: completed requests only.
       requestCount: succeeded,
@@ -438,7 +474,7 @@ class OpenAIEngine implements Engine {
       },
       // Open loop: how the arrival schedule was kept (replaces the former `issueLagMs`).
       dispatch,
-      steadyState: this.config.steadyState ? steadyStateWindow(records, this.config.mode) : null,
+      steadyState: this.config.steadyState ? steadyStateWindow(records, mode) : null,
       goodput: this.config.slo === null ? null : goodput(records, this.config.slo, durationS),
       serverTimings: serverTimingsSummary(records),
     };
@@ -483,8 +519,15 @@ function toRequestRecord(r: StreamedRecord): RequestRecord {
   return record;
 }
 
-function loadModeDetails(config: ResolvedOpenAIConfig): Record<string, unknown> {
-  const mode = config.mode;
+function loadModeDetails(mode: ResolvedOpenAIConfig['mode']): Record<string, unknown> {
+  if (mode.kind === 'sweep')
+    return {
+      mode: 'sweep',
+      points: mode.points,
+      burstiness: mode.burstiness,
+      arrivalSeed: mode.arrivalSeed,
+      maxConcurrency: mode.maxConcurrency,
+    };
   return mode.kind === 'concurrency'
     ? { mode: 'concurrency', concurrency: mode.concurrency }
     : {
@@ -514,9 +557,12 @@ function peakInFlight(records: readonly RequestRecord[]): number {
  * connection wait (slot wait + time to open a new connection), and sums them up as
  * `extra.dispatch`; `null` in closed loop.
  */
-function openLoopDispatch(load: LoadResult, config: ResolvedOpenAIConfig): DispatchSummary | null {
+function openLoopDispatch(
+  load: LoadResult,
+  mode: OpenAILoadMode,
+  maxClientLagMs: number,
+): DispatchSummary | null {
   const report = load.dispatch;
-  const mode = config.mode;
   if (report === null || mode.kind !== 'request_rate') return null;
   const connectMs = new Float64Array(report.results.length);
   let opened = 0;
@@ -539,7 +585,7 @@ function openLoopDispatch(load: LoadResult, config: ResolvedOpenAIConfig): Dispa
     maxConcurrency: mode.maxConcurrency,
     connectionWaitMs: connectMs,
   });
-  return { ...stats, maxClientLagMs: config.maxClientLagMs, connections: { opened, reused } };
+  return { ...stats, maxClientLagMs, connections: { opened, reused } };
 }
 
 /** What `checkOpenAIServer` found. */

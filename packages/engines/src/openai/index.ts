@@ -6,6 +6,8 @@ export type {
   OpenAIConfig,
   OpenAIDecoder,
   OpenAIEngineConfig,
+  OpenAILoadMode,
+  OpenAISweepMode,
   ResolvedOpenAIConfig,
 } from './config';
 export { resolveOpenAIConfig } from './config';

@@ -1,5 +1,5 @@
 import { arrivalSchedule } from './arrivals';
-import type { ResolvedOpenAIConfig } from './config';
+import type { OpenAILoadMode } from './config';
 import { type DispatchReport, dispatch } from './dispatch';
 import type { StreamedRecord } from './stream';
 
@@ -43,7 +43,7 @@ async function closedLoop(n: number, concurrency: number, send: SendFn, signal: 
  */
 export async function runLoad(
   n: number,
-  mode: ResolvedOpenAIConfig['mode'],
+  mode: OpenAILoadMode,
   send: SendFn,
   signal: AbortSignal,
 ): Promise<LoadResult> {

@@ -1,5 +1,5 @@
 import type { RequestRecord } from '../engine';
-import type { ResolvedOpenAIConfig } from './config';
+import type { OpenAILoadMode, ResolvedOpenAIConfig } from './config';
 
 /**
  * The steady-state part of a run, as monotonic ms on the same clock as the records and the
@@ -37,7 +37,7 @@ export type SteadyStateResult = SteadyStateWindow | { unavailable: string };
  */
 export function steadyStateWindow(
   records: readonly RequestRecord[],
-  mode: ResolvedOpenAIConfig['mode'],
+  mode: OpenAILoadMode,
 ): SteadyStateResult {
   if (records.length === 0) return { unavailable: 'no requests were issued' };
   const target = mode.kind === 'concurrency' ? mode.concurrency : mode.maxConcurrency;

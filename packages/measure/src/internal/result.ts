@@ -11,6 +11,8 @@ import {
   type RunSlurm,
   type RunWarning,
   readDispatchSummary,
+  type SweepPoint,
+  type SweepSummary,
 } from '@llem/domain';
 import type { EngineInfo } from '@llem/engines';
 import { channelEnergy, type EnergyChannel } from '../energy/channel';
@@ -56,6 +58,8 @@ export interface ResultInput {
   thresholds: WarningThresholds;
   /** Wall-clock ISO time of a monotonic instant. */
   wallAt: (t: number) => string;
+  /** `openai.load: sweep`: the points (each built from its own window) and how the sweep went. */
+  sweep?: { points: SweepPoint[]; summary: SweepSummary } | undefined;
 }
 
 /**
@@ -208,6 +212,7 @@ export function buildResult(input: ResultInput): {
     inputs: input.inputs,
     ...(phases ? { phaseEnergy: phases } : {}),
     ...(input.server ? { server: input.server } : {}),
+    ...(input.sweep ? { points: input.sweep.points, sweep: input.sweep.summary } : {}),
     warnings,
     environment: input.environment,
     extra: {

@@ -1,4 +1,4 @@
-import type { Engine, EngineRequest, RunHooks, WorkloadOutcome } from '@llem/engines';
+import type { Engine, EngineRequest, RunHooks, RunOptions, WorkloadOutcome } from '@llem/engines';
 import type { GpuProbe } from '../gpu';
 import type { Recorder, Tick } from './recorder';
 
@@ -17,6 +17,14 @@ export interface WindowRecording {
   samplesInWindow: number | null;
 }
 
+/** How a window is run and recorded: one of a sweep's points passes its load and the sweep's start. */
+export interface WindowOptions {
+  /** Passed to `engine.run` (a sweep point's load). */
+  run?: RunOptions;
+  /** The timeseries' time origin for this window's rows. Default: the window's own start. */
+  t0?: number;
+}
+
 /**
  * Run the workload inside the energy window: prepare the sampler, read the opening edge, start
  * sampling, run the engine (which may mark the window itself, e.g. a `command` program that
@@ -27,6 +35,7 @@ export async function recordWindow(
   requests: EngineRequest[],
   recorder: Recorder,
   probe: GpuProbe | null,
+  options: WindowOptions = {},
 ): Promise<WindowRecording> {
   let start: Tick | null = null;
   let stop: Tick | null = null;
@@ -44,7 +53,10 @@ export async function recordWindow(
   let ticks: Tick[] = [];
   let outcome: WorkloadOutcome;
   try {
-    outcome = await engine.run(requests, engine.windowMarking === 'engine' ? hooks : undefined);
+    const marks = engine.windowMarking === 'engine' ? hooks : undefined;
+    outcome = await (options.run
+      ? engine.run(requests, marks, options.run)
+      : engine.run(requests, marks));
   } finally {
     ticks = sampler?.stop() ?? [];
   }
@@ -52,7 +64,7 @@ export async function recordWindow(
   const w0: Tick = start ?? runStart;
   const w1: Tick = stop ?? runEnd;
   const inWindow = ticks.filter((t) => t.t > w0.t && t.t < w1.t);
-  recorder.record('measure', w0.t, [w0, ...inWindow, w1]);
+  recorder.record('measure', options.t0 ?? w0.t, [w0, ...inWindow, w1]);
   // With a background GPU sampler the window holds each device's readings plus this thread's
   // counter ticks; the reading count that matters is the GPU's (the sparsest device).
   const samplesInWindow = !recorder.sampling
