@@ -50,7 +50,7 @@ const TARGETS: Record<
 
 /** How "meets" is judged, in words (`results show`, `report.html` and the JSON carry it). */
 export const ANSWER_RULE =
-  'A configuration (or load point) meets its SLOs when, for every target in its openai.slo, the mean over its completed cycles of the run’s chosen percentile of that latency (slo.percentile: 50, 95 or 99; default 50) is at or below the target; TTFT and E2E count from the scheduled send time in open loop. Among those that meet them, the lowest mean energy per output token wins. Another is tied with the winner when the bootstrap 95% interval of the ratio of their J/token includes 1: the data do not separate them.';
+  'A configuration (or load point) meets its SLOs when, for every target in its openai.slo, the mean over its completed cycles of the run’s chosen percentile of that latency (slo.percentile: 50, 95 or 99; default 50) is at or below the target; TTFT and E2E count from the scheduled send time in open loop. A load point of a sweep is judged on its own (the same point index over cycles); one the sweep found over-saturated never counts as meeting them. Among those that meet them, the lowest mean energy per output token wins. Another is tied with the winner when the bootstrap 95% interval of the ratio of their J/token includes 1: the data do not separate them.';
 
 /** A mean over cycles with its bootstrap 95% interval (`null` with one cycle). */
 export interface Estimate {
@@ -105,6 +105,11 @@ export interface AnswerCandidate {
   checks: SloCheck[];
   /** Every target met; `false`: one missed; `null`: one not measured (and none missed). */
   meets: boolean | null;
+  /**
+   * A load point the sweep found over-saturated (in any cycle): its queue grew for as long as the
+   * load lasted, so it is never the answer, whatever its latencies were.
+   */
+  overSaturated: boolean;
   /** Warning codes on its runs that affect the latencies judged (e.g. `client-saturated`). */
   warnings: string[];
   /** Relative to the winner (meeting candidates other than the winner). */
@@ -177,31 +182,61 @@ interface Unit {
   configHash: string;
   configLabel: string;
   point: { index: number; kind: string } | null;
-  sources: { source: MetricSource; warnings: readonly string[]; config: unknown }[];
+  sources: {
+    source: MetricSource;
+    warnings: readonly string[];
+    config: unknown;
+    /** A sweep point's open-loop target rate; `null` otherwise. */
+    targetRate: number | null;
+    /** A sweep point the sweep found over-saturated. */
+    overSaturated: boolean;
+  }[];
 }
 
-/** The completed runs grouped by config, one unit per config in schedule order. */
+/**
+ * The completed runs grouped into units in schedule order: one per config, or, for a load sweep
+ * (`result.points`), one per config and point index (the same point of every cycle).
+ */
 function unitsOf(runs: readonly RunRecord[]): Unit[] {
   const units = new Map<string, Unit>();
+  const add = (
+    key: string,
+    run: RunRecord,
+    point: Unit['point'],
+    source: Unit['sources'][number],
+  ): void => {
+    let unit = units.get(key);
+    if (!unit) {
+      unit = { key, configHash: run.configHash, configLabel: run.label, point, sources: [] };
+      units.set(key, unit);
+    }
+    unit.sources.push(source);
+  };
   for (const run of runs) {
     if (run.status !== 'completed' || run.result === null) continue;
     const result = run.result;
-    const key = run.configHash;
-    let unit = units.get(key);
-    if (!unit) {
-      unit = {
-        key,
-        configHash: run.configHash,
-        configLabel: run.label,
-        point: null,
-        sources: [],
-      };
-      units.set(key, unit);
+    if (result.points && result.points.length > 0) {
+      for (const p of result.points)
+        add(
+          `${run.configHash}:p${p.index}`,
+          run,
+          { index: p.index, kind: p.kind },
+          {
+            source: p,
+            warnings: p.warnings.map((w) => w.code),
+            config: result.config,
+            targetRate: p.targetRate,
+            overSaturated: p.overSaturation?.detected === true,
+          },
+        );
+      continue;
     }
-    unit.sources.push({
+    add(run.configHash, run, null, {
       source: result,
       warnings: result.warnings.map((w) => w.code),
       config: result.config,
+      targetRate: null,
+      overSaturated: false,
     });
   }
   return [...units.values()];
@@ -256,9 +291,19 @@ function checkTarget(
   };
 }
 
-function pointLabel(point: AnswerPoint): string {
-  const rate = point.achievedRate === null ? '' : ` at ${point.achievedRate.toPrecision(3)} req/s`;
-  return `point ${point.index + 1} (${point.kind}${rate})`;
+/**
+ * A load point in words: `load point 3 (rate 5.20 req/s target, 5.13 achieved)`, `load point 0
+ * (sync, 2.41 req/s)`. The index is the one `summary.csv` has (`point_index`).
+ *
+ * @example
+ * pointLabel({ index: 1, kind: 'saturation', achievedRate: 12.3, targetRate: null }); // 'load point 1 (saturation, 12.3 req/s)'
+ */
+export function pointLabel(point: AnswerPoint): string {
+  const r = (x: number) => x.toPrecision(3);
+  const achieved = point.achievedRate === null ? '?' : r(point.achievedRate);
+  return point.targetRate === null
+    ? `load point ${point.index} (${point.kind}, ${achieved} req/s)`
+    : `load point ${point.index} (rate ${r(point.targetRate)} req/s target, ${achieved} achieved)`;
 }
 
 function candidateOf(unit: Unit, options: AnswerOptions): AnswerCandidate {
@@ -277,18 +322,16 @@ function candidateOf(unit: Unit, options: AnswerOptions): AnswerCandidate {
       ? null
       : true;
   const codes = [...new Set(unit.sources.flatMap((s) => s.warnings))];
-  const rates = (read: (s: MetricSource) => number | null) =>
-    mean(unit.sources.map(({ source }) => read(source)).filter((v): v is number => v !== null));
+  const rates = (read: (s: Unit['sources'][number]) => number | null) =>
+    mean(unit.sources.map(read).filter((v): v is number => v !== null));
   const point: AnswerPoint | null = unit.point
     ? {
         ...unit.point,
-        achievedRate: rates((s) => s.throughput.requestsPerS),
-        targetRate: rates((s) => {
-          const rate = (s.extra.point as { targetRate?: unknown } | undefined)?.targetRate;
-          return typeof rate === 'number' ? rate : null;
-        }),
+        achievedRate: rates((s) => s.source.throughput.requestsPerS),
+        targetRate: rates((s) => s.targetRate),
       }
     : null;
+  const overSaturated = unit.sources.some((s) => s.overSaturated);
   return {
     configHash: unit.configHash,
     label: point ? `${unit.configLabel} · ${pointLabel(point)}` : unit.configLabel,
@@ -300,7 +343,11 @@ function candidateOf(unit: Unit, options: AnswerOptions): AnswerCandidate {
     slo,
     checks,
     meets,
-    warnings: warningsAffecting('ttftP50Ms', codes),
+    overSaturated,
+    warnings: [
+      ...warningsAffecting('ttftP50Ms', codes),
+      ...(overSaturated ? ['over-saturated'] : []),
+    ],
     vsBest: null,
   };
 }
@@ -337,7 +384,7 @@ export function answerRuns(runs: readonly RunRecord[], options: AnswerOptions = 
     prices,
   };
   if (all.length === 0) return { status: 'no-results', ...base };
-  const meeting = ranked.filter((c) => c.meets === true);
+  const meeting = ranked.filter((c) => c.meets === true && !c.overSaturated);
   const best = meeting[0];
   if (best) {
     for (const other of meeting.slice(1)) {

@@ -1,4 +1,4 @@
-import { type RunResult, readDispatchSummary } from '@llem/domain';
+import { type RunResult, readDispatchSummary, type SweepPoint } from '@llem/domain';
 import type { ConfigSummary } from './aggregate';
 import type { LoadedStudy, RunRecord } from './load';
 import {
@@ -159,8 +159,62 @@ export const OPTIONAL_RUN_CSV_COLUMNS: readonly {
 ];
 
 /**
- * `summary.csv`: one row per run with its status, error and headline figures; `context.prices`
- * adds the carbon and cost per 1M output tokens.
+ * Columns appended last to `summary.csv` when some run is a load sweep (`result.points`): which
+ * load point a row is. A sweep run has one row per point, whose figures are the point's; other
+ * runs keep one row with these cells empty.
+ */
+export const POINT_CSV_COLUMNS: readonly { name: string; read: (point: SweepPoint) => Cell }[] = [
+  { name: 'point_index', read: (p) => p.index },
+  { name: 'point_kind', read: (p) => p.kind },
+  { name: 'point_concurrency', read: (p) => p.concurrency },
+  { name: 'point_target_rate', read: (p) => p.targetRate },
+  { name: 'achieved_request_rate', read: (p) => p.achievedRequestRate },
+  { name: 'over_saturated', read: (p) => p.overSaturation?.detected ?? null },
+];
+
+/**
+ * A sweep point seen as a run: the run's identity and files with the point's window, energy,
+ * tokens, throughput, latency, memory, warnings and engine figures, so every column and metric
+ * reads a point as it reads a run.
+ *
+ * @example
+ * pointAsRun(run, run.result.points[2]).result.energyPerOutputTokenJ; // the point's J/token
+ */
+export function pointAsRun(run: RunRecord, point: SweepPoint): RunRecord {
+  if (!run.result) return run;
+  const { points: _p, sweep: _s, phaseEnergy: _e, ...rest } = run.result;
+  return {
+    ...run,
+    result: {
+      ...rest,
+      window: point.window,
+      energy: point.energy,
+      tokens: point.tokens,
+      throughput: point.throughput,
+      energyPerOutputTokenJ: point.energyPerOutputTokenJ,
+      latency: point.latency,
+      memory: point.memory,
+      warnings: point.warnings,
+      extra: point.extra,
+    },
+  };
+}
+
+/** The rows of `summary.csv`: a run, or each point of a sweep run (as {@link pointAsRun}). */
+export function csvRows(
+  runs: readonly RunRecord[],
+): { run: RunRecord; point: SweepPoint | null }[] {
+  return runs.flatMap((run): { run: RunRecord; point: SweepPoint | null }[] => {
+    const points = run.result?.points;
+    return points && points.length > 0
+      ? points.map((point) => ({ run: pointAsRun(run, point), point }))
+      : [{ run, point: null }];
+  });
+}
+
+/**
+ * `summary.csv`: one row per run with its status, error and headline figures, and one row per
+ * load point for a sweep run; `context.prices` adds the carbon and cost per 1M output tokens.
  *
  * @example
  * await writeFile(join(dir, 'summary.csv'), runsCsv(study));
@@ -170,14 +224,17 @@ export function runsCsv(study: LoadedStudy, context: MetricContext = {}): string
     if (!run.result) return null;
     return c.read(run.result, context) ?? null;
   };
+  const rows = csvRows(study.runs);
   const extra = OPTIONAL_RUN_CSV_COLUMNS.filter((c) =>
-    study.runs.some((run) => value(c, run) !== null),
+    rows.some(({ run }) => value(c, run) !== null),
   );
+  const pointColumns = rows.some((r) => r.point !== null) ? POINT_CSV_COLUMNS : [];
   return toCsv(
-    [...RUN_CSV_COLUMNS, ...extra.map((c) => c.name)],
-    study.runs.map((run) => [
+    [...RUN_CSV_COLUMNS, ...extra.map((c) => c.name), ...pointColumns.map((c) => c.name)],
+    rows.map(({ run, point }) => [
       ...RUN_CSV_TABLE.map((c) => c.read(run, study.dir)),
       ...extra.map((c) => value(c, run)),
+      ...pointColumns.map((c) => (point ? c.read(point) : null)),
     ]),
   );
 }

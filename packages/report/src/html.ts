@@ -3,7 +3,7 @@ import { type ConfigSummary, smallSampleNote } from './aggregate';
 import type { AnswerCandidate, Estimate, SloCheck, StudyAnswer } from './answer';
 import { escapeHtml as esc, formatInterval, formatNumber } from './format';
 import { describeInputChange, inputChanges } from './inputs';
-import { configBarCharts, latencyCharts, paretoChart } from './internal/charts';
+import { configBarCharts, latencyCharts, paretoChart, sweepCharts } from './internal/charts';
 import type { LoadedStudy } from './load';
 import {
   FIGURE_WARNINGS,
@@ -16,6 +16,7 @@ import {
 } from './metrics';
 import type { ParetoResult } from './pareto';
 import { describePrices, type EnergyPrices } from './prices';
+import type { SweepCurve } from './sweep';
 
 /** A pre-rendered view of one run over its window: power/temperature and its requests. */
 export interface RunTrace {
@@ -41,6 +42,8 @@ export interface ReportHtmlInput {
   answer?: StudyAnswer;
   /** The carbon intensity and price behind the carbon and cost figures. */
   prices?: EnergyPrices | null;
+  /** Load sweeps (`openai.load: sweep`), per configuration; the section is left out without. */
+  sweeps?: readonly SweepCurve[];
   /** ISO timestamp printed in the footer. */
   generatedAt: string;
 }
@@ -346,6 +349,33 @@ function candidateRow(c: AnswerCandidate, answer: StudyAnswer): string {
   return `<tr class="${c === answer.best ? 'best' : ''}"><td class="text">${esc(role)}</td><td class="text">${esc(c.label)}${warn}</td><td data-v="${c.energyPerOutputTokenJ?.mean ?? ''}">${estimateHtml(c.energyPerOutputTokenJ, 'J/token')}</td>${priced}<td class="text">${esc(meets)}</td><td class="text">${c.checks.map(checkHtml).join('<br>') || '<span class="note">no SLO</span>'}</td><td>${vs}</td></tr>`;
 }
 
+/**
+ * Load sweeps: J/token, TTFT and TPOT against the achieved request rate per configuration, each
+ * point listed with its load, and why a sweep stopped raising the rate. Empty without a sweep.
+ */
+function sweepSection(curves: readonly SweepCurve[]): string {
+  if (curves.length === 0) return '';
+  const charts = sweepCharts(curves);
+  const rows = curves
+    .flatMap((c) =>
+      c.points.map(
+        (p) =>
+          `<tr><td>${esc(c.label)}</td><td>${p.index}</td><td>${esc(p.kind)}${p.overSaturated ? ' <span class="warn" title="the sweep found this point over-saturated: TTFT and requests in flight climbed while it ran">⚠ over-saturated</span>' : ''}</td>${numCell(p.targetRate)}${numCell(p.achievedRequestRate)}${numCell(p.energyPerOutputTokenJ)}${numCell(p.ttftP50Ms)}${numCell(p.tpotP50Ms)}<td>${p.cycles}</td></tr>`,
+      ),
+    )
+    .join('');
+  const stops = curves.flatMap((c) =>
+    c.stopReasons.map((r) => `<li>${esc(c.label)}: ${esc(r)}</li>`),
+  );
+  return `<h2>Load sweep</h2>
+<section id="sweep">
+<p class="note">Each configuration's load points (means over cycles): synchronous (one request at a time), saturation (as many in flight as the cap allows), then open-loop rates spaced between their throughputs. TTFT is counted from the scheduled send time in open loop. A red cross: a point the sweep found over-saturated (TTFT and requests in flight climbed while it ran); the rate stopped rising there.</p>
+${charts.length ? `<div class="grid" id="sweep-charts">${charts.map((c) => `<figure data-sweep="${esc(c.title)}">${c.svg}<figcaption>${esc(c.title)} against the achieved request rate</figcaption></figure>`).join('')}</div>` : ''}
+<table class="sortable" id="sweep-points"><thead><tr><th>Config</th><th>Point</th><th>Kind</th><th>Target rate (req/s)</th><th>Achieved rate (req/s)</th><th>J/token</th><th>TTFT p50 (ms)</th><th>TPOT p50 (ms)</th><th>Cycles</th></tr></thead><tbody>${rows}</tbody></table>
+${stops.length ? `<p class="note">Sweeps that stopped raising the rate:</p><ul id="sweep-stops">${stops.join('')}</ul>` : ''}
+</section>`;
+}
+
 /** The section the report opens with: the answer, then every candidate with its checks. */
 function answerSection(answer: StudyAnswer): string {
   let headline: string;
@@ -453,6 +483,7 @@ export function renderReportHtml(input: ReportHtmlInput): string {
 </header>
 <main>
 ${input.answer ? `<h2>The answer</h2>\n${answerSection(input.answer)}` : ''}
+${sweepSection(input.sweeps ?? [])}
 <h2>Trade-off: ${esc(getMetric(pareto.x.metric).label)} vs ${esc(getMetric(pareto.y.metric).label)}</h2>
 ${input.paretoNote ? `<p class="note">${esc(input.paretoNote)}</p>` : ''}
 ${paretoSection}

@@ -16,17 +16,20 @@ export type {
   SloTarget,
   StudyAnswer,
 } from './answer';
-export { ANSWER_RULE, answerRuns, answerStudy, SLO_TARGETS, sloOf } from './answer';
+export { ANSWER_RULE, answerRuns, answerStudy, pointLabel, SLO_TARGETS, sloOf } from './answer';
 export type { ConfigComparison, MetricComparison, StudyComparison } from './compare';
 export { compareConfigs, compareStudies, compareSummaries, findConfig } from './compare';
 export type { RunCsvColumn } from './csv';
 export {
   CONFIG_CSV_COLUMNS,
   configCsv,
+  csvRows,
   OPTIONAL_RUN_CSV_COLUMNS,
   PARETO_CSV_COLUMNS,
+  POINT_CSV_COLUMNS,
   paretoCsv,
   parseCsv,
+  pointAsRun,
   RUN_CSV_COLUMNS,
   RUN_CSV_TABLE,
   runsCsv,
@@ -106,6 +109,8 @@ export {
 } from './stats';
 export type { StudyListing } from './studies';
 export { listStudies } from './studies';
+export type { SweepCurve, SweepCurvePoint } from './sweep';
+export { studySweepCurves, sweepCurves } from './sweep';
 export type { Column, TextOptions } from './text';
 export {
   formatTable,

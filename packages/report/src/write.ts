@@ -15,6 +15,7 @@ import { DEFAULT_PARETO_AXES, type ParetoAxis, type ParetoResult, paretoFrontier
 import { type EnergyPrices, resolveEnergyPrices } from './prices';
 import { readRunRequests } from './requests';
 import { readRunServerMetrics, serverMetricPoints } from './server-metrics';
+import { type SweepCurve, sweepCurves } from './sweep';
 import { readTimeseries } from './timeseries';
 
 export interface WriteStudyReportOptions {
@@ -51,6 +52,8 @@ export interface StudyReport {
   answer: StudyAnswer;
   /** The prices the carbon and cost figures used; `null` when none were given. */
   prices: EnergyPrices | null;
+  /** Load sweeps (`openai.load: sweep`): each configuration's points over cycles; `[]` without. */
+  sweeps: SweepCurve[];
   /** Absolute paths of the files written. */
   files: {
     summary: string;
@@ -134,6 +137,7 @@ export async function writeStudyReport(
   };
   const summaries = aggregateStudy(study, { ...bootstrap, prices });
   const answer = answerStudy(study, { ...bootstrap, prices });
+  const sweeps = sweepCurves(study.runs);
   const requested = options.paretoAxes ?? DEFAULT_PARETO_AXES;
   let pareto = paretoFrontier(summaries, requested);
   let paretoNote: string | null = null;
@@ -167,6 +171,7 @@ export async function writeStudyReport(
       traces,
       answer,
       prices,
+      sweeps,
       generatedAt: (options.now?.() ?? new Date()).toISOString(),
     }),
   );
@@ -174,5 +179,5 @@ export async function writeStudyReport(
   logger.debug(
     `summary: ${files.summary}, ${files.summaryByConfig}, ${files.pareto} (${summaries.length} configs, ${study.runs.length} runs)`,
   );
-  return { study, summaries, pareto, paretoNote, answer, prices, files };
+  return { study, summaries, pareto, paretoNote, answer, prices, sweeps, files };
 }

@@ -55,6 +55,9 @@ export interface FixtureRun {
    */
   /** `result.phaseEnergy` (an in-process llama.cpp run's prefill/decode attribution). */
   phaseEnergy?: RunResult['phaseEnergy'];
+  /** A load sweep's `result.points` and `result.sweep` (`sweepPointFixture` builds points). */
+  points?: RunResult['points'];
+  sweep?: RunResult['sweep'];
   slo?: {
     slo: Record<string, number>;
     ttftMs?: { p50: number; p95: number; p99: number };
@@ -173,6 +176,8 @@ export function makeResult(
     residualCheck: null,
     ...(run.inputs ? { inputs: run.inputs } : {}),
     ...(run.phaseEnergy ? { phaseEnergy: run.phaseEnergy } : {}),
+    ...(run.points ? { points: run.points } : {}),
+    ...(run.sweep ? { sweep: run.sweep } : {}),
     warnings: run.warnings ?? [],
     environment: {
       gpus: gpu
@@ -537,4 +542,80 @@ export function openLoopStudy(parent?: string): string {
       },
     ],
   });
+}
+
+/** One load point of a sweep, with the figures a test sets and the rest derived. */
+export function sweepPointFixture(p: {
+  index: number;
+  kind: 'sync' | 'saturation' | 'rate';
+  /** Achieved requests/s. */
+  rate: number;
+  targetRate?: number | null;
+  energyPerTokenJ: number;
+  ttftP50Ms: number;
+  tpotP50Ms?: number;
+  overSaturated?: boolean;
+}): NonNullable<RunResult['points']>[number] {
+  const durationS = 10;
+  const requests = p.rate * durationS;
+  const output = requests * 32;
+  const stats = (v: number) => ({ mean: v, p50: v, p95: v * 1.5, p99: v * 2 });
+  const start = new Date(T0 + p.index * 20_000);
+  return {
+    index: p.index,
+    kind: p.kind,
+    concurrency: p.kind === 'sync' ? 1 : p.kind === 'saturation' ? 64 : null,
+    targetRate: p.targetRate ?? null,
+    achievedRequestRate: p.rate,
+    window: {
+      startedAt: start.toISOString(),
+      endedAt: new Date(start.getTime() + durationS * 1000).toISOString(),
+      durationS,
+    },
+    energy: {
+      method: 'nvml-counter',
+      totalJ: p.energyPerTokenJ * output,
+      adjustedJ: null,
+      baselineW: null,
+      perDevice: [
+        { index: 0, kind: 'gpu', method: 'nvml-counter', totalJ: p.energyPerTokenJ * output },
+      ],
+      unavailableReason: null,
+    },
+    tokens: { input: requests * 64, output, source: 'server-usage' },
+    throughput: {
+      outputTokensPerS: output / durationS,
+      totalTokensPerS: (output + requests * 64) / durationS,
+      requestsPerS: p.rate,
+    },
+    energyPerOutputTokenJ: p.energyPerTokenJ,
+    latency: {
+      ttftMs: stats(p.ttftP50Ms),
+      itlMs: stats(p.tpotP50Ms ?? 20),
+      e2eMs: stats(p.ttftP50Ms + 31 * (p.tpotP50Ms ?? 20)),
+      tpotMs: stats(p.tpotP50Ms ?? 20),
+    },
+    memory: { gpuPeakUsedMiB: 1000, rssPeakMiB: 200 },
+    overSaturation:
+      p.kind === 'rate'
+        ? {
+            detected: p.overSaturated === true,
+            ttftMs: {
+              slopePerS: p.overSaturated ? 300 : 0.1,
+              t: p.overSaturated ? 9 : 0.2,
+              relativeGrowth: p.overSaturated ? 2 : 0,
+            },
+            inFlight: {
+              slopePerS: p.overSaturated ? 3 : 0,
+              t: p.overSaturated ? 8 : 0.1,
+              relativeGrowth: p.overSaturated ? 1.5 : 0,
+            },
+            reason: p.overSaturated ? 'over-saturated: TTFT rose 300.0 ms per s' : null,
+          }
+        : null,
+    warnings: p.overSaturated
+      ? [{ code: 'over-saturated', message: 'over-saturated: TTFT rose 300.0 ms per s' }]
+      : [],
+    extra: {},
+  };
 }

@@ -8,6 +8,7 @@ import { getMetric, METRICS, type MetricId, metricUnit } from '../metrics';
 import type { ParetoResult } from '../pareto';
 import type { EnergyPrices } from '../prices';
 import type { ServerMetricPoint } from '../server-metrics';
+import type { SweepCurve, SweepCurvePoint } from '../sweep';
 import type { TimeseriesSample } from '../timeseries';
 
 /**
@@ -414,4 +415,88 @@ export function latencyCharts(runs: readonly RunRecord[]): { title: string; svg:
     });
   }
   return out;
+}
+
+/** The three figures a load sweep is plotted by, each against the achieved request rate. */
+const SWEEP_CHARTS: readonly {
+  key: 'energyPerOutputTokenJ' | 'ttftP50Ms' | 'tpotP50Ms';
+  title: string;
+  y: string;
+}[] = [
+  { key: 'energyPerOutputTokenJ', title: 'Energy per output token', y: 'J/token' },
+  { key: 'ttftP50Ms', title: 'TTFT p50', y: 'TTFT p50 (ms)' },
+  { key: 'tpotP50Ms', title: 'TPOT p50', y: 'TPOT p50 (ms)' },
+];
+
+/**
+ * Load sweeps: J/token, TTFT p50 and TPOT p50 against the achieved request rate, one line per
+ * configuration through its load points (means over cycles) in rate order; an over-saturated
+ * point is a red cross. Empty without a sweep.
+ *
+ * @example
+ * sweepCharts(sweepCurves(study.runs)).map((c) => c.svg);
+ */
+export function sweepCharts(curves: readonly SweepCurve[]): { title: string; svg: string }[] {
+  const rows = curves.flatMap((c) =>
+    c.points
+      .filter((p) => p.achievedRequestRate !== null)
+      .map((p) => ({ ...p, label: short(c.label, 40) })),
+  );
+  if (rows.length === 0) return [];
+  const labels = [...new Set(rows.map((r) => r.label))];
+  return SWEEP_CHARTS.flatMap(({ key, title, y }) => {
+    const data = rows
+      .filter((r) => r[key] !== null)
+      .sort((a, b) => (a.achievedRequestRate as number) - (b.achievedRequestRate as number));
+    if (data.length === 0) return [];
+    const svg = render({
+      width: 380,
+      height: 260,
+      grid: true,
+      marginLeft: 60,
+      marginBottom: 45,
+      x: {
+        label: 'Achieved request rate (req/s)',
+        labelAnchor: 'center',
+        labelOffset: 38,
+        nice: true,
+      },
+      y: { label: y, nice: true, zero: true, ...domainFor(data.map((r) => r[key] as number)) },
+      color: labels.length > 1 ? { legend: true, domain: labels } : undefined,
+      marks: [
+        Plot.line(data, {
+          x: 'achievedRequestRate',
+          y: key,
+          z: 'label',
+          stroke: labels.length > 1 ? 'label' : ACCENT,
+          strokeWidth: 1.5,
+        }),
+        Plot.dot(
+          data.filter((r) => !r.overSaturated),
+          {
+            x: 'achievedRequestRate',
+            y: key,
+            r: 3,
+            fill: labels.length > 1 ? 'label' : ACCENT,
+            title: (r: SweepCurvePoint & { label: string }) =>
+              `${r.label} · load point ${r.index} (${r.kind}): ${formatNumber(r[key] as number)} at ${formatNumber(r.achievedRequestRate as number)} req/s`,
+          },
+        ),
+        Plot.dot(
+          data.filter((r) => r.overSaturated),
+          {
+            x: 'achievedRequestRate',
+            y: key,
+            r: 5,
+            symbol: 'times',
+            stroke: '#e03131',
+            strokeWidth: 2,
+            title: (r: SweepCurvePoint & { label: string }) =>
+              `${r.label} · load point ${r.index}: over-saturated`,
+          },
+        ),
+      ],
+    });
+    return [{ title, svg }];
+  });
 }
