@@ -4,19 +4,24 @@ export type {
   CommandConfig,
   CommandExperimentConfig,
   DatasetConfig,
+  DatasetFormat,
   DecoderConfig,
   DecoderPreset,
   EnergyConfig,
   EngineName,
   ExperimentConfig,
   ExperimentConfigInput,
+  FileDatasetConfig,
+  JsonlDataset,
   KvCacheType,
   LlamaCppConfig,
   LlamaCppExperimentConfig,
   OpenaiConfig,
   OpenaiExperimentConfig,
   PartialExperimentInput,
+  ShareGptDataset,
   SyntheticDataset,
+  TraceDataset,
   WarmupConfig,
 } from './config';
 export {
@@ -24,7 +29,9 @@ export {
   BUILTIN_MODELS,
   BUILTIN_TINY_MODEL,
   CommandSchema,
+  DATASET_FORMATS,
   DatasetSchema,
+  datasetFormat,
   DECODER_PRESETS,
   DecoderSchema,
   ENERGY_BACKENDS,
@@ -38,6 +45,7 @@ export {
   PartialExperimentSchema,
   SloSchema,
   SyntheticDatasetSchema,
+  TRACE_BLOCK_TOKENS,
   WarmupSchema,
 } from './config';
 export type { ConfigErrorCode, ConfigErrorOptions, ConfigIssue } from './errors';
@@ -96,6 +104,7 @@ export type {
   FileIdentity,
   KnownWarningCode,
   LatencyStats,
+  LengthDistribution,
   ResidualCheck,
   RunDevice,
   RunEnergy,
@@ -105,6 +114,7 @@ export type {
   RunResult,
   RunResultCheck,
   RunWarning,
+  RunWorkload,
 } from './result';
 export {
   checkRunResult,
@@ -116,6 +126,7 @@ export {
   FlopsMethodSchema,
   GpuInfoSchema,
   LatencyStatsSchema,
+  LengthDistributionSchema,
   RESULT_WARNING_CODES,
   ResidualCheckSchema,
   RUN_RESULT_SCHEMA_VERSION,
@@ -130,7 +141,9 @@ export {
   RunTokensSchema,
   RunWarningSchema,
   RunWindowSchema,
+  RunWorkloadSchema,
   TokenCountSourceSchema,
+  WorkloadLengthSchema,
 } from './result';
 export { coefficientOfVariation, mean, sampleStd } from './stats';
 export type { ExecutionConfig, RunOrder, StudyFileInput } from './study';
