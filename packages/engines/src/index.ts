@@ -12,10 +12,12 @@ export type {
   EngineContext,
   EngineInfo,
   EngineRequest,
+  EngineTokenizer,
   RequestRecord,
   RunHooks,
   ServerTimings,
   TokenCountSource,
+  TokenizerProbe,
   WorkloadOutcome,
 } from './engine';
 export type {

@@ -10,8 +10,10 @@ import type {
   EngineRequest,
   RequestRecord,
   TokenCountSource,
+  TokenizerProbe,
   WorkloadOutcome,
 } from '../engine';
+import { inTurnOrder, sendTimes } from '../internal/workload-order';
 import {
   type OpenAIEngineConfig,
   publicBaseUrl,
@@ -23,6 +25,7 @@ import { runLoad } from './load';
 import { errorsByType, goodput, serverTimingsSummary, steadyStateWindow } from './metrics';
 import { type HttpAnswer, type ReadyTransport, type ServerProblem, waitForServer } from './ready';
 import { type StreamedRecord, type StreamTarget, streamRequest } from './stream';
+import { findServerTokenizer } from './tokenize';
 
 /**
  * How `load()` spaces its attempts while a server is not ready. The whole wait is bounded by
@@ -212,19 +215,25 @@ class OpenAIEngine implements Engine {
     };
   }
 
+  /**
+   * One plain request: `path` under the base URL, or an absolute URL. The readiness check goes
+   * through a fresh connection each time; `pooled` ones (the tokenizer's many short calls) reuse
+   * the keep-alive pool.
+   */
   #request(
     method: 'GET' | 'POST',
     path: string,
     body: string | null,
     signal: AbortSignal,
     timeoutMs: number,
+    pooled = false,
   ): Promise<HttpAnswer> {
-    const url = `${this.config.baseUrl}/${path}`;
+    const url = /^https?:/.test(path) ? path : `${this.config.baseUrl}/${path}`;
     const transport = url.startsWith('https:') ? https : http;
     return new Promise((resolve, reject) => {
       const req = transport.request(url, {
         method,
-        agent: this.#freshAgent!,
+        agent: pooled ? this.#agent! : this.#freshAgent!,
         headers: this.#headers(body !== null),
         signal,
         timeout: timeoutMs,
@@ -291,11 +300,18 @@ class OpenAIEngine implements Engine {
   async #drive(requests: EngineRequest[]): Promise<{
     records: StreamedRecord[];
     issueLagMs: number[];
+    schedule: number[] | null;
     startedAt: number;
     endedAt: number;
   }> {
     const target = this.#target();
     const bodies = requests.map((r) => this.#body(r));
+    // A trace's send times replace the load mode's arrivals (EngineRequest.sendAtMs). Its
+    // requests leave at their times whatever is in flight, so the pool must not hold them back
+    // at the closed loop's socket cap.
+    const schedule = sendTimes(requests);
+    if (schedule !== null && this.#agent !== null)
+      this.#agent.maxSockets = Number.POSITIVE_INFINITY;
     // One abort listener per in-flight request: on a private signal, so hundreds of concurrent
     // streams neither trip Node's listener-leak warning nor pile listeners on the caller's signal.
     const run = new AbortController();
@@ -303,11 +319,10 @@ class OpenAIEngine implements Engine {
     const forward = (): void => run.abort(this.#signal.reason);
     if (this.#signal.aborted) forward();
     else this.#signal.addEventListener('abort', forward, { once: true });
-    const startedAt = performance.now();
-    const { records, issueLagMs } = await runLoad(
-      requests.length,
-      this.config.mode,
-      (index) =>
+    // A later turn of a conversation waits for the previous one (EngineRequest.after).
+    const send = inTurnOrder(
+      requests,
+      (index: number) =>
         streamRequest(target, requests[index]!.id, bodies[index]!, run.signal).then((record) => {
           if (record.error !== undefined) {
             this.#logger.debug(
@@ -317,9 +332,39 @@ class OpenAIEngine implements Engine {
           return record;
         }),
       run.signal,
+    );
+    const startedAt = performance.now();
+    const { records, issueLagMs } = await runLoad(
+      requests.length,
+      this.config.mode,
+      send,
+      run.signal,
+      schedule,
     ).finally(() => this.#signal.removeEventListener('abort', forward));
     if (this.#signal.aborted) throw this.#signal.reason;
-    return { records, issueLagMs, startedAt, endedAt: performance.now() };
+    return { records, issueLagMs, schedule, startedAt, endedAt: performance.now() };
+  }
+
+  /**
+   * The server's tokenizer (`/tokenize`, as llama-server and vLLM serve it) for prompts of exact
+   * lengths; unavailable for the chat endpoint, whose chat template adds tokens around the text.
+   */
+  async tokenizer(): Promise<TokenizerProbe> {
+    this.#target();
+    if (this.config.endpoint === 'chat')
+      return {
+        unavailable:
+          'openai.endpoint is chat: the server wraps each prompt in its chat template, so a prompt’s length is not its text’s',
+      };
+    return findServerTokenizer(
+      (url, body) =>
+        this.#request('POST', url, body, this.#signal, this.config.requestTimeoutMs, true),
+      {
+        baseUrl: this.config.baseUrl,
+        model: this.config.model,
+        shownUrl: publicBaseUrl(this.config.baseUrl),
+      },
+    );
   }
 
   async warmup(requests: EngineRequest[]): Promise<RequestRecord[]> {
@@ -336,7 +381,7 @@ class OpenAIEngine implements Engine {
   }
 
   async run(requests: EngineRequest[]): Promise<WorkloadOutcome> {
-    const { records, issueLagMs, startedAt, endedAt } = await this.#drive(requests);
+    const { records, issueLagMs, schedule, startedAt, endedAt } = await this.#drive(requests);
     const failed = records.filter((r) => r.error !== undefined);
     const errors = errorsByType(records);
     const failureRate = records.length === 0 ? 0 : failed.length / records.length;
@@ -354,12 +399,13 @@ class OpenAIEngine implements Engine {
         `openai engine: ${failed.length} of ${records.length} requests failed (${JSON.stringify(errors)}), within openai.max_failure_rate ${this.config.maxFailureRate}`,
       );
     }
-    return this.#outcome(records, issueLagMs, startedAt, endedAt, errors);
+    return this.#outcome(records, issueLagMs, schedule, startedAt, endedAt, errors);
   }
 
   #outcome(
     records: StreamedRecord[],
     issueLagMs: number[],
+    schedule: number[] | null,
     startedAt: number,
     endedAt: number,
     errors: Record<string, number>,
@@ -392,8 +438,11 @@ class OpenAIEngine implements Engine {
     const source: TokenCountSource =
       succeeded > 0 && withUsage === succeeded ? 'server-usage' : 'counted-chunks';
     const durationS = (endedAt - startedAt) / 1000;
+    // A trace is an open loop on its own schedule: no target concurrency for the steady state.
+    const mode: ResolvedOpenAIConfig['mode'] =
+      schedule === null ? this.config.mode : traceMode(schedule);
     const extra: Record<string, unknown> = {
-      load: loadModeDetails(this.config),
+      load: schedule === null ? loadModeDetails(this.config) : traceDetails(schedule),
       workloadWindow: { startMs: startedAt, endMs: endedAt, durationS },
       // The harness divides this by the window for requests/s: completed requests only.
       requestCount: succeeded,
@@ -418,7 +467,7 @@ class OpenAIEngine implements Engine {
         inputTokensKnown: records.every((r) => r.error !== undefined || r.inputTokens !== null),
       },
       issueLagMs: issueLagMs.length === 0 ? null : summary(issueLagMs),
-      steadyState: this.config.steadyState ? steadyStateWindow(records, this.config.mode) : null,
+      steadyState: this.config.steadyState ? steadyStateWindow(records, mode) : null,
       goodput: this.config.slo === null ? null : goodput(records, this.config.slo, durationS),
       serverTimings: serverTimingsSummary(records),
     };
@@ -471,6 +520,29 @@ function loadModeDetails(config: ResolvedOpenAIConfig): Record<string, unknown> 
         arrivalSeed: mode.arrivalSeed,
         maxConcurrency: mode.maxConcurrency,
       };
+}
+
+/** `extra.load` of a trace replay: the send schedule replaced the configured mode. */
+function traceDetails(schedule: readonly number[]): Record<string, unknown> {
+  const spanMs = schedule.length > 0 ? (schedule[schedule.length - 1] as number) : 0;
+  return {
+    mode: 'trace',
+    requests: schedule.length,
+    spanS: spanMs / 1000,
+    meanRequestRate: spanMs > 0 ? (schedule.length - 1) / (spanMs / 1000) : null,
+  };
+}
+
+/** The open-loop mode a trace amounts to (for the steady-state rule: arrivals, no cap). */
+function traceMode(schedule: readonly number[]): ResolvedOpenAIConfig['mode'] {
+  const spanMs = schedule.length > 0 ? (schedule[schedule.length - 1] as number) : 0;
+  return {
+    kind: 'request_rate',
+    requestRate: spanMs > 0 ? (schedule.length - 1) / (spanMs / 1000) : schedule.length,
+    burstiness: 1,
+    arrivalSeed: 0,
+    maxConcurrency: null,
+  };
 }
 
 function peakInFlight(records: readonly RequestRecord[]): number {

@@ -31,25 +31,21 @@ async function closedLoop(n: number, concurrency: number, send: SendFn, signal: 
 }
 
 /**
- * Open loop: request i leaves at its scheduled arrival whatever the server is doing, which is
- * what a real user population does. With `maxConcurrency`, arrivals wait for a free slot and the
- * wait shows up in `issueLagMs`; `startedAt` is when the request actually left.
+ * Open loop: request i leaves at `offsets[i]` ms after the start whatever the server is doing,
+ * which is what a real user population does. With `maxConcurrency`, arrivals wait for a free
+ * slot and the wait shows up in `issueLagMs`; `startedAt` is when the request actually left.
  */
 async function openLoop(
-  n: number,
-  mode: Extract<ResolvedOpenAIConfig['mode'], { kind: 'request_rate' }>,
+  offsets: readonly number[],
+  maxConcurrency: number | null,
   send: SendFn,
   signal: AbortSignal,
 ) {
-  const offsets = arrivalSchedule(n, {
-    rate: mode.requestRate,
-    burstiness: mode.burstiness,
-    seed: mode.arrivalSeed,
-  });
+  const n = offsets.length;
   const records: (StreamedRecord | undefined)[] = new Array(n);
   const issueLagMs: number[] = [];
   const pending: Promise<void>[] = [];
-  const cap = mode.maxConcurrency ?? Number.POSITIVE_INFINITY;
+  const cap = maxConcurrency ?? Number.POSITIVE_INFINITY;
   let inFlight = 0;
   const waiters: (() => void)[] = [];
   const t0 = performance.now();
@@ -99,7 +95,10 @@ function delay(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /**
- * Drives `n` requests under the configured load mode and collects their records.
+ * Drives `n` requests under the configured load mode and collects their records. A `schedule`
+ * (a trace's send times, ms from the start, one per request) replaces the mode's arrivals: each
+ * request leaves at its time through the open loop (`max_concurrency` does not apply: a trace
+ * leaves `request_rate` unset).
  *
  * @example
  * const { records } = await runLoad(32, { kind: 'concurrency', concurrency: 4 }, send, signal);
@@ -109,12 +108,22 @@ export async function runLoad(
   mode: ResolvedOpenAIConfig['mode'],
   send: SendFn,
   signal: AbortSignal,
+  schedule: readonly number[] | null = null,
 ): Promise<LoadResult> {
+  if (schedule !== null) {
+    const { records, issueLagMs } = await openLoop(schedule.slice(0, n), null, send, signal);
+    return { records: records.filter(isRecord), issueLagMs };
+  }
   if (mode.kind === 'concurrency') {
     const records = await closedLoop(n, mode.concurrency, send, signal);
     return { records: records.filter(isRecord), issueLagMs: [] };
   }
-  const { records, issueLagMs } = await openLoop(n, mode, send, signal);
+  const offsets = arrivalSchedule(n, {
+    rate: mode.requestRate,
+    burstiness: mode.burstiness,
+    seed: mode.arrivalSeed,
+  });
+  const { records, issueLagMs } = await openLoop(offsets, mode.maxConcurrency, send, signal);
   return { records: records.filter(isRecord), issueLagMs };
 }
 
