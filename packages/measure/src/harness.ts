@@ -9,7 +9,7 @@ import type {
 import { parseExperimentConfig } from '@llem/domain';
 import type { Engine, EngineContext, EngineInfo } from '@llem/engines';
 import { CleanupRegistry, sleep as defaultSleep, type Logger, noopLogger } from '@llem/resilience';
-import { buildRequests, buildWarmupRequests, type DatasetConfig } from './dataset';
+import { buildWarmupRequests, type DatasetConfig, loadDataset, summariseSource } from './dataset';
 import { snapshotEnvironment } from './environment';
 import { identifyInputs } from './inputs';
 import { measureBaseline } from './internal/baseline';
@@ -21,6 +21,7 @@ import {
 import { Recorder } from './internal/recorder';
 import { buildResult, type ResultInput } from './internal/result';
 import { recordWindow } from './internal/window';
+import { prepareWorkload } from './internal/workload';
 import { timeseriesCsv } from './sampler';
 import { runWarmup, type WarmupConfig, warmupRequestCount } from './warmup';
 import { DEFAULT_WARNING_THRESHOLDS, type WarningThresholds } from './warnings';
@@ -117,8 +118,9 @@ export interface MeasureOutput {
 
 /**
  * Measure one experiment, in the order SPEC.md gives, one named step after another:
- * requests → energy sources and environment snapshot → idle baseline (if enabled) → load →
- * warmup (not measured) → the measured window (sampler + workload) → the result. Returns the
+ * dataset → energy sources and environment snapshot → idle baseline (if enabled) → load →
+ * workload (exact lengths where the engine tokenizes) → warmup (not measured) → the measured
+ * window (sampler + workload) → the result. Returns the
  * validated `RunResult`, the sampler timeseries as CSV and one record per measured request.
  *
  * Energy comes from NVML (counter, else power integral) and/or RAPL as `energy.backend` says;
@@ -144,15 +146,9 @@ export async function measureRun<C extends HarnessConfig>(
   const energy = energySettings(config, input.devices);
   const cleanups = new CleanupRegistry({ logger });
 
-  // Requests first: a bad dataset should fail before anything is opened. Warmup prompts are
-  // generated apart from them, so a prompt cache is never primed with a measured prompt.
-  const requests = buildRequests(config.dataset, config.max_output_tokens, deps.cwd);
-  const warmupRequests = buildWarmupRequests(
-    config.dataset,
-    config.max_output_tokens,
-    warmupRequestCount(config.warmup),
-    requests,
-  );
+  // The dataset first: a bad or empty one should fail before anything is opened.
+  const source = loadDataset(config.dataset, { cwd: deps.cwd });
+  await summariseSource(source);
   try {
     const sources = await openEnergySources(
       energy,
@@ -194,6 +190,10 @@ export async function measureRun<C extends HarnessConfig>(
     // After the load (the model is in the page cache), before the window: what bytes were measured.
     const inputs = await identifyInputs(config, info, { cwd: deps.cwd, logger });
 
+    // The prompts, at exact lengths where the engine can tokenize. Warmup prompts are generated
+    // apart from them, so a prompt cache is never primed with a measured prompt.
+    const workload = await prepareWorkload(engine, source, config.max_output_tokens, logger);
+    const warmupRequests = buildWarmupRequests(workload, warmupRequestCount(config.warmup));
     const warm = await runWarmup(engine, warmupRequests, config.warmup, signal);
     const warnings: RunWarning[] = [];
     if (config.warmup?.cv_threshold !== undefined && !warm.converged)
@@ -202,7 +202,7 @@ export async function measureRun<C extends HarnessConfig>(
         message: `warmup stopped after ${warm.requests} requests without the latency CV falling under ${config.warmup.cv_threshold} (last CV ${warm.finalCv === null ? 'unknown' : warm.finalCv.toFixed(3)})`,
       });
 
-    const window = await recordWindow(engine, requests, recorder, sources.probe);
+    const window = await recordWindow(engine, workload.requests, recorder, sources.probe);
 
     const { result, requests: measured } = buildResult({
       identity: { runId: input.runId, configHash: input.configHash, cycle: input.cycle },
@@ -215,6 +215,7 @@ export async function measureRun<C extends HarnessConfig>(
       environment,
       info,
       inputs,
+      workload,
       warm,
       warnings,
       residualCheck: input.residualCheck ?? null,

@@ -10,6 +10,7 @@ import {
   type RunWarning,
 } from '@llem/domain';
 import type { EngineInfo } from '@llem/engines';
+import type { Workload } from '../dataset';
 import { channelEnergy, type EnergyChannel } from '../energy/channel';
 import { peakRssMiB } from '../environment';
 import {
@@ -25,6 +26,7 @@ import type { WarmupOutcome } from '../warmup';
 import { measurementWarnings, type WarningThresholds } from '../warnings';
 import { combineEnergy } from './energy-total';
 import type { WindowRecording } from './window';
+import { workloadSummary } from './workload';
 
 /** Everything the result is built from, once the window has closed. */
 export interface ResultInput {
@@ -38,6 +40,8 @@ export interface ResultInput {
   environment: RunEnvironment;
   info: EngineInfo;
   inputs: RunInputs;
+  /** The workload that ran (for `result.workload`). */
+  workload: Workload;
   warm: WarmupOutcome;
   /** Warnings raised before the window (warmup). */
   warnings: readonly RunWarning[];
@@ -179,6 +183,7 @@ export function buildResult(input: ResultInput): {
     residualCheck: input.residualCheck,
     ...(input.devices ? { devices: input.devices } : {}),
     inputs: input.inputs,
+    workload: workloadSummary(input.workload, outcome.requests),
     warnings,
     environment: input.environment,
     extra: {
