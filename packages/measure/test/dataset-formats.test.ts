@@ -414,7 +414,7 @@ describe('exact lengths', () => {
     // Long words are left out of the vocabulary, so each prompt is made of one-token words.
     expect(w.requests.every((r) => r.prompt.split(' ').every((x) => x.length <= 4))).toBe(true);
     const prefix = (i: number) =>
-      (w.requests[i]?.prompt as string).split(' ').slice(0, 16).join(' ');
+      (w.requests[i] as { prompt: string }).prompt.split(' ').slice(0, 16).join(' ');
     expect(prefix(3)).toBe(prefix(0));
     expect(prefix(1)).not.toBe(prefix(0));
   });
