@@ -118,6 +118,7 @@ export const EXIT_CODE_BY_ERROR: { readonly [C in LlemErrorCode]: ExitCode } = {
   COMMAND_BAD_MARKERS: runtime,
   COMMAND_ABORTED: runtime,
   // @llem/measure
+  DATASET_INVALID: user, // a dataset file that is missing, holds bad data or no usable request
   DATASET: runtime,
   ENERGY_UNAVAILABLE: runtime,
   WORKLOAD_FAILED: runtime,

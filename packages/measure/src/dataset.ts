@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import {
+  canonicalJson,
   type DatasetFormat,
   DatasetSchema,
   type DatasetConfig as DomainDatasetConfig,
@@ -26,7 +27,7 @@ import {
   TOKENIZE_CONCURRENCY,
   unitWords,
 } from './internal/dataset/render';
-import { pickShareGpt, skippedText } from './internal/dataset/sharegpt';
+import { entriesText, pickShareGpt, skippedText } from './internal/dataset/sharegpt';
 import {
   type JsonlRow,
   readJsonlRows,
@@ -94,7 +95,7 @@ export function loadDataset(
     const entries = readShareGptEntries(file, config);
     if (entries.pairs.length === 0)
       throw datasetError(
-        `${file}: no usable request: ${entries.entries} entries (${skippedText(entries)}); expected conversations whose first human turn is followed by an answer`,
+        `${file}: no usable request: ${entriesText(entries.entries)} (${skippedText(entries)}); expected conversations whose first human turn is followed by an answer`,
       );
     return { format: 'sharegpt', file, dataset: config, entries };
   }
@@ -510,7 +511,7 @@ export async function summariseSource(source: DatasetSource): Promise<DatasetSum
         file: source.file,
         requests: picked.length,
         durationS: null,
-        description: `sharegpt ${source.file}: ${picked.length} requests (${source.entries.entries} entries, ${skippedText(source.entries)}${filtered > 0 ? `, ${filtered} outside the length filters at ~4 characters a token` : ''})`,
+        description: `sharegpt ${source.file}: ${picked.length} requests (${entriesText(source.entries.entries)}, ${skippedText(source.entries)}${filtered > 0 ? `, ${filtered} outside the length filters at ~4 characters a token` : ''})`,
       };
     }
   }
@@ -547,4 +548,52 @@ export function datasetSize(
         durationS: null,
       };
   }
+}
+
+/** A dataset of a study and the configs that use it (`checkDatasets`). */
+export interface StudyDataset {
+  /** Labels of the configs that use it. */
+  labels: string[];
+  summary: DatasetSummary;
+}
+
+/**
+ * Reads and checks every distinct file dataset of a study's configs (each once): what
+ * `llem config validate`, `llem run --dry-run` and `llem run` do before anything runs. A bad one
+ * throws `DATASET_INVALID` (exit 2) naming the study file, the configs that use it, and the
+ * dataset's own problem (file, line or entry, what was expected).
+ *
+ * @example
+ * const datasets = await checkDatasets(plan.configs, { file: 'study.yaml', cwd: baseDir });
+ */
+export async function checkDatasets(
+  configs: ReadonlyArray<{ label: string; config: { dataset: DatasetConfig } }>,
+  options: { file: string; cwd: string },
+): Promise<StudyDataset[]> {
+  const groups = new Map<string, { dataset: DatasetConfig; labels: string[] }>();
+  for (const { label, config } of configs) {
+    if (typeof config.dataset === 'object' && 'synthetic' in config.dataset) continue;
+    const key = canonicalJson(config.dataset);
+    const group = groups.get(key);
+    if (group) group.labels.push(label);
+    else groups.set(key, { dataset: config.dataset, labels: [label] });
+  }
+  const checked: StudyDataset[] = [];
+  for (const { dataset, labels } of groups.values()) {
+    try {
+      checked.push({ labels, summary: await summariseDataset(dataset, { cwd: options.cwd }) });
+    } catch (error) {
+      if (!(error instanceof MeasurementError)) throw error;
+      const which =
+        labels.length === configs.length && configs.length > 1
+          ? ' (every config)'
+          : configs.length > 1
+            ? ` (${labels.join(', ')})`
+            : '';
+      throw new MeasurementError(`${options.file}: dataset${which}: ${error.message}`, error.code, {
+        cause: error,
+      });
+    }
+  }
+  return checked;
 }

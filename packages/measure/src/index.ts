@@ -3,6 +3,7 @@ export type {
   DatasetConfig,
   DatasetSource,
   DatasetSummary,
+  StudyDataset,
   SyntheticDataset,
   Workload,
 } from './dataset';
@@ -10,6 +11,7 @@ export {
   buildRequests,
   buildWarmupRequests,
   buildWorkload,
+  checkDatasets,
   datasetSize,
   estimateTokens,
   loadDataset,

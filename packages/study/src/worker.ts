@@ -269,7 +269,8 @@ function describe(error: unknown): WorkerErrorReport['error'] {
 /**
  * The run-failure type (`@llem/domain`'s `RUN_FAILURE_TYPES`) of an error a handler threw: by
  * the `source` of a llem error (`engine`, `config`, `server`, `measurement`; a measurement error
- * with code `CONFIG` is `config`), `crash` for anything else (a bug, a library's own error).
+ * with code `CONFIG` or `DATASET_INVALID` is `config`), `crash` for anything else (a bug, a
+ * library's own error).
  *
  * @example
  * failureTypeOf(new LlamaCppEngineError('MODEL_NOT_FOUND', '…')); // 'engine'
@@ -285,7 +286,8 @@ export function failureTypeOf(error: unknown): RunFailureType {
       return 'config';
     case 'measurement':
     case 'nvml':
-      return error.code === 'CONFIG' ? 'config' : 'measurement';
+      // A config the harness refused, or a dataset file with bad data: the study's to fix.
+      return error.code === 'CONFIG' || error.code === 'DATASET_INVALID' ? 'config' : 'measurement';
     default:
       return 'crash';
   }

@@ -1,9 +1,10 @@
 import { fork } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { LlemError } from '@llem/resilience';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { errorFileFor, TASK_FILE_ENV, type WorkerTask } from '../src/task';
-import { defineWorker, WorkerExitCode } from '../src/worker';
+import { defineWorker, failureTypeOf, WorkerExitCode } from '../src/worker';
 import { TSX_EXEC_ARGV } from './fixtures/plan';
 import { tempDir } from './helpers';
 
@@ -125,4 +126,19 @@ describe('defineWorker', () => {
     expect(code).toBe(WorkerExitCode.badTask);
     expect(stderr).toContain('cannot read the task');
   }, 30_000);
+});
+
+describe('failureTypeOf', () => {
+  class Measured extends LlemError<string> {
+    readonly source = 'measurement' as const;
+    constructor(readonly code: string) {
+      super(code);
+    }
+  }
+  it('calls a dataset file with bad data a config failure, other measurement errors measurement', () => {
+    expect(failureTypeOf(new Measured('DATASET_INVALID'))).toBe('config');
+    expect(failureTypeOf(new Measured('CONFIG'))).toBe('config');
+    expect(failureTypeOf(new Measured('ENERGY_UNAVAILABLE'))).toBe('measurement');
+    expect(failureTypeOf(new Error('a bug'))).toBe('crash');
+  });
 });

@@ -22,6 +22,7 @@ import {
 } from '@llem/study';
 import type { Argv, CommandModule } from 'yargs';
 import type { BuilderArgs, CliContext, GlobalArgs } from '../context';
+import { datasetsJson, describeDatasets } from '../datasets';
 import { planMemoryEstimates } from '../dry-run';
 import { ExitCode, UsageError } from '../errors';
 import { addFileTransport } from '../logger';
@@ -173,10 +174,11 @@ async function printPlan(setup: RunSetup, json: boolean, ctx: CliContext): Promi
     baseDir: setup.baseDir,
     logger: ctx.logger,
   });
+  const datasets = setup.datasets;
   ctx.stdout.write(
     json
-      ? `${JSON.stringify({ file: setup.file, ...planToJson(plan, { memory }) }, null, 2)}\n`
-      : `${setup.file}: ${renderPlan(plan, { memory, color: Boolean(ctx.stdout.isTTY) })}`,
+      ? `${JSON.stringify({ file: setup.file, ...planToJson(plan, { memory }), datasets: datasetsJson(datasets) }, null, 2)}\n`
+      : `${setup.file}: ${renderPlan(plan, { memory, color: Boolean(ctx.stdout.isTTY) })}${describeDatasets(datasets, plan.configs.length)}`,
   );
 }
 

@@ -8,7 +8,7 @@ import {
   STUDY_FILES,
   type StudyPlan,
 } from '@llem/domain';
-import { missingInputFiles } from '@llem/measure';
+import { checkDatasets, missingInputFiles, type StudyDataset } from '@llem/measure';
 import { type LoadedStudy, loadStudyFile, StudyDirectory } from '@llem/study';
 import type { CliContext } from '../../context';
 import { UsageError } from '../../errors';
@@ -25,12 +25,15 @@ export interface RunSetup {
   baseDir: string;
   /** The study directory of `--resume`, absolute. */
   resumeDir: string | undefined;
+  /** The study's dataset files, read and checked (none for synthetic prompts). */
+  datasets: StudyDataset[];
 }
 
 /**
  * Read the study (the same loader as `llem config validate`: a missing file, a directory or a
  * bad field is a `ConfigError`, exit 2), find the directory to resume and the folder relative
- * paths resolve from, and refuse missing model and dataset files before a study directory exists.
+ * paths resolve from, refuse missing model and dataset files, and read every dataset file (bad
+ * data or no usable request: `DATASET_INVALID`, exit 2) before a study directory exists.
  */
 export async function prepareRun(
   args: { file?: string | undefined; resume?: string | undefined },
@@ -55,9 +58,13 @@ export async function prepareRun(
       );
     if (!args.file) baseDir = resumeBaseDir(resumeDir) ?? baseDir;
   }
-  const setup = { plan, file: args.file ?? QUICKSTART_FILE, source, baseDir, resumeDir };
-  if (plan) refuseMissingInputs(plan, setup);
-  return setup;
+  const file = args.file ?? QUICKSTART_FILE;
+  let datasets: StudyDataset[] = [];
+  if (plan) {
+    refuseMissingInputs(plan, { file, baseDir });
+    datasets = await checkDatasets(plan.configs, { file, cwd: baseDir });
+  }
+  return { plan, file, source, baseDir, resumeDir, datasets };
 }
 
 /** The folder the study file was in when it started (`cli.json`); none for a library's study. */

@@ -65,6 +65,11 @@ export async function pickShareGpt(
   return { picked, filtered };
 }
 
+/** `1 entry`, `2 entries`. */
+export function entriesText(n: number): string {
+  return `${n} ${n === 1 ? 'entry' : 'entries'}`;
+}
+
 /** Entries skipped, by reason, in words. */
 export function skippedText(source: ShareGptEntries): string {
   const parts = Object.entries(source.skipped).map(([reason, count]) => `${count} with ${reason}`);
@@ -83,7 +88,7 @@ function checkPick(
     dataset.max_input_len !== undefined ? `max_input_len ${dataset.max_input_len}` : null,
     dataset.max_output_len !== undefined ? `max_output_len ${dataset.max_output_len}` : null,
   ].filter((f) => f !== null);
-  const facts = `${source.entries} entries, ${source.pairs.length} usable (${skippedText(source)})${
+  const facts = `${entriesText(source.entries)}, ${source.pairs.length} usable (${skippedText(source)})${
     filters.length > 0 ? `, ${filtered} outside the length filters (${filters.join(', ')})` : ''
   }`;
   if (picked === 0)

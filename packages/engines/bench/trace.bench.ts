@@ -1,0 +1,124 @@
+/**
+ * Trace replay: how fast a trace can go with every request sent on time. The openai engine
+ * replays a trace (every request carrying `sendAtMs`, as `@llem/measure` builds them from a
+ * Mooncake-style file) against `@llem/test-server` in its own process, at rising rates, and the
+ * send-time error of each request is measured: when the client began sending it, against its
+ * scheduled time (both relative to the first request, which leaves at 0).
+ *
+ *   pnpm --filter @llem/engines bench      (runs every bench/*.bench.ts)
+ *
+ * One core: this process is pinned to CPU 0 and the server to CPU 1 with `taskset` where it
+ * exists, so the client's figure is what one core sustains. The goal: the highest rate whose
+ * send-time error p99 is at most 5 ms. Each rate replays a Poisson trace (seeded) of about
+ * `LLEM_BENCH_TRACE_S` seconds (default 2), one output token per request, so the server's work
+ * is as small as it gets and the client's dispatch is what is measured.
+ */
+import { execFileSync } from 'node:child_process';
+import { spawnTestServer } from '@llem/test-server';
+import type { EngineRequest } from '../src/engine';
+import { arrivalSchedule, createOpenAIEngine } from '../src/openai/index';
+
+const GOAL_P99_MS = 5;
+const RATES = [250, 500, 1000, 2000, 4000, 8000, 16000];
+const TRACE_S = Number(process.env.LLEM_BENCH_TRACE_S ?? 2);
+const quiet = { error() {}, warn() {}, info() {}, debug() {} };
+
+/** Pins a process to one CPU with taskset; says whether it could. */
+function pin(pid: number, cpu: number): boolean {
+  try {
+    execFileSync('taskset', ['-cp', String(cpu), String(pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const quantile = (sorted: readonly number[], q: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(sorted.length * q) - 1))] ?? Number.NaN;
+
+interface Replay {
+  rate: number;
+  requests: number;
+  achievedRate: number;
+  p50: number;
+  p99: number;
+  max: number;
+  failed: number;
+}
+
+async function replay(baseUrl: string, rate: number): Promise<Replay> {
+  const n = Math.max(50, Math.round(rate * TRACE_S));
+  const offsets = arrivalSchedule(n, { rate, seed: rate });
+  const requests: EngineRequest[] = offsets.map((sendAtMs, id) => ({
+    id,
+    prompt: `trace request ${id}`,
+    maxOutputTokens: 1,
+    sendAtMs,
+  }));
+  const engine = createOpenAIEngine(
+    { openai: { base_url: baseUrl, model: 'test-model', max_failure_rate: 1 } },
+    { logger: quiet, signal: new AbortController().signal },
+  );
+  try {
+    await engine.load();
+    await engine.warmup(requests.slice(0, 8).map(({ sendAtMs: _, ...r }) => r));
+    const outcome = await engine.run(requests);
+    const byId = new Map(outcome.requests.map((r) => [r.id, r]));
+    const first = byId.get(0)?.startedAt ?? 0;
+    const errors: number[] = [];
+    let last = first;
+    for (const r of requests) {
+      const record = byId.get(r.id);
+      if (!record) continue;
+      errors.push(record.startedAt - first - (r.sendAtMs as number));
+      last = Math.max(last, record.startedAt);
+    }
+    errors.sort((a, b) => a - b);
+    return {
+      rate,
+      requests: n,
+      achievedRate: (errors.length - 1) / ((last - first) / 1000),
+      p50: quantile(errors, 0.5),
+      p99: quantile(errors, 0.99),
+      max: errors[errors.length - 1] ?? Number.NaN,
+      failed: outcome.requests.filter((r) => r.error !== undefined).length,
+    };
+  } finally {
+    await engine.dispose();
+  }
+}
+
+const server = await spawnTestServer([]);
+const pinned = pin(process.pid, 0) && pin(server.child.pid ?? -1, 1);
+console.log(
+  `trace bench: Poisson traces of ~${TRACE_S} s, 1 output token each, against the test server in another process; ${
+    pinned
+      ? 'client pinned to CPU 0, server to CPU 1'
+      : 'NOT pinned (no taskset): figures are for the whole machine'
+  }`,
+);
+console.log(
+  '| target req/s | requests | achieved send req/s | error p50 ms | p99 ms | max ms | failed |',
+);
+console.log('|---|---|---|---|---|---|---|');
+let best: number | null = null;
+let misses = 0;
+try {
+  for (const rate of RATES) {
+    const r = await replay(server.baseUrl, rate);
+    console.log(
+      `| ${r.rate} | ${r.requests} | ${r.achievedRate.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.max.toFixed(1)} | ${r.failed} |`,
+    );
+    if (r.p99 <= GOAL_P99_MS && r.failed === 0) {
+      best = rate;
+      misses = 0;
+    } else if (++misses >= 2) break;
+  }
+} finally {
+  await server.stop();
+}
+console.log(
+  best === null
+    ? `no rate met send-time error p99 ≤ ${GOAL_P99_MS} ms`
+    : `highest trace rate with send-time error p99 ≤ ${GOAL_P99_MS} ms: ${best} req/s`,
+);
