@@ -185,6 +185,28 @@ print(json.dumps({"input_tokens": len(cfg["model"]), "output_tokens": sum(r["max
     expect(out.inputTokens).toBe('$(echo hi); `x` | y'.length);
   });
 
+  it("does not hand the worker's LLEM_TASK_FILE to the program; the rest of the environment goes", async () => {
+    const prog = script(
+      'env.mjs',
+      `console.log(JSON.stringify({ input_tokens: process.env.LLEM_TASK_FILE === undefined ? 1 : 0, output_tokens: process.env.KEEP === 'yes' ? 1 : 0, requests: 1 }));`,
+    );
+    const saved = { task: process.env.LLEM_TASK_FILE, keep: process.env.KEEP };
+    process.env.LLEM_TASK_FILE = '/somewhere/runs/k.task.json';
+    process.env.KEEP = 'yes';
+    try {
+      const engine = make({ model: 'm', command: { argv: [process.execPath, prog] } });
+      await engine.load();
+      const out = await engine.run(requests);
+      expect(out.inputTokens).toBe(1);
+      expect(out.outputTokens).toBe(1);
+    } finally {
+      if (saved.task === undefined) delete process.env.LLEM_TASK_FILE;
+      else process.env.LLEM_TASK_FILE = saved.task;
+      if (saved.keep === undefined) delete process.env.KEEP;
+      else process.env.KEEP = saved.keep;
+    }
+  });
+
   it('runs without markers (the window is the whole program) and ignores chatter', async () => {
     const prog = script(
       'nomark.mjs',

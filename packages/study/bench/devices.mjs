@@ -1,40 +1,16 @@
 // Run with tsx (the runner from source); the worker is the built, plain-JS one, as in production.
 // Many GPUs: wall time of 16 runs of 2 s each on 4 (fake) GPUs against the same study on 1 GPU,
 // measured in one process, one after the other. Aim: >= 3.5x.
-import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StudyRunner } from '../src/index.ts';
+import { benchPlan } from './plan.mjs';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 16);
 const RUN_MS = Number(process.env.BENCH_RUN_MS ?? 2000);
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
-const hex16 = (s) => createHash('sha256').update(s).digest('hex').slice(0, 16);
-
-function plan(devices) {
-  const configs = Array.from({ length: RUNS }, (_, index) => ({
-    index,
-    label: `run${index}`,
-    configHash: hex16(String(index)),
-    config: { index },
-  }));
-  return {
-    name: `bench-${devices.length}gpu`,
-    designHash: hex16('bench-devices'),
-    execution: { devices },
-    configs,
-    runs: configs.map((c, ordinal) => ({
-      key: `${c.configHash}_c0`,
-      configIndex: c.index,
-      configHash: c.configHash,
-      copy: 0,
-      cycle: 0,
-      ordinal,
-    })),
-  };
-}
 
 const residualCheck = ({ thresholdMb }) => ({
   status: 'skipped',
@@ -46,7 +22,7 @@ const residualCheck = ({ thresholdMb }) => ({
 
 async function wall(devices, out) {
   const runner = new StudyRunner({
-    plan: plan(devices),
+    plan: benchPlan(RUNS, `bench-${devices.length}gpu`, { devices }),
     outputDir: out,
     workerModule: here('./sleep-worker.mjs'),
     env: { ...process.env, BENCH_RUN_MS: String(RUN_MS) },
@@ -70,7 +46,9 @@ try {
     `  1 GPU    ${one.toFixed(2).padStart(6)} s  (${ideal.toFixed(0)} s of runs + orchestration)`,
   );
   console.log(`  4 GPUs   ${four.toFixed(2).padStart(6)} s`);
-  console.log(`  speed-up ${(one / four).toFixed(2)}x (aim >= 3.5x; 4.00x is the ceiling)`);
+  console.log(
+    `  speed-up ${(one / four).toFixed(2)}x (aim >= 3.5x; about 4x when the runs dominate: orchestration overlaps too)`,
+  );
 } finally {
   rmSync(out, { recursive: true, force: true });
 }

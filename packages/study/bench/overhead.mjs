@@ -3,40 +3,16 @@
 // writes, residual check, task and result files) against a bare Node fork + IPC of an empty
 // child, measured in the same process, interleaved, so machine load hits both alike.
 import { fork } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StudyRunner } from '../src/index.ts';
+import { benchPlan } from './plan.mjs';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 15);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
-const hex16 = (s) => createHash('sha256').update(s).digest('hex').slice(0, 16);
-
-function plan(n) {
-  const configs = Array.from({ length: n }, (_, index) => ({
-    index,
-    label: `noop${index}`,
-    configHash: hex16(String(index)),
-    config: { index },
-  }));
-  return {
-    name: 'bench',
-    designHash: hex16('bench'),
-    execution: {},
-    configs,
-    runs: configs.map((c, ordinal) => ({
-      key: `${c.configHash}_c0`,
-      configIndex: c.index,
-      configHash: c.configHash,
-      copy: 0,
-      cycle: 0,
-      ordinal,
-    })),
-  };
-}
 
 /** The no-op worker forked by hand with a task file: the child's share of a runner run. */
 function workerFork(dir, i) {
@@ -101,7 +77,9 @@ try {
     let b = 0;
     let previous = 0;
     const r = new StudyRunner({
-      plan: plan(RUNS),
+      plan: benchPlan(RUNS, 'bench'),
+      // As llem does: each run is checked on a GPU (the check itself is the fake below).
+      runDevices: () => [0],
       outputDir: out,
       workerModule: here('./noop-worker.mjs'),
       residualCheck: (req) => {
@@ -149,11 +127,11 @@ console.log(
 );
 console.log('  where a runner run goes (mean over all rounds):');
 console.log(
-  `    previous run end -> residual check ${f(mean(phases.toResidual))}  cleanups, mark-running manifest write (fsync)`,
+  `    previous run end -> residual check ${f(mean(phases.toResidual))}  cleanups, claim, running record (fsync), manifest`,
 );
 console.log(
   `    residual check -> child forked     ${f(mean(phases.residualToFork))}  residual check, task file, fork()`,
 );
 console.log(
-  `    child forked -> run finished       ${f(mean(phases.forkToFinished))}  child start, defineWorker, result file (fsync), exit, completion manifest write (fsync)`,
+  `    child forked -> run finished       ${f(mean(phases.forkToFinished))}  child start, defineWorker, result publish (fsync), exit, completed record (fsync), claim release`,
 );

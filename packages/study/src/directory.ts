@@ -39,7 +39,7 @@ import {
   StoredStudySchema,
 } from '@llem/domain';
 import { StudyError } from './errors';
-import { fsyncDirSync, uniqueTempPath, writeJsonAtomicSync } from './internal/atomic';
+import { uniqueTempPath, writeJsonAtomicSync } from './internal/atomic';
 import type { RunnerPlan, StoredStudy } from './plan';
 import { createStudyDir } from './study-dir';
 
@@ -390,8 +390,10 @@ export class StudyDirectory {
     if (!this.holds(held)) return;
     const released: RunClaim = { ...held.claim, releasedAt: this.#now().toISOString() };
     try {
+      // No fsync: a release lost to a power cut leaves a claim whose owner is gone (stale).
       writeJsonAtomicSync(this.path(runClaimFile(held.key, held.generation)), released, {
         syncDir: false,
+        fsync: false,
       });
     } catch {
       // The record says how the run ended; an unreleased claim of a gone owner goes stale.
@@ -619,17 +621,18 @@ export class StudyDirectory {
     const claim = this.claimState(base.key);
     const liveOwner = claim.kind === 'live' ? claim.claim.owner : null;
     const hasResult = this.hasResult(base.key);
+    const fields = recordOrPending(base, record);
     const out: RunState = {
-      key: base.key,
-      configHash: base.configHash,
-      cycle: base.cycle,
-      copy: base.copy,
-      label: base.label,
-      status: record?.status ?? 'pending',
-      attempts: record?.attempts ?? 0,
-      error: record?.error ?? null,
-      startedAt: record?.startedAt ?? null,
-      endedAt: record?.endedAt ?? null,
+      key: fields.key,
+      configHash: fields.configHash,
+      cycle: fields.cycle,
+      copy: fields.copy,
+      label: fields.label,
+      status: fields.status,
+      attempts: fields.attempts,
+      error: fields.error,
+      startedAt: fields.startedAt,
+      endedAt: fields.endedAt,
       resultFile: hasResult ? runFiles(base.key).result : null,
       record,
       liveOwner,
@@ -685,6 +688,37 @@ export class StudyDirectory {
   }
 }
 
+/** Which run a record is for. */
+export type RunIdentity = Pick<RunRecord, 'key' | 'configHash' | 'cycle' | 'copy' | 'label'>;
+
+/**
+ * The fields of `record` for the run `base` names, or those of a pending run that has none yet
+ * (no attempts, no owner, no times, no error, no result).
+ *
+ * @example
+ * directory.writeRecord({ ...recordOrPending(run, current), status: 'running' });
+ */
+export function recordOrPending(
+  base: RunIdentity,
+  record: RunRecord | null,
+): Omit<RunRecord, 'schemaVersion' | 'updatedAt'> {
+  return {
+    key: base.key,
+    configHash: base.configHash,
+    cycle: base.cycle,
+    copy: base.copy,
+    label: base.label,
+    status: record?.status ?? 'pending',
+    attempts: record?.attempts ?? 0,
+    owner: record?.owner ?? null,
+    startedAt: record?.startedAt ?? null,
+    endedAt: record?.endedAt ?? null,
+    error: record?.error ?? null,
+    resultFile: record?.resultFile ?? null,
+    ...(record?.devices ? { devices: record.devices } : {}),
+  };
+}
+
 /**
  * An error as a manifest written before `RUN_FAILURE_TYPES` holds it (`type` was the worker's
  * error class name): the closed type it stands for, the old name kept as the code.
@@ -733,8 +767,8 @@ function createExclusive(file: string, text: string): boolean {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw new StudyError(`cannot create ${file}: ${describe(error)}`, { cause: error });
   } finally {
+    // No directory fsync: a claim lost to a power cut died with its owner (the run is free).
     rmSync(tmp, { force: true });
-    fsyncDirSync(resolve(file, '..'));
   }
 }
 

@@ -19,6 +19,7 @@ import {
   type HeldClaim,
   type LivenessProbe,
   type RunState,
+  recordOrPending,
   StudyDirectory,
   type StudyState,
 } from './directory';
@@ -560,19 +561,7 @@ export class StudyRunner<Config = unknown> {
   ): RunRecord {
     const current = run.record === undefined ? directory.readRecord(run.key).record : run.record;
     return directory.writeRecord({
-      key: run.key,
-      configHash: run.configHash,
-      cycle: run.cycle,
-      copy: run.copy,
-      label: run.label,
-      status: current?.status ?? 'pending',
-      attempts: current?.attempts ?? 0,
-      owner: current?.owner ?? null,
-      startedAt: current?.startedAt ?? null,
-      endedAt: current?.endedAt ?? null,
-      error: current?.error ?? null,
-      resultFile: current?.resultFile ?? null,
-      ...(current?.devices ? { devices: current.devices } : {}),
+      ...recordOrPending(run, current),
       ...change,
     });
   }

@@ -8,6 +8,7 @@ import {
   awaitDeaths,
   type ChaosSession,
   ledgerPids,
+  pickBehaviour,
   readJsonLines,
   startChaosDriver,
 } from './fixtures/chaos';
@@ -52,15 +53,7 @@ afterAll(() => tmp.cleanup());
 it('4 GPUs, SIGKILLed runner, resumes: one terminal state per run, no result rewritten, no GPU shared', async () => {
   const random = mulberry32(SEED);
   const configs = Array.from({ length: CONFIGS }, (_, id) => {
-    let r = random();
-    let behaviour: string = 'ok';
-    for (const [name, p] of BEHAVIOURS) {
-      if (r < p) {
-        behaviour = name;
-        break;
-      }
-      r -= p;
-    }
+    const behaviour = pickBehaviour(BEHAVIOURS, random);
     return { behaviour, delayMs: 50 + Math.floor(random() * 350), id };
   });
   const plan = makePlan(

@@ -7,6 +7,7 @@ import {
   awaitDeaths,
   type ChaosSession,
   ledgerPids,
+  pickBehaviour,
   pollManifest,
   readJsonLines,
   startChaosDriver,
@@ -68,15 +69,7 @@ function startDriver(args: string[], ledger: string): ChaosSession {
 it('survives repeated SIGKILLs of the runner: every run ends once, nothing duplicated, no orphans', async () => {
   const random = mulberry32(SEED);
   const configs = Array.from({ length: CONFIGS }, (_, i) => {
-    let r = random();
-    let behaviour: string = 'ok';
-    for (const [name, p] of BEHAVIOURS) {
-      if (r < p) {
-        behaviour = name;
-        break;
-      }
-      r -= p;
-    }
+    const behaviour = pickBehaviour(BEHAVIOURS, random);
     return { behaviour, delayMs: Math.floor(random() * 250), id: i };
   });
   // 4 s: room for a healthy worker to start on a loaded 2-core machine; only 'hang' runs wait it out.

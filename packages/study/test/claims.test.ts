@@ -111,25 +111,12 @@ describe('claims: several runners share one study', () => {
     const key = keys[0] as string;
     const dead = deadPid();
     claim(studyDir, key, 1, { host: hostname(), pid: dead, runnerId: 'dead' });
-    writeFileSync(
-      join(studyDir, 'runs', `${key}.record.json`),
-      JSON.stringify({
-        schemaVersion: 1,
-        key,
-        configHash: key.slice(0, 16),
-        cycle: 0,
-        copy: 0,
-        label: 'cfg0',
-        status: 'running',
-        attempts: 1,
-        owner: { host: hostname(), pid: dead, runnerId: 'dead' },
-        startedAt: new Date().toISOString(),
-        endedAt: null,
-        error: null,
-        resultFile: null,
-        updatedAt: new Date().toISOString(),
-      }),
-    );
+    writeRecordFile(studyDir, key, {
+      status: 'running',
+      attempts: 1,
+      owner: { host: hostname(), pid: dead, runnerId: 'dead' },
+      startedAt: new Date().toISOString(),
+    });
     const summary = await new StudyRunner({
       resume: studyDir,
       workerModule: plainWorker,
@@ -197,28 +184,32 @@ describe('claims: several runners share one study', () => {
   }, 30_000);
 });
 
+/** A run's record file as a runner writes it: pending unless `change` says otherwise. */
+function writeRecordFile(studyDir: string, key: string, change: object): void {
+  writeFileSync(
+    join(studyDir, 'runs', `${key}.record.json`),
+    JSON.stringify({
+      schemaVersion: 1,
+      key,
+      configHash: key.slice(0, 16),
+      cycle: 0,
+      copy: 0,
+      label: 'cfg0',
+      status: 'pending',
+      attempts: 0,
+      owner: null,
+      startedAt: null,
+      endedAt: null,
+      error: null,
+      resultFile: null,
+      updatedAt: new Date().toISOString(),
+      ...change,
+    }),
+  );
+}
+
 function editRecordOrCreate(studyDir: string, key: string): void {
   const file = join(studyDir, 'runs', `${key}.record.json`);
-  if (!existsSync(file)) {
-    writeFileSync(
-      file,
-      JSON.stringify({
-        schemaVersion: 1,
-        key,
-        configHash: key.slice(0, 16),
-        cycle: 0,
-        copy: 0,
-        label: 'cfg0',
-        status: 'pending',
-        attempts: 0,
-        owner: null,
-        startedAt: null,
-        endedAt: null,
-        error: null,
-        resultFile: null,
-        updatedAt: new Date().toISOString(),
-      }),
-    );
-  }
+  if (!existsSync(file)) writeRecordFile(studyDir, key, {});
   editRecord(studyDir, key, { status: 'running' });
 }

@@ -62,6 +62,15 @@ export class CommandEngineError extends LlemError<CommandEngineErrorCode> {
   }
 }
 
+/**
+ * This process's environment for a program it starts, without llem's own plumbing: the worker's
+ * `LLEM_TASK_FILE` names the runner's task, not the program's, and must not leak into it.
+ */
+function inheritedEnv(): NodeJS.ProcessEnv {
+  const { LLEM_TASK_FILE: _task, ...env } = process.env;
+  return env;
+}
+
 /** Keeps the last `max` characters of a stream, for error messages. */
 class Tail {
   private text = '';
@@ -237,7 +246,7 @@ export function createCommandEngine(
           const proc = spawn(program, args, {
             cwd,
             env: {
-              ...(s.inherit_env === false ? {} : process.env),
+              ...(s.inherit_env === false ? {} : inheritedEnv()),
               ...(s.env ?? {}),
               LLEM_CONFIG_FILE: configFile,
               LLEM_REQUESTS_FILE: requestsFile,

@@ -34,24 +34,35 @@ export function uniqueTempPath(path: string): string {
 export function writeFileAtomicSync(
   path: string,
   data: string | Uint8Array,
-  options: { syncDir?: boolean } = {},
+  options: { syncDir?: boolean; fsync?: boolean } = {},
 ): void {
-  const tmp = uniqueTempPath(path);
+  const tmp = writeTempSync(path, data, options.fsync ?? true);
   try {
-    const fd = openSync(tmp, 'w');
-    try {
-      if (typeof data === 'string') writeFileSync(fd, data);
-      else writeSync(fd, data);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
     renameSync(tmp, path);
   } catch (error) {
     rmSync(tmp, { force: true });
     throw error;
   }
   if (options.syncDir ?? true) fsyncDirSync(dirname(path));
+}
+
+/** Write (and fsync, unless told not to) `data` to a fresh temp file beside `path`; returns its path. */
+function writeTempSync(path: string, data: string | Uint8Array, fsync = true): string {
+  const tmp = uniqueTempPath(path);
+  try {
+    const fd = openSync(tmp, 'w');
+    try {
+      if (typeof data === 'string') writeFileSync(fd, data);
+      else writeSync(fd, data);
+      if (fsync) fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (error) {
+    rmSync(tmp, { force: true });
+    throw error;
+  }
+  return tmp;
 }
 
 /** Persist a rename: without it a power cut may forget the new directory entry. */
@@ -71,7 +82,7 @@ export function fsyncDirSync(dir: string): void {
 export function writeJsonAtomicSync(
   path: string,
   value: unknown,
-  options: { syncDir?: boolean } = {},
+  options: { syncDir?: boolean; fsync?: boolean } = {},
 ): void {
   writeFileAtomicSync(path, `${JSON.stringify(value, null, 2)}\n`, options);
 }
@@ -88,15 +99,7 @@ export function publishFileSync(
   data: string | Uint8Array,
   options: { keepAside?: string } = {},
 ): 'published' | 'exists' {
-  const tmp = uniqueTempPath(path);
-  const fd = openSync(tmp, 'w');
-  try {
-    if (typeof data === 'string') writeFileSync(fd, data);
-    else writeSync(fd, data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  const tmp = writeTempSync(path, data);
   try {
     linkSync(tmp, path);
   } catch (error) {

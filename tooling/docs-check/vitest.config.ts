@@ -1,0 +1,3 @@
+import { llemVitestConfig } from '@llem/vitest-config';
+
+export default llemVitestConfig();
