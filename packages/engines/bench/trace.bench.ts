@@ -112,7 +112,7 @@ try {
     if (r.p99 <= GOAL_P99_MS && r.failed === 0) {
       best = rate;
       misses = 0;
-    } else if (++misses >= 2) break;
+    } else if (++misses >= 3) break;
   }
 } finally {
   await server.stop();
