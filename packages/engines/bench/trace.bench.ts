@@ -8,7 +8,8 @@
  *   pnpm --filter @llem/engines bench      (runs every bench/*.bench.ts)
  *
  * One core: this process is pinned to CPU 0 and the server to CPU 1 with `taskset` where it
- * exists, so the client's figure is what one core sustains. The goal: the highest rate whose
+ * exists (`LLEM_BENCH_PIN=0` leaves them unpinned), so the client's figure is what one core
+ * sustains. The goal: the highest rate whose
  * send-time error p99 is at most 5 ms. Each rate replays a Poisson trace (seeded) of about
  * `LLEM_BENCH_TRACE_S` seconds (default 2), one output token per request, so the server's work
  * is as small as it gets and the client's dispatch is what is measured.
@@ -89,12 +90,14 @@ async function replay(baseUrl: string, rate: number): Promise<Replay> {
 }
 
 const server = await spawnTestServer([]);
-const pinned = pin(process.pid, 0) && pin(server.child.pid ?? -1, 1);
+// LLEM_BENCH_PIN=0 leaves both processes to the scheduler (to compare on a busy machine).
+const pinned =
+  process.env.LLEM_BENCH_PIN !== '0' && pin(process.pid, 0) && pin(server.child.pid ?? -1, 1);
 console.log(
   `trace bench: Poisson traces of ~${TRACE_S} s, 1 output token each, against the test server in another process; ${
     pinned
       ? 'client pinned to CPU 0, server to CPU 1'
-      : 'NOT pinned (no taskset): figures are for the whole machine'
+      : 'NOT pinned (LLEM_BENCH_PIN=0 or no taskset): figures are for the whole machine'
   }`,
 );
 console.log(
