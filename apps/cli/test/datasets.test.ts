@@ -1,6 +1,15 @@
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { RunResultSchema } from '@llem/domain';
+import { startTestServer } from '@llem/test-server';
 import { describe, expect, it } from 'vitest';
 import { runLlem } from './support/llem';
 
@@ -121,4 +130,66 @@ describe('dataset files in llem config validate and llem run --dry-run', () => {
     expect(code).toBe(2);
     expect(stderr).toMatch(/openai\.request_rate: does not apply with a trace dataset/);
   });
+});
+
+describe('llem run with a dataset file', () => {
+  it('runs a ShareGPT subset from a path relative to the study file; the result describes it', async () => {
+    const server = await startTestServer({ lifetimeMs: 60_000 });
+    try {
+      const cwd = mkdtempSync(join(tmpdir(), 'llem-datasets-run-'));
+      mkdirSync(join(cwd, 'data'));
+      const entries = Array.from({ length: 12 }, (_, i) => ({
+        conversations: [
+          { from: 'human', value: `question number ${i} ${'about energy '.repeat(i)}`.trim() },
+          {
+            from: 'gpt',
+            value: 'one two three four five six seven eight nine ten'.slice(0, 4 + 4 * i),
+          },
+        ],
+      }));
+      writeFileSync(
+        join(cwd, 'data', 'sg.json'),
+        JSON.stringify([...entries, { conversations: [] }]),
+      );
+      writeFileSync(
+        join(cwd, 'study.yaml'),
+        [
+          'name: sharegpt',
+          'model: test-model',
+          'engine: openai',
+          `openai: { base_url: "${server.baseUrl}", concurrency: 2 }`,
+          'dataset: { path: data/sg.json, format: sharegpt, n: 5, seed: 3 }',
+          'max_output_tokens: 6',
+          'warmup: { n: 1 }',
+          'energy: { backend: none }',
+          '',
+        ].join('\n'),
+      );
+      // Run from elsewhere: the dataset path resolves from the study file's folder.
+      const run = await runLlem(['run', join(cwd, 'study.yaml'), '--output', join(cwd, 'out')], {
+        env: { ...process.env, LLEM_NVML_LIBRARY: '/nonexistent/libnvidia-ml.so.1' },
+        cwd: tmpdir(),
+      });
+      expect(run.stderr).toMatch(/completed/);
+      expect(run.code).toBe(0);
+      const [dirName] = readdirSync(join(cwd, 'out'));
+      const runs = join(cwd, 'out', dirName as string, 'runs');
+      const resultName = readdirSync(runs).find((f) => /_c0\.json$/.test(f)) as string;
+      const result = RunResultSchema.parse(
+        JSON.parse(readFileSync(join(runs, resultName), 'utf8')),
+      );
+      expect(result.workload).toMatchObject({
+        format: 'sharegpt',
+        requests: 5,
+        lengths: 'exact',
+        entries: { total: 13, usable: 12, used: 5, skipped: 1, filtered: 0 },
+      });
+      // The answers' lengths (words, by the server's tokenizer) capped at max_output_tokens.
+      expect(result.workload?.outputLength.requested?.max).toBeLessThanOrEqual(6);
+      expect(result.workload?.inputLength.achieved).toEqual(result.workload?.inputLength.requested);
+      expect(result.inputs?.dataset?.path).toBe(join(cwd, 'data', 'sg.json'));
+    } finally {
+      await server.close();
+    }
+  }, 60_000);
 });
