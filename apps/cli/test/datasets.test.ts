@@ -111,6 +111,13 @@ describe('dataset files in llem config validate and llem run --dry-run', () => {
     expect(stdout).toContain(
       `Datasets:\n  trace ${join(cwd, 'trace.jsonl')}: 3 requests over 3.0 s (time_scale 2)\n`,
     );
+    // The duration estimate counts the trace's requests and its span.
+    const json = JSON.parse((await llem(['run', 'study.yaml', '--dry-run', '--json'], cwd)).stdout);
+    expect(json.datasets).toEqual([
+      expect.objectContaining({ format: 'trace', requests: 3, durationS: 3 }),
+    ]);
+    // 10 s overhead + (3 requests + 2 warmup) × 16 tokens / 25 tokens/s + the 3 s span.
+    expect(json.estimate.runsS).toBeCloseTo(10 + (5 * 16) / 25 + 3, 6);
   });
 
   it('a request_rate beside a trace is a config error naming the field', async () => {

@@ -175,10 +175,13 @@ async function printPlan(setup: RunSetup, json: boolean, ctx: CliContext): Promi
     logger: ctx.logger,
   });
   const datasets = setup.datasets;
+  // The estimate counts each dataset file's requests (and a trace's span), as read.
+  const datasetSize = (config: { label: string }) =>
+    datasets.find((d) => d.labels.includes(config.label))?.summary ?? null;
   ctx.stdout.write(
     json
-      ? `${JSON.stringify({ file: setup.file, ...planToJson(plan, { memory }), datasets: datasetsJson(datasets) }, null, 2)}\n`
-      : `${setup.file}: ${renderPlan(plan, { memory, color: Boolean(ctx.stdout.isTTY) })}${describeDatasets(datasets, plan.configs.length)}`,
+      ? `${JSON.stringify({ file: setup.file, ...planToJson(plan, { memory, datasetSize }), datasets: datasetsJson(datasets) }, null, 2)}\n`
+      : `${setup.file}: ${renderPlan(plan, { memory, datasetSize, color: Boolean(ctx.stdout.isTTY) })}${describeDatasets(datasets, plan.configs.length)}`,
   );
 }
 
