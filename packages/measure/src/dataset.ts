@@ -188,117 +188,148 @@ export async function buildWorkload(
   );
 }
 
-async function buildWith(
+/** How a workload's lengths are known: the tokenizer, or why they are estimated. */
+interface Lengths {
+  maxOutputTokens: number;
+  tokenizer: EngineTokenizer | null;
+  /** Why there is no tokenizer (for `lengthSource`). */
+  reason: string;
+  /** A text's length in tokens: counted, or estimated at 4 characters a token. */
+  count: (text: string) => Promise<number>;
+}
+
+function buildWith(
   source: DatasetSource,
   maxOutputTokens: number,
   tokenizer: EngineTokenizer | null,
   reason = '',
 ): Promise<Workload> {
-  const count = tokenizer
-    ? async (text: string) => (await tokenizer.tokenize(text)).length
-    : async (text: string) => estimateTokens(text);
-  const fileSource = tokenizer
-    ? tokenizer.source
-    : `approximate: 4 characters ≈ a token (${reason})`;
+  const lengths: Lengths = {
+    maxOutputTokens,
+    tokenizer,
+    reason,
+    count: tokenizer
+      ? async (text) => (await tokenizer.tokenize(text)).length
+      : async (text) => estimateTokens(text),
+  };
   switch (source.format) {
-    case 'synthetic': {
-      const spec = source.spec;
-      const planned = syntheticPlans(spec, maxOutputTokens);
-      const rendered = await renderPlanned(planned, spec.seed, tokenizer, reason);
-      return {
-        ...generatedWorkload('synthetic', planned, rendered),
-        facts: {
-          ...(spec.turns !== undefined
-            ? { conversations: { count: spec.n, turns: spec.turns } }
-            : {}),
-          ...(spec.prefix_len !== undefined
-            ? { prefix: { tokens: spec.prefix_len, groups: spec.prefix_groups ?? 1 } }
-            : {}),
-        },
-        warmup: {
-          seed: warmupSeed(spec.seed),
-          lengths: [[spec.input_len, Math.min(spec.output_len, maxOutputTokens)]],
-        },
-      };
-    }
-    case 'trace': {
-      const planned = tracePlans(source.rows, source.timeScale, maxOutputTokens);
-      const rendered = await renderPlanned(planned, TRACE_SEED, tokenizer, reason);
-      const last = planned[planned.length - 1]?.sendAtMs ?? 0;
-      const workload = generatedWorkload('trace', planned, rendered);
-      return {
-        ...workload,
-        facts: {
-          trace: {
-            durationS: last / 1000,
-            timeScale: source.timeScale,
-            sharedBlocks: sharedBlockCount(source.rows),
-          },
-        },
-        warmup: fileWarmup(workload),
-      };
-    }
-    case 'jsonl': {
-      const limit = pLimit(TOKENIZE_CONCURRENCY);
-      const inputLengths = await Promise.all(source.rows.map((r) => limit(() => count(r.prompt))));
-      const requests = source.rows.map((row, id) => ({
-        id,
-        prompt: row.prompt,
-        maxOutputTokens: Math.min(row.outputLen ?? maxOutputTokens, maxOutputTokens),
-      }));
-      const workload = {
-        format: 'jsonl' as const,
-        requests,
-        inputLengths,
-        lengths: tokenizer ? ('exact' as const) : ('approximate' as const),
-        lengthSource: fileSource,
-        facts: {},
-      };
-      return { ...workload, warmup: fileWarmup(workload) };
-    }
-    case 'sharegpt': {
-      const limit = pLimit(TOKENIZE_CONCURRENCY);
-      const lengths = (pairs: readonly ShareGptPair[]) =>
-        Promise.all(
-          pairs.map((p) =>
-            limit(
-              async (): Promise<[number, number]> => [await count(p.prompt), await count(p.answer)],
-            ),
-          ),
-        );
-      const { picked, filtered } = await pickShareGpt(
-        source.file,
-        source.entries,
-        source.dataset,
-        lengths,
-      );
-      const requests = picked.map((p, id) => ({
-        id,
-        prompt: p.pair.prompt,
-        maxOutputTokens: Math.max(1, Math.min(p.answerLength, maxOutputTokens)),
-      }));
-      const { entries } = source;
-      const skipped = Object.values(entries.skipped).reduce((a, b) => a + (b ?? 0), 0);
-      const workload = {
-        format: 'sharegpt' as const,
-        requests,
-        inputLengths: picked.map((p) => p.inputLength),
-        lengths: tokenizer ? ('exact' as const) : ('approximate' as const),
-        lengthSource: fileSource,
-        facts: {
-          entries: {
-            total: entries.entries,
-            usable: entries.pairs.length,
-            used: picked.length,
-            skipped,
-            skippedByReason: { ...entries.skipped } as Record<string, number>,
-            filtered,
-          },
-        },
-      };
-      return { ...workload, warmup: fileWarmup(workload) };
-    }
+    case 'synthetic':
+      return syntheticWorkload(source.spec, lengths);
+    case 'trace':
+      return traceWorkload(source, lengths);
+    case 'jsonl':
+      return jsonlWorkload(source, lengths);
+    case 'sharegpt':
+      return shareGptWorkload(source, lengths);
   }
+}
+
+async function syntheticWorkload(spec: SyntheticDataset, lengths: Lengths): Promise<Workload> {
+  const planned = syntheticPlans(spec, lengths.maxOutputTokens);
+  const rendered = await renderPlanned(planned, spec.seed, lengths.tokenizer, lengths.reason);
+  return {
+    ...generatedWorkload('synthetic', planned, rendered),
+    facts: {
+      ...(spec.turns !== undefined ? { conversations: { count: spec.n, turns: spec.turns } } : {}),
+      ...(spec.prefix_len !== undefined
+        ? { prefix: { tokens: spec.prefix_len, groups: spec.prefix_groups ?? 1 } }
+        : {}),
+    },
+    warmup: {
+      seed: warmupSeed(spec.seed),
+      lengths: [[spec.input_len, Math.min(spec.output_len, lengths.maxOutputTokens)]],
+    },
+  };
+}
+
+async function traceWorkload(
+  source: Extract<DatasetSource, { format: 'trace' }>,
+  lengths: Lengths,
+): Promise<Workload> {
+  const planned = tracePlans(source.rows, source.timeScale, lengths.maxOutputTokens);
+  const rendered = await renderPlanned(planned, TRACE_SEED, lengths.tokenizer, lengths.reason);
+  const workload = generatedWorkload('trace', planned, rendered);
+  const last = planned[planned.length - 1]?.sendAtMs ?? 0;
+  return {
+    ...workload,
+    facts: {
+      trace: {
+        durationS: last / 1000,
+        timeScale: source.timeScale,
+        sharedBlocks: sharedBlockCount(source.rows),
+      },
+    },
+    warmup: fileWarmup(workload),
+  };
+}
+
+/** `lengths` and `lengthSource` of a file's prompts: counted, or 4 characters a token. */
+function fileLengths(lengths: Lengths): Pick<Workload, 'lengths' | 'lengthSource'> {
+  return lengths.tokenizer
+    ? { lengths: 'exact', lengthSource: lengths.tokenizer.source }
+    : {
+        lengths: 'approximate',
+        lengthSource: `approximate: 4 characters ≈ a token (${lengths.reason})`,
+      };
+}
+
+async function jsonlWorkload(
+  source: Extract<DatasetSource, { format: 'jsonl' }>,
+  lengths: Lengths,
+): Promise<Workload> {
+  const limit = pLimit(TOKENIZE_CONCURRENCY);
+  const inputLengths = await Promise.all(
+    source.rows.map((row) => limit(() => lengths.count(row.prompt))),
+  );
+  const { maxOutputTokens } = lengths;
+  const requests = source.rows.map((row, id) => ({
+    id,
+    prompt: row.prompt,
+    maxOutputTokens: Math.min(row.outputLen ?? maxOutputTokens, maxOutputTokens),
+  }));
+  const workload = { format: 'jsonl' as const, requests, inputLengths, ...fileLengths(lengths) };
+  return { ...workload, facts: {}, warmup: fileWarmup(workload) };
+}
+
+async function shareGptWorkload(
+  source: Extract<DatasetSource, { format: 'sharegpt' }>,
+  lengths: Lengths,
+): Promise<Workload> {
+  const limit = pLimit(TOKENIZE_CONCURRENCY);
+  const measure = (pairs: readonly ShareGptPair[]) =>
+    Promise.all(
+      pairs.map((p) =>
+        limit(
+          async (): Promise<[number, number]> => [
+            await lengths.count(p.prompt),
+            await lengths.count(p.answer),
+          ],
+        ),
+      ),
+    );
+  const { entries } = source;
+  const { picked, filtered } = await pickShareGpt(source.file, entries, source.dataset, measure);
+  const requests = picked.map((p, id) => ({
+    id,
+    prompt: p.pair.prompt,
+    maxOutputTokens: Math.max(1, Math.min(p.answerLength, lengths.maxOutputTokens)),
+  }));
+  const inputLengths = picked.map((p) => p.inputLength);
+  const workload = { format: 'sharegpt' as const, requests, inputLengths, ...fileLengths(lengths) };
+  return {
+    ...workload,
+    facts: {
+      entries: {
+        total: entries.entries,
+        usable: entries.pairs.length,
+        used: picked.length,
+        skipped: Object.values(entries.skipped).reduce((a, b) => a + (b ?? 0), 0),
+        skippedByReason: { ...entries.skipped } as Record<string, number>,
+        filtered,
+      },
+    },
+    warmup: fileWarmup(workload),
+  };
 }
 
 /** Generated prompts: fitted to the tokenizer when there is one and it knows the words. */
