@@ -146,9 +146,11 @@ export async function measureRun<C extends HarnessConfig>(
   const energy = energySettings(config, input.devices);
   const cleanups = new CleanupRegistry({ logger });
 
-  // The dataset first: a bad or empty one should fail before anything is opened.
+  // The dataset first: a bad or empty one (or a ShareGPT `n` beyond what is usable) fails before
+  // anything is opened; the prompts are built once the engine can say how it tokenizes.
   const source = loadDataset(config.dataset, { cwd: deps.cwd });
-  await summariseSource(source);
+  const dataset = await summariseSource(source);
+  logger.debug(`measure: dataset ${dataset.description}`);
   try {
     const sources = await openEnergySources(
       energy,
