@@ -56,6 +56,7 @@ export const EXIT_CODE_BY_ERROR: { readonly [C in LlemErrorCode]: ExitCode } = {
   STUDY: runtime,
   STUDY_DESIGN_CHANGED: user,
   STUDY_DEVICES: user,
+  SLURM: runtime, // sbatch refused the job, Slurm unreachable, a task its submission lacks
   // @llem/report
   STUDY_NOT_FOUND: user,
   MANIFEST_INVALID: runtime,

@@ -9,6 +9,7 @@ import { gpuCommand } from './commands/gpu';
 import { reportCommand } from './commands/report';
 import { resultsCommand } from './commands/results';
 import { runCommand } from './commands/run';
+import { slurmTaskCommand } from './commands/slurm-task';
 import type { CliContext, GlobalArgs } from './context';
 import { ExitCode, exitCodeFor, formatError, UsageError } from './errors';
 import { createCliLogger, levelFromVerbosity } from './logger';
@@ -97,7 +98,8 @@ export function buildCli(argv: string[], ctx: CliContext): Argv<GlobalArgs> {
     .command(runCommand(ctx))
     .command(reportCommand(ctx))
     .command(resultsCommand(ctx))
-    .command(doctorCommand(ctx));
+    .command(doctorCommand(ctx))
+    .command(slurmTaskCommand(ctx));
 }
 
 /**

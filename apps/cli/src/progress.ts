@@ -152,16 +152,20 @@ function lineDisplay(
         break;
       case 'run-finished': {
         runFinished(state, event);
-        const why = event.error
-          ? ` (${event.error.type}${event.error.code ? ` ${event.error.code}` : ''}: ${event.error.message.split('\n')[0]})`
-          : '';
         const eta =
           event.eta.remainingMs === null ? '' : `, ETA ${formatClock(event.eta.remainingMs)}`;
         // Runs in parallel end out of order: name the run that ended.
         const which = event.devices ? ` ${event.label}${onGpus(event.devices)}` : '';
-        write(
-          `${clock()} [${state.done}/${state.total}]${which} ${event.status} in ${formatClock(event.durationMs)}${why}${eta}`,
-        );
+        // A stopped run is not a failure: it runs again on resume, and is not counted as done.
+        const outcome =
+          event.status === 'interrupted'
+            ? `stopped after ${formatClock(event.durationMs)}; it runs again on resume`
+            : `${event.status} in ${formatClock(event.durationMs)}${
+                event.error
+                  ? ` (${event.error.type}${event.error.code ? ` ${event.error.code}` : ''}: ${event.error.message.split('\n')[0]})`
+                  : ''
+              }${eta}`;
+        write(`${clock()} [${state.done}/${state.total} done]${which} ${outcome}`);
         break;
       }
       case 'study-finished':

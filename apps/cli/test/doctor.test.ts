@@ -1,6 +1,7 @@
 import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ClientLimit } from '@llem/engines';
 import { startTestServer } from '@llem/test-server';
 import { beforeAll, describe, expect, it } from 'vitest';
 // The fake NVML is test tooling, not a CLI dependency; reach it by path.
@@ -10,7 +11,7 @@ import {
   h100Profile,
   writeScenario,
 } from '../../../tooling/fake-nvml/src/index';
-import { llamaBinaryPackages, runDoctorChecks } from '../src/commands/doctor';
+import { clientLimitCheck, llamaBinaryPackages, runDoctorChecks } from '../src/commands/doctor';
 import { runLlem } from './support/llem';
 
 function run(argv: string[], env: NodeJS.ProcessEnv, cwd: string) {
@@ -208,6 +209,106 @@ describe('llem doctor STUDY: each openai server the study uses', () => {
     expect(stdout).toBe('');
     expect(stderr).toMatch(/bad\.yaml.*openai\.base_url/s);
     expect(stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe('llem doctor --client-limit', () => {
+  it('measures the rate the openai client keeps against its built-in server, as a non-blocking check', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'llem-doctor-'));
+    const { code, stdout } = await run(
+      [
+        'doctor',
+        '--json',
+        '--library',
+        '/nonexistent/lib.so',
+        '--client-limit',
+        '--client-limit-rates',
+        '100,200',
+      ],
+      {},
+      cwd,
+    );
+    expect(code).toBe(0);
+    const out = JSON.parse(stdout) as {
+      checks: { name: string; ok: boolean; blocking: boolean; detail: string }[];
+      clientLimit: ClientLimit;
+    };
+    // The rates asked for, in order, each measured by the engine against the built-in server.
+    const { steps } = out.clientLimit;
+    expect(steps.map((s) => s.targetRate)).toEqual([100, 200]);
+    for (const step of steps) {
+      // 0.6 s of schedule per rate.
+      expect(step.dispatch).toMatchObject({
+        targetRate: step.targetRate,
+        sent: (60 * step.targetRate) / 100,
+      });
+      expect(step.dispatch.connections.opened).toBeGreaterThan(0);
+    }
+    const check = out.checks.find((c) => c.name === 'openai client limit')!;
+    expect(check.blocking).toBe(false);
+    // 100–200 req/s are within any machine's reach, unless another process holds the cores.
+    const kept = steps.filter((s) => s.keptRate);
+    if (kept.length > 0) {
+      expect(out.clientLimit.sustainableRate).toBe(
+        Math.max(...kept.map((s) => s.dispatch.achievedSendRate!)),
+      );
+      expect(check.ok).toBe(true);
+      expect(check.detail).toMatch(
+        /^sends (at least|up to) ≈ \d+ req\/s \(target [12]00, client lag p99 [\d.]+ ms\)/,
+      );
+    } else {
+      expect(check.ok).toBe(false);
+      expect(check.detail).toMatch(/^kept none of the rates tried \(100, 200 req\/s\)/);
+    }
+  }, 60_000);
+
+  it('a bad rate list is a usage error naming the flag (exit 2), before anything runs', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'llem-doctor-'));
+    const { code, stderr, stdout } = await run(
+      ['doctor', '--client-limit', '--client-limit-rates', '100,fast'],
+      {},
+      cwd,
+    );
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr).toMatch(
+      /--client-limit-rates must be a comma-separated list of positive request rates/,
+    );
+    expect(stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('says what a busy machine means for the rates to trust', () => {
+    const step = (targetRate: number, achieved: number, p99: number, kept: boolean) => ({
+      targetRate,
+      keptRate: kept,
+      saturated: kept && p99 <= 5 ? [] : ['late'],
+      dispatch: { achievedSendRate: achieved, clientLagMs: { p50: 0, p95: 0, p99, max: p99 } },
+    });
+    const limit = {
+      sustainableRate: 4870.4,
+      sustainableTargetRate: 5000,
+      sustainableLagP99Ms: 12.3,
+      unsaturatedRate: 1990,
+      maxClientLagMs: 5,
+      steps: [
+        step(2000, 1990, 0.8, true),
+        step(5000, 4870.4, 12.3, true),
+        step(10000, 5100, 900, false),
+      ],
+      cpus: 2,
+      elapsedS: 3.2,
+    } as unknown as ClientLimit;
+    expect(clientLimitCheck(limit)).toEqual({
+      name: 'openai client limit',
+      ok: true,
+      detail:
+        'sends up to ≈ 4,870 req/s (target 5,000, client lag p99 12 ms); lateness p99 within 5 ms up to ≈ 1,990 req/s; rates tried 2,000, 5,000, 10,000 req/s in 3.2 s, 2 CPUs. Runs above it measure the client (client-saturated)',
+      hint: null,
+      blocking: false,
+    });
+    const none = clientLimitCheck({ ...limit, sustainableRate: null, unsaturatedRate: null });
+    expect(none).toMatchObject({ ok: false, blocking: false });
+    expect(none.hint).toMatch(/too busy to drive an open-loop load/);
   });
 });
 

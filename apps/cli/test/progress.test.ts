@@ -97,13 +97,29 @@ describe('progress on a pipe (plain lines)', () => {
         '[0s] Resuming s: 3 of 4 runs to do → /r/s_1',
         '[0s] waiting 30 s (cycle gap)',
         '[30s] [2/4] batch_size=64 (cycle 2)…',
-        '[42s] [2/4] completed in 12s, ETA 24s',
+        '[42s] [2/4 done] completed in 12s, ETA 24s',
         '[42s] [3/4] batch_size=256 (cycle 2)…',
-        '[54s] [3/4] failed in 12s (timeout: no result after 600 s), ETA 12s',
+        '[54s] [3/4 done] failed in 12s (timeout: no result after 600 s), ETA 12s',
         '',
       ].join('\n'),
     );
     expect(out.text()).not.toContain('\u001b[');
+  });
+
+  it('a run stopped by Ctrl-C is said to run again on resume, is not counted done, and names no error type', () => {
+    const out = sink(false);
+    const p = createProgressDisplay({ stderr: out.stream }, { now: () => 0 });
+    p(studyStarted(4, 4));
+    p(runStarted(1, 'batch_size=64', 0));
+    p({
+      ...runFinished(1, 'completed', null),
+      status: 'interrupted',
+      error: { type: 'interrupted', message: 'interrupted; it runs again on resume' },
+    } as ProgressEvent);
+    p.stop();
+    const last = out.text().trimEnd().split('\n').at(-1);
+    expect(last).toBe('[0s] [0/4 done] stopped after 12s; it runs again on resume');
+    expect(out.text()).not.toMatch(/interrupted: interrupted/);
   });
 });
 

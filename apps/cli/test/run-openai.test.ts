@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseRequestRecords, RunResultSchema } from '@llem/domain';
+import { parseRequestRecords, RunResultSchema, readDispatchSummary } from '@llem/domain';
 import { startTestServer } from '@llem/test-server';
 import { describe, expect, it } from 'vitest';
 import { runLlem } from './support/llem';
@@ -70,6 +70,51 @@ describe('llem run with an openai study', () => {
       await server.close();
     }
   }, 60_000);
+
+  it('an open-loop rate beyond the client: the run completes, says client-saturated, and results show marks the latencies', async () => {
+    const server = await startTestServer({ lifetimeMs: 60_000 });
+    try {
+      // A million requests/s: 3,000 requests all due within milliseconds.
+      const cwd = studyDir(
+        study(server.baseUrl)
+          .replace('concurrency: 2', 'request_rate: 1000000')
+          .replace('n: 6, input_len: 8, output_len: 5', 'n: 3000, input_len: 2, output_len: 1')
+          .replace('max_output_tokens: 5', 'max_output_tokens: 1'),
+      );
+      const { code, stdout } = await runLlem(['run', 'study.yaml', '--output', 'out'], {
+        env,
+        cwd,
+      });
+      expect(code).toBe(0);
+      expect(stdout).toMatch(/Measurement warnings .*client-saturated \(1 run\)/);
+      expect(stdout).toMatch(
+        /^ {2}client-saturated: the client could not keep its arrival schedule.*llem results show marks the figures it affects\.$/m,
+      );
+      const [dirName] = readdirSync(join(cwd, 'out'));
+      const dir = join(cwd, 'out', dirName!);
+      const runs = join(dir, 'runs');
+      const resultName = readdirSync(runs).find((f) => /_c0\.json$/.test(f))!;
+      const result = RunResultSchema.parse(
+        JSON.parse(readFileSync(join(runs, resultName), 'utf8')),
+      );
+      const dispatch = readDispatchSummary(result.extra)!;
+      expect(dispatch).toMatchObject({ scheduled: 3000, sent: 3000, targetRate: 1_000_000 });
+      expect(result.warnings.find((w) => w.code === 'client-saturated')?.message).toMatch(
+        /it sent [\d,]+ req\/s where the schedule asked for/,
+      );
+      expect(result.latency.ttftFromScheduledMs!.p50).toBeGreaterThan(result.latency.ttftMs!.p50);
+      const shown = await runLlem(['results', 'show', dir], { env, cwd });
+      expect(shown.code).toBe(0);
+      const row = shown.stdout.split('\n').find((l) => /^1 {2}/.test(l))!;
+      expect(row).toMatch(/ !/);
+      expect(shown.stdout).toMatch(
+        /^! client-saturated in 1 of 1 run of config 1 \(.*\), next to TTFT p50, TTFT p95/m,
+      );
+      expect(shown.stdout).toContain('TTFT from schedule p50 (ms)');
+    } finally {
+      await server.close();
+    }
+  }, 90_000);
 
   it('an unreachable server fails the run within openai.ready_timeout_s with the cause, showing progress', async () => {
     const gone = await startTestServer();

@@ -106,7 +106,7 @@ describe('llem run with a command study', () => {
     const { code, stdout, stderr } = await llem(['run', 'study.yaml', '--output', 'out'], cwd);
     expect(code).toBe(0);
     expect(stderr).toMatch(/Running human: 1 of 1 runs to do/);
-    expect(stderr).toMatch(/\[1\/1\] completed in/);
+    expect(stderr).toMatch(/\[1\/1 done\] completed in/);
     expect(stdout).toMatch(/Study completed: 1 completed, 0 failed/);
     expect(stdout).toMatch(/config\s+cycle\s+status\s+tok\/s\s+energy J\s+J\/token/);
     expect(stdout).toMatch(/Not measurable on this machine:\n {2}energy \(J, J\/token\): /);
@@ -203,7 +203,7 @@ sweep: { llamacpp.batch_size: [64, 128] }
     const first = await interrupting;
     expect(first.code).toBe(130);
     expect(first.stderr).toMatch(
-      /Stopping: the current run is ended cleanly and runs again on resume/,
+      /Stopping: the running run\(s\) end cleanly and run again on resume/,
     );
     const resumeHint = /Resume with: llem run --resume (\S+)/.exec(first.stderr);
     expect(resumeHint).not.toBeNull();
@@ -254,7 +254,7 @@ sweep: { llamacpp.batch_size: [64, 128] }
     process.emit('SIGINT');
     const { code, stderr } = await running;
     expect(code).toBe(130);
-    expect(stderr).toMatch(/Killing the current run now/);
+    expect(stderr).toMatch(/Killing the running run\(s\) now/);
     // Nowhere near the program's 60 s window.
     expect(Date.now() - t0).toBeLessThan(30_000);
   });

@@ -114,6 +114,28 @@ describe('the study directory, as a user meets it', () => {
     expect(readdirSync(runs).filter((f) => f.includes('.damaged-'))).toHaveLength(2);
   }, 120_000);
 
+  it('resumes a study whose study.json was lost from the copy of the study file kept beside it', async () => {
+    const { cwd, studyDir, keys } = await finishedStudy(2);
+    rmSync(join(studyDir, 'study.json'));
+    rmSync(join(studyDir, 'runs', `${keys[1]}.json`));
+    // From another directory: paths still resolve where the study started (cli.json).
+    const elsewhere = mkdtempSync(join(tmpdir(), 'llem-elsewhere-'));
+    const { code, stdout, stderr } = await runLlem(['run', '--resume', studyDir, '--json'], {
+      env,
+      cwd: elsewhere,
+    });
+    expect(stderr).toMatch(/study\.json cannot be read: resuming with .*study\.source\.yaml/);
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout).counts).toMatchObject({ completed: 2, failed: 0 });
+    expect(readdirSync(cwd)).toContain('prog.mjs');
+    // --output means where new studies go: with --resume it is a mistake, said plainly.
+    const both = await runLlem(['run', '--resume', studyDir, '-o', 'x'], { env, cwd });
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(
+      /--output names where new studies go; a resumed study stays where it is/,
+    );
+  }, 120_000);
+
   it('results list/show say interrupted when the runner died, and who runs it while someone does', async () => {
     const { cwd, studyDir, keys } = await finishedStudy(2);
     const key = keys[1] as string;

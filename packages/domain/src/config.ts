@@ -516,6 +516,13 @@ const openaiShape = {
     .describe(
       'How long to wait for an already-running server to answer before the run fails with the cause (not part of the hash)',
     ),
+  max_client_lag_ms: z
+    .number()
+    .positive()
+    .default(5)
+    .describe(
+      'Open loop: above this p99 lateness of the client against its own schedule the result carries a client-saturated warning (not part of the hash)',
+    ),
   ignore_eos: z.boolean().default(false),
   steady_state: z.boolean().default(false).describe('Also report the steady-state window'),
   max_failure_rate: z.number().min(0).max(1).default(0),

@@ -14,6 +14,8 @@ import { parseExperimentConfig } from './validate';
  *   server's behaviour (and the key itself never appears in a config).
  * - `openai.ready_timeout_s`: how long the client waits for a server to come up; the
  *   measurement starts only once it answers.
+ * - `openai.max_client_lag_ms`: the threshold above which a result says the client could not
+ *   keep its schedule (`client-saturated`); it judges a measurement, it does not change it.
  *
  * Paths are dotted; every other field, including ones whose default was applied, is hashed.
  * Study-level settings (`name`, `sweep`, `experiments`, `execution`, output directory, log
@@ -24,6 +26,7 @@ export const HASH_EXCLUDED_FIELDS: readonly string[] = [
   'decoder.preset',
   'openai.api_key_env',
   'openai.ready_timeout_s',
+  'openai.max_client_lag_ms',
 ];
 
 /**

@@ -48,6 +48,14 @@ export {
   TRACE_BLOCK_TOKENS,
   WarmupSchema,
 } from './config';
+export type { DispatchSummary, WaitStats } from './dispatch';
+export {
+  clientSaturationReasons,
+  DispatchSummarySchema,
+  MIN_SEND_RATE_SHARE,
+  readDispatchSummary,
+  WaitStatsSchema,
+} from './dispatch';
 export type { ConfigErrorCode, ConfigErrorOptions, ConfigIssue } from './errors';
 export { CONFIG_ERROR_CODES, ConfigError, formatConfigIssues } from './errors';
 export {
@@ -113,6 +121,7 @@ export type {
   RunLatency,
   RunResult,
   RunResultCheck,
+  RunSlurm,
   RunWarning,
   RunWorkload,
 } from './result';
@@ -137,6 +146,7 @@ export {
   RunLatencySchema,
   RunMemorySchema,
   RunResultSchema,
+  RunSlurmSchema,
   RunThroughputSchema,
   RunTokensSchema,
   RunWarningSchema,
@@ -145,23 +155,35 @@ export {
   TokenCountSourceSchema,
   WorkloadLengthSchema,
 } from './result';
-export { coefficientOfVariation, mean, sampleStd } from './stats';
-export type { ExecutionConfig, RunOrder, StudyFileInput } from './study';
-export { ExecutionSchema, RUN_ORDERS, StudyFileSchema, SweepSchema } from './study';
+export { coefficientOfVariation, mean, percentile, sampleStd } from './stats';
+export type { ExecutionConfig, RunOrder, SlurmSettings, StudyFileInput } from './study';
+export {
+  ExecutionSchema,
+  RUN_ORDERS,
+  SLURM_RESERVED_SBATCH_OPTIONS,
+  SlurmSettingsSchema,
+  StudyFileSchema,
+  SweepSchema,
+} from './study';
 export type {
   CliState,
+  ResourceHold,
   RunClaim,
   RunFiles,
   RunOwner,
   RunRecord,
   RunRecordStatus,
   SkippedFile,
+  SlurmSubmission,
+  SlurmSubmissionFiles,
   StoredStudyFile,
   WorkerErrorReportFile,
 } from './study-layout';
 export {
   CliStateSchema,
   isValidRunKey,
+  RESOURCE_HOLD_SCHEMA_VERSION,
+  ResourceHoldSchema,
   RUN_CLAIM_SCHEMA_VERSION,
   RUN_KEY_PATTERN,
   RUN_RECORD_SCHEMA_VERSION,
@@ -170,13 +192,21 @@ export {
   RunOwnerSchema,
   RunRecordSchema,
   RunRecordStatusSchema,
+  resourceHoldFile,
+  resourceName,
   runAsideFile,
   runClaimFile,
+  runFileOf,
   runFiles,
   SkippedFileSchema,
+  SLURM_SUBMISSION_SCHEMA_VERSION,
+  SlurmSubmissionSchema,
   STUDY_FILES,
   StoredPlanSchema,
   StoredStudySchema,
+  slurmSubmissionFiles,
+  slurmSubmissionNumber,
+  slurmTaskLogFile,
   studySourceFile,
   WorkerErrorReportSchema,
   WorkerTaskSchema,

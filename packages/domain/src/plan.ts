@@ -227,6 +227,13 @@ function checkDevices(config: ExperimentConfig, execution: ExecutionConfig): Con
       message: `${field} is ${perRun}, but execution.devices lists only ${execution.devices.length} GPU${execution.devices.length === 1 ? '' : 's'}`,
     };
   }
+  if (config.engine === 'command' && config.command.env?.CUDA_VISIBLE_DEVICES !== undefined) {
+    return {
+      path: 'command.env.CUDA_VISIBLE_DEVICES',
+      message:
+        'with execution.devices each run is given its GPUs (CUDA_VISIBLE_DEVICES holds their UUIDs): leave command.env.CUDA_VISIBLE_DEVICES out, or list the GPUs in execution.devices',
+    };
+  }
   if (config.energy.devices.length > perRun) {
     return {
       path: 'energy.devices',

@@ -35,6 +35,15 @@ export const RequestRecordSchema = z
      * window opened). Retries do not move it.
      */
     sentMs: z.number(),
+    /**
+     * Open loop: when the arrival schedule said to send it, in ms from the window's start.
+     * Absent without a schedule (closed loop, other engines) and in files written before it existed.
+     */
+    scheduledMs: z.number().optional(),
+    /** Open loop: how late the client itself was to send it (ms; slot and connection waits excluded). */
+    clientLagMs: nonNegative.optional(),
+    /** Open loop: time spent waiting for a `max_concurrency` slot or a new connection (ms). */
+    connectionWaitMs: nonNegative.optional(),
     /** Time to first token; `null` when no token arrived. */
     ttftMs: nonNegative.nullable(),
     /** End-to-end latency, from the first send to the end of the response (or the failure). */

@@ -96,6 +96,16 @@ export const RunLatencySchema = z
      * results written before this field existed.
      */
     tpotMs: LatencyStatsSchema.nullable().optional(),
+    /**
+     * Open loop (a run with an arrival schedule): time to first token counted from when the
+     * schedule said to send the request, not from when it left, so the client's own lateness
+     * and any wait for a connection or a `max_concurrency` slot are in it (the latency a user
+     * arriving on schedule would see; no coordinated omission). Absent for runs without a
+     * schedule (closed loop, other engines) and in results written before it existed.
+     */
+    ttftFromScheduledMs: LatencyStatsSchema.nullable().optional(),
+    /** End-to-end latency from the scheduled send time (see `ttftFromScheduledMs`). */
+    e2eFromScheduledMs: LatencyStatsSchema.nullable().optional(),
   })
   .strict();
 export type RunLatency = z.infer<typeof RunLatencySchema>;
@@ -179,6 +189,21 @@ export const RunDeviceSchema = z
   .strict();
 export type RunDevice = z.infer<typeof RunDeviceSchema>;
 
+/** The Slurm job a run was measured in: its job id, array job and task, and node. */
+export const RunSlurmSchema = z
+  .object({
+    /** `SLURM_JOB_ID`: the job (for an array task, the task's own job id). */
+    jobId: z.string().min(1),
+    /** `SLURM_ARRAY_JOB_ID`: the array job (what `llem run --executor slurm` printed). */
+    arrayJobId: z.string().min(1).nullable(),
+    /** `SLURM_ARRAY_TASK_ID`. */
+    arrayTaskId: z.string().min(1).nullable(),
+    /** `SLURMD_NODENAME`: the node the run was measured on. */
+    nodeName: z.string().min(1).nullable(),
+  })
+  .strict();
+export type RunSlurm = z.infer<typeof RunSlurmSchema>;
+
 /**
  * Well-known warning codes. The schema accepts any non-empty code so a new warning does not
  * break old readers; producers should use these where one fits.
@@ -195,6 +220,7 @@ export const RESULT_WARNING_CODES = [
   'warmup-not-converged',
   'request-failures',
   'shared-host-energy',
+  'client-saturated',
 ] as const;
 export type KnownWarningCode = (typeof RESULT_WARNING_CODES)[number];
 
@@ -395,6 +421,11 @@ export const RunResultSchema = z
      * samples, memory and throttling come from exactly these. Absent otherwise.
      */
     devices: z.array(RunDeviceSchema).optional(),
+    /**
+     * The Slurm job the run was measured in (`llem run --executor slurm`, or any runner inside a
+     * Slurm job). Absent otherwise, and in results written before this field existed.
+     */
+    slurm: RunSlurmSchema.optional(),
     /** The model and dataset files the run read; absent in results written before this field existed. */
     inputs: RunInputsSchema.optional(),
     /**

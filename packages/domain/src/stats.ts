@@ -1,6 +1,7 @@
 /**
- * Descriptive statistics both `@llem/measure` (warmup convergence, per-run figures) and
- * `@llem/report` (across cycles) compute, kept here so the two can never disagree.
+ * Descriptive statistics `@llem/engines` (dispatch lateness), `@llem/measure` (warmup
+ * convergence, per-run figures) and `@llem/report` (across cycles) compute, kept here so they can
+ * never disagree.
  */
 
 /**
@@ -43,4 +44,22 @@ export function coefficientOfVariation(values: readonly number[]): number | null
   const m = mean(values);
   if (s === null || m === null || m === 0) return null;
   return s / Math.abs(m);
+}
+
+/**
+ * Percentile of an ascending list with linear interpolation between closest ranks (numpy's
+ * default, "type 7"), so results match `numpy.percentile` on the same numbers; `null` for an
+ * empty list.
+ *
+ * @example
+ * percentile([10, 20, 30, 40], 95); // 38.5
+ */
+export function percentile(sorted: readonly number[], p: number): number | null {
+  if (sorted.length === 0) return null;
+  const rank = (p / 100) * (sorted.length - 1);
+  const lo = Math.floor(rank);
+  const hi = Math.ceil(rank);
+  const a = sorted[lo] as number;
+  const b = sorted[hi] as number;
+  return a + (b - a) * (rank - lo);
 }

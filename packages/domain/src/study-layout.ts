@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { RunFailureTypeSchema } from './manifest';
-import { ResidualCheckSchema, RunDeviceSchema } from './result';
+import { ResidualCheckSchema, RunDeviceSchema, RunSlurmSchema } from './result';
 
 /**
  * The study directory's layout: the one place that names every file a study directory holds and
@@ -28,6 +28,10 @@ import { ResidualCheckSchema, RunDeviceSchema } from './result';
  *     <key>.requests.jsonl   —                   one line per measured request (openai)
  *     <key>.server.log       —                   a managed server's stdout and stderr
  *     <key>.metrics.jsonl    —                   a managed server's scraped /metrics
+ *   slurm/                                       (llem run --executor slurm)
+ *     submission-<n>.json    SlurmSubmissionSchema    submission n: its job id, the runs of each array task
+ *     submission-<n>.sbatch  —                   the batch script every task of submission n runs
+ *     submission-<n>_<job>_<task>.log  —         an array task's stdout and stderr (sbatch --output)
  * ```
  *
  * Paths here are relative to the study directory and use `/`; `@llem/study`'s `StudyDirectory`
@@ -48,6 +52,10 @@ export const STUDY_FILES = {
   log: 'llem.log',
   /** Per-run files live here. */
   runsDir: 'runs',
+  /** Who holds which GPU (and exclusive group) right now: `<resource>~<holder>` files. */
+  resourcesDir: 'resources',
+  /** Slurm submissions (`slurmSubmissionFiles`) live here. */
+  slurmDir: 'slurm',
   summary: 'summary.csv',
   summaryByConfig: 'summary_by_config.csv',
   pareto: 'pareto.csv',
@@ -82,10 +90,11 @@ export interface RunFiles {
 }
 
 /**
- * A run key is one path segment: letters, digits, `.`, `_` and `-`, not starting with `.`.
- * llem's keys are `<configHash>_c<cycle>` (`<configHash>_<copy>_c<cycle>` for copies).
+ * A run key is one path segment of letters, digits, `_` and `-` (no `.`, so a key never reads
+ * as another key's file: `x.record` would). llem's keys are `<configHash>_c<cycle>`
+ * (`<configHash>_<copy>_c<cycle>` for copies).
  */
-export const RUN_KEY_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$/;
+export const RUN_KEY_PATTERN = /^[A-Za-z0-9_-]{1,200}$/;
 
 /** True when `key` can name a run's files. */
 export function isValidRunKey(key: string): boolean {
@@ -101,7 +110,7 @@ export function isValidRunKey(key: string): boolean {
 export function runFiles(key: string): RunFiles {
   if (!isValidRunKey(key)) {
     throw new TypeError(
-      `run key ${JSON.stringify(key)} cannot name a file: use letters, digits, ".", "_" and "-" (not starting with ".")`,
+      `run key ${JSON.stringify(key)} cannot name a file: use letters, digits, "_" and "-"`,
     );
   }
   const base = `${STUDY_FILES.runsDir}/${key}`;
@@ -132,12 +141,100 @@ export function runClaimFile(key: string, generation: number): string {
 }
 
 /**
+ * The key of the run a file in `runs/` belongs to, and which of its files it is: `record`,
+ * `result`, `claim` (with its generation)…; `null` for a name that is no run file.
+ *
+ * @example
+ * runFileOf('abc_c0.claim-2'); // { key: 'abc_c0', kind: 'claim', generation: 2 }
+ */
+export function runFileOf(
+  name: string,
+):
+  | { key: string; kind: keyof RunFiles }
+  | { key: string; kind: 'claim'; generation: number }
+  | null {
+  const claim = /^([A-Za-z0-9_-]+)\.claim-(\d+)$/.exec(name);
+  if (claim) return { key: claim[1] as string, kind: 'claim', generation: Number(claim[2]) };
+  const dot = name.indexOf('.');
+  if (dot <= 0) return null;
+  const key = name.slice(0, dot);
+  if (!isValidRunKey(key)) return null;
+  const files = runFiles(key);
+  for (const [kind, path] of Object.entries(files) as [keyof RunFiles, string][]) {
+    if (path === `${STUDY_FILES.runsDir}/${name}`) return { key, kind };
+  }
+  return null;
+}
+
+/**
+ * A GPU or an exclusive group as a resource a run holds: `gpu-<UUID>` (unique across hosts), or
+ * `gpu-<host>-<index>` when the UUID is unknown, `group-<name>`; always a safe file name.
+ */
+export function resourceName(
+  resource: { gpu: { index: number; uuid: string | null }; host: string } | { group: string },
+): string {
+  const safe = (text: string) => text.replace(/[^A-Za-z0-9_-]+/g, '_').slice(0, 120);
+  if ('group' in resource) return `group-${safe(resource.group)}`;
+  return resource.gpu.uuid
+    ? `gpu-${safe(resource.gpu.uuid)}`
+    : `gpu-${safe(resource.host)}-${resource.gpu.index}`;
+}
+
+/**
+ * The file saying `holder` holds `resource` (`resources/<resource>~<holder>`): created before
+ * the holder looks for other holders, removed when it lets go.
+ */
+export function resourceHoldFile(resource: string, holder: string): string {
+  return `${STUDY_FILES.resourcesDir}/${resource}~${holder}`;
+}
+
+/**
  * A result file set aside because resume found it unusable (`<key>.json.damaged-<stamp>`), or a
  * second result that lost a publish race (`<key>.json.conflict-<stamp>`). Never deleted: nothing
  * measured is lost.
  */
 export function runAsideFile(key: string, kind: 'damaged' | 'conflict', stamp: string): string {
   return `${runFiles(key).result}.${kind}-${stamp}`;
+}
+
+/** The files of Slurm submission `n`, relative to the study directory. */
+export interface SlurmSubmissionFiles {
+  /** `SlurmSubmissionSchema`: the job id and which runs each array task does. */
+  submission: string;
+  /** The batch script sbatch was given; every array task of the submission runs it. */
+  script: string;
+  /**
+   * sbatch's `--output` pattern for the tasks' stdout and stderr (`%A`: the array job id,
+   * `%a`: the task id); `slurmTaskLogFile` names one task's file.
+   */
+  logPattern: string;
+}
+
+/**
+ * The files of Slurm submission `n` (1, 2, …). Each `llem run --executor slurm` (and each resume
+ * with it) makes one submission per array job it submits, numbered in order; a number is taken
+ * by creating its submission file exclusively, so two resumes at once never share one.
+ *
+ * @example
+ * slurmSubmissionFiles(1).script; // 'slurm/submission-1.sbatch'
+ */
+export function slurmSubmissionFiles(n: number): SlurmSubmissionFiles {
+  if (!Number.isInteger(n) || n < 1) {
+    throw new TypeError(`a Slurm submission number is an integer ≥ 1, got ${n}`);
+  }
+  const base = `${STUDY_FILES.slurmDir}/submission-${n}`;
+  return { submission: `${base}.json`, script: `${base}.sbatch`, logPattern: `${base}_%A_%a.log` };
+}
+
+/** The log of one array task of submission `n`: its stdout and stderr, as sbatch wrote them. */
+export function slurmTaskLogFile(n: number, arrayJobId: string, taskId: number | string): string {
+  return slurmSubmissionFiles(n).logPattern.replace('%A', arrayJobId).replace('%a', String(taskId));
+}
+
+/** The submission number a file name in `slurm/` names (`submission-3.json` → 3), else `null`. */
+export function slurmSubmissionNumber(fileName: string): number | null {
+  const match = /^submission-([1-9][0-9]*)\.json$/.exec(fileName);
+  return match ? Number(match[1]) : null;
 }
 
 const isoTimestamp = z.iso.datetime({ offset: true });
@@ -151,14 +248,18 @@ export const RunOwnerSchema = z
     pid: z.int().positive(),
     /** Random per runner process: two runners never share one, even with a reused pid. */
     runnerId: z.string().min(1),
+    /** The host's boot id (Linux): a claim from before a reboot is stale whatever its pid. */
+    bootId: z.string().min(1).optional(),
+    /** When the owner process started (Linux: clock ticks since boot): tells a reused pid. */
+    processStart: z.string().min(1).optional(),
     /** Present when the runner runs inside a Slurm job. */
-    slurm: z
-      .object({
-        jobId: z.string().min(1),
-        arrayJobId: z.string().min(1).nullable(),
-        arrayTaskId: z.string().min(1).nullable(),
-        nodeName: z.string().min(1).nullable(),
-      })
+    slurm: RunSlurmSchema.extend({
+      /**
+       * `SLURM_RESTART_COUNT` (0 when unset): a requeued job keeps its job id, so this tells
+       * its incarnations apart (a claim of an earlier one is stale).
+       */
+      restartCount: z.int().nonnegative().optional(),
+    })
       .strict()
       .optional(),
   })
@@ -228,6 +329,72 @@ export const RunClaimSchema = z
   })
   .strict();
 export type RunClaim = z.infer<typeof RunClaimSchema>;
+
+export const RESOURCE_HOLD_SCHEMA_VERSION = 1 as const;
+
+/**
+ * `resources/<resource>~<holder>`: a runner holds a GPU (or an exclusive group) for one run.
+ * Created exclusively, then the holder looks for other live holders of the resource and, if
+ * there is one, removes its own file and tries again later: of runners racing for a GPU at most
+ * one keeps it. Removed when the run ends; one whose owner is gone is stale and removed by anyone.
+ */
+export const ResourceHoldSchema = z
+  .object({
+    schemaVersion: z.literal(RESOURCE_HOLD_SCHEMA_VERSION),
+    resource: z.string().min(1),
+    holder: z.string().min(1),
+    owner: RunOwnerSchema,
+    /** The run the resource is held for. */
+    key: z.string().regex(RUN_KEY_PATTERN),
+    heldAt: isoTimestamp,
+  })
+  .strict();
+export type ResourceHold = z.infer<typeof ResourceHoldSchema>;
+export const SLURM_SUBMISSION_SCHEMA_VERSION = 1 as const;
+
+/**
+ * `slurm/submission-<n>.json`: one Slurm job array of a study. Written by the submitter only:
+ * first (exclusively) with the runs of each array task and `jobId: null`, then again once sbatch
+ * answered (the job id, or why it failed). Status reads it to say `running (Slurm job N)` while
+ * the job's tasks are queued; each array task reads its runs from it.
+ */
+export const SlurmSubmissionSchema = z
+  .object({
+    schemaVersion: z.literal(SLURM_SUBMISSION_SCHEMA_VERSION),
+    submission: z.int().positive(),
+    createdAt: isoTimestamp,
+    /** Who submitted it (host and pid of the llem that ran sbatch). */
+    submittedBy: z.object({ host: z.string().min(1), pid: z.int().positive() }).strict(),
+    /** `--job-name`: names the study. */
+    jobName: z.string().min(1),
+    /** GPUs each array task asks for (`--gres=gpu:N`; 0: none). */
+    gpusPerTask: z.int().nonnegative(),
+    /** sbatch's arguments as run, the batch script last. */
+    sbatchArgs: z.array(z.string()),
+    /**
+     * Array task `i` does `tasks[i]`, in order. `attempts` is what the run's record said at
+     * submission: a failed run is retried only while its record still says so, so two
+     * submissions of one failed run retry it once.
+     */
+    tasks: z
+      .array(
+        z
+          .array(
+            z
+              .object({ key: z.string().regex(RUN_KEY_PATTERN), attempts: z.int().nonnegative() })
+              .strict(),
+          )
+          .min(1),
+      )
+      .min(1),
+    /** The array job id sbatch printed; `null` until it answered (or when it failed). */
+    jobId: z.string().min(1).nullable(),
+    submittedAt: isoTimestamp.nullable(),
+    /** Why sbatch failed, when it did. */
+    error: z.string().nullable(),
+  })
+  .strict();
+export type SlurmSubmission = z.infer<typeof SlurmSubmissionSchema>;
 
 /** The plan as stored in `study.json` (the parts the runner needs; configs kept as written). */
 export const StoredPlanSchema = z
@@ -348,5 +515,7 @@ export const WorkerTaskSchema = z
     devices: z.array(RunDeviceSchema).optional(),
     /** True when other runs of the study may run at the same time on this host. */
     parallel: z.boolean().optional(),
+    /** The Slurm job the runner runs in, when it runs in one (copied into the result). */
+    slurm: RunSlurmSchema.optional(),
   })
   .loose();

@@ -8,6 +8,92 @@ import { didYouMean } from './suggest';
 export const RUN_ORDERS = ['sequential', 'interleaved', 'shuffled'] as const;
 export type RunOrder = (typeof RUN_ORDERS)[number];
 
+/**
+ * sbatch options llem sets itself for every submission: `--array` (one task per run or batch),
+ * `--output`/`--error` (the task logs live in the study directory), `--parsable` (llem reads the
+ * job id), `--job-name` (names the study), `--wrap` (llem writes the batch script), `--gpus*`
+ * (each task asks for its runs' GPUs with `--gres=gpu:N`, which a `--gres` in `sbatch_args`
+ * replaces: `--gres=gpu:a100:1` for a GPU type, `--gres=none` on a partition without GPUs).
+ */
+export const SLURM_RESERVED_SBATCH_OPTIONS = [
+  '--array',
+  '-a',
+  '--output',
+  '-o',
+  '--error',
+  '-e',
+  '--parsable',
+  '--job-name',
+  '-J',
+  '--wrap',
+  '--gpus',
+  '-G',
+  '--gpus-per-task',
+  '--gpus-per-node',
+] as const;
+
+/** The option an sbatch argument sets (`--time=10` → `--time`, `-p` → `-p`). */
+function sbatchOptionName(arg: string): string {
+  if (arg.startsWith('--')) return arg.split('=')[0] as string;
+  return arg.slice(0, 2);
+}
+
+/** `execution.slurm`: how `llem run --executor slurm` submits the study. Not in any hash. */
+export const SlurmSettingsSchema = z
+  .strictObject({
+    partition: z.string().min(1).optional().describe('sbatch --partition'),
+    account: z.string().min(1).optional().describe('sbatch --account'),
+    qos: z.string().min(1).optional().describe('sbatch --qos'),
+    time_limit_s: z
+      .int()
+      .min(1)
+      .optional()
+      .describe(
+        "Time limit per run, seconds: each array task's --time is this × its runs (plus gaps). Default: the run timeout (execution.timeout_s, else derived from the workload) plus 5 minutes per task",
+      ),
+    max_parallel: z
+      .int()
+      .min(1)
+      .optional()
+      .describe('At most this many array tasks run at once (the array throttle, --array=…%N)'),
+    runs_per_task: z
+      .int()
+      .min(1)
+      .max(1000)
+      .optional()
+      .describe(
+        'Runs each array task does one after another (default 1: one task per run); more per task saves queue waits for short runs',
+      ),
+    sbatch_args: z
+      .array(
+        z
+          .string()
+          .min(1)
+          .refine((arg) => !/[\n\r]/.test(arg), 'must be one line')
+          .superRefine((arg, ctx) => {
+            const name = sbatchOptionName(arg);
+            if ((SLURM_RESERVED_SBATCH_OPTIONS as readonly string[]).includes(name)) {
+              ctx.addIssue({
+                code: 'custom',
+                message: `${name} is set by llem for every submission (array, logs, job name, GPUs per task); remove it (GPUs per task: execution.devices_per_run, or a --gres here)`,
+              });
+            }
+          }),
+      )
+      .optional()
+      .describe(
+        'Extra sbatch arguments, one per item (e.g. ["--constraint=a100", "--mem=64G"]); they come after llem\'s own, so a --gres here (--gres=gpu:a100:1, or --gres=none without GPUs) replaces llem\'s --gres=gpu:N',
+      ),
+    setup: z
+      .array(z.string())
+      .optional()
+      .describe(
+        'Shell lines run first in each batch script (e.g. "module load cuda"); set LLEM_SLURM_PREFIX to run llem under a wrapper (e.g. "export LLEM_SLURM_PREFIX=\'apptainer exec --nv llem.sif\'")',
+      ),
+  })
+  .describe('Slurm submission settings (llem run --executor slurm)');
+export type SlurmSettings = z.output<typeof SlurmSettingsSchema>;
+
 export const ExecutionSchema = z
   .strictObject({
     cycles: z.int().min(1).max(1000).default(1).describe('How many times every config is run'),
@@ -50,6 +136,9 @@ export const ExecutionSchema = z
       .describe(
         'GPUs each run is given from execution.devices (default 1; a config may set its own)',
       ),
+    slurm: SlurmSettingsSchema.optional().describe(
+      'How `llem run --executor slurm` submits the study as a Slurm job array (command-line flags override these)',
+    ),
   })
   .describe('How the runs are scheduled');
 export type ExecutionConfig = z.output<typeof ExecutionSchema>;

@@ -86,6 +86,7 @@ describe('ExperimentConfigSchema defaults', () => {
       endpoint: 'completions',
       burstiness: 1,
       max_failure_rate: 0,
+      max_client_lag_ms: 5,
       slo: {},
     });
     const rate = ExperimentConfigSchema.parse({
@@ -157,6 +158,11 @@ describe('ExperimentConfigSchema rules', () => {
     expect(issuesOf({ ...served, openai: { ...served.openai, max_concurrency: 4 } })[0]?.path).toBe(
       'openai.max_concurrency',
     );
+    const [lag] = issuesOf({
+      ...served,
+      openai: { ...served.openai, request_rate: 5, max_client_lag_ms: 0 },
+    });
+    expect(lag?.path).toBe('openai.max_client_lag_ms');
   });
 
   it('wants an env var NAME for the API key and never repeats the value', () => {

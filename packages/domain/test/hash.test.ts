@@ -71,6 +71,7 @@ describe('measurementConfigHash', () => {
       'decoder.preset',
       'openai.api_key_env',
       'openai.ready_timeout_s',
+      'openai.max_client_lag_ms',
     ]);
     expect(measurementConfigHash({ ...base, name: 'fast one' })).toBe(hash);
     // `standard` overridden back to the deterministic values is the same sampling.
@@ -109,6 +110,19 @@ describe('measurementConfigHash', () => {
     for (const ready_timeout_s of [30, 5, 600]) {
       expect(
         measurementConfigHash({ ...served, openai: { ...served.openai, ready_timeout_s } }),
+      ).toBe('44b675e6e0a74b66');
+    }
+  });
+
+  it('openai.max_client_lag_ms (added later, default 5) changes no hash', () => {
+    const served = {
+      model: 'm',
+      engine: 'openai',
+      openai: { base_url: 'http://127.0.0.1:8000/v1', concurrency: 8 },
+    };
+    for (const max_client_lag_ms of [5, 1, 250]) {
+      expect(
+        measurementConfigHash({ ...served, openai: { ...served.openai, max_client_lag_ms } }),
       ).toBe('44b675e6e0a74b66');
     }
   });

@@ -378,3 +378,53 @@ describe('many GPUs: execution.devices and devices_per_run', () => {
     );
   });
 });
+
+describe('Slurm: execution.slurm', () => {
+  it('is read with its fields and changes no config hash', () => {
+    const without = plan({});
+    const slurm = {
+      partition: 'gpu',
+      account: 'proj1',
+      qos: 'normal',
+      time_limit_s: 900,
+      max_parallel: 8,
+      runs_per_task: 2,
+      sbatch_args: ['--constraint=a100', '--mem=64G'],
+      setup: ['module load cuda/12.4'],
+    };
+    const p = plan({ execution: { slurm } });
+    expect(p.execution.slurm).toEqual(slurm);
+    // A --gres of the study's own replaces llem's (a GPU type; none on a CPU partition).
+    expect(
+      plan({ execution: { slurm: { sbatch_args: ['--gres=gpu:a100:1'] } } }).execution.slurm,
+    ).toEqual({ sbatch_args: ['--gres=gpu:a100:1'] });
+    expect(p.configs[0]?.configHash).toBe(without.configs[0]?.configHash);
+    expect(p.designHash).toBe(without.designHash);
+  });
+
+  it('names the file, the field and what is allowed for a bad value', () => {
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ max_parallel: 0 }, 'study.yaml: execution.slurm.max_parallel: must be ≥ 1 (got 0)'],
+      [{ time_limit_s: 1.5 }, 'study.yaml: execution.slurm.time_limit_s: '],
+      [
+        { partiton: 'gpu' },
+        'study.yaml: execution.slurm.partiton: unknown key; did you mean "partition"? (allowed: partition, account, qos, time_limit_s, max_parallel, runs_per_task, sbatch_args, setup)',
+      ],
+      [{ sbatch_args: '--mem=4G' }, 'study.yaml: execution.slurm.sbatch_args: '],
+      [
+        { sbatch_args: ['--mem=4G', '--array=0-3'] },
+        'study.yaml: execution.slurm.sbatch_args[1]: --array is set by llem for every submission',
+      ],
+      [
+        { sbatch_args: ['--gpus=2'] },
+        'study.yaml: execution.slurm.sbatch_args[0]: --gpus is set by llem',
+      ],
+      [{ setup: [1] }, 'study.yaml: execution.slurm.setup[0]: '],
+    ];
+    for (const [slurm, message] of cases) {
+      const error = planError({ ...shared, execution: { slurm } });
+      expect(error.code).toBe('CONFIG_INVALID');
+      expect(error.message).toContain(message);
+    }
+  });
+});

@@ -25,6 +25,12 @@ describe('RequestRecordSchema', () => {
     expect(RequestRecordSchema.parse(timed)).toEqual(timed);
   });
 
+  it('accepts the open-loop timing of a request and rejects a negative wait', () => {
+    const open = record({ scheduledMs: 1.2, clientLagMs: 0.3, connectionWaitMs: 0 });
+    expect(RequestRecordSchema.parse(open)).toEqual(open);
+    expect(RequestRecordSchema.safeParse(record({ connectionWaitMs: -0.5 })).success).toBe(false);
+  });
+
   it('accepts a failed request: no token, the error and its retries', () => {
     const failed = record({
       ttftMs: null,

@@ -3,6 +3,7 @@ import {
   countManifestEntries,
   type Manifest,
   ManifestSchema,
+  RESULT_WARNING_CODES,
   type RunResult,
   RunResultSchema,
 } from '../src/index';
@@ -79,6 +80,30 @@ describe('RunResultSchema', () => {
         latency: { ...old.latency, tpotMs: { mean: -1, p50: 0, p95: 0, p99: 0 } },
       }).success,
     ).toBe(false);
+  });
+
+  it('latency from the scheduled send time is optional: old results stay valid, new ones carry it', () => {
+    const old = sampleResult();
+    expect('ttftFromScheduledMs' in old.latency).toBe(false);
+    const stats = { mean: 30, p50: 25, p95: 60, p99: 80 };
+    const open = {
+      ...old,
+      latency: { ...old.latency, ttftFromScheduledMs: stats, e2eFromScheduledMs: null },
+    };
+    expect(RunResultSchema.parse(open).latency).toMatchObject({
+      ttftFromScheduledMs: stats,
+      e2eFromScheduledMs: null,
+    });
+    expect(
+      RunResultSchema.safeParse({
+        ...old,
+        latency: { ...old.latency, e2eFromScheduledMs: { ...stats, p99: -1 } },
+      }).success,
+    ).toBe(false);
+  });
+
+  it('knows the client-saturated warning code', () => {
+    expect(RESULT_WARNING_CODES).toContain('client-saturated');
   });
 
   it('rejects a missing-value guess of a wrong type and unknown keys', () => {

@@ -73,6 +73,15 @@ export interface RequestRecord {
   retries?: number;
   /** The server's own timings for this request (llama-server's `timings` block), when sent. */
   serverTimings?: ServerTimings;
+  /**
+   * Open loop: when the arrival schedule said to send it (monotonic ms). TTFT and E2E counted
+   * from here include the client's lateness and the waits below. Absent without a schedule.
+   */
+  scheduledAt?: number;
+  /** Open loop: how late the client itself was to send it (ms), slot and connection waits excluded. */
+  clientLagMs?: number;
+  /** Open loop: time waiting for a `max_concurrency` slot or a new connection (ms). */
+  connectionWaitMs?: number;
   /** Set when the request failed; the run decides whether the failure rate is acceptable. */
   error?: { type: string; message: string };
 }

@@ -28,6 +28,13 @@ export type {
 export { createLlamaCppEngine, LlamaCppEngineError, readGgufMetadata } from './llamacpp/index';
 export type {
   ArrivalOptions,
+  ClientLimit,
+  ClientLimitOptions,
+  ClientLimitStep,
+  DispatchOptions,
+  DispatchReport,
+  DispatchStats,
+  DispatchTicket,
   Goodput,
   OpenAIConfig,
   OpenAIDecoder,
@@ -48,14 +55,18 @@ export {
   arrivalSchedule,
   checkOpenAIServer,
   createOpenAIEngine,
+  dispatch,
+  dispatchStats,
   goodput,
   interArrivalGenerator,
   MAX_CONNECTION_RETRIES,
+  measureClientLimit,
   OpenAIEngineError,
   resolveOpenAIConfig,
   seededRandom,
   serverTimingsSummary,
   steadyStateWindow,
+  waitStats,
 } from './openai/index';
 export type { EnsureTinyModelOptions, TinyModelSpec } from './tiny/index';
 export {

@@ -207,6 +207,26 @@ print(json.dumps({"input_tokens": len(cfg["model"]), "output_tokens": sum(r["max
     }
   });
 
+  it("the engine's env (a run's GPUs) wins over command.env and inherit_env: false", async () => {
+    const prog = script(
+      'gpu.mjs',
+      `console.log(JSON.stringify({ input_tokens: process.env.CUDA_VISIBLE_DEVICES === 'GPU-run' ? 1 : 0, output_tokens: 0, requests: 1 }));`,
+    );
+    for (const command of [
+      { argv: [process.execPath, prog], env: { CUDA_VISIBLE_DEVICES: '0' } },
+      { argv: [process.execPath, prog], inherit_env: false },
+    ]) {
+      const engine = createCommandEngine(
+        commandConfig('m', command),
+        { logger: noopLogger, signal: new AbortController().signal },
+        { env: { CUDA_VISIBLE_DEVICES: 'GPU-run' } },
+      );
+      engines.push(engine);
+      await engine.load();
+      expect((await engine.run(requests)).inputTokens).toBe(1);
+    }
+  });
+
   it('runs without markers (the window is the whole program) and ignores chatter', async () => {
     const prog = script(
       'nomark.mjs',

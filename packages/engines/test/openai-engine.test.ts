@@ -1,4 +1,4 @@
-import { ExperimentConfigSchema } from '@llem/domain';
+import { type DispatchSummary, DispatchSummarySchema, ExperimentConfigSchema } from '@llem/domain';
 import { type Script, startTestServer, type TestServer } from '@llem/test-server';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EngineRequest } from '../src/engine';
@@ -544,20 +544,28 @@ describe('openai engine: load modes', () => {
     expect(outcome.extra).toMatchObject({ peakInFlight: 3, requestOutcomes: { succeeded: 12 } });
   });
 
-  it('open loop with max_concurrency never exceeds the cap', async () => {
+  it('open loop with max_concurrency never exceeds the cap; the slot wait is connection wait, not client lag', async () => {
     const s = await server(() => ({ firstDelayMs: 40, tokens: 2 }));
     const engine = engineFor(s, { request_rate: 500, max_concurrency: 2, arrival_seed: 1 });
     await engine.load();
     const outcome = await engine.run(prompts(10));
     expect(s.maxInFlight).toBe(2);
     expect(outcome.requests).toHaveLength(10);
-    const lag = (outcome.extra as { issueLagMs: { max: number } }).issueLagMs;
-    // At 500/s with 40 ms requests and 2 slots, arrivals had to queue.
-    expect(lag.max).toBeGreaterThan(20);
+    const dispatch = (outcome.extra as { dispatch: DispatchSummary }).dispatch;
+    expect(DispatchSummarySchema.parse(dispatch)).toEqual(dispatch);
+    // At 500/s with 40 ms requests and 2 slots, arrivals had to queue: for slots, not the client.
+    expect(dispatch.connectionWaitMs!.max).toBeGreaterThan(20);
+    expect(dispatch.clientLagMs!.p50).toBeLessThan(dispatch.connectionWaitMs!.max);
+    expect(dispatch).toMatchObject({ maxConcurrency: 2, targetRate: 500, sent: 10 });
+    // Slots freed about every 20 ms: the requests became ready at about 50/s, not 500/s.
+    expect(dispatch.slotLimitedRate!).toBeLessThan(100);
+    const last = outcome.requests.at(-1)!;
+    expect(last.connectionWaitMs!).toBeGreaterThan(20);
+    expect(last.startedAt - last.scheduledAt!).toBeGreaterThanOrEqual(last.connectionWaitMs! - 1);
   });
 
   it.each([1, 0.5])(
-    'open loop issues requests on the seeded schedule (burstiness %f)',
+    'open loop issues requests on the seeded schedule, never early (burstiness %f)',
     async (burstiness) => {
       const { arrivalSchedule } = await import('../src/openai/index');
       const s = await server(() => ({ tokens: 1 }));
@@ -565,17 +573,59 @@ describe('openai engine: load modes', () => {
       await engine.load();
       const outcome = await engine.run(prompts(12));
       const schedule = arrivalSchedule(12, { rate: 20, seed: 9, burstiness });
-      // The window opens just before the scheduler's own t0. Measuring from the first request's
-      // start instead would shift every offset by that request's lateness and flake under load.
-      const t0 = (outcome.extra as { workloadWindow: { startMs: number } }).workloadWindow.startMs;
+      const t0 = outcome.requests[0]!.scheduledAt!;
       for (const [i, r] of outcome.requests.entries()) {
-        const offset = r.startedAt - t0;
-        // Never early (an arrival due within 1 ms goes out at once); late only by event-loop delay.
-        expect(offset).toBeGreaterThanOrEqual(schedule[i]! - 1);
-        expect(offset - schedule[i]!).toBeLessThan(250);
+        expect(r.scheduledAt! - t0).toBeCloseTo(schedule[i]!, 6);
+        // Never early; late only by the client's own delay, which the record carries.
+        expect(r.startedAt).toBeGreaterThanOrEqual(r.scheduledAt!);
+        expect(r.startedAt - r.scheduledAt!).toBeLessThan(250);
+        expect(r.clientLagMs!).toBeLessThanOrEqual(r.startedAt - r.scheduledAt! + 0.01);
       }
     },
   );
+
+  it('open loop reports how the schedule was kept', async () => {
+    const s = await server(() => ({ tokens: 2 }));
+    const engine = engineFor(s, { request_rate: 200, arrival_seed: 3 });
+    await engine.load();
+    const outcome = await engine.run(prompts(40));
+    const dispatch = (outcome.extra as { dispatch: DispatchSummary }).dispatch;
+    expect(dispatch).toMatchObject({
+      scheduled: 40,
+      sent: 40,
+      targetRate: 200,
+      slotLimitedRate: null,
+      maxConcurrency: null,
+      maxClientLagMs: 5,
+    });
+    expect(dispatch.connections.opened + dispatch.connections.reused).toBe(40);
+    expect(dispatch.connections.opened).toBeGreaterThanOrEqual(1);
+    expect(dispatch.achievedSendRate!).toBeGreaterThan(0);
+    expect(dispatch.sendSpanS!).toBeGreaterThan(0);
+    expect('issueLagMs' in outcome.extra!).toBe(false);
+  });
+
+  it('a freed slot hands the next request the kept-alive connection its last request used', async () => {
+    // One slot: every request waits for the one before; its socket is back in the pool by the
+    // time the slot frees, so one connection carries all 20, however loaded the machine.
+    const s = await server(() => ({ tokens: 1 }));
+    const engine = engineFor(s, { request_rate: 500, max_concurrency: 1, arrival_seed: 4 });
+    await engine.load();
+    const outcome = await engine.run(prompts(20));
+    const dispatch = (outcome.extra as { dispatch: DispatchSummary }).dispatch;
+    expect(dispatch.connections).toEqual({ opened: 1, reused: 19 });
+    expect(s.metrics.connections).toBe(2); // load()'s check uses a connection of its own
+    expect(outcome.requests.slice(1).every((r) => r.connectionWaitMs! >= 0)).toBe(true);
+  });
+
+  it('closed loop has no dispatch summary and no schedule on its records', async () => {
+    const s = await server(() => ({ tokens: 1 }));
+    const engine = engineFor(s, { concurrency: 2, max_client_lag_ms: 1 });
+    await engine.load();
+    const outcome = await engine.run(prompts(4));
+    expect(outcome.extra).toMatchObject({ dispatch: null });
+    expect(outcome.requests.every((r) => r.scheduledAt === undefined)).toBe(true);
+  });
 });
 
 describe('openai engine: failures', () => {

@@ -24,4 +24,9 @@ export class MeasurementError extends LlemError<MeasurementErrorCode> {
   ) {
     super(message, options);
   }
+
+  /** A dataset file with bad data (or none usable) is the study's to fix: a `config` failure. */
+  override get runFailure(): string | undefined {
+    return this.code === 'DATASET_INVALID' ? 'config' : undefined;
+  }
 }

@@ -4,6 +4,7 @@ import type {
   ResidualCheck,
   RunDevice,
   RunResult,
+  RunSlurm,
   RunWarning,
 } from '@llem/domain';
 import { parseExperimentConfig } from '@llem/domain';
@@ -65,6 +66,8 @@ export interface MeasureInput<C extends HarnessConfig = HarnessConfig> {
    * marked `shared`, left out of `totalJ`, and a `shared-host-energy` warning says so.
    */
   sharedHost?: boolean | undefined;
+  /** The Slurm job the run is measured in (job, array job and task, node); the result records it. */
+  slurm?: RunSlurm | undefined;
 }
 
 /** Everything the harness touches outside itself; every field has a production default. */
@@ -222,11 +225,15 @@ export async function measureRun<C extends HarnessConfig>(
       warnings,
       residualCheck: input.residualCheck ?? null,
       devices: input.devices,
+      slurm: input.slurm,
       maxRss: recorder.maxRss,
       intervalMs: energy.sample_interval_ms,
       thresholds: { ...DEFAULT_WARNING_THRESHOLDS, ...deps.warningThresholds },
       wallAt: (t) => new Date(wallNow() - (now() - t)).toISOString(),
     });
+    // The client's own lateness says what the latencies are worth: say it in the run's log too.
+    for (const w of result.warnings)
+      if (w.code === 'client-saturated') logger.warn(`measure: ${w.code}: ${w.message}`);
     return { result, timeseriesCsv: timeseriesCsv(recorder.timeseries), requests: measured };
   } finally {
     await cleanups.runAll();

@@ -79,7 +79,7 @@ export { openNvmlGpuProbe } from './nvml-probe';
 export { measuredRequests, writeRequestRecords } from './requests';
 export type { Sampler, SamplerOptions, TimeseriesRow } from './sampler';
 export { startSampler, timeseriesCsv } from './sampler';
-export { latencyStats, percentile } from './stats';
+export { latencyStats } from './stats';
 export type {
   SteadyStateEnergy,
   SteadyStateEnergyInput,
@@ -98,4 +98,8 @@ export {
 export type { WarmupConfig, WarmupOutcome } from './warmup';
 export { runWarmup, warmupRequestCount } from './warmup';
 export type { WarningInputs, WarningThresholds } from './warnings';
-export { DEFAULT_WARNING_THRESHOLDS, measurementWarnings } from './warnings';
+export {
+  clientSaturationWarning,
+  DEFAULT_WARNING_THRESHOLDS,
+  measurementWarnings,
+} from './warnings';

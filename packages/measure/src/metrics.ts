@@ -13,6 +13,9 @@ export interface LatencySamples {
   e2eMs: number[];
   /** One per request with at least two output tokens: (E2E − TTFT) / (output tokens − 1). */
   tpotMs: number[];
+  /** TTFT and E2E from the scheduled send time, for requests that had one (open loop). */
+  ttftFromScheduledMs: number[];
+  e2eFromScheduledMs: number[];
 }
 
 /**
@@ -52,12 +55,22 @@ export function requestTpotMs(record: RequestRecord): number | null {
 
 /** Split request records into TTFT, ITL, E2E and TPOT lists (see {@link LatencySamples}). */
 export function latencySamples(records: readonly RequestRecord[]): LatencySamples {
-  const out: LatencySamples = { ttftMs: [], itlMs: [], e2eMs: [], tpotMs: [] };
+  const out: LatencySamples = {
+    ttftMs: [],
+    itlMs: [],
+    e2eMs: [],
+    tpotMs: [],
+    ttftFromScheduledMs: [],
+    e2eFromScheduledMs: [],
+  };
   for (const r of records) {
     if (r.error) continue;
     out.e2eMs.push(r.endedAt - r.startedAt);
+    const scheduled = r.scheduledAt;
+    if (scheduled !== undefined) out.e2eFromScheduledMs.push(r.endedAt - scheduled);
     if (r.firstTokenAt === null) continue;
     out.ttftMs.push(r.firstTokenAt - r.startedAt);
+    if (scheduled !== undefined) out.ttftFromScheduledMs.push(r.firstTokenAt - scheduled);
     for (const gap of chunkGapsMs(r)) out.itlMs.push(gap);
     const tpot = requestTpotMs(r);
     if (tpot !== null) out.tpotMs.push(tpot);
@@ -67,16 +80,24 @@ export function latencySamples(records: readonly RequestRecord[]): LatencySample
 
 /**
  * TTFT, ITL, E2E and TPOT statistics of a workload; each `null` when there is nothing to
- * measure. TPOT's percentiles are over requests (one value each), ITL's over chunk gaps.
+ * measure. TPOT's percentiles are over requests (one value each), ITL's over chunk gaps. When
+ * the requests had a schedule (open loop), TTFT and E2E are also counted from the scheduled send
+ * time (`ttftFromScheduledMs`, `e2eFromScheduledMs`: the client's lateness and connection waits
+ * included, so no coordinated omission); without one those fields are absent.
  */
 export function computeLatency(records: readonly RequestRecord[]): RunLatency {
   const s = latencySamples(records);
-  return {
+  const latency: RunLatency = {
     ttftMs: latencyStats(s.ttftMs),
     itlMs: latencyStats(s.itlMs),
     e2eMs: latencyStats(s.e2eMs),
     tpotMs: latencyStats(s.tpotMs),
   };
+  if (records.some((r) => r.scheduledAt !== undefined)) {
+    latency.ttftFromScheduledMs = latencyStats(s.ttftFromScheduledMs);
+    latency.e2eFromScheduledMs = latencyStats(s.e2eFromScheduledMs);
+  }
+  return latency;
 }
 
 export interface Throughput {

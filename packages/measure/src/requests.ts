@@ -1,4 +1,5 @@
 import { closeSync, openSync, renameSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
 import type { MeasuredRequest } from '@llem/domain';
 import type { RequestRecord, TokenCountSource } from '@llem/engines';
 import { chunkGapsMs, requestTpotMs } from './metrics';
@@ -9,7 +10,8 @@ const us = (ms: number): number => Math.round(ms * 1000) / 1000;
 /**
  * The per-request records of a run (`@llem/domain`'s `RequestRecordSchema`), one per measured
  * request in workload order: send time relative to the window's start, TTFT, E2E, chunk gaps,
- * TPOT, token counts and where they came from, retries and the error.
+ * TPOT, token counts and where they came from, retries and the error; in open loop also the
+ * scheduled send time, the client's lateness and the connection wait.
  *
  * @example
  * const lines = measuredRequests(outcome.requests, windowStartMs, outcome.tokenCountSource);
@@ -34,6 +36,11 @@ export function measuredRequests(
       retries: r.retries ?? 0,
       error: r.error ? { type: r.error.type, message: r.error.message } : null,
     };
+    if (r.scheduledAt !== undefined) out.scheduledMs = us(r.scheduledAt - windowStartMs);
+    if (r.clientLagMs !== undefined) out.clientLagMs = us(Math.max(0, r.clientLagMs));
+    if (r.connectionWaitMs !== undefined) {
+      out.connectionWaitMs = us(Math.max(0, r.connectionWaitMs));
+    }
     if (r.serverTimings !== undefined) out.serverTimings = { ...r.serverTimings };
     return out;
   });
@@ -47,7 +54,7 @@ export function measuredRequests(
  * writeRequestRecords('/study/runs/abc_c0.requests.jsonl', output.requests);
  */
 export function writeRequestRecords(file: string, records: readonly MeasuredRequest[]): void {
-  const tmp = `${file}.tmp-${process.pid}`;
+  const tmp = `${file}.${hostname()}.${process.pid}.tmp`;
   const fd = openSync(tmp, 'w');
   try {
     for (const record of records) writeSync(fd, `${JSON.stringify(record)}\n`);

@@ -1,19 +1,6 @@
-// mean, sample std and CV live in @llem/domain (shared with @llem/report): import them from there.
-import { type LatencyStats, mean } from '@llem/domain';
-
-/**
- * Percentile with linear interpolation between closest ranks (numpy's default, "type 7"), so
- * results match what a researcher gets from `numpy.percentile` on the same numbers.
- */
-export function percentile(sorted: readonly number[], p: number): number | null {
-  if (sorted.length === 0) return null;
-  const rank = (p / 100) * (sorted.length - 1);
-  const lo = Math.floor(rank);
-  const hi = Math.ceil(rank);
-  const a = sorted[lo] as number;
-  const b = sorted[hi] as number;
-  return a + (b - a) * (rank - lo);
-}
+// mean, percentile, sample std and CV live in @llem/domain (shared with @llem/engines and
+// @llem/report): import them from there.
+import { type LatencyStats, mean, percentile } from '@llem/domain';
 
 /**
  * mean, p50, p95, p99 of a latency list in ms; `null` when the list is empty.

@@ -1,4 +1,9 @@
-import type { ResidualCheck, RunWarning } from '@llem/domain';
+import {
+  clientSaturationReasons,
+  type DispatchSummary,
+  type ResidualCheck,
+  type RunWarning,
+} from '@llem/domain';
 import type { GpuSample, GpuStaticInfo } from './gpu';
 import { THROTTLE_MASK, throttleReasonNames } from './gpu';
 
@@ -91,4 +96,23 @@ export function measurementWarnings(
       });
   }
   return warnings;
+}
+
+/**
+ * `client-saturated` when the client could not keep its arrival schedule (the rule is
+ * `@llem/domain`'s `clientSaturationReasons`: lateness p99 above `openai.max_client_lag_ms`, or a
+ * send rate under 95 % of what the realised schedule asked; slot waits for a slow server do not
+ * count). `null` when the client kept up or the run had no schedule.
+ *
+ * @example
+ * clientSaturationWarning(readDispatchSummary(result.extra)); // { code: 'client-saturated', … } or null
+ */
+export function clientSaturationWarning(dispatch: DispatchSummary | null): RunWarning | null {
+  if (dispatch === null) return null;
+  const reasons = clientSaturationReasons(dispatch);
+  if (reasons.length === 0) return null;
+  return {
+    code: 'client-saturated',
+    message: `the client could not keep the arrival schedule: ${reasons.join('; ')}. TTFT and E2E counted from the send leave that lateness out; latency.ttftFromScheduledMs and latency.e2eFromScheduledMs include it. Lower openai.request_rate to what this machine sustains (llem doctor --client-limit) or run the client on a less loaded machine`,
+  };
 }

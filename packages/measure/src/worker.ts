@@ -7,7 +7,8 @@
  * Its stderr is the run's log file in the study directory (the runner redirects it), so the
  * worker logs there; the level follows `LLEM_LOG_LEVEL` (default `info`).
  */
-import { renameSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { basename } from 'node:path';
 import type { ExperimentConfig, RunResult } from '@llem/domain';
 import { createEngine } from '@llem/engines';
@@ -45,7 +46,7 @@ export async function measureTask(
 ): Promise<RunResult> {
   const logger = deps.logger ?? stderrLogger();
   logger.info(
-    `run ${task.key} (cycle ${task.cycle}, attempt ${task.attempt}): ${task.config.engine} ${task.config.model}`,
+    `run ${task.key} (cycle ${task.cycle + 1}, attempt ${task.attempt}): ${task.config.engine} ${task.config.model}`,
   );
   const { result, timeseriesCsv, requests } = await measureRun(
     {
@@ -57,6 +58,7 @@ export async function measureTask(
       llemVersion: task.toolVersion,
       devices: task.devices,
       sharedHost: task.parallel,
+      slurm: task.slurm,
     },
     {
       logger,
@@ -66,21 +68,38 @@ export async function measureTask(
       // group even if this process is SIGKILLed.
       createEngine: (config, ctx) =>
         createEngine(config, ctx, {
-          command: { onProcessGroup: (pgid) => context.registerChild(pgid) },
+          command: {
+            onProcessGroup: (pgid) => context.registerChild(pgid),
+            // The run's GPUs win over anything the config sets.
+            ...(process.env.CUDA_VISIBLE_DEVICES !== undefined && task.devices
+              ? { env: { CUDA_VISIBLE_DEVICES: process.env.CUDA_VISIBLE_DEVICES } }
+              : {}),
+          },
         }),
       ...deps,
     },
   );
-  // The study layout names it (`runs/<key>.timeseries.csv`); the runner hands the path over.
-  const csvFile = task.files.timeseries;
-  const tmp = `${csvFile}.tmp-${process.pid}`;
+  // The study layout names them (`runs/<key>.timeseries.csv`, `.requests.jsonl`); the runner
+  // hands the paths over. A result already published (another owner of this run got there
+  // first) keeps its own files: this attempt's go beside them, as its result will.
+  const lost = existsSync(task.resultFile);
+  const place = (file: string): string =>
+    lost
+      ? `${file}.conflict-${new Date().toISOString().replace(/[-:.]/g, '')}-${process.pid}`
+      : file;
+  const csvFile = place(task.files.timeseries);
+  const tmp = `${csvFile}.${hostname()}.${process.pid}.tmp`;
   writeFileSync(tmp, timeseriesCsv);
   renameSync(tmp, csvFile);
   result.extra.timeseriesFile = basename(csvFile);
-  // The study layout names it (`runs/<key>.requests.jsonl`); the runner hands the path over.
-  const requestsFile = task.files.requests;
+  const requestsFile = place(task.files.requests);
   writeRequestRecords(requestsFile, requests);
   result.extra.requestsFile = basename(requestsFile);
+  if (lost) {
+    logger.warn(
+      `run ${task.key}: another runner published this run's result first; this attempt's files are kept beside it as conflict files`,
+    );
+  }
   logger.info(
     `run ${task.key}: ${result.tokens.output ?? '?'} output tokens in ${result.window.durationS.toFixed(2)} s, energy ${result.energy.totalJ === null ? 'not measured' : `${result.energy.totalJ.toFixed(2)} J (${result.energy.method})`}`,
   );

@@ -35,6 +35,8 @@ async function datasetErrorOf(fn: () => unknown): Promise<string> {
   } catch (error) {
     expect(error).toBeInstanceOf(MeasurementError);
     expect((error as MeasurementError).code).toBe('DATASET_INVALID');
+    // A run that fails for it is a config failure (the study's to fix), not a measurement one.
+    expect((error as MeasurementError).runFailure).toBe('config');
     return (error as Error).message;
   }
   throw new Error('expected a dataset error');

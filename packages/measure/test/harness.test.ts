@@ -484,6 +484,14 @@ describe('measureRun: runs given GPUs (execution.devices)', () => {
     expect(RunResultSchema.parse(result).devices).toEqual([{ index: 3, uuid: 'GPU-3333' }]);
   });
 
+  it('records the Slurm job it was measured in, and nothing when there is none', async () => {
+    const slurm = { jobId: '812', arrayJobId: '800', arrayTaskId: '12', nodeName: 'gpu-7' };
+    const { result } = await measureRun({ ...input(config()), slurm }, deps(null, fakeEngine()));
+    expect(RunResultSchema.parse(result).slurm).toEqual(slurm);
+    const local = await measureRun(input(config()), deps(null, fakeEngine()));
+    expect('slurm' in local.result).toBe(false);
+  });
+
   it('with runs in parallel, host-wide RAPL energy is listed as shared and left out of the total', async () => {
     const root = mkdtempSync(join(tmpdir(), 'llem-powercap-'));
     mkdirSync(join(root, 'intel-rapl:0'));

@@ -1,4 +1,4 @@
-import { coefficientOfVariation, sampleStd } from '@llem/domain';
+import { coefficientOfVariation, percentile, sampleStd } from '@llem/domain';
 import type { RequestRecord } from '@llem/engines';
 import { describe, expect, it } from 'vitest';
 import {
@@ -11,7 +11,7 @@ import {
   latencySamples,
   requestTpotMs,
 } from '../src/metrics';
-import { latencyStats, percentile } from '../src/stats';
+import { latencyStats } from '../src/stats';
 
 const rec = (
   r: Partial<RequestRecord> & Pick<RequestRecord, 'startedAt' | 'endedAt'>,
@@ -71,6 +71,9 @@ describe('latency from request records', () => {
       e2eMs: [140, 90, 20],
       // No record knows its output token count: no TPOT.
       tpotMs: [],
+      // No schedule: nothing counted from a scheduled time.
+      ttftFromScheduledMs: [],
+      e2eFromScheduledMs: [],
     });
     const latency = computeLatency(records);
     expect(latency.ttftMs).toMatchObject({ mean: 75, p50: 75 });
@@ -118,6 +121,37 @@ describe('latency from request records', () => {
       rec({ startedAt: 0, firstTokenAt: 50, endedAt: 250, outputTokens: 11 }),
     ]);
     expect(latency.tpotMs).toMatchObject({ mean: (150 / 7 + 20) / 2, p50: (150 / 7 + 20) / 2 });
+  });
+});
+
+describe('latency from the scheduled send time (open loop)', () => {
+  it('counts TTFT and E2E from when the schedule said to send, beside the figures from the send', () => {
+    const records = [
+      // Scheduled at 0, the client sent it 30 ms late: TTFT 10 from the send, 40 from the schedule.
+      rec({ scheduledAt: 0, startedAt: 30, firstTokenAt: 40, endedAt: 50 }),
+      rec({ scheduledAt: 100, startedAt: 100, firstTokenAt: 110, endedAt: 120 }),
+      // Failed: in neither.
+      rec({
+        scheduledAt: 200,
+        startedAt: 200,
+        endedAt: 900,
+        error: { type: 'timeout', message: 'x' },
+      }),
+    ];
+    const s = latencySamples(records);
+    expect(s.ttftMs).toEqual([10, 10]);
+    expect(s.ttftFromScheduledMs).toEqual([40, 10]);
+    expect(s.e2eFromScheduledMs).toEqual([50, 20]);
+    const latency = computeLatency(records);
+    expect(latency.ttftMs).toMatchObject({ p50: 10 });
+    expect(latency.ttftFromScheduledMs).toMatchObject({ mean: 25, p50: 25 });
+    expect(latency.e2eFromScheduledMs).toMatchObject({ mean: 35 });
+  });
+
+  it('leaves the fields out for a run without a schedule', () => {
+    const latency = computeLatency([rec({ startedAt: 0, firstTokenAt: 5, endedAt: 9 })]);
+    expect('ttftFromScheduledMs' in latency).toBe(false);
+    expect('e2eFromScheduledMs' in latency).toBe(false);
   });
 });
 

@@ -1,8 +1,14 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RequestRecordSchema } from '@llem/domain';
-import { startTestServer, type TestServer, type TestServerOptions } from '@llem/test-server';
+import { type DispatchSummary, RequestRecordSchema } from '@llem/domain';
+import {
+  type SpawnedTestServer,
+  spawnTestServer,
+  startTestServer,
+  type TestServer,
+  type TestServerOptions,
+} from '@llem/test-server';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type HarnessConfig, measureRun } from '../src/harness';
 
@@ -26,7 +32,7 @@ async function serve(options: TestServerOptions): Promise<TestServer> {
 }
 
 function openaiConfig(
-  server: TestServer,
+  server: { baseUrl: string },
   over: Partial<HarnessConfig> & { openai?: Record<string, unknown> } = {},
 ): HarnessConfig & { openai: Record<string, unknown> } {
   const { openai, ...rest } = over;
@@ -38,7 +44,11 @@ function openaiConfig(
     warmup: { n: 2 },
     baseline: { enabled: false, duration_s: 1 },
     energy: { backend: 'none', sample_interval_ms: 100, devices: [0] },
-    openai: { base_url: server.baseUrl, concurrency: 4, ...openai },
+    openai: {
+      base_url: server.baseUrl,
+      ...(openai?.request_rate === undefined ? { concurrency: 4 } : {}),
+      ...openai,
+    },
     ...rest,
   };
 }
@@ -107,4 +117,78 @@ describe('openai engine through the harness', () => {
       expect(fullHits).toEqual([]);
     },
   );
+});
+
+describe('open loop through the harness: whose delay is it?', () => {
+  const dispatchOf = (extra: Record<string, unknown>) => extra.dispatch as DispatchSummary;
+  let spawned: SpawnedTestServer | null = null;
+  afterEach(async () => {
+    await spawned?.stop();
+    spawned = null;
+  });
+
+  it('a target beyond the client’s reach completes, says client-saturated, and sends at no less than the rate it sustains', async () => {
+    // The server runs in its own process (as a real one does) and answers one token at once.
+    spawned = await spawnTestServer(['--max-tokens', '1']);
+    const small = (n: number, openai: Record<string, unknown>) =>
+      openaiConfig(spawned!, {
+        dataset: { synthetic: { n, input_len: 4, output_len: 1, seed: 3 } },
+        max_output_tokens: 1,
+        openai,
+      });
+    // What this client sustains here: completed requests/s with 32 always in flight.
+    const closed = await run(small(2000, { concurrency: 32 }));
+    const sustained = closed.result.throughput.requestsPerS!;
+    // 200,000 req/s: 6,000 requests due within 30 ms, beyond any client (one costs tens of µs),
+    // and enough of them that a client whose lateness fed back on itself (unread answers, a
+    // connection per request) piled up thousands of sockets. Twice: on two loaded cores one run
+    // can land on a moment when another process holds the cores.
+    let best = 0;
+    for (const seed of [3, 4]) {
+      const { result, requests } = await run(
+        small(6000, { request_rate: 200_000, arrival_seed: seed }),
+      );
+      expect(result.extra.requestOutcomes).toMatchObject({ total: 6000, failed: 0 });
+      const dispatch = dispatchOf(result.extra);
+      const saturated = result.warnings.find((w) => w.code === 'client-saturated');
+      expect(saturated?.message).toMatch(/could not keep the arrival schedule/);
+      // Connections were reused, not opened per request (the collapse opened one for each).
+      expect(dispatch.connections.opened).toBeLessThan(0.5 * 6000);
+      // The lateness is the client's: it shows in the latency from the schedule.
+      expect(result.latency.ttftFromScheduledMs!.p50).toBeGreaterThan(result.latency.ttftMs!.p50);
+      expect(requests.every((r) => r.sentMs >= r.scheduledMs!)).toBe(true);
+      best = Math.max(best, dispatch.achievedSendRate!);
+    }
+    // Not below what it sustains, with the margin that runs back to back on two loaded cores
+    // need (±40 %); the benchmark (pnpm bench) holds the 0.9 goal within one run.
+    expect(best).toBeGreaterThan(0.6 * sustained);
+  }, 120_000);
+
+  it('a slow server with max_concurrency shows connectionWaitMs, not client-saturated', async () => {
+    // 4 slots, 25 ms per request: the server answers 160 req/s; the schedule asks 2,000.
+    const server = await serve({ ttftMs: 25 });
+    const { result, requests } = await run(
+      openaiConfig(server, {
+        dataset: { synthetic: { n: 120, input_len: 4, output_len: 1, seed: 5 } },
+        max_output_tokens: 1,
+        openai: {
+          request_rate: 2000,
+          max_concurrency: 4,
+          // A threshold far below the slot waits (hundreds of ms) and far above what a loaded
+          // machine's scheduler adds to a timer: the test fails if the waits count as lateness.
+          max_client_lag_ms: 50,
+        },
+      }),
+    );
+    expect(server.maxInFlight).toBe(4);
+    const dispatch = dispatchOf(result.extra);
+    expect(dispatch.connectionWaitMs!.max).toBeGreaterThan(300);
+    expect(dispatch.clientLagMs!.p99).toBeLessThan(50);
+    expect(dispatch.slotLimitedRate!).toBeLessThan(dispatch.scheduledRate! / 4);
+    expect(result.warnings.map((w) => w.code)).not.toContain('client-saturated');
+    // Users arriving on schedule waited for the slots: that is in the latency from the schedule.
+    expect(result.latency.ttftFromScheduledMs!.p95).toBeGreaterThan(300);
+    expect(result.latency.ttftMs!.p95).toBeLessThan(result.latency.ttftFromScheduledMs!.p95);
+    expect(Math.max(...requests.map((r) => r.connectionWaitMs ?? 0))).toBeGreaterThan(300);
+  }, 60_000);
 });

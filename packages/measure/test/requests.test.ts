@@ -11,6 +11,7 @@ import {
 import type { Engine, EngineRequest, RequestRecord } from '@llem/engines';
 import { describe, expect, it } from 'vitest';
 import { type HarnessConfig, measureRun } from '../src/harness';
+import { measuredRequests } from '../src/requests';
 import { measureTask } from '../src/worker';
 import { fakeEngine } from './support/fakes';
 
@@ -101,6 +102,41 @@ describe('per-request records', () => {
       expect(r.sentMs).toBeLessThan(result.window.durationS * 1000);
     }
     expect(result.latency.tpotMs).toMatchObject({ p50: expect.closeTo(2, 3) });
+  });
+
+  it('open-loop records carry the scheduled send time, the client’s lateness and the connection wait', () => {
+    const base = {
+      firstTokenAt: 1012.5,
+      tokenTimes: [],
+      endedAt: 1020,
+      inputTokens: 3,
+      outputTokens: 1,
+    };
+    const [open, closed] = measuredRequests(
+      [
+        {
+          ...base,
+          id: 0,
+          startedAt: 1004,
+          scheduledAt: 1001,
+          clientLagMs: 0.25,
+          connectionWaitMs: 2.75,
+        },
+        { ...base, id: 1, startedAt: 1004 },
+      ],
+      1000,
+      'server-usage',
+    );
+    expect(open).toMatchObject({
+      sentMs: 4,
+      scheduledMs: 1,
+      clientLagMs: 0.25,
+      connectionWaitMs: 2.75,
+      ttftMs: 8.5,
+    });
+    expect(RequestRecordSchema.parse(open)).toEqual(open);
+    expect(closed).not.toHaveProperty('scheduledMs');
+    expect(closed).not.toHaveProperty('clientLagMs');
   });
 
   it('the worker writes them to runs/<key>.requests.jsonl beside the result and names the file', async () => {

@@ -364,7 +364,8 @@ function libraryOf(device: NvmlDevice): string {
 
 function rebuildError(failure: Extract<WorkerMessage, { type: 'failed' }>): Error {
   let error: Error;
-  if (failure.name === 'NvmlError' && failure.functionName !== undefined) {
+  // An NVML failure carries the function and its return code across the thread boundary.
+  if (failure.functionName !== undefined && failure.returnCode !== undefined) {
     error = new NvmlError(failure.functionName, failure.returnCode ?? 999, '');
   } else {
     error = new Error();

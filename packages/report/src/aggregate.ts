@@ -34,6 +34,11 @@ export interface ConfigSummary {
   /** Pending or running (an interrupted study). */
   unfinished: number;
   metrics: Record<MetricId, MetricSummary>;
+  /**
+   * Warning code → how many of the completed runs carry it, so a table can mark the figures a
+   * warning affects (`MetricDefinition.affectedBy`) next to their values.
+   */
+  warningRuns: Record<string, number>;
 }
 
 /**
@@ -108,6 +113,12 @@ export function aggregateRuns(
         random: options.random ?? mulberry32((seed ^ fnv1a(`${configHash}:${def.id}`)) >>> 0),
       });
     }
+    const warningRuns: Record<string, number> = {};
+    for (const r of usable) {
+      for (const code of new Set(r.result!.warnings.map((w) => w.code))) {
+        warningRuns[code] = (warningRuns[code] ?? 0) + 1;
+      }
+    }
     summaries.push({
       configHash,
       label: group[0]!.label,
@@ -116,6 +127,7 @@ export function aggregateRuns(
       failed: group.filter((r) => r.status === 'failed').length,
       unfinished: group.filter((r) => r.status === 'pending' || r.status === 'running').length,
       metrics,
+      warningRuns,
     });
   }
   return summaries;

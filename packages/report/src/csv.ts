@@ -1,4 +1,4 @@
-import type { RunResult } from '@llem/domain';
+import { type RunResult, readDispatchSummary } from '@llem/domain';
 import type { ConfigSummary } from './aggregate';
 import type { LoadedStudy, RunRecord } from './load';
 import { metricsFor, readGoodputShare, readSteadyStateEnergyPerOutputTokenJ } from './metrics';
@@ -90,6 +90,35 @@ export const OPTIONAL_RUN_CSV_COLUMNS = [
   { name: 'goodput_share', read: readGoodputShare },
   { name: 'tpot_p50_ms', read: (r: RunResult) => r.latency.tpotMs?.p50 ?? null },
   { name: 'tpot_p95_ms', read: (r: RunResult) => r.latency.tpotMs?.p95 ?? null },
+  // Open loop: latency from the scheduled send time and how the schedule was kept.
+  {
+    name: 'ttft_from_scheduled_p50_ms',
+    read: (r: RunResult) => r.latency.ttftFromScheduledMs?.p50 ?? null,
+  },
+  {
+    name: 'ttft_from_scheduled_p95_ms',
+    read: (r: RunResult) => r.latency.ttftFromScheduledMs?.p95 ?? null,
+  },
+  {
+    name: 'e2e_from_scheduled_p50_ms',
+    read: (r: RunResult) => r.latency.e2eFromScheduledMs?.p50 ?? null,
+  },
+  {
+    name: 'client_lag_p99_ms',
+    read: (r: RunResult) => readDispatchSummary(r.extra)?.clientLagMs?.p99 ?? null,
+  },
+  {
+    name: 'connection_wait_p99_ms',
+    read: (r: RunResult) => readDispatchSummary(r.extra)?.connectionWaitMs?.p99 ?? null,
+  },
+  {
+    name: 'target_rate',
+    read: (r: RunResult) => readDispatchSummary(r.extra)?.targetRate ?? null,
+  },
+  {
+    name: 'achieved_send_rate',
+    read: (r: RunResult) => readDispatchSummary(r.extra)?.achievedSendRate ?? null,
+  },
 ] as const;
 
 /**

@@ -4,7 +4,7 @@ import { escapeHtml as esc, formatInterval, formatNumber } from './format';
 import { describeInputChange, inputChanges } from './inputs';
 import { configBarCharts, latencyCharts, paretoChart } from './internal/charts';
 import type { LoadedStudy } from './load';
-import { getMetric, METRICS, type MetricId } from './metrics';
+import { FIGURE_WARNINGS, getMetric, METRICS, type MetricId, warningsAffecting } from './metrics';
 import type { ParetoResult } from './pareto';
 
 /** A pre-rendered view of one run over its window: power/temperature and its requests. */
@@ -82,6 +82,7 @@ th { cursor: pointer; user-select: none; background: #f8f9fa; position: sticky; 
 th[aria-sort="ascending"]::after { content: " ▲"; } th[aria-sort="descending"]::after { content: " ▼"; }
 td .ci { color: var(--muted); font-size: 11px; display: block; }
 tr.failed td { color: #c92a2a; } .frontier { color: #d9480f; font-weight: bold; }
+td .warn { color: #8a5300; font-size: 11px; display: block; }
 .table-wrap { overflow-x: auto; max-height: 70vh; }
 ul.warnings li { margin: 4px 0; } ul.warnings .runs { color: var(--muted); font-size: 12px; } code { font-family: ui-monospace, monospace; font-size: 12px; }
 select { font: inherit; padding: 2px 4px; }
@@ -132,6 +133,19 @@ function numCell(v: number | null | undefined, extra = ''): string {
   return `<td data-v="${v ?? ''}">${formatNumber(v)}${extra}</td>`;
 }
 
+/**
+ * The mark beside a figure that a warning affects: the code, in how many runs, and what it means
+ * for the figure on hover (`FIGURE_WARNINGS`). Empty when no warning affects it.
+ */
+function warnMark(id: MetricId, warningRuns: Readonly<Record<string, number>>, of: number): string {
+  return warningsAffecting(id, Object.keys(warningRuns))
+    .map(
+      (code) =>
+        `<span class="warn" title="${esc(FIGURE_WARNINGS[code] ?? '')}">⚠ ${esc(code)}${of > 1 ? ` (${warningRuns[code]}/${of} runs)` : ''}</span>`,
+    )
+    .join('');
+}
+
 function configTable(summaries: readonly ConfigSummary[], pareto: ParetoResult): string {
   const onFrontier = new Set(pareto.points.filter((p) => p.onFrontier).map((p) => p.configHash));
   const metrics = METRICS.filter((m) => summaries.some((s) => s.metrics[m.id].n > 0));
@@ -150,7 +164,7 @@ function configTable(summaries: readonly ConfigSummary[], pareto: ParetoResult):
       return numCell(
         x.mean,
         x.n > 0
-          ? `<span class="ci">${formatInterval(x.ci)} · CV ${formatNumber(x.cv, 2)}</span>`
+          ? `<span class="ci">${formatInterval(x.ci)} · CV ${formatNumber(x.cv, 2)}</span>${warnMark(m.id, s.warningRuns, s.completed)}`
           : '',
       );
     });
@@ -185,7 +199,11 @@ function runTable(study: LoadedStudy): string {
     '<th class="text">Error / warnings</th>',
   ].join('');
   const rows = study.runs.map((r) => {
-    const vals = ids.map((id) => numCell(r.result ? getMetric(id).read(r.result) : null));
+    const codes = Object.fromEntries((r.result?.warnings ?? []).map((w) => [w.code, 1]));
+    const vals = ids.map((id) => {
+      const v = r.result ? getMetric(id).read(r.result) : null;
+      return numCell(v, v === null ? '' : warnMark(id, codes, 1));
+    });
     const note = r.error
       ? `${esc(r.error.type)}: ${esc(r.error.message)}`
       : (r.result?.warnings.map((w) => esc(w.code)).join(', ') ?? '');
@@ -238,6 +256,23 @@ function warningsList(study: LoadedStudy): string {
   return items.length
     ? `<ul class="warnings" id="warnings">${items.join('')}</ul>`
     : '<p id="warnings">No warnings.</p>';
+}
+
+/** Above the latency charts: which runs carry a warning that affects latencies, and what it means. */
+function latencyWarningNote(study: LoadedStudy): string {
+  const byCode = new Map<string, string[]>();
+  for (const r of study.runs) {
+    for (const w of r.result?.warnings ?? []) {
+      if (warningsAffecting('ttftP50Ms', [w.code]).length === 0) continue;
+      byCode.set(w.code, [...(byCode.get(w.code) ?? []), `${r.label} cycle ${r.cycle}`]);
+    }
+  }
+  return [...byCode]
+    .map(
+      ([code, runs]) =>
+        `<p class="note caution" id="latency-warning-${esc(code)}">⚠ <code>${esc(code)}</code> in ${runs.length} run${runs.length === 1 ? '' : 's'} (${esc(runs.slice(0, 5).join(', '))}${runs.length > 5 ? ', …' : ''}): ${esc(FIGURE_WARNINGS[code as keyof typeof FIGURE_WARNINGS] ?? '')}.</p>`,
+    )
+    .join('\n');
 }
 
 /**
@@ -313,6 +348,7 @@ ${configTable(summaries, pareto)}
 <h2>Metrics by config</h2>
 ${bars.length ? `<div class="grid" id="bars">${bars.map((b) => `<figure data-metric="${b.metric}">${b.svg}</figure>`).join('')}</div>` : '<p class="note">No completed run yet.</p>'}
 <h2>Latency distribution</h2>
+${latencyWarningNote(study)}
 <p class="note" id="latency-definitions">TTFT: from sending a request to its first token. ITL (inter-token latency): the gaps between successive chunks that carry tokens, as vLLM's benchmark defines it — a chunk holding several tokens is one gap, so ITL reads high when a server sends tokens in groups. TPOT (time per output token): (E2E − TTFT) / (output tokens − 1) per request, from the final token count; it stays exact however tokens are grouped.</p>
 ${latency.length ? `<div class="grid" id="latency">${latency.map((l) => `<figure>${l.svg}</figure>`).join('')}</div>` : '<p class="note">No latency recorded.</p>'}
 <h2>Power, temperature and requests over the window</h2>

@@ -32,6 +32,7 @@ export type { ConfigInfo, LoadedStudy, LoadStudyOptions, RunRecord, SkippedConfi
 export { describeStudyStatus, loadStudy, readManifest } from './load';
 export type { Direction, MetricDefinition, MetricId } from './metrics';
 export {
+  FIGURE_WARNINGS,
   getMetric,
   isMetricId,
   METRIC_IDS,
@@ -39,6 +40,7 @@ export {
   metricsFor,
   readGoodputShare,
   readSteadyStateEnergyPerOutputTokenJ,
+  warningsAffecting,
 } from './metrics';
 export type { ParetoAxis, ParetoPoint, ParetoResult } from './pareto';
 export {

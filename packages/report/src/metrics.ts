@@ -1,4 +1,4 @@
-import type { RunResult } from '@llem/domain';
+import { type KnownWarningCode, type RunResult, readDispatchSummary } from '@llem/domain';
 
 /** Whether smaller or larger values of a metric are better (drives Pareto and colours). */
 export type Direction = 'min' | 'max';
@@ -20,7 +20,24 @@ export interface MetricDefinition {
    * exactly the shape it always had. Default `false`.
    */
   optional?: boolean;
+  /**
+   * Warnings that make this figure unreliable when a run carries them: the tables mark the value
+   * next to it (see {@link FIGURE_WARNINGS}). Default: none.
+   */
+  affectedBy?: readonly KnownWarningCode[];
 }
+
+/**
+ * What a warning that affects figures means for them, in one line a table's footnote can show.
+ * The metrics name the warnings that affect them (`MetricDefinition.affectedBy`).
+ */
+export const FIGURE_WARNINGS: Partial<Record<KnownWarningCode, string>> = {
+  'client-saturated':
+    'the client could not keep its arrival schedule, so latencies counted from the send leave its own lateness out and its late reads inflate them; TTFT from schedule includes the lateness — lower the rate or use a less loaded client',
+};
+
+/** Latency figures the client's own lateness distorts. */
+const CLIENT_TIMED: readonly KnownWarningCode[] = ['client-saturated'];
 
 export type MetricId =
   | 'energyPerOutputTokenJ'
@@ -35,7 +52,10 @@ export type MetricId =
   | 'gpuPeakMemoryMiB'
   | 'rssPeakMiB'
   | 'steadyStateEnergyPerOutputTokenJ'
-  | 'goodputShare';
+  | 'goodputShare'
+  | 'ttftFromScheduledP50Ms'
+  | 'ttftFromScheduledP95Ms'
+  | 'clientLagP99Ms';
 
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
@@ -90,6 +110,7 @@ export const METRICS: readonly MetricDefinition[] = [
     unit: 'ms',
     direction: 'min',
     read: (r) => num(r.latency.ttftMs?.p50),
+    affectedBy: CLIENT_TIMED,
   },
   {
     id: 'ttftP95Ms',
@@ -97,6 +118,7 @@ export const METRICS: readonly MetricDefinition[] = [
     unit: 'ms',
     direction: 'min',
     read: (r) => num(r.latency.ttftMs?.p95),
+    affectedBy: CLIENT_TIMED,
   },
   {
     id: 'itlP50Ms',
@@ -104,6 +126,7 @@ export const METRICS: readonly MetricDefinition[] = [
     unit: 'ms',
     direction: 'min',
     read: (r) => num(r.latency.itlMs?.p50),
+    affectedBy: CLIENT_TIMED,
   },
   {
     id: 'itlP95Ms',
@@ -111,6 +134,7 @@ export const METRICS: readonly MetricDefinition[] = [
     unit: 'ms',
     direction: 'min',
     read: (r) => num(r.latency.itlMs?.p95),
+    affectedBy: CLIENT_TIMED,
   },
   // TPOT: results written before it existed have none, so these show only where measured.
   {
@@ -119,6 +143,7 @@ export const METRICS: readonly MetricDefinition[] = [
     unit: 'ms',
     direction: 'min',
     read: (r) => num(r.latency.tpotMs?.p50),
+    affectedBy: CLIENT_TIMED,
     optional: true,
   },
   {
@@ -127,6 +152,7 @@ export const METRICS: readonly MetricDefinition[] = [
     unit: 'ms',
     direction: 'min',
     read: (r) => num(r.latency.tpotMs?.p95),
+    affectedBy: CLIENT_TIMED,
     optional: true,
   },
   {
@@ -166,7 +192,43 @@ export const METRICS: readonly MetricDefinition[] = [
     read: readGoodputShare,
     optional: true,
   },
+  // Open loop: latency a user arriving on schedule sees (client lateness and slot waits included).
+  {
+    id: 'ttftFromScheduledP50Ms',
+    label: 'TTFT from schedule p50',
+    unit: 'ms',
+    direction: 'min',
+    read: (r) => num(r.latency.ttftFromScheduledMs?.p50),
+    optional: true,
+  },
+  {
+    id: 'ttftFromScheduledP95Ms',
+    label: 'TTFT from schedule p95',
+    unit: 'ms',
+    direction: 'min',
+    read: (r) => num(r.latency.ttftFromScheduledMs?.p95),
+    optional: true,
+  },
+  {
+    id: 'clientLagP99Ms',
+    label: 'Client lag p99',
+    unit: 'ms',
+    direction: 'min',
+    read: (r) => num(readDispatchSummary(r.extra)?.clientLagMs?.p99),
+    optional: true,
+  },
 ];
+
+/**
+ * The warnings among `codes` that affect metric `id`, in the order the metric lists them.
+ *
+ * @example
+ * warningsAffecting('ttftP50Ms', ['client-saturated', 'throttling']); // ['client-saturated']
+ */
+export function warningsAffecting(id: MetricId, codes: Iterable<string>): KnownWarningCode[] {
+  const present = new Set(codes);
+  return (getMetric(id).affectedBy ?? []).filter((code) => present.has(code));
+}
 
 export const METRIC_IDS: readonly MetricId[] = METRICS.map((m) => m.id);
 

@@ -276,7 +276,7 @@ export function renderPlan(plan: PlanView, options: RenderPlanOptions = {}): str
   if (ex.devices?.length) {
     const per = [...new Set(plan.configs.map((c) => gpusPerRun(plan, c.config)))].sort();
     out.push(
-      `Devices: ${ex.devices.join(', ')}; ${per.join(' or ')} GPU${per.length === 1 && per[0] === 1 ? '' : 's'} per run, up to ${planParallelism(plan)} runs at a time, each on its own GPUs (gaps per device set)`,
+      `Devices: ${ex.devices.join(', ')}; ${per.join(' or ')} GPU${per.length === 1 && per[0] === 1 ? '' : 's'} per run, ${planParallelism(plan) === 1 ? 'one run at a time' : `up to ${planParallelism(plan)} runs at a time`}, each on its own GPUs (gaps per device set)`,
     );
   }
   out.push('');

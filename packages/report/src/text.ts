@@ -1,7 +1,7 @@
 import { type ConfigSummary, SMALL_SAMPLE_CYCLES, smallSampleNote } from './aggregate';
 import type { ConfigComparison, MetricComparison } from './compare';
 import { formatNumber } from './format';
-import { getMetric, METRICS, type MetricId } from './metrics';
+import { FIGURE_WARNINGS, getMetric, METRICS, type MetricId, warningsAffecting } from './metrics';
 import type { ParetoResult } from './pareto';
 import type { StudyListing } from './studies';
 
@@ -62,6 +62,7 @@ export const TABLE_METRICS: readonly MetricId[] = [
   'goodputShare',
   'ttftP50Ms',
   'ttftP95Ms',
+  'ttftFromScheduledP50Ms',
   'itlP50Ms',
   'itlP95Ms',
   'tpotP50Ms',
@@ -70,13 +71,36 @@ export const TABLE_METRICS: readonly MetricId[] = [
   'rssPeakMiB',
 ];
 
+/** Marks a value that a warning on one of the config's runs affects (footnoted under the table). */
+const WARNED = ' !';
+
 const cell = (s: ConfigSummary, id: MetricId): string => {
   const m = s.metrics[id];
   if (m.mean === null) return '—';
-  return m.ci
+  const value = m.ci
     ? `${formatNumber(m.mean)} (${formatNumber(m.ci.low)}–${formatNumber(m.ci.high)})`
     : formatNumber(m.mean);
+  return warningsAffecting(id, Object.keys(s.warningRuns)).length > 0 ? value + WARNED : value;
 };
+
+/**
+ * One line per config and warning that affects a shown figure: which figures, in how many runs,
+ * and what it means for them.
+ */
+function warningNotes(summaries: readonly ConfigSummary[], shown: readonly MetricId[]): string[] {
+  const notes: string[] = [];
+  summaries.forEach((s, i) => {
+    for (const [code, runs] of Object.entries(s.warningRuns)) {
+      const figures = shown.filter((id) => warningsAffecting(id, [code]).length > 0);
+      if (figures.length === 0) continue;
+      const meaning = FIGURE_WARNINGS[code as keyof typeof FIGURE_WARNINGS] ?? '';
+      notes.push(
+        `${WARNED.trim()} ${code} in ${runs} of ${s.completed} run${s.completed === 1 ? '' : 's'} of config ${i + 1} (${s.label}), next to ${figures.map((id) => getMetric(id).label).join(', ')}${meaning ? `: ${meaning}` : ''}.`,
+      );
+    }
+  });
+  return notes;
+}
 
 /**
  * The per-config table: mean and bootstrap 95% CI per metric; `*` marks the Pareto frontier.
@@ -111,6 +135,7 @@ export function renderConfigTable(
   text += 'Mean over completed cycles (bootstrap 95% CI).';
   const caution = smallSampleNote(summaries);
   if (caution) text += `\n${caution}`;
+  for (const note of warningNotes(summaries, shown)) text += `\n${note}`;
   if (frontier && options.pareto) {
     text += `\n* = Pareto frontier (${getMetric(options.pareto.x.metric).label} ${options.pareto.x.direction} vs ${getMetric(options.pareto.y.metric).label} ${options.pareto.y.direction}).`;
   }

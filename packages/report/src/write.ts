@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { rename, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { STUDY_FILES } from '@llem/domain';
 import { type Logger, noopLogger } from '@llem/resilience';
@@ -56,7 +58,8 @@ const FALLBACK_AXES: readonly [ParetoAxis, ParetoAxis] = [
 
 async function writeAtomic(file: string, text: string): Promise<void> {
   // A reader (a browser tab refreshing, `llem results show`) never sees half a file.
-  const tmp = `${file}.${process.pid}.tmp`;
+  // Host, pid and a random tag: unique also on a filesystem several hosts share.
+  const tmp = `${file}.${hostname()}.${process.pid}.${randomBytes(3).toString('hex')}.tmp`;
   await writeFile(tmp, text);
   await rename(tmp, file);
 }

@@ -44,6 +44,11 @@ export interface FixtureRun {
   tpotP50Ms?: number;
   /** Per-request records written to `runs/<key>.requests.jsonl` (omitted: no file). */
   requests?: MeasuredRequest[];
+  /**
+   * Make it an open-loop openai run: `latency.ttftFromScheduledMs` and `extra.dispatch` (at 100
+   * req/s) with these figures; `saturated` adds the `client-saturated` warning the harness would.
+   */
+  openLoop?: { ttftFromScheduledP50Ms: number; clientLagP99Ms: number; saturated?: boolean };
 }
 
 export interface FixtureConfig {
@@ -177,6 +182,39 @@ export function makeResult(
     },
     extra: {},
   };
+  if (run.openLoop) {
+    const { ttftFromScheduledP50Ms: from, clientLagP99Ms: lag, saturated } = run.openLoop;
+    result.engine = 'openai';
+    result.config = { label, openai: { request_rate: 100 } };
+    result.latency.ttftFromScheduledMs = { mean: from, p50: from, p95: from * 2, p99: from * 3 };
+    result.latency.e2eFromScheduledMs = { mean: 900, p50: 880, p95: 1500, p99: 1800 };
+    const wait = (p99: number) => ({ p50: p99 / 10, p95: p99 / 2, p99, max: p99 * 2 });
+    result.extra = {
+      dispatch: {
+        scheduled: 2000,
+        sent: 2000,
+        targetRate: 100,
+        scheduledRate: 101,
+        slotLimitedRate: null,
+        achievedSendRate: saturated ? 60 : 100.5,
+        sendSpanS: 19.9,
+        clientLagMs: wait(lag),
+        connectionWaitMs: wait(0.5),
+        maxConcurrency: null,
+        maxClientLagMs: 5,
+        connections: { opened: 4, reused: 1996 },
+      },
+    };
+    if (saturated) {
+      result.warnings = [
+        ...result.warnings,
+        {
+          code: 'client-saturated',
+          message: `the client could not keep the arrival schedule: it sent requests late (clientLagMs p99 ${lag} ms)`,
+        },
+      ];
+    }
+  }
   if (run.steadyStateEnergyPerTokenJ !== undefined || run.goodputShare !== undefined) {
     result.engine = 'openai';
     result.config = { label, openai: { steady_state: true } };
@@ -408,4 +446,41 @@ export function fixtureRequests(n: number, failed = false): MeasuredRequest[] {
     retries: id === 3 ? 1 : 0,
     error: failed && id === n - 1 ? { type: 'connection_refused', message: 'ECONNREFUSED' } : null,
   }));
+}
+
+/**
+ * Two open-loop openai configs: `rate=100` kept its schedule in every cycle; `rate=5000` was
+ * beyond the client in two of its three cycles (`client-saturated`). Shared with the CLI tests.
+ */
+export function openLoopStudy(parent?: string): string {
+  return buildStudyDir({
+    name: 'open-loop',
+    ...(parent ? { parent } : {}),
+    configs: [
+      {
+        label: 'rate=100',
+        runs: [0, 1, 2].map((cycle) => ({
+          cycle,
+          ttftP50Ms: 100,
+          openLoop: { ttftFromScheduledP50Ms: 101, clientLagP99Ms: 0.4 },
+        })),
+      },
+      {
+        label: 'rate=5000',
+        runs: [
+          { cycle: 0, ttftP50Ms: 90, openLoop: { ttftFromScheduledP50Ms: 95, clientLagP99Ms: 2 } },
+          {
+            cycle: 1,
+            ttftP50Ms: 90,
+            openLoop: { ttftFromScheduledP50Ms: 900, clientLagP99Ms: 800, saturated: true },
+          },
+          {
+            cycle: 2,
+            ttftP50Ms: 90,
+            openLoop: { ttftFromScheduledP50Ms: 1100, clientLagP99Ms: 950, saturated: true },
+          },
+        ],
+      },
+    ],
+  });
 }

@@ -30,6 +30,14 @@ export type LlemErrorSource =
 export abstract class LlemError<Code extends string = string> extends Error {
   abstract readonly code: Code;
   abstract readonly source: LlemErrorSource;
+  /**
+   * The run-failure type a run that fails with this error gets (`@llem/domain`'s
+   * `RUN_FAILURE_TYPES`), when it is not the one its `source` implies (a `command` program that
+   * cannot be found is the config's fault, not the engine's). Default: from `source`.
+   */
+  get runFailure(): string | undefined {
+    return undefined;
+  }
 
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);

@@ -32,7 +32,14 @@ export const nvmlResolveDevices: ResolveDevicesFn = async (specs, logger, env) =
     const { Nvml } = await import('@llem/nvml');
     nvml = Nvml.open({ env });
   } catch (error) {
-    const why = error instanceof Error ? error.message.split('\n')[0] : String(error);
+    // One short line (NvmlLibraryError's summary), not the list of every path tried.
+    const why =
+      (error as { summary?: unknown }).summary &&
+      typeof (error as { summary?: unknown }).summary === 'string'
+        ? (error as { summary: string }).summary
+        : error instanceof Error
+          ? (error.message.split('\n')[0] ?? error.message)
+          : String(error);
     const named = specs.filter((s) => typeof s === 'string');
     if (named.length > 0) {
       throw new StudyDevicesError(

@@ -11,6 +11,7 @@ import {
   rmSync,
   statSync,
   utimesSync,
+  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { hostname } from 'node:os';
@@ -22,6 +23,9 @@ import {
   type ManifestEntry,
   ManifestSchema,
   type ManifestStatus,
+  RESOURCE_HOLD_SCHEMA_VERSION,
+  type ResourceHold,
+  ResourceHoldSchema,
   RUN_CLAIM_SCHEMA_VERSION,
   RUN_FAILURE_TYPES,
   RUN_RECORD_SCHEMA_VERSION,
@@ -32,15 +36,25 @@ import {
   type RunOwner,
   type RunRecord,
   RunRecordSchema,
+  resourceHoldFile,
   runAsideFile,
   runClaimFile,
+  runFileOf,
   runFiles,
+  SLURM_SUBMISSION_SCHEMA_VERSION,
+  type SlurmSubmission,
+  type SlurmSubmissionFiles,
+  SlurmSubmissionSchema,
   STUDY_FILES,
   StoredStudySchema,
+  slurmSubmissionFiles,
+  slurmSubmissionNumber,
 } from '@llem/domain';
 import { StudyError } from './errors';
 import { uniqueTempPath, writeJsonAtomicSync } from './internal/atomic';
+import { type LivenessProbe, readBootId, readProcessStart } from './liveness';
 import type { RunnerPlan, StoredStudy } from './plan';
+import { defaultLiveness } from './slurm/liveness';
 import { createStudyDir } from './study-dir';
 
 /** How often a runner touches the claims it holds. */
@@ -52,35 +66,16 @@ export const DEFAULT_HEARTBEAT_MS = 10_000;
  */
 export const DEFAULT_STALE_CLAIM_MS = 300_000;
 
-/** Whether the owner of a claim is still there. Injected in tests; the default asks the OS. */
-export interface LivenessProbe {
-  /** This machine's name, compared with a claim's `owner.host`. */
-  host: string;
-  /** Whether a process with this pid runs on this machine. */
-  isPidAlive(pid: number): boolean;
-  /** Whether a Slurm job is still queued or running; `null` when that cannot be told here. */
-  isSlurmJobActive?(jobId: string): boolean | null;
-}
-
-/** The OS's answer: `os.hostname()` and `kill(pid, 0)`; no Slurm check. */
-export const systemLiveness: LivenessProbe = {
-  host: hostname(),
-  isPidAlive(pid) {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch (error) {
-      return (error as NodeJS.ErrnoException).code === 'EPERM';
-    }
-  },
-};
-
 /** The owner record of this process (with its Slurm job, when it runs in one). */
 export function currentOwner(
   env: NodeJS.ProcessEnv = process.env,
   runnerId: string = randomBytes(8).toString('hex'),
 ): RunOwner {
   const owner: RunOwner = { host: hostname(), pid: process.pid, runnerId };
+  const bootId = readBootId();
+  const processStart = readProcessStart(process.pid);
+  if (bootId) owner.bootId = bootId;
+  if (processStart) owner.processStart = processStart;
   const jobId = env.SLURM_JOB_ID;
   if (jobId) {
     owner.slurm = {
@@ -88,6 +83,7 @@ export function currentOwner(
       arrayJobId: env.SLURM_ARRAY_JOB_ID || null,
       arrayTaskId: env.SLURM_ARRAY_TASK_ID || null,
       nodeName: env.SLURMD_NODENAME || null,
+      restartCount: Number.parseInt(env.SLURM_RESTART_COUNT ?? '', 10) || 0,
     };
   }
   return owner;
@@ -99,6 +95,14 @@ export type ClaimState =
   | { kind: 'live'; generation: number; claim: RunClaim }
   | { kind: 'released'; generation: number; claim: RunClaim }
   | { kind: 'stale'; generation: number; claim: RunClaim | null; why: string };
+
+/** A resource (GPU, exclusive group) this runner holds for a run. */
+export interface HeldResource {
+  resource: string;
+  holder: string;
+  /** Absolute path of the hold file. */
+  file: string;
+}
 
 /** A claim this runner holds. */
 export interface HeldClaim {
@@ -125,6 +129,13 @@ export interface RunState {
   record: RunRecord | null;
   /** The live claim's owner, while someone runs it. */
   liveOwner: RunOwner | null;
+  /** What its current claim is: none yet, live, released, or stale (its owner is gone). */
+  claim: ClaimState['kind'];
+  /**
+   * The Slurm array job that is to run it, while that job is queued or running and the run is
+   * not completed or claimed (`llem run --executor slurm`); else `null`.
+   */
+  queuedIn: string | null;
   /** True when the run is scheduled by the stored plan (a forced resume may keep others). */
   scheduled: boolean;
 }
@@ -141,7 +152,10 @@ export interface StudyState {
    * (completed or failed); else `interrupted` (a runner stopped or died before the end).
    */
   status: ManifestStatus;
-  /** The owners of live claims (who is running it), one per runner. */
+  /**
+   * Who is running it, one per runner: the owners of live claims, and one per Slurm job of the
+   * study still queued or running with runs to do (`runnerId` `slurm-job-<id>`).
+   */
   owners: RunOwner[];
 }
 
@@ -168,10 +182,11 @@ export class StudyDirectory {
   readonly #liveness: LivenessProbe;
   readonly #staleClaimMs: number;
   readonly #now: () => Date;
+  #holds = 0;
 
   constructor(dir: string, options: StudyDirectoryOptions = {}) {
     this.dir = resolve(dir);
-    this.#liveness = options.liveness ?? systemLiveness;
+    this.#liveness = options.liveness ?? defaultLiveness();
     this.#staleClaimMs = options.staleClaimMs ?? DEFAULT_STALE_CLAIM_MS;
     this.#now = options.now ?? (() => new Date());
   }
@@ -281,10 +296,10 @@ export class StudyDirectory {
   readRecords(): Map<string, RunRecord> {
     const out = new Map<string, RunRecord>();
     for (const name of this.#runFileNames()) {
-      if (!name.endsWith('.record.json')) continue;
-      const key = name.slice(0, -'.record.json'.length);
-      const { record } = this.readRecord(key);
-      if (record) out.set(key, record);
+      const file = runFileOf(name);
+      if (file?.kind !== 'record') continue;
+      const { record } = this.readRecord(file.key);
+      if (record) out.set(file.key, record);
     }
     return out;
   }
@@ -309,43 +324,68 @@ export class StudyDirectory {
 
   #judge(key: string, generation: number): ClaimState {
     const file = this.path(runClaimFile(key, generation));
-    let claim: RunClaim | null = null;
-    let mtimeMs: number;
-    try {
-      mtimeMs = statSync(file).mtimeMs;
-      const parsed = RunClaimSchema.safeParse(JSON.parse(readFileSync(file, 'utf8')));
-      if (parsed.success) claim = parsed.data;
-    } catch {
-      // Vanished or unreadable: judged by age below.
-      mtimeMs = 0;
-    }
-    if (claim?.releasedAt) return { kind: 'released', generation, claim };
-    const age = Date.now() - mtimeMs;
-    if (claim === null) {
+    const read = this.#readHold(file, RunClaimSchema);
+    if (read.value?.releasedAt) return { kind: 'released', generation, claim: read.value };
+    if (read.value === null) {
       // Claims are created complete (link of a written file), so an unreadable one was damaged
       // by hand or by a filesystem: trust it only while it is fresh.
-      return age > this.#staleClaimMs
-        ? { kind: 'stale', generation, claim, why: 'its claim file is unreadable' }
+      return Date.now() - read.mtimeMs > this.#staleClaimMs
+        ? { kind: 'stale', generation, claim: null, why: 'its claim file is unreadable' }
         : { kind: 'live', generation, claim: unknownClaim(key, generation) };
     }
-    const owner = claim.owner;
-    if (owner.host === this.#liveness.host && !this.#liveness.isPidAlive(owner.pid)) {
-      return { kind: 'stale', generation, claim, why: `its runner (pid ${owner.pid}) is gone` };
+    const gone = this.#ownerGone(read.value.owner, read.mtimeMs);
+    return gone === null
+      ? { kind: 'live', generation, claim: read.value }
+      : { kind: 'stale', generation, claim: read.value, why: gone };
+  }
+
+  /** A claim or hold file: its parsed content (`null`: unreadable or invalid) and its mtime. */
+  #readHold<T>(
+    file: string,
+    schema: { safeParse(v: unknown): { success: true; data: T } | { success: false } },
+  ): { value: T | null; mtimeMs: number } {
+    let mtimeMs = 0;
+    try {
+      mtimeMs = statSync(file).mtimeMs;
+    } catch {
+      return { value: null, mtimeMs: 0 }; // vanished: as old as can be
     }
-    if (owner.slurm && this.#liveness.isSlurmJobActive) {
-      if (this.#liveness.isSlurmJobActive(owner.slurm.jobId) === false) {
-        return { kind: 'stale', generation, claim, why: `Slurm job ${owner.slurm.jobId} ended` };
+    try {
+      const parsed = schema.safeParse(JSON.parse(readFileSync(file, 'utf8')));
+      return { value: parsed.success ? parsed.data : null, mtimeMs };
+    } catch {
+      return { value: null, mtimeMs };
+    }
+  }
+
+  /**
+   * Why `owner` (of a claim or hold touched at `mtimeMs`) is gone, or `null` while it lives:
+   * same host and rebooted since, or its pid dead or reused; its Slurm task (in that
+   * incarnation) ended; or no heartbeat for `staleClaimMs`.
+   */
+  #ownerGone(owner: RunOwner, mtimeMs: number): string | null {
+    const probe = this.#liveness;
+    if (owner.host === probe.host) {
+      if (owner.bootId && probe.bootId && owner.bootId !== probe.bootId) {
+        return `its runner (pid ${owner.pid}) ran before this machine rebooted`;
+      }
+      if (!probe.isPidAlive(owner.pid)) return `its runner (pid ${owner.pid}) is gone`;
+      const started = owner.processStart ? probe.processStart?.(owner.pid) : null;
+      if (started && started !== owner.processStart) {
+        return `its runner (pid ${owner.pid}) is gone (the pid now belongs to another process)`;
       }
     }
-    if (age > this.#staleClaimMs) {
-      return {
-        kind: 'stale',
-        generation,
-        claim,
-        why: `no heartbeat from ${owner.host} pid ${owner.pid} for ${Math.round(age / 1000)} s`,
-      };
+    if (owner.slurm && probe.isSlurmJobActive) {
+      const { jobId, arrayJobId, arrayTaskId, restartCount } = owner.slurm;
+      if (probe.isSlurmJobActive(jobId, { arrayJobId, arrayTaskId, restartCount }) === false) {
+        return `Slurm job ${jobId} ended`;
+      }
     }
-    return { kind: 'live', generation, claim };
+    const age = Date.now() - mtimeMs;
+    if (age > this.#staleClaimMs) {
+      return `no heartbeat from ${owner.host} pid ${owner.pid} for ${Math.round(age / 1000)} s`;
+    }
+    return null;
   }
 
   /**
@@ -400,6 +440,95 @@ export class StudyDirectory {
     }
   }
 
+  // ── resources: GPUs and exclusive groups ─────────────────────────────────────────────────
+
+  /**
+   * Hold `resource` (a GPU, an exclusive group: `resourceName`) for the run `key`: create this
+   * holder's file, then look for other holders. A live one means the resource is taken: this
+   * holder's file is removed and `null` returned (try again later). Holders whose owner is gone
+   * are removed on the way. Of several runners racing for a resource at most one keeps it (each
+   * looks after creating its own file, so two at once both see each other and both let go).
+   */
+  holdResource(resource: string, key: string, owner: RunOwner): HeldResource | null {
+    mkdirSync(this.path(STUDY_FILES.resourcesDir), { recursive: true });
+    this.#holds += 1;
+    const holder = `${owner.runnerId}-${this.#holds}`;
+    const file = this.path(resourceHoldFile(resource, holder));
+    const hold: ResourceHold = {
+      schemaVersion: RESOURCE_HOLD_SCHEMA_VERSION,
+      resource,
+      holder,
+      owner,
+      key,
+      heldAt: this.#now().toISOString(),
+    };
+    if (!createExclusive(file, `${JSON.stringify(hold, null, 2)}\n`)) return null;
+    for (const other of this.#holdFiles(resource)) {
+      if (other === file) continue;
+      const read = this.#readHold(other, ResourceHoldSchema);
+      const gone = read.value
+        ? this.#ownerGone(read.value.owner, read.mtimeMs)
+        : Date.now() - read.mtimeMs > this.#staleClaimMs
+          ? 'unreadable'
+          : null;
+      if (gone !== null) {
+        rmSync(other, { force: true });
+        continue;
+      }
+      rmSync(file, { force: true });
+      return null;
+    }
+    return { resource, holder, file };
+  }
+
+  /** Let go of a held resource. */
+  releaseResource(held: HeldResource): void {
+    rmSync(held.file, { force: true });
+  }
+
+  /** The heartbeat of a held resource. */
+  touchResource(held: HeldResource): void {
+    const now = new Date();
+    try {
+      utimesSync(held.file, now, now);
+    } catch {
+      // Removed by hand: nothing to keep alive.
+    }
+  }
+
+  #holdFiles(resource: string): string[] {
+    const dir = this.path(STUDY_FILES.resourcesDir);
+    try {
+      return readdirSync(dir)
+        .filter((name) => name.startsWith(`${resource}~`) && !name.endsWith('.tmp'))
+        .map((name) => join(dir, name));
+    } catch {
+      return [];
+    }
+  }
+
+  /**
+   * The owners of live run claims other than `runnerId` (other runners working on the study
+   * now): one directory listing, the current claim of each run read.
+   */
+  otherLiveOwners(runnerId: string): RunOwner[] {
+    const current = new Map<string, number>();
+    for (const name of this.#runFileNames()) {
+      const file = runFileOf(name);
+      if (file?.kind === 'claim') {
+        current.set(file.key, Math.max(current.get(file.key) ?? 0, file.generation));
+      }
+    }
+    const owners = new Map<string, RunOwner>();
+    for (const [key, generation] of current) {
+      const state = this.#judge(key, generation);
+      if (state.kind === 'live' && state.claim.owner.runnerId !== runnerId) {
+        owners.set(state.claim.owner.runnerId, state.claim.owner);
+      }
+    }
+    return [...owners.values()];
+  }
+
   // ── results ───────────────────────────────────────────────────────────────────────────────
 
   /** True when the run's result file exists (not checked further). */
@@ -425,6 +554,136 @@ export class StudyDirectory {
       throw new StudyError(`cannot set aside the result of ${key}: ${describe(error)}`, {
         cause: error,
       });
+    }
+  }
+
+  // ── Slurm submissions ─────────────────────────────────────────────────────────────────────
+
+  /** The files of Slurm submission `n`, absolute. */
+  slurmPaths(n: number): SlurmSubmissionFiles {
+    const rel = slurmSubmissionFiles(n);
+    return {
+      submission: this.path(rel.submission),
+      script: this.path(rel.script),
+      logPattern: this.path(rel.logPattern),
+    };
+  }
+
+  /**
+   * Take the next Slurm submission number and create its file exclusively, with `jobId: null`
+   * (sbatch has not answered yet). Of two submitters at once each gets a number of its own.
+   */
+  createSubmission(
+    init: Omit<
+      SlurmSubmission,
+      'schemaVersion' | 'submission' | 'createdAt' | 'jobId' | 'submittedAt' | 'error'
+    >,
+  ): SlurmSubmission {
+    mkdirSync(this.path(STUDY_FILES.slurmDir), { recursive: true });
+    const taken = this.#submissionNumbers();
+    for (let n = (taken.at(-1) ?? 0) + 1; ; n += 1) {
+      const submission: SlurmSubmission = {
+        schemaVersion: SLURM_SUBMISSION_SCHEMA_VERSION,
+        submission: n,
+        createdAt: this.#now().toISOString(),
+        ...init,
+        jobId: null,
+        submittedAt: null,
+        error: null,
+      };
+      const text = `${JSON.stringify(SlurmSubmissionSchema.parse(submission), null, 2)}\n`;
+      if (createExclusive(this.slurmPaths(n).submission, text)) return submission;
+    }
+  }
+
+  /** Rewrite a submission atomically (its submitter only: the job id once sbatch answered). */
+  writeSubmission(submission: SlurmSubmission): void {
+    writeJsonAtomicSync(
+      this.slurmPaths(submission.submission).submission,
+      SlurmSubmissionSchema.parse(submission),
+    );
+  }
+
+  /** Write submission `n`'s batch script (executable). Returns its absolute path. */
+  writeSubmissionScript(n: number, text: string): string {
+    const file = this.slurmPaths(n).script;
+    mkdirSync(this.path(STUDY_FILES.slurmDir), { recursive: true });
+    const tmp = uniqueTempPath(file);
+    writeFileSync(tmp, text, { mode: 0o755 });
+    renameSync(tmp, file);
+    return file;
+  }
+
+  /** Submission `n`, or why it cannot be read. */
+  readSubmission(n: number): { submission: SlurmSubmission | null; problem: string | null } {
+    const file = this.slurmPaths(n).submission;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      return {
+        submission: null,
+        problem: code === 'ENOENT' ? `${file} is missing` : describe(error),
+      };
+    }
+    const parsed = SlurmSubmissionSchema.safeParse(raw);
+    if (!parsed.success) {
+      return { submission: null, problem: `${file}: ${issuesText(parsed.error.issues)}` };
+    }
+    return { submission: parsed.data, problem: null };
+  }
+
+  /** Every readable submission, oldest first. */
+  readSubmissions(): SlurmSubmission[] {
+    return this.#submissionNumbers().flatMap((n) => {
+      const { submission } = this.readSubmission(n);
+      return submission ? [submission] : [];
+    });
+  }
+
+  #submissionNumbers(): number[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.path(STUDY_FILES.slurmDir));
+    } catch {
+      return [];
+    }
+    return names
+      .map(slurmSubmissionNumber)
+      .filter((n): n is number => n !== null)
+      .sort((a, b) => a - b);
+  }
+
+  /**
+   * Mark the runs that a still-queued or running Slurm job of this study will do: a run that is
+   * not completed, not claimed, and not a failure retried since its submission. Each such job
+   * becomes an owner of the study (`running (Slurm job N)`). Slurm is asked through the
+   * liveness probe; a job it cannot tell about counts as ended.
+   */
+  #markQueued(runs: RunState[], owners: Map<string, RunOwner>): void {
+    const submissions = this.readSubmissions().filter((s) => s.jobId !== null);
+    if (submissions.length === 0 || !this.#liveness.isSlurmJobActive) return;
+    const byKey = new Map(runs.map((r) => [r.key, r]));
+    for (const submission of submissions.reverse()) {
+      const jobId = submission.jobId as string;
+      if (this.#liveness.isSlurmJobActive(jobId) !== true) continue;
+      let waiting = false;
+      for (const { key, attempts } of submission.tasks.flat()) {
+        const run = byKey.get(key);
+        if (!run || run.status === 'completed' || run.liveOwner) continue;
+        if (run.status === 'failed' && run.attempts !== attempts) continue;
+        run.queuedIn ??= jobId;
+        waiting = true;
+      }
+      if (waiting) {
+        owners.set(`slurm-job-${jobId}`, {
+          host: submission.submittedBy.host,
+          pid: submission.submittedBy.pid,
+          runnerId: `slurm-job-${jobId}`,
+          slurm: { jobId, arrayJobId: jobId, arrayTaskId: null, nodeName: null },
+        });
+      }
     }
   }
 
@@ -456,7 +715,7 @@ export class StudyDirectory {
    */
   #legacyRecords(): Map<string, RunRecord> {
     const out = new Map<string, RunRecord>();
-    if (this.#runFileNames().some((n) => n.endsWith('.record.json'))) return out;
+    if (this.#runFileNames().some((n) => runFileOf(n)?.kind === 'record')) return out;
     const { manifest } = this.readManifest();
     for (const e of manifest?.entries ?? []) {
       out.set(e.key, {
@@ -602,6 +861,7 @@ export class StudyDirectory {
         seen.add(record.key);
       }
     }
+    this.#markQueued(runs, owners);
     const scheduled = runs.filter((r) => r.scheduled);
     const counts = countManifestEntries(runs.map(toManifestEntry));
     const status: ManifestStatus =
@@ -636,6 +896,8 @@ export class StudyDirectory {
       resultFile: hasResult ? runFiles(base.key).result : null,
       record,
       liveOwner,
+      claim: claim.kind,
+      queuedIn: null,
       scheduled,
     };
     if (hasResult) {

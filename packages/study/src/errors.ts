@@ -1,7 +1,7 @@
 import { LlemError } from '@llem/resilience';
 
 /** Every code `@llem/study` throws. */
-export type StudyErrorCode = 'STUDY' | 'STUDY_DESIGN_CHANGED' | 'STUDY_DEVICES';
+export type StudyErrorCode = 'STUDY' | 'STUDY_DESIGN_CHANGED' | 'STUDY_DEVICES' | 'SLURM';
 
 /**
  * The few error classes `@llem/study` throws. Each has a `name` the CLI maps to an exit code
@@ -62,6 +62,21 @@ export class StudyDesignChangedError extends LlemError<'STUDY_DESIGN_CHANGED'> {
 export class StudyDevicesError extends LlemError<'STUDY_DEVICES'> {
   override readonly name = 'StudyDevicesError';
   readonly code = 'STUDY_DEVICES' as const;
+  readonly source = 'study' as const;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/**
+ * A Slurm command failed (sbatch refused the job: an unknown partition, account or QOS; Slurm is
+ * not installed or unreachable), or a Slurm array task was started with a submission or task id
+ * its study does not have. The message says which and what Slurm said (the CLI exits 1).
+ */
+export class SlurmError extends LlemError<'SLURM'> {
+  override readonly name = 'SlurmError';
+  readonly code = 'SLURM' as const;
   readonly source = 'study' as const;
 
   constructor(message: string, options?: { cause?: unknown }) {

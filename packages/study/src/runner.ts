@@ -8,7 +8,10 @@ import {
   type RunDevice,
   type RunOwner,
   type RunRecord,
+  type RunSlurm,
+  resourceName,
   runFiles,
+  STUDY_FILES,
 } from '@llem/domain';
 import { type CleanupRegistry, type Logger, noopLogger, safeCleanup } from '@llem/resilience';
 import { type Clock, type SleepFn, systemClock, systemSleep } from './clock';
@@ -17,7 +20,7 @@ import {
   currentOwner,
   DEFAULT_HEARTBEAT_MS,
   type HeldClaim,
-  type LivenessProbe,
+  type HeldResource,
   type RunState,
   recordOrPending,
   StudyDirectory,
@@ -26,6 +29,7 @@ import {
 import { StudyDesignChangedError, StudyDevicesError, StudyError } from './errors';
 import type { Eta, RunEndStatus, StudyEventName, StudyEvents, StudySummary } from './events';
 import { type ChildOutcome, runChild, type StopRequests } from './internal/child';
+import type { LivenessProbe } from './liveness';
 import type { RunnerPlan, StoredStudy } from './plan';
 import {
   DEFAULT_RESIDUAL_THRESHOLD_MB,
@@ -35,6 +39,7 @@ import {
 } from './residual';
 import { TASK_FILE_ENV, type WorkerTask } from './task';
 import { runTimeout } from './timeout';
+import { WorkerExitCode } from './worker';
 
 /** Default grace between SIGTERM and SIGKILL when a child must stop. */
 export const DEFAULT_GRACE_MS = 5_000;
@@ -125,11 +130,49 @@ interface CommonOptions<Config> {
    */
   runDevices?: (config: Config) => number[];
   /**
+   * Work only on these runs (still in plan order), e.g. the runs of one Slurm array task; on
+   * resume only their results are checked. A failed run among them is retried only while its
+   * record's attempts are still `attempts` (what they were when it was chosen), so two runners
+   * handed one failed run retry it once. Default: every run the study still needs.
+   */
+  runs?: ReadonlyArray<{ key: string; attempts: number }>;
+  /**
+   * The GPUs this runner may use, already resolved (a Slurm task: the GPUs Slurm allocated it,
+   * see `slurmAllocatedDevices`); replaces `execution.devices`. `null`: none (one run at a time
+   * on its config's `energy.devices`). Default: `execution.devices` through `resolveDevices`.
+   */
+  devices?: RunDevice[] | null;
+  /**
+   * Leave the environment's `CUDA_VISIBLE_DEVICES` alone for a run given every GPU of
+   * `devices` (Slurm set it for them: never rewrite it). A run given fewer gets its GPUs'
+   * UUIDs. Default `false`: every run gets its GPUs' UUIDs.
+   */
+  inheritCudaVisibleDevices?: boolean;
+  /**
+   * Under a batch scheduler (Slurm) whose SIGTERM (scancel, time limit, preemption) reaches
+   * every process of the job at once, the worker maybe before the runner: a worker ended by a
+   * SIGTERM the runner did not send, or a run that failed while the runner was being
+   * interrupted as `preempted` (within a second of it), is left pending with error type
+   * `preempted`, not failed, and the runner stops. Default `false`.
+   */
+  preemptible?: boolean;
+  /**
    * A run's timeout in seconds when `execution.timeout_s` is not set (llem derives it from the
    * workload: `@llem/measure`'s `runTimeoutS`). Default: `DEFAULT_RUN_TIMEOUT_S` (1 h).
    */
   timeoutS?: (config: Config) => number;
 }
+
+/** Why the runner was interrupted; the interrupted run's record keeps it as its error. */
+export interface InterruptReason {
+  /** `interrupted` (Ctrl-C, an abort signal) or `preempted` (the batch scheduler stopped it). */
+  type: 'interrupted' | 'preempted';
+  /** Default: `interrupted; it runs again on resume`. */
+  message?: string;
+}
+
+/** How long a failed run waits for a `preempted` interrupt racing it (`preemptible`). */
+const PREEMPTION_SETTLE_MS = 1_000;
 
 /** Start a new study: a fresh `<outputDir>/<name>_<UTC timestamp>/` directory. */
 export interface NewStudyOptions<Config> extends CommonOptions<Config> {
@@ -168,6 +211,15 @@ interface Prepared<Config> {
   recovered: number;
   /** Failed runs this runner may retry: key → the attempts their record had at start. */
   retryable: Map<string, number>;
+}
+
+/** How long a run waits before looking again for GPUs another runner holds. */
+const RESOURCE_RETRY_MS = 1_000;
+
+/** What a run took before it was dispatched: its GPUs (with a pool) and every hold. */
+interface Acquired {
+  devices: RunDevice[] | null;
+  holds: HeldResource[];
 }
 
 /** What the dispatch of one run tells the ETA and the gaps. */
@@ -233,13 +285,18 @@ export class StudyRunner<Config = unknown> {
   readonly #owner: RunOwner;
   /** 0: running; 1: stop after the current child ends cleanly; 2: kill now. */
   #interruptLevel: 0 | 1 | 2 = 0;
+  #interruptReason: InterruptReason = { type: 'interrupted' };
   readonly #interruptAbort = new AbortController();
   readonly #stopListeners = new Set<(mode: 'graceful' | 'now') => void>();
   /** The gaps under way (several with a device pool); `skipGap()` ends them all. */
   readonly #gapSkips = new Set<AbortController>();
   #started = false;
+  /** `prepare()`: the directory is made ready, no run is dispatched. */
+  #prepareOnly = false;
   #studyDir: string | null = null;
   readonly #held = new Set<HeldClaim>();
+  /** GPUs and groups this runner holds for its runs (touched with the claims). */
+  readonly #heldResources: HeldResource[] = [];
   /** True when runs of this study can overlap (a device pool with room for two). */
   #parallel = false;
   #manifestWrittenAt = Number.NEGATIVE_INFINITY;
@@ -276,9 +333,14 @@ export class StudyRunner<Config = unknown> {
 
   /**
    * First call: finish by cleanly ending the current child (SIGTERM, grace, SIGKILL), mark the
-   * study `interrupted` and resolve. Second call: kill the child at once.
+   * study `interrupted` and resolve. Second call: kill the child at once. The run it stops is
+   * left pending with `reason` as its error (default type `interrupted`; a batch scheduler's
+   * stop is `preempted`).
    */
-  interrupt(): void {
+  interrupt(reason?: InterruptReason): void {
+    if (reason && (this.#interruptLevel === 0 || reason.type === 'preempted')) {
+      this.#interruptReason = reason;
+    }
     if (this.#interruptLevel >= 2) return;
     this.#interruptLevel = this.#interruptLevel === 0 ? 1 : 2;
     const mode = this.#interruptLevel === 1 ? 'graceful' : 'now';
@@ -297,8 +359,22 @@ export class StudyRunner<Config = unknown> {
   }
 
   /** Run (or resume) the study. Resolves once every run has ended or the study was interrupted. */
+  /**
+   * Create the study directory, or open it and check it as a resume does (the design, every
+   * completed result, a legacy manifest), and write the manifest, without dispatching any run.
+   * Emits `study-started` like `run()`; resolves the study's summary (status `running` while
+   * other runners or queued Slurm jobs hold runs). Call either this or `run()`, once.
+   *
+   * @example
+   * const { studyDir } = await new StudyRunner({ plan, workerModule, devices: null }).prepare();
+   */
+  prepare(): Promise<StudySummary> {
+    this.#prepareOnly = true;
+    return this.run();
+  }
+
   async run(): Promise<StudySummary> {
-    if (this.#started) throw new StudyError('StudyRunner.run() was already called');
+    if (this.#started) throw new StudyError('StudyRunner.run() or prepare() was already called');
     this.#started = true;
     const startedAt = this.#clock.now();
     // Devices first: a study naming a GPU this machine lacks is refused before anything is written.
@@ -312,7 +388,14 @@ export class StudyRunner<Config = unknown> {
     heartbeat.unref();
     try {
       const initial = this.#writeManifest(directory, true);
-      const todo = plan.runs.filter((r) => this.#eligible(prepared, r.key, initial));
+      const selected = this.#options.runs ? new Set(this.#options.runs.map((r) => r.key)) : null;
+      const todo = this.#prepareOnly
+        ? []
+        : plan.runs.filter(
+            (r) =>
+              (selected === null || selected.has(r.key)) &&
+              this.#eligible(prepared, r.key, initial),
+          );
       this.#emit('study-started', {
         studyDir: directory.dir,
         studyName: plan.name,
@@ -349,6 +432,7 @@ export class StudyRunner<Config = unknown> {
       this.#manifestTimer = null;
       for (const held of this.#held) directory.release(held);
       this.#held.clear();
+      this.#releaseResources(directory, [...this.#heldResources]);
     }
   }
 
@@ -364,6 +448,9 @@ export class StudyRunner<Config = unknown> {
   /** `execution.devices` of the plan this run will use, resolved; null when there are none. */
   async #devicePool(): Promise<RunDevice[] | null> {
     const options = this.#options;
+    if (options.devices !== undefined) {
+      return options.devices && options.devices.length > 0 ? options.devices : null;
+    }
     const plan =
       options.plan ??
       (() => {
@@ -444,7 +531,7 @@ export class StudyRunner<Config = unknown> {
     }
     if (manifest.problem !== null) {
       this.#logger.warn(
-        `${directory.path('manifest.json')} ${manifest.problem === 'missing' ? 'is missing' : `is unreadable (${manifest.problem})`}: rebuilt from the run records`,
+        `${directory.path(STUDY_FILES.manifest)} ${manifest.problem === 'missing' ? 'is missing' : `is unreadable (${manifest.problem})`}: rebuilt from the run records`,
       );
     }
     const before = directory.state(stored as StoredStudy);
@@ -481,11 +568,16 @@ export class StudyRunner<Config = unknown> {
           `${kept} completed runs no longer scheduled kept`,
       );
     }
-    const recovered = this.#verifyCompleted(directory);
-    const state = directory.state();
-    const retryable = new Map(
-      state.runs.filter((r) => r.status === 'failed').map((r) => [r.key, r.attempts]),
+    // A runner given some runs (a Slurm task) checks only those: not every result of the study
+    // once per task.
+    const recovered = this.#verifyCompleted(
+      directory,
+      options.runs ? new Set(options.runs.map((r) => r.key)) : null,
     );
+    const state = directory.state();
+    const retryable = options.runs
+      ? new Map(options.runs.map((r) => [r.key, r.attempts]))
+      : new Map(state.runs.filter((r) => r.status === 'failed').map((r) => [r.key, r.attempts]));
     return { directory, plan, resumed: true, recovered, retryable };
   }
 
@@ -494,54 +586,56 @@ export class StudyRunner<Config = unknown> {
    * pending (with a line saying which and why); one whose record does not say completed (the
    * runner died between publish and record) is recorded as completed. Returns that count.
    */
-  #verifyCompleted(directory: StudyDirectory): number {
-    const verify = this.#options.verifyResult ?? (() => ({ ok: true }) as const);
+  #verifyCompleted(directory: StudyDirectory, only: ReadonlySet<string> | null): number {
     let recovered = 0;
     for (const run of directory.state().runs) {
-      if (run.liveOwner) continue;
-      const paths = directory.runPaths(run.key);
-      let verdict: ResultVerdict;
-      if (run.status !== 'completed') {
-        // A record that says completed with no result file: not completed, and said so.
-        if (run.record?.status !== 'completed') continue;
-        verdict = { ok: false, reason: 'is missing' };
-      } else {
-        try {
-          verdict = verify(JSON.parse(readFileSync(paths.result, 'utf8')));
-        } catch (error) {
-          verdict = {
-            ok: false,
-            reason:
-              error instanceof SyntaxError
-                ? `is not valid JSON (${error.message})`
-                : `cannot be read (${String(error)})`,
-          };
+      if (run.liveOwner || (only && !only.has(run.key))) continue;
+      // A first look on the snapshot: nothing to do for most runs.
+      const first = this.#resultVerdict(directory, run.key, run.record);
+      if (first === null) {
+        // Its runner died between recording it and releasing its claim: close the claim, so
+        // every run of an ended study has a released one.
+        if (run.status === 'completed' && run.claim === 'stale') {
+          const held = directory.claim(run.key, this.#owner);
+          if (held) directory.release(held);
         }
+        continue;
       }
-      if (verdict.ok && run.record?.status === 'completed') continue;
       const held = directory.claim(run.key, this.#owner);
       if (!held) continue; // someone else is on it
       try {
+        // Look again under the claim: another runner may have re-run it since the snapshot.
+        const record = directory.readRecord(run.key).record;
+        const verdict = this.#resultVerdict(directory, run.key, record);
+        if (verdict === null) continue;
         if (!verdict.ok) {
           const aside = directory.setResultAside(run.key, 'damaged');
           this.#logger.warn(
             `re-running ${run.key} (${run.label}, cycle ${run.cycle + 1}): its result ${runFiles(run.key).result} ${verdict.reason}${aside ? `; the file is kept as ${aside}` : ''}`,
           );
-          this.#record(directory, run, {
-            status: 'pending',
-            error: { type: 'no-result', message: `its result was unusable: ${verdict.reason}` },
-            resultFile: null,
-          });
+          this.#record(
+            directory,
+            { ...run, record },
+            {
+              status: 'pending',
+              error: { type: 'no-result', message: `its result was unusable: ${verdict.reason}` },
+              resultFile: null,
+            },
+          );
         } else {
           // The child published its result, but the runner died before recording it: keep it
           // rather than measure it again.
           recovered += 1;
-          this.#record(directory, run, {
-            status: 'completed',
-            error: null,
-            resultFile: run.resultFile,
-            endedAt: run.endedAt ?? this.#clock.date().toISOString(),
-          });
+          this.#record(
+            directory,
+            { ...run, record },
+            {
+              status: 'completed',
+              error: null,
+              resultFile: runFiles(run.key).result,
+              endedAt: record?.endedAt ?? this.#clock.date().toISOString(),
+            },
+          );
           this.#logger.info(`recovered the result of ${run.key} written before the runner stopped`);
         }
       } finally {
@@ -549,6 +643,36 @@ export class StudyRunner<Config = unknown> {
       }
     }
     return recovered;
+  }
+
+  /**
+   * What resume must do about a run's result, as the disk says now: `null` when nothing (a
+   * valid result its record calls completed, or no result and a record that does not claim
+   * one); `{ ok: true }` for a valid result whose record does not say so; `{ ok: false }` for a
+   * result that is unusable or missing while its record says completed.
+   */
+  #resultVerdict(
+    directory: StudyDirectory,
+    key: string,
+    record: RunRecord | null,
+  ): ResultVerdict | null {
+    if (!directory.hasResult(key)) {
+      return record?.status === 'completed' ? { ok: false, reason: 'is missing' } : null;
+    }
+    const verify = this.#options.verifyResult ?? (() => ({ ok: true }) as const);
+    let verdict: ResultVerdict;
+    try {
+      verdict = verify(JSON.parse(readFileSync(directory.runPaths(key).result, 'utf8')));
+    } catch (error) {
+      verdict = {
+        ok: false,
+        reason:
+          error instanceof SyntaxError
+            ? `is not valid JSON (${error.message})`
+            : `cannot be read (${String(error)})`,
+      };
+    }
+    return verdict.ok && record?.status === 'completed' ? null : verdict;
   }
 
   /** Write `change` over the run's record (or a fresh one), keeping the rest. */
@@ -608,6 +732,8 @@ export class StudyRunner<Config = unknown> {
       history: new Map(),
     };
 
+    const groupOf = (config: Config): string | null =>
+      this.#options.exclusiveGroup?.(config) ?? null;
     if (pool) {
       const wants = todo.map((r) => {
         const planned = configsByIndex.get(r.configIndex);
@@ -619,44 +745,68 @@ export class StudyRunner<Config = unknown> {
           `a run needs ${most} GPUs (devices_per_run), but execution.devices lists ${pool.length}`,
         );
       }
-      // Host-wide figures (RAPL) are shared when two runs can go at once.
-      this.#parallel = wants.length > 0 && 2 * Math.min(...wants) <= pool.length;
-      const groups = new Map<string, number>();
+      const groups = new Map<string | null, number>();
       for (const r of todo) {
         const planned = configsByIndex.get(r.configIndex);
-        const group = planned ? (this.#options.exclusiveGroup?.(planned.config) ?? null) : null;
-        if (group !== null) groups.set(group, (groups.get(group) ?? 0) + 1);
+        const group = planned ? groupOf(planned.config) : null;
+        groups.set(group, (groups.get(group) ?? 0) + 1);
       }
+      // Host-wide figures (RAPL) are shared when two runs can go at once: room for two on the
+      // GPUs, and not every run in one exclusive group.
+      const oneGroup = groups.size === 1 && !groups.has(null);
+      this.#parallel = wants.length > 1 && 2 * Math.min(...wants) <= pool.length && !oneGroup;
       for (const [group, n] of groups) {
-        if (n > 1)
+        if (group !== null && n > 1)
           this.#logger.warn(`${n} runs (${group}) never overlap each other: they go one at a time`);
       }
     }
 
+    let failure: { error: unknown } | null = null;
     for (const [i, run] of todo.entries()) {
-      if (this.#interruptLevel > 0) break;
+      if (this.#interruptLevel > 0 || failure) break;
       const planned = configsByIndex.get(run.configIndex);
       if (!planned) {
         throw new StudyError(`run ${run.key} names config ${run.configIndex}, not in the plan`);
       }
       const want = pool ? perRun(planned.config) : 0;
-      const group = this.#options.exclusiveGroup?.(planned.config) ?? null;
-      // Wait for this run's devices (and its group) to be free: runs go in plan order.
-      while (
-        this.#interruptLevel === 0 &&
-        inFlight.size > 0 &&
-        (free.size < want || (group !== null && busyGroups.has(group)) || !pool)
-      ) {
-        await Promise.race(inFlight);
+      const group = groupOf(planned.config);
+      // Wait for what this run needs: runs go in plan order. This runner's own runs free their
+      // GPUs when they end; another runner's hold on a GPU or group is seen when taking it.
+      let acquired: Acquired | null = null;
+      let gone = false;
+      while (this.#interruptLevel === 0 && failure === null) {
+        const busyHere =
+          (!pool && inFlight.size > 0) ||
+          (pool !== null && free.size < want) ||
+          (group !== null && busyGroups.has(group));
+        if (busyHere && inFlight.size > 0) {
+          await Promise.race(inFlight);
+          continue;
+        }
+        if (!this.#eligible(prepared, run.key)) {
+          gone = true;
+          break;
+        }
+        acquired = this.#acquire(prepared, run.key, planned.config, group, want, free);
+        if (acquired) break;
+        // Another runner holds a GPU or the group this run needs: look again in a while.
+        await this.#pause(RESOURCE_RETRY_MS + Math.floor(Math.random() * RESOURCE_RETRY_MS), [
+          ...inFlight,
+        ]);
       }
-      if (this.#interruptLevel > 0) break;
-      const held = this.#claim(prepared, run.key);
-      if (!held) {
-        // Done or taken by another runner since the study started.
+      if (gone) {
         progress.total -= 1;
         continue;
       }
-      const devices = pool ? pool.filter((d) => free.has(d.index)).slice(0, want) : null;
+      if (!acquired) break;
+      const held = this.#claim(prepared, run.key);
+      if (!held) {
+        // Done or taken by another runner since the study started.
+        this.#releaseResources(prepared.directory, acquired.holds);
+        progress.total -= 1;
+        continue;
+      }
+      const devices = acquired.devices;
       for (const d of devices ?? []) free.delete(d.index);
       if (group !== null) busyGroups.add(group);
       const remaining = todo.slice(i + 1);
@@ -668,14 +818,91 @@ export class StudyRunner<Config = unknown> {
         devices,
         progress,
         remaining,
-      ).finally(() => {
-        for (const d of devices ?? []) free.add(d.index);
-        if (group !== null) busyGroups.delete(group);
-        inFlight.delete(dispatched);
-      });
+      )
+        .catch((error: unknown) => {
+          // One run's failure to be recorded (a full disk) stops dispatching; the runs still
+          // going end as they would, then the error is thrown.
+          failure ??= { error };
+        })
+        .finally(() => {
+          this.#releaseResources(prepared.directory, acquired.holds);
+          for (const d of devices ?? []) free.add(d.index);
+          if (group !== null) busyGroups.delete(group);
+          inFlight.delete(dispatched);
+        });
       inFlight.add(dispatched);
     }
     await Promise.all(inFlight);
+    if (failure) throw (failure as { error: unknown }).error;
+  }
+
+  /**
+   * Take what a run needs, across every runner of the study: its exclusive group, and its GPUs
+   * (`want` of this runner's free pool devices, each held in the study directory so another
+   * runner cannot use it; without a pool, the GPUs the residual check looks at, so two runners
+   * never measure one GPU at once). All or nothing: `null` when anything is held elsewhere.
+   */
+  #acquire(
+    prepared: Prepared<Config>,
+    key: string,
+    config: Config,
+    group: string | null,
+    want: number,
+    free: ReadonlySet<number>,
+  ): Acquired | null {
+    const { directory, pool } = prepared;
+    const holds: HeldResource[] = [];
+    const take = (resource: string): boolean => {
+      const held = directory.holdResource(resource, key, this.#owner);
+      if (held) holds.push(held);
+      return held !== null;
+    };
+    const fail = (): null => {
+      this.#releaseResources(directory, holds);
+      return null;
+    };
+    if (group !== null && !take(resourceName({ group }))) return fail();
+    const host = this.#owner.host;
+    if (pool) {
+      const devices: RunDevice[] = [];
+      for (const device of pool) {
+        if (devices.length === want) break;
+        if (free.has(device.index) && take(resourceName({ gpu: device, host }))) {
+          devices.push(device);
+        }
+      }
+      if (devices.length < want) return fail();
+      this.#heldResources.push(...holds);
+      return { devices, holds };
+    }
+    const checked = this.#options.runDevices?.(config) ?? [];
+    for (const index of checked) {
+      if (!take(resourceName({ gpu: { index, uuid: null }, host }))) return fail();
+    }
+    this.#heldResources.push(...holds);
+    return { devices: null, holds };
+  }
+
+  #releaseResources(directory: StudyDirectory, holds: readonly HeldResource[]): void {
+    for (const held of holds) {
+      directory.releaseResource(held);
+      const at = this.#heldResources.indexOf(held);
+      if (at !== -1) this.#heldResources.splice(at, 1);
+    }
+  }
+
+  /** Sleep `ms` (in real time), or less when one of `wake` settles or the study is interrupted. */
+  async #pause(ms: number, wake: readonly Promise<unknown>[]): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const slept = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+      this.#interruptAbort.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    try {
+      await Promise.race([slept, ...wake]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** One claimed run on its devices: gap, run, events, cleanups, release. */
@@ -768,6 +995,12 @@ export class StudyRunner<Config = unknown> {
     this.#writeManifest(directory);
   }
 
+  /** True when a run on `devices` keeps the environment's `CUDA_VISIBLE_DEVICES`. */
+  #inheritsCuda(prepared: Prepared<Config>, devices: RunDevice[]): boolean {
+    if (!this.#options.inheritCudaVisibleDevices || !prepared.pool) return false;
+    return prepared.pool.every((p) => devices.some((d) => d.index === p.index));
+  }
+
   /** Returns how the run ended; never throws for anything the child does. */
   async #runOne(
     prepared: Prepared<Config>,
@@ -837,8 +1070,12 @@ export class StudyRunner<Config = unknown> {
       toolVersion: this.#toolVersion,
       attempt,
       ...(devices ? { devices } : {}),
-      // Other runs may overlap this one: host-wide figures (RAPL) are shared.
-      ...(this.#parallel ? { parallel: true } : {}),
+      // Other runs may overlap this one (this runner's, or another runner's on the study):
+      // host-wide figures (RAPL) are shared.
+      ...(this.#parallel || directory.otherLiveOwners(this.#owner.runnerId).length > 0
+        ? { parallel: true }
+        : {}),
+      ...(this.#owner.slurm ? { slurm: runSlurm(this.#owner) } : {}),
     };
     // Complete before the fork, and rewritten on every attempt: no fsync needed.
     writeFileSync(paths.task, JSON.stringify(task));
@@ -861,8 +1098,11 @@ export class StudyRunner<Config = unknown> {
         env: {
           ...(options.env ?? process.env),
           [TASK_FILE_ENV]: paths.task,
-          // The run's program, engine and server see only its GPUs, named by UUID.
-          ...(devices ? { CUDA_VISIBLE_DEVICES: cudaVisibleDevices(devices) } : {}),
+          // The run's program, engine and server see only its GPUs, named by UUID (unless the
+          // run has every GPU the scheduler gave this runner: then its value stays).
+          ...(devices && !this.#inheritsCuda(prepared, devices)
+            ? { CUDA_VISIBLE_DEVICES: cudaVisibleDevices(devices) }
+            : {}),
         },
         cwd: options.cwd ?? process.cwd(),
         logFile: paths.log,
@@ -903,6 +1143,9 @@ export class StudyRunner<Config = unknown> {
       }
     }
 
+    if (this.#options.preemptible && outcome.kind === 'failed') {
+      outcome = await this.#preempted(outcome);
+    }
     const endedAt = this.#clock.date().toISOString();
     if (!directory.holds(held)) {
       // Another runner judged this runner gone and took the run over: the record is theirs.
@@ -919,9 +1162,13 @@ export class StudyRunner<Config = unknown> {
       return 'completed';
     }
     if (outcome.kind === 'stopped') {
+      const reason = this.#interruptReason;
       write({
         status: 'pending',
-        error: { type: 'interrupted', message: 'interrupted; it runs again on resume' },
+        error: {
+          type: reason.type,
+          message: reason.message ?? 'interrupted; it runs again on resume',
+        },
         endedAt,
       });
       return 'interrupted';
@@ -934,6 +1181,28 @@ export class StudyRunner<Config = unknown> {
     this.#logger.warn(`run ${run.key} (${planned.label}) failed: ${error.type}: ${error.message}`);
     write({ status: 'failed', error, endedAt });
     return 'failed';
+  }
+
+  /**
+   * A batch scheduler's SIGTERM reaches the worker and the runner at once (`preemptible`): a
+   * worker ended by a SIGTERM the runner did not send was preempted, and a failure that races
+   * the runner's own `preempted` interrupt is one too. Either way the runner stops.
+   */
+  async #preempted(outcome: ChildOutcome & { kind: 'failed' }): Promise<ChildOutcome> {
+    const stopped: ChildOutcome = {
+      kind: 'stopped',
+      exitCode: outcome.exitCode,
+      signal: outcome.signal,
+    };
+    if (outcome.error.type === 'timeout') return outcome;
+    if (outcome.signal === 'SIGTERM' || outcome.exitCode === WorkerExitCode.terminated) {
+      this.interrupt(SLURM_PREEMPTED);
+      return stopped;
+    }
+    if (this.#interruptReason.type !== 'preempted') {
+      await this.#sleep(PREEMPTION_SETTLE_MS, this.#interruptAbort.signal).catch(() => undefined);
+    }
+    return this.#interruptReason.type === 'preempted' ? stopped : outcome;
   }
 
   /**
@@ -1051,6 +1320,20 @@ export class StudyRunner<Config = unknown> {
       this.#logger.warn(`a ${event} listener threw: ${String(error)}`);
     }
   }
+}
+
+/** The interrupt a batch scheduler's SIGTERM (scancel, time limit, preemption) stands for. */
+export const SLURM_PREEMPTED: InterruptReason = {
+  type: 'preempted',
+  message:
+    'stopped by Slurm (scancel, time limit or preemption) before it ended; it runs again on resume',
+};
+
+/** The Slurm job of a runner, as its runs' results record it. */
+function runSlurm(owner: RunOwner): RunSlurm | undefined {
+  if (!owner.slurm) return undefined;
+  const { jobId, arrayJobId, arrayTaskId, nodeName } = owner.slurm;
+  return { jobId, arrayJobId, arrayTaskId, nodeName };
 }
 
 function describeOwner(owner: RunOwner): string {

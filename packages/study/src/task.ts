@@ -1,4 +1,4 @@
-import type { ResidualCheck, RunDevice } from '@llem/domain';
+import type { ResidualCheck, RunDevice, RunSlurm } from '@llem/domain';
 
 /**
  * What the runner hands a worker child, as JSON in the file named by `LLEM_TASK_FILE`
@@ -42,20 +42,12 @@ export interface WorkerTask<Config = unknown> {
   devices?: RunDevice[];
   /** True when other runs of the study may run at the same time (host-wide energy is shared). */
   parallel?: boolean;
+  /** The Slurm job the runner runs in (job, array job and task, node); the result records it. */
+  slurm?: RunSlurm;
 }
 
 /** The name of the environment variable that holds the task file path. */
 export const TASK_FILE_ENV = 'LLEM_TASK_FILE';
-
-/**
- * The file a failing worker writes instead of a result: `runs/<key>.error.json` beside
- * `runs/<key>.json` (the task's `files.error`).
- */
-export function errorFileFor(resultFile: string): string {
-  return resultFile.endsWith('.json')
-    ? `${resultFile.slice(0, -'.json'.length)}.error.json`
-    : `${resultFile}.error.json`;
-}
 
 /** What a failing worker writes to the error file. */
 export interface WorkerErrorReport {

@@ -1,3 +1,5 @@
+import type { SlurmSettings } from '@llem/domain';
+
 /** The execution fields the runner reads (snake_case, as in the study file). */
 export interface ExecutionSettings {
   cycles?: number;
@@ -9,6 +11,8 @@ export interface ExecutionSettings {
   devices?: ReadonlyArray<number | string> | null;
   /** GPUs each run is given from `devices` (default 1; see `StudyRunner`'s `devicesPerRun`). */
   devices_per_run?: number | null;
+  /** How `submitSlurmStudy` submits the study (`execution.slurm`). */
+  slurm?: SlurmSettings | null;
 }
 
 /** A run's timeout when neither `execution.timeout_s` nor the runner's `timeoutS` gives one. */

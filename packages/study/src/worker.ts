@@ -2,6 +2,22 @@ import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { RunFailureType } from '@llem/domain';
+
+// `@llem/domain`'s RUN_FAILURE_TYPES, spelled out so a worker child does not load the domain
+// package (and zod) to start; a test keeps the two equal.
+export const RUN_FAILURE_TYPE_NAMES = [
+  'timeout',
+  'crash',
+  'spawn',
+  'no-result',
+  'interrupted',
+  'engine',
+  'config',
+  'measurement',
+  'server',
+  'preempted',
+] as const satisfies readonly RunFailureType[];
+
 import { isLlemError } from '@llem/resilience';
 import { publishFileSync, writeJsonAtomicSync } from './internal/atomic';
 import { TASK_FILE_ENV, type WorkerErrorReport, type WorkerMessage, type WorkerTask } from './task';
@@ -74,7 +90,7 @@ export interface DefinedWorker<Config, Result> {
  * Turn a handler into a worker module the runner can fork. When the module runs as a child
  * (`LLEM_TASK_FILE` set), it reads the task, runs the handler, writes the result atomically to
  * `task.resultFile` and exits 0; if the handler throws it writes `{ error: { type, message,
- * stack } }` to `resultFile + '.error.json'` and exits 1. When the runner dies (the IPC channel
+ * stack, code } }` to `task.files.error` (`runs/<key>.error.json`) and exits 1. When the runner dies (the IPC channel
  * closes) or sends SIGTERM, it kills every process group it registered and exits at once: no
  * orphans.
  *
@@ -269,14 +285,17 @@ function describe(error: unknown): WorkerErrorReport['error'] {
 /**
  * The run-failure type (`@llem/domain`'s `RUN_FAILURE_TYPES`) of an error a handler threw: by
  * the `source` of a llem error (`engine`, `config`, `server`, `measurement`; a measurement error
- * with code `CONFIG` or `DATASET_INVALID` is `config`), `crash` for anything else (a bug, a
- * library's own error).
+ * with code `CONFIG` is `config`), `crash` for anything else (a bug, a library's own error).
  *
  * @example
  * failureTypeOf(new LlamaCppEngineError('MODEL_NOT_FOUND', '…')); // 'engine'
  */
 export function failureTypeOf(error: unknown): RunFailureType {
   if (!isLlemError(error)) return 'crash';
+  const own = error.runFailure;
+  if (own !== undefined && (RUN_FAILURE_TYPE_NAMES as readonly string[]).includes(own)) {
+    return own as RunFailureType;
+  }
   switch (error.source) {
     case 'engine':
       return 'engine';
@@ -286,8 +305,7 @@ export function failureTypeOf(error: unknown): RunFailureType {
       return 'config';
     case 'measurement':
     case 'nvml':
-      // A config the harness refused, or a dataset file with bad data: the study's to fix.
-      return error.code === 'CONFIG' || error.code === 'DATASET_INVALID' ? 'config' : 'measurement';
+      return error.code === 'CONFIG' ? 'config' : 'measurement';
     default:
       return 'crash';
   }

@@ -247,6 +247,88 @@ describe('many GPUs: runs in parallel on disjoint device sets', () => {
   });
 });
 
+describe('many runners on one study never share a GPU or an exclusive group', () => {
+  const resume = (studyDir: string, extra: object = {}) =>
+    new StudyRunner({
+      resume: studyDir,
+      workerModule: worker,
+      execArgv: TSX_EXEC_ARGV,
+      env: { ...process.env, LLEM_TEST_LEDGER: ledger },
+      residualCheck: okResidual,
+      resolveDevices: fourGpus,
+      graceMs: 500,
+      ...extra,
+    } as ConstructorParameters<typeof StudyRunner>[0]);
+
+  /** A study on disk with every run pending (its first runner interrupted before any run). */
+  async function pendingStudy(configs: object[], execution: object): Promise<string> {
+    const r = runner(configs, execution);
+    r.interrupt();
+    const summary = await r.run();
+    return summary.studyDir;
+  }
+
+  it('two runners with a 4-GPU pool split the runs without sharing a GPU', async () => {
+    const configs = Array.from({ length: 8 }, (_, id) => ({ behaviour: 'ok', delayMs: 900, id }));
+    const studyDir = await pendingStudy(configs, { devices: [0, 1, 2, 3] });
+    const [a, b] = await Promise.all([resume(studyDir).run(), resume(studyDir).run()]);
+    expect([a.status, b.status]).toContain('completed');
+    const all = spans();
+    expect(all.map((x) => x.key).sort()).toEqual(
+      readManifest(studyDir)
+        .entries.map((e) => e.key)
+        .sort(),
+    );
+    expect(sharedGpus(all)).toEqual([]);
+    expect(maxConcurrent(all)).toBeLessThanOrEqual(4);
+    // Every hold was let go.
+    expect(readdirSync(join(studyDir, 'resources'))).toEqual([]);
+  }, 90_000);
+
+  it('without a pool, two runners never measure one GPU at once; an exclusive group is kept across runners', async () => {
+    const configs = Array.from({ length: 4 }, (_, id) => ({ behaviour: 'ok', delayMs: 500, id }));
+    const studyDir = await pendingStudy(configs, {});
+    const options = {
+      runDevices: () => [0],
+      resolveDevices: undefined,
+    };
+    await Promise.all([resume(studyDir, options).run(), resume(studyDir, options).run()]);
+    const onGpu0 = spans();
+    expect(onGpu0).toHaveLength(4);
+    expect(maxConcurrent(onGpu0)).toBe(1);
+
+    const grouped = await pendingStudy(
+      Array.from({ length: 4 }, (_, id) => ({ behaviour: 'ok', delayMs: 500, id, g: true })),
+      { devices: [0, 1, 2, 3] },
+    );
+    const before = spans().length;
+    const group = { exclusiveGroup: () => 'external server' };
+    await Promise.all([resume(grouped, group).run(), resume(grouped, group).run()]);
+    const inGroup = spans().slice(before);
+    expect(inGroup).toHaveLength(4);
+    expect(maxConcurrent(inGroup)).toBe(1);
+  }, 90_000);
+
+  it('a run whose record cannot be written stops dispatching; the runs going end, then the error is thrown', async () => {
+    const configs = Array.from({ length: 3 }, (_, id) => ({ behaviour: 'ok', delayMs: 700, id }));
+    const studyDir = await pendingStudy(configs, { devices: [0, 1, 2] });
+    const keys = readManifest(studyDir).entries.map((e) => e.key);
+    // A directory where the second run's record goes: writing it fails (EISDIR on rename).
+    const { mkdirSync: mkdir } = await import('node:fs');
+    mkdir(join(studyDir, 'runs', `${keys[1]}.record.json`), { recursive: true });
+    const error = await resume(studyDir)
+      .run()
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(Error);
+    // The others ran to the end and were recorded; nothing is left held.
+    const records = [keys[0], keys[2]].map((k) =>
+      readJson<{ status: string }>(join(studyDir, 'runs', `${k}.record.json`)),
+    );
+    expect(records.map((r) => r.status)).toEqual(['completed', 'completed']);
+    expect(readdirSync(join(studyDir, 'resources'))).toEqual([]);
+  }, 90_000);
+});
+
 const FAKE = [0, 1, 2, 3].map((i) =>
   h100Profile({ uuid: `GPU-0000000${i}-aaaa-bbbb-cccc-dddddddddddd` }),
 );

@@ -20,8 +20,9 @@ import {
   runFiles,
 } from '@llem/domain';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { currentOwner, type LivenessProbe, StudyDirectory } from '../src/directory';
+import { currentOwner, StudyDirectory } from '../src/directory';
 import { StudyError } from '../src/errors';
+import type { LivenessProbe } from '../src/liveness';
 import type { StoredStudy } from '../src/plan';
 import { makePlan, TSX_EXEC_ARGV } from './fixtures/plan';
 import { tempDir } from './helpers';
@@ -154,6 +155,66 @@ describe('StudyDirectory', () => {
     expect(unknown.claimState(key).kind).toBe('live');
   });
 
+  it('a claim from before a reboot, or under a reused pid, is stale though that pid runs', () => {
+    const [key] = keys as [string];
+    const dir = create();
+    const probeWith = (bootId: string, start: string): LivenessProbe => ({
+      host: 'here',
+      isPidAlive: () => true,
+      bootId,
+      processStart: () => start,
+    });
+    dir.claim(key, owner(9, 'here', { bootId: 'boot-a', processStart: '1000' }));
+    const same = new StudyDirectory(dir.dir, { liveness: probeWith('boot-a', '1000') });
+    expect(same.claimState(key).kind).toBe('live');
+    const rebooted = new StudyDirectory(dir.dir, { liveness: probeWith('boot-b', '1000') });
+    expect(rebooted.claimState(key)).toMatchObject({
+      kind: 'stale',
+      why: 'its runner (pid 9) ran before this machine rebooted',
+    });
+    const reused = new StudyDirectory(dir.dir, { liveness: probeWith('boot-a', '2222') });
+    expect(reused.claimState(key)).toMatchObject({
+      kind: 'stale',
+      why: expect.stringContaining('the pid now belongs to another process'),
+    });
+  });
+
+  it('an unreadable claim is trusted while fresh and stale once old', () => {
+    const [key] = keys as [string];
+    const dir = new StudyDirectory(create().dir, { liveness: probe(), staleClaimMs: 60_000 });
+    const file = join(dir.dir, runClaimFile(key, 1));
+    for (const damaged of ['', '{"half":', '{}']) {
+      writeFileSync(file, damaged);
+      expect(dir.claimState(key).kind).toBe('live');
+      const old = new Date(Date.now() - 61_000);
+      utimesSync(file, old, old);
+      expect(dir.claimState(key)).toMatchObject({
+        kind: 'stale',
+        why: 'its claim file is unreadable',
+      });
+    }
+  });
+
+  it('holds a resource for one holder at a time; a gone holder is cleared', () => {
+    const dir = create(probe([1, 2]));
+    const a = dir.holdResource('gpu-GPU-1', 'k_c0', owner(1));
+    expect(a).not.toBeNull();
+    expect(dir.holdResource('gpu-GPU-1', 'k_c1', owner(2))).toBeNull();
+    expect(dir.holdResource('gpu-GPU-2', 'k_c1', owner(2))).not.toBeNull();
+    dir.releaseResource(a!);
+    expect(dir.holdResource('gpu-GPU-1', 'k_c1', owner(2))).not.toBeNull();
+    // A holder whose pid is gone does not block.
+    const gone = create(probe([3]));
+    gone.holdResource('group-x', 'k_c0', owner(4));
+    expect(
+      new StudyDirectory(gone.dir, { liveness: probe([3]) }).holdResource(
+        'group-x',
+        'k_c1',
+        owner(3),
+      ),
+    ).not.toBeNull();
+  });
+
   it('rebuilds each run’s status from records, results and claims', () => {
     const dir = create(probe([42]));
     const [done, died, failed, orphan] = keys as [string, string, string, string];
@@ -265,7 +326,15 @@ describe('StudyDirectory', () => {
         SLURM_ARRAY_TASK_ID: '3',
         SLURMD_NODENAME: 'n1',
       }).slurm,
-    ).toEqual({ jobId: '9', arrayJobId: '8', arrayTaskId: '3', nodeName: 'n1' });
+    ).toEqual({ jobId: '9', arrayJobId: '8', arrayTaskId: '3', nodeName: 'n1', restartCount: 0 });
+    // A requeued job keeps its id; its restart count tells the incarnations apart.
+    expect(currentOwner({ SLURM_JOB_ID: '9', SLURM_RESTART_COUNT: '2' }).slurm).toEqual({
+      jobId: '9',
+      arrayJobId: null,
+      arrayTaskId: null,
+      nodeName: null,
+      restartCount: 2,
+    });
   });
 
   it('of many processes claiming the same runs at once, each run has exactly one winner', async () => {

@@ -1,9 +1,10 @@
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ManifestSchema } from '@llem/domain';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type ResultVerdict, StudyRunner } from '../src/runner';
-import { makePlan } from './fixtures/plan';
+import { makePlan, TSX_EXEC_ARGV } from './fixtures/plan';
 import { okResidual, readManifest, tempDir } from './helpers';
 
 const plainWorker = new URL('./fixtures/plain-worker.mjs', import.meta.url);
@@ -32,6 +33,46 @@ function started(): string[] {
 }
 
 describe('resume verifies every completed run', () => {
+  it('of two resumes at once, the slow one never sets aside a result the other just measured', async () => {
+    const plan = makePlan([{ a: 1 }, { a: 2 }, { a: 3 }]);
+    const env = { ...process.env, LLEM_TEST_LEDGER: ledger };
+    const first = await new StudyRunner({
+      plan,
+      outputDir: tmp.dir,
+      workerModule: plainWorker,
+      residualCheck: okResidual,
+      env,
+    }).run();
+    const [slow, , missing] = plan.runs.map((r) => r.key) as [string, string, string];
+    // The record of the last run says completed, but its result is gone: resume re-runs it.
+    rmSync(join(first.studyDir, 'runs', `${missing}.json`));
+    const before = started().length;
+    const driver = new URL('./fixtures/verify-driver.ts', import.meta.url).pathname;
+    const start = (extra: NodeJS.ProcessEnv) =>
+      new Promise<string>((resolve) => {
+        const child = spawn(process.execPath, [...TSX_EXEC_ARGV, driver, first.studyDir], {
+          env: { ...env, ...extra },
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
+        let out = '';
+        child.stdout.on('data', (c: Buffer) => {
+          out += c.toString();
+        });
+        child.on('exit', () => resolve(out));
+      });
+    // B looks at the study first and takes 3 s over the first result; A re-runs the missing run
+    // meanwhile. When B reaches that run, its look from before is out of date.
+    const b = start({ LLEM_SLOW_KEY: slow, LLEM_SLOW_MS: '3000' });
+    await new Promise((r) => setTimeout(r, 1200));
+    const a = start({});
+    const outputs = await Promise.all([a, b]);
+    expect(outputs.every((o) => o.includes('DONE'))).toBe(true);
+    expect(started().slice(before)).toEqual([missing]);
+    const runs = join(first.studyDir, 'runs');
+    expect(readdirSync(runs).filter((f) => f.includes('.damaged-'))).toEqual([]);
+    expect(readManifest(first.studyDir).counts).toMatchObject({ completed: 3 });
+  }, 60_000);
+
   it('re-runs exactly the runs whose result is deleted, truncated or schema-invalid, and says why', async () => {
     const plan = makePlan([{ a: 1 }, { a: 2 }, { a: 3 }, { a: 4 }]);
     const env = { ...process.env, LLEM_TEST_LEDGER: ledger };

@@ -1,10 +1,9 @@
 import { fork } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LlemError } from '@llem/resilience';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { errorFileFor, TASK_FILE_ENV, type WorkerTask } from '../src/task';
-import { defineWorker, failureTypeOf, WorkerExitCode } from '../src/worker';
+import { TASK_FILE_ENV, type WorkerTask } from '../src/task';
+import { defineWorker, WorkerExitCode } from '../src/worker';
 import { TSX_EXEC_ARGV } from './fixtures/plan';
 import { tempDir } from './helpers';
 
@@ -114,7 +113,6 @@ describe('defineWorker', () => {
     const resultFile = join(tmp.dir, 'runs', 'k_c0.json');
     expect(existsSync(resultFile)).toBe(false);
     const report = JSON.parse(readFileSync(join(tmp.dir, 'runs', 'k_c0.error.json'), 'utf8'));
-    expect(errorFileFor(resultFile)).toBe(join(tmp.dir, 'runs', 'k_c0.error.json'));
     expect(report.error.type).toBe('engine');
     expect(report.error.code).toBe('FIXTURE_REFUSED');
     expect(report.error.message).toBe('the engine refused the config');
@@ -128,17 +126,30 @@ describe('defineWorker', () => {
   }, 30_000);
 });
 
-describe('failureTypeOf', () => {
-  class Measured extends LlemError<string> {
-    readonly source = 'measurement' as const;
-    constructor(readonly code: string) {
-      super(code);
+describe('failureTypeOf: the run-failure type of what a handler throws', () => {
+  it('follows the llem error source, its own override, and calls anything else a crash', async () => {
+    const { RUN_FAILURE_TYPES } = await import('@llem/domain');
+    const { LlemError } = await import('@llem/resilience');
+    const { failureTypeOf, RUN_FAILURE_TYPE_NAMES } = await import('../src/worker');
+    expect([...RUN_FAILURE_TYPE_NAMES]).toEqual([...RUN_FAILURE_TYPES]);
+    class E extends LlemError<string> {
+      constructor(
+        readonly code: string,
+        readonly source: 'engine' | 'measurement' | 'server' | 'config',
+        readonly own?: string,
+      ) {
+        super('x');
+      }
+      override get runFailure(): string | undefined {
+        return this.own;
+      }
     }
-  }
-  it('calls a dataset file with bad data a config failure, other measurement errors measurement', () => {
-    expect(failureTypeOf(new Measured('DATASET_INVALID'))).toBe('config');
-    expect(failureTypeOf(new Measured('CONFIG'))).toBe('config');
-    expect(failureTypeOf(new Measured('ENERGY_UNAVAILABLE'))).toBe('measurement');
-    expect(failureTypeOf(new Error('a bug'))).toBe('crash');
+    expect(failureTypeOf(new E('MODEL_NOT_FOUND', 'engine'))).toBe('engine');
+    expect(failureTypeOf(new E('COMMAND_SPAWN', 'engine', 'config'))).toBe('config');
+    expect(failureTypeOf(new E('DATASET', 'measurement'))).toBe('measurement');
+    expect(failureTypeOf(new E('CONFIG', 'measurement'))).toBe('config');
+    expect(failureTypeOf(new E('DIED', 'server'))).toBe('server');
+    expect(failureTypeOf(new E('X', 'engine', 'not-a-type'))).toBe('engine');
+    expect(failureTypeOf(new TypeError('a bug'))).toBe('crash');
   });
 });

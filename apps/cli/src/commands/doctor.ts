@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { OpenaiExperimentConfig, StudyPlan } from '@llem/domain';
-import { checkOpenAIServer } from '@llem/engines';
+import { type ClientLimit, checkOpenAIServer, measureClientLimit } from '@llem/engines';
 import { DEFAULT_POWERCAP_ROOT, probeRapl } from '@llem/measure';
 import { Nvml, NvmlLibraryError } from '@llem/nvml';
 import { loadStudyFile } from '@llem/study';
@@ -333,12 +333,59 @@ export async function openaiServerChecks(
   return checks;
 }
 
+const perS = (v: number): string => `≈ ${Math.round(v).toLocaleString('en')} req/s`;
+const lagMs = (v: number | null): string => (v === null ? '—' : `${v.toFixed(v < 10 ? 1 : 0)} ms`);
+
+/**
+ * `--client-limit` as a check: how fast this machine's `openai` client sends before it, not the
+ * server, sets the pace. Never blocking (it says what rates to trust, not whether llem works).
+ *
+ * @example
+ * clientLimitCheck(await measureClientLimit()).detail; // 'sends up to ≈ 9,650 req/s (…)'
+ */
+export function clientLimitCheck(limit: ClientLimit): DoctorCheck {
+  const name = 'openai client limit';
+  const tried = limit.steps.map((s) => s.targetRate.toLocaleString('en')).join(', ');
+  if (limit.sustainableRate === null) {
+    return {
+      name,
+      ok: false,
+      detail: `kept none of the rates tried (${tried} req/s) against a local server; ${limit.cpus} CPUs`,
+      hint: 'This machine is too busy to drive an open-loop load: results at any openai.request_rate will carry client-saturated. Stop other work, or run the client elsewhere',
+      blocking: false,
+    };
+  }
+  const lateness =
+    limit.unsaturatedRate === null
+      ? `client lateness p99 above ${limit.maxClientLagMs} ms at every rate (a busy machine)`
+      : `lateness p99 within ${limit.maxClientLagMs} ms up to ${perS(limit.unsaturatedRate)}`;
+  return {
+    name,
+    ok: true,
+    // Every rate tried was kept: the limit is above the highest, not at it.
+    detail: `sends ${limit.steps.at(-1)?.keptRate ? 'at least' : 'up to'} ${perS(limit.sustainableRate)} (target ${limit.sustainableTargetRate!.toLocaleString('en')}, client lag p99 ${lagMs(limit.sustainableLagP99Ms)}); ${lateness}; rates tried ${tried} req/s in ${limit.elapsedS.toFixed(1)} s, ${limit.cpus} CPUs. Runs above it measure the client (client-saturated)`,
+    hint: null,
+    blocking: false,
+  };
+}
+
+/** `--client-limit-rates 500,1000`: positive numbers, else a usage error naming the flag. */
+function parseRates(text: string): number[] {
+  const rates = text.split(',').map((r) => Number(r.trim()));
+  if (rates.length === 0 || rates.some((r) => !(r > 0) || !Number.isFinite(r))) {
+    throw new UsageError(
+      `--client-limit-rates must be a comma-separated list of positive request rates (req/s), e.g. 500,1000,2000; got ${text}`,
+    );
+  }
+  return rates;
+}
+
 /** `llem doctor`: ✓/✗ per check with a hint per failure; exit 1 only when something blocks. */
 export function doctorCommand(ctx: CliContext) {
   return defineCommand({
     command: 'doctor [study]',
     describe:
-      'Check this machine for llem: Node, NVML and GPUs, llama.cpp binaries, RAPL, output dir; with a study file, also each openai server it uses',
+      'Check this machine for llem: Node, NVML and GPUs, llama.cpp binaries, RAPL, output dir; with a study file, also each openai server it uses; with --client-limit, the request rate the openai client sustains here',
     builder: (y) =>
       y
         .positional('study', {
@@ -363,14 +410,26 @@ export function doctorCommand(ctx: CliContext) {
           default: 100,
           describe: 'Residual GPU memory above this is reported',
         })
+        .option('client-limit', {
+          type: 'boolean',
+          default: false,
+          describe:
+            'Also measure how many requests/s the openai client sustains on this machine against a built-in local server (a few seconds)',
+        })
+        .option('client-limit-rates', {
+          type: 'string',
+          describe: 'Target rates (req/s) --client-limit tries, e.g. 500,1000,2000',
+          hidden: true,
+        })
         .option('powercap-root', {
           type: 'string',
           default: DEFAULT_POWERCAP_ROOT,
           hidden: true,
         }),
     handler: async (args) => {
-      // A bad study file is a config error (exit 2) before anything is checked.
+      // A bad study file or flag is an error (exit 2) before anything is checked.
       const study = args.study ? await loadStudyFile(args.study, { cwd: ctx.cwd }) : null;
+      const rates = args.clientLimitRates ? parseRates(args.clientLimitRates) : undefined;
       const checks = runDoctorChecks({
         env: ctx.env,
         outputDir: resolve(ctx.cwd, args.output),
@@ -389,9 +448,37 @@ export function doctorCommand(ctx: CliContext) {
           })),
         );
       }
+      let clientLimit: ClientLimit | null = null;
+      if (args.clientLimit) {
+        const measured = await measureClientLimit({
+          ...(rates ? { rates } : {}),
+          onStep: (step) => {
+            if (args.json) return;
+            const d = step.dispatch;
+            ctx.stderr.write(
+              `  client limit: target ${step.targetRate.toLocaleString('en')} req/s → sent ${Math.round(d.achievedSendRate ?? 0).toLocaleString('en')} req/s, client lag p99 ${lagMs(d.clientLagMs?.p99 ?? null)}${step.keptRate ? '' : ' (not kept)'}\n`,
+            );
+          },
+          // A measurement that could not run is a failed check, not a crash of the doctor.
+        }).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
+        if (measured instanceof Error) {
+          checks.push({
+            name: 'openai client limit',
+            ok: false,
+            detail: `could not measure: ${measured.message}`,
+            hint: 'The built-in local server did not answer as expected; run again with -v and report it',
+            blocking: false,
+          });
+        } else {
+          clientLimit = measured;
+          checks.push(clientLimitCheck(measured));
+        }
+      }
       const blocking = checks.filter((c) => !c.ok && c.blocking);
       if (args.json) {
-        ctx.stdout.write(`${JSON.stringify({ ok: blocking.length === 0, checks }, null, 2)}\n`);
+        ctx.stdout.write(
+          `${JSON.stringify({ ok: blocking.length === 0, checks, ...(clientLimit ? { clientLimit } : {}) }, null, 2)}\n`,
+        );
       } else {
         for (const c of checks) {
           ctx.stdout.write(`${c.ok ? '✓' : '✗'} ${c.name}: ${c.detail}\n`);

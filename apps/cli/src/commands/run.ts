@@ -13,6 +13,7 @@ import {
   writeStudyReport,
 } from '@llem/report';
 import {
+  DEFAULT_OUTPUT_DIR,
   handleSigint,
   type SignalSource,
   STUDY_EVENT_NAMES,
@@ -29,6 +30,7 @@ import { addFileTransport } from '../logger';
 import { createProgressDisplay, listenForEnter } from '../progress';
 import { cliVersion } from '../version';
 import { prepareRun, type RunSetup } from './run/preflight';
+import { runWithSlurm, slurmRunOptions } from './run/slurm';
 import { printSummary, summariseStudy } from './run/summary';
 import { workerModuleFor } from './run/worker-module';
 
@@ -56,13 +58,13 @@ export interface RunCommandOptions {
 }
 
 function runBuilder(y: Argv<GlobalArgs>) {
-  return y
+  // --executor, --wait and the execution.slurm flags: run/slurm.ts
+  return slurmRunOptions(y)
     .positional('file', { type: 'string', describe: 'Study file (YAML or JSON)' })
     .option('output', {
       alias: 'o',
       type: 'string',
-      default: './results',
-      describe: 'Where study directories are created',
+      describe: 'Where study directories are created [default: "./results"]',
     })
     .option('resume', { type: 'string', describe: 'Continue the study in this directory' })
     .option('force', {
@@ -86,6 +88,10 @@ function runBuilder(y: Argv<GlobalArgs>) {
         throw new UsageError('--force only applies with --resume STUDY_DIR');
       if (a.dryRun && a.resume !== undefined)
         throw new UsageError('--dry-run shows the plan of a study file; it does not resume');
+      if (a.output !== undefined && a.resume !== undefined)
+        throw new UsageError(
+          '--output names where new studies go; a resumed study stays where it is',
+        );
       return true;
     });
 }
@@ -110,6 +116,8 @@ export function runCommand(
     handler: async (args) => {
       const setup = await prepareRun(args, ctx);
       if (args.dryRun) return printPlan(setup, args.json, ctx);
+      // Slurm: submit job arrays instead of running here (run/slurm.ts).
+      if (args.executor === 'slurm') return runWithSlurm(setup, args, ctx, options.signals);
       const runner = createRunner(setup, args, ctx);
       const quiet = args.json || args.quiet;
       const sink = quiet ? () => undefined : (options.progress ?? createProgressDisplay)(ctx);
@@ -132,8 +140,8 @@ export function runCommand(
           if (quiet && count > 1) return;
           ctx.stderr.write(
             count === 1
-              ? '\nStopping: the current run is ended cleanly and runs again on resume… (Ctrl-C again to kill it now)\n'
-              : '\nKilling the current run now.\n',
+              ? '\nStopping: the running run(s) end cleanly and run again on resume… (Ctrl-C again to kill now)\n'
+              : '\nKilling the running run(s) now.\n',
           );
         },
       });
@@ -150,10 +158,15 @@ export function runCommand(
       const result = summariseStudy(summary, study ?? (await loadStudy(summary.studyDir)));
       if (args.json) ctx.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       else printSummary(ctx, result, ctx.cwd);
-      if (summary.status === 'interrupted') {
+      const where = relative(ctx.cwd, summary.studyDir) || '.';
+      if (summary.status === 'running') {
+        // This runner is done; others (another terminal, Slurm tasks) still hold runs.
         ctx.stderr.write(
-          `Interrupted. Resume with: ${ctx.invocation} run --resume ${relative(ctx.cwd, summary.studyDir) || '.'}\n`,
+          `Other runners still work on this study (${result.statusText}). Follow them with: ${ctx.invocation} results show ${where}; join them with: ${ctx.invocation} run --resume ${where}\n`,
         );
+      }
+      if (summary.status === 'interrupted') {
+        ctx.stderr.write(`Interrupted. Resume with: ${ctx.invocation} run --resume ${where}\n`);
         ctx.exitCode = ExitCode.interrupted;
       } else if (summary.counts.failed > 0) {
         ctx.exitCode = ExitCode.failure;
@@ -212,11 +225,15 @@ function createRunner(
     });
   }
   if (!setup.plan) throw new UsageError('name a study file, or --resume STUDY_DIR');
-  return new StudyRunner({ ...common, plan: setup.plan, outputDir: resolve(ctx.cwd, args.output) });
+  return new StudyRunner({
+    ...common,
+    plan: setup.plan,
+    outputDir: resolve(ctx.cwd, args.output ?? DEFAULT_OUTPUT_DIR),
+  });
 }
 
 /** What the CLI keeps in a new study directory: resume state, the file as written, skipped configs. */
-function writeStudyFiles(studyDir: string, setup: RunSetup, ctx: CliContext): void {
+export function writeStudyFiles(studyDir: string, setup: RunSetup, ctx: CliContext): void {
   writeFileSync(
     join(studyDir, STUDY_FILES.cliState),
     `${JSON.stringify({ baseDir: setup.baseDir }, null, 2)}\n`,
@@ -241,7 +258,7 @@ function writeStudyFiles(studyDir: string, setup: RunSetup, ctx: CliContext): vo
  * warning for a model or dataset file replaced between runs. A report problem never fails the
  * study: the measurements are safe on disk.
  */
-async function writeReport(
+export async function writeReport(
   summary: StudySummary,
   ctx: CliContext,
 ): Promise<LoadedStudy | undefined> {

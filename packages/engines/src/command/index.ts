@@ -37,6 +37,12 @@ export interface CommandEngineOptions {
    * SIGKILLed. (This process's own exit kills the group in any case.)
    */
   onProcessGroup?: (pgid: number) => void;
+  /**
+   * Variables the program gets whatever its config says, set last (over `command.env`, also
+   * with `inherit_env: false`): the run's GPU assignment, `CUDA_VISIBLE_DEVICES`, in a study
+   * with `execution.devices`, so the program never escapes the GPUs it is measured on.
+   */
+  env?: Readonly<Record<string, string>>;
 }
 
 /** Error codes the `command` engine throws. */
@@ -53,6 +59,11 @@ export type CommandEngineErrorCode =
 export class CommandEngineError extends LlemError<CommandEngineErrorCode> {
   override readonly name = 'EngineError';
   readonly source = 'engine' as const;
+
+  /** A program that cannot be started or configured is the config's fault (`config`). */
+  override get runFailure(): string | undefined {
+    return this.code === 'COMMAND_CONFIG' || this.code === 'COMMAND_SPAWN' ? 'config' : undefined;
+  }
   constructor(
     message: string,
     readonly code: CommandEngineErrorCode,
@@ -248,6 +259,7 @@ export function createCommandEngine(
             env: {
               ...(s.inherit_env === false ? {} : inheritedEnv()),
               ...(s.env ?? {}),
+              ...(options.env ?? {}),
               LLEM_CONFIG_FILE: configFile,
               LLEM_REQUESTS_FILE: requestsFile,
             },

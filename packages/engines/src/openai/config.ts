@@ -52,6 +52,8 @@ export interface ResolvedOpenAIConfig {
   /** How long `load()` waits for the server to answer (`openai.ready_timeout_s`). */
   readyTimeoutMs: number;
   ignoreEos: boolean;
+  /** Open loop: the `client-saturated` threshold on the client's p99 lateness (`openai.max_client_lag_ms`). */
+  maxClientLagMs: number;
   steadyState: boolean;
   maxFailureRate: number;
   slo: { ttftMs: number | null; itlMs: number | null; e2eMs: number | null } | null;
@@ -112,6 +114,7 @@ export function resolveOpenAIConfig(config: OpenAIEngineConfig): ResolvedOpenAIC
     requestTimeoutMs: section.request_timeout_s * 1000,
     readyTimeoutMs: section.ready_timeout_s * 1000,
     ignoreEos: section.ignore_eos,
+    maxClientLagMs: section.max_client_lag_ms,
     steadyState: section.steady_state,
     maxFailureRate: section.max_failure_rate,
     slo: slo.ttftMs !== null || slo.itlMs !== null || slo.e2eMs !== null ? slo : null,

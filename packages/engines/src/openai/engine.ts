@@ -2,6 +2,7 @@ import { setMaxListeners } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import { performance } from 'node:perf_hooks';
+import type { DispatchSummary } from '@llem/domain';
 import { type Logger, noopLogger } from '@llem/resilience';
 import type {
   Engine,
@@ -20,8 +21,9 @@ import {
   type ResolvedOpenAIConfig,
   resolveOpenAIConfig,
 } from './config';
+import { type DispatchStats, dispatchStats } from './dispatch';
 import { OpenAIEngineError, type OpenAIEngineErrorCode } from './errors';
-import { runLoad } from './load';
+import { type LoadResult, runLoad } from './load';
 import { errorsByType, goodput, serverTimingsSummary, steadyStateWindow } from './metrics';
 import { type HttpAnswer, type ReadyTransport, type ServerProblem, waitForServer } from './ready';
 import { type StreamedRecord, type StreamTarget, streamRequest } from './stream';
@@ -143,9 +145,20 @@ class OpenAIEngine implements Engine {
     const cap = this.#socketCap();
     this.#agent?.destroy();
     this.#freshAgent?.destroy();
-    // keep-alive: a new TCP connection per request would add a handshake to every TTFT.
-    // maxSockets follows the load mode so the agent never queues requests behind our back.
-    const options: http.AgentOptions = { keepAlive: true, maxSockets: cap, scheduling: 'lifo' };
+    // The pool policy (README, "Connections and retries"): keep-alive, because a new TCP
+    // connection per request adds a handshake to every TTFT and costs the client about twice the
+    // CPU of a reused one. maxSockets follows the load mode (the closed-loop concurrency or
+    // max_concurrency, else unlimited) so the agent never queues a request behind our back, and
+    // maxFreeSockets matches it: Node's default of 256 would close the connections a burst
+    // opened as soon as it drained, and the next burst would open them again. LIFO hands out the
+    // most recently used socket, so the set in use stays as small as the load allows and idle
+    // ones age out (the server's keep-alive timeout closes them).
+    const options: http.AgentOptions = {
+      keepAlive: true,
+      maxSockets: cap,
+      maxFreeSockets: cap,
+      scheduling: 'lifo',
+    };
     const https_ = new URL(baseUrl).protocol === 'https:';
     this.#agent = https_ ? new https.Agent(options) : new http.Agent(options);
     // Retries after a connection failed before any answer go through this one: a fresh socket
@@ -299,19 +312,23 @@ class OpenAIEngine implements Engine {
 
   async #drive(requests: EngineRequest[]): Promise<{
     records: StreamedRecord[];
-    issueLagMs: number[];
-    schedule: number[] | null;
+    dispatch: DispatchSummary | null;
+    /** The load the requests went out under: the config's, or a trace's schedule. */
+    load: { mode: ResolvedOpenAIConfig['mode']; details: Record<string, unknown> };
     startedAt: number;
     endedAt: number;
   }> {
     const target = this.#target();
     const bodies = requests.map((r) => this.#body(r));
     // A trace's send times replace the load mode's arrivals (EngineRequest.sendAtMs). Its
-    // requests leave at their times whatever is in flight, so the pool must not hold them back
-    // at the closed loop's socket cap.
+    // requests leave at their times whatever is in flight, so the pool must neither hold them
+    // back at the closed loop's socket cap nor close what a burst opened.
     const schedule = sendTimes(requests);
-    if (schedule !== null && this.#agent !== null)
+    if (schedule !== null && this.#agent !== null) {
       this.#agent.maxSockets = Number.POSITIVE_INFINITY;
+      this.#agent.maxFreeSockets = Number.POSITIVE_INFINITY;
+    }
+    const mode = schedule === null ? this.config.mode : traceMode(schedule);
     // One abort listener per in-flight request: on a private signal, so hundreds of concurrent
     // streams neither trip Node's listener-leak warning nor pile listeners on the caller's signal.
     const run = new AbortController();
@@ -334,7 +351,7 @@ class OpenAIEngine implements Engine {
       run.signal,
     );
     const startedAt = performance.now();
-    const { records, issueLagMs } = await runLoad(
+    const load = await runLoad(
       requests.length,
       this.config.mode,
       send,
@@ -342,7 +359,17 @@ class OpenAIEngine implements Engine {
       schedule,
     ).finally(() => this.#signal.removeEventListener('abort', forward));
     if (this.#signal.aborted) throw this.#signal.reason;
-    return { records, issueLagMs, schedule, startedAt, endedAt: performance.now() };
+    const endedAt = performance.now();
+    return {
+      records: load.records,
+      dispatch: openLoopDispatch(load, { ...this.config, mode }),
+      load: {
+        mode,
+        details: schedule === null ? loadModeDetails(this.config) : traceDetails(schedule),
+      },
+      startedAt,
+      endedAt,
+    };
   }
 
   /**
@@ -381,7 +408,7 @@ class OpenAIEngine implements Engine {
   }
 
   async run(requests: EngineRequest[]): Promise<WorkloadOutcome> {
-    const { records, issueLagMs, schedule, startedAt, endedAt } = await this.#drive(requests);
+    const { records, dispatch, load, startedAt, endedAt } = await this.#drive(requests);
     const failed = records.filter((r) => r.error !== undefined);
     const errors = errorsByType(records);
     const failureRate = records.length === 0 ? 0 : failed.length / records.length;
@@ -399,13 +426,13 @@ class OpenAIEngine implements Engine {
         `openai engine: ${failed.length} of ${records.length} requests failed (${JSON.stringify(errors)}), within openai.max_failure_rate ${this.config.maxFailureRate}`,
       );
     }
-    return this.#outcome(records, issueLagMs, schedule, startedAt, endedAt, errors);
+    return this.#outcome(records, dispatch, load, startedAt, endedAt, errors);
   }
 
   #outcome(
     records: StreamedRecord[],
-    issueLagMs: number[],
-    schedule: number[] | null,
+    dispatch: DispatchSummary | null,
+    load: { mode: ResolvedOpenAIConfig['mode']; details: Record<string, unknown> },
     startedAt: number,
     endedAt: number,
     errors: Record<string, number>,
@@ -438,11 +465,8 @@ class OpenAIEngine implements Engine {
     const source: TokenCountSource =
       succeeded > 0 && withUsage === succeeded ? 'server-usage' : 'counted-chunks';
     const durationS = (endedAt - startedAt) / 1000;
-    // A trace is an open loop on its own schedule: no target concurrency for the steady state.
-    const mode: ResolvedOpenAIConfig['mode'] =
-      schedule === null ? this.config.mode : traceMode(schedule);
     const extra: Record<string, unknown> = {
-      load: schedule === null ? loadModeDetails(this.config) : traceDetails(schedule),
+      load: load.details,
       workloadWindow: { startMs: startedAt, endMs: endedAt, durationS },
       // The harness divides this by the window for requests/s: completed requests only.
       requestCount: succeeded,
@@ -466,8 +490,9 @@ class OpenAIEngine implements Engine {
         requestsWithUntimedTokens: mismatched,
         inputTokensKnown: records.every((r) => r.error !== undefined || r.inputTokens !== null),
       },
-      issueLagMs: issueLagMs.length === 0 ? null : summary(issueLagMs),
-      steadyState: this.config.steadyState ? steadyStateWindow(records, mode) : null,
+      // Open loop: how the arrival schedule was kept (replaces the former `issueLagMs`).
+      dispatch,
+      steadyState: this.config.steadyState ? steadyStateWindow(records, load.mode) : null,
       goodput: this.config.slo === null ? null : goodput(records, this.config.slo, durationS),
       serverTimings: serverTimingsSummary(records),
     };
@@ -505,8 +530,37 @@ function toRequestRecord(r: StreamedRecord): RequestRecord {
   if (r.tokenSource !== undefined) record.tokenSource = r.tokenSource;
   if (r.retries !== undefined) record.retries = r.retries;
   if (r.serverTimings !== undefined) record.serverTimings = r.serverTimings;
+  if (r.scheduledAt !== undefined) record.scheduledAt = r.scheduledAt;
+  if (r.clientLagMs !== undefined) record.clientLagMs = r.clientLagMs;
+  if (r.connectionWaitMs !== undefined) record.connectionWaitMs = r.connectionWaitMs;
   if (r.error !== undefined) record.error = r.error;
   return record;
+}
+
+/** `extra.load` of a trace replay: the send schedule replaced the configured mode. */
+function traceDetails(schedule: readonly number[]): Record<string, unknown> {
+  const spanMs = schedule.length > 0 ? (schedule[schedule.length - 1] as number) : 0;
+  return {
+    mode: 'trace',
+    requests: schedule.length,
+    spanS: spanMs / 1000,
+    meanRequestRate: spanMs > 0 ? (schedule.length - 1) / (spanMs / 1000) : null,
+  };
+}
+
+/**
+ * The open-loop mode a trace amounts to: its mean rate and no slot cap, for the dispatch summary
+ * (target rate) and the steady state (the arrivals rule).
+ */
+function traceMode(schedule: readonly number[]): ResolvedOpenAIConfig['mode'] {
+  const spanMs = schedule.length > 0 ? (schedule[schedule.length - 1] as number) : 0;
+  return {
+    kind: 'request_rate',
+    requestRate: spanMs > 0 ? (schedule.length - 1) / (spanMs / 1000) : schedule.length,
+    burstiness: 1,
+    arrivalSeed: 0,
+    maxConcurrency: null,
+  };
 }
 
 function loadModeDetails(config: ResolvedOpenAIConfig): Record<string, unknown> {
@@ -522,29 +576,6 @@ function loadModeDetails(config: ResolvedOpenAIConfig): Record<string, unknown> 
       };
 }
 
-/** `extra.load` of a trace replay: the send schedule replaced the configured mode. */
-function traceDetails(schedule: readonly number[]): Record<string, unknown> {
-  const spanMs = schedule.length > 0 ? (schedule[schedule.length - 1] as number) : 0;
-  return {
-    mode: 'trace',
-    requests: schedule.length,
-    spanS: spanMs / 1000,
-    meanRequestRate: spanMs > 0 ? (schedule.length - 1) / (spanMs / 1000) : null,
-  };
-}
-
-/** The open-loop mode a trace amounts to (for the steady-state rule: arrivals, no cap). */
-function traceMode(schedule: readonly number[]): ResolvedOpenAIConfig['mode'] {
-  const spanMs = schedule.length > 0 ? (schedule[schedule.length - 1] as number) : 0;
-  return {
-    kind: 'request_rate',
-    requestRate: spanMs > 0 ? (schedule.length - 1) / (spanMs / 1000) : schedule.length,
-    burstiness: 1,
-    arrivalSeed: 0,
-    maxConcurrency: null,
-  };
-}
-
 function peakInFlight(records: readonly RequestRecord[]): number {
   const events: Array<[number, number]> = [];
   for (const r of records) events.push([r.startedAt, 1], [r.endedAt, -1]);
@@ -558,14 +589,37 @@ function peakInFlight(records: readonly RequestRecord[]): number {
   return peak;
 }
 
-function summary(values: number[]): { mean: number; max: number } {
-  let sum = 0;
-  let max = 0;
-  for (const v of values) {
-    sum += v;
-    if (v > max) max = v;
-  }
-  return { mean: sum / values.length, max };
+/**
+ * Stamps each record of an open-loop run with its scheduled time, the client's lateness and its
+ * connection wait (slot wait + time to open a new connection), and sums them up as
+ * `extra.dispatch`; `null` in closed loop.
+ */
+function openLoopDispatch(load: LoadResult, config: ResolvedOpenAIConfig): DispatchSummary | null {
+  const report = load.dispatch;
+  const mode = config.mode;
+  if (report === null || mode.kind !== 'request_rate') return null;
+  const connectMs = new Float64Array(report.results.length);
+  let opened = 0;
+  let reused = 0;
+  report.results.forEach((record, i) => {
+    if (record === undefined) return;
+    const scheduled = report.scheduledAt[i]!;
+    const ready = report.readyAt[i]!;
+    const connect =
+      record.connectedAt === null ? 0 : Math.max(0, record.connectedAt - record.startedAt);
+    connectMs[i] = connect;
+    if (record.newConnection) opened++;
+    else reused++;
+    record.scheduledAt = scheduled;
+    record.clientLagMs = Math.max(0, report.issuedAt[i]! - ready);
+    record.connectionWaitMs = Math.max(0, ready - scheduled) + connect;
+  });
+  const stats: DispatchStats = dispatchStats(report, {
+    targetRate: mode.requestRate,
+    maxConcurrency: mode.maxConcurrency,
+    connectionWaitMs: connectMs,
+  });
+  return { ...stats, maxClientLagMs: config.maxClientLagMs, connections: { opened, reused } };
 }
 
 /** What `checkOpenAIServer` found. */

@@ -1,5 +1,7 @@
 export type { ArrivalOptions, Random } from './arrivals';
 export { arrivalSchedule, interArrivalGenerator, seededRandom } from './arrivals';
+export type { ClientLimit, ClientLimitOptions, ClientLimitStep } from './client-limit';
+export { measureClientLimit } from './client-limit';
 export type {
   OpenAIConfig,
   OpenAIDecoder,
@@ -7,6 +9,13 @@ export type {
   ResolvedOpenAIConfig,
 } from './config';
 export { resolveOpenAIConfig } from './config';
+export type {
+  DispatchOptions,
+  DispatchReport,
+  DispatchStats,
+  DispatchTicket,
+} from './dispatch';
+export { dispatch, dispatchStats, waitStats } from './dispatch';
 export type { OpenAIEngineOptions, OpenAIServerCheck, StartupRetryOptions } from './engine';
 export { checkOpenAIServer, createOpenAIEngine } from './engine';
 export type { OpenAIEngineErrorCode } from './errors';

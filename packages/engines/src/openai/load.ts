@@ -1,6 +1,6 @@
-import { performance } from 'node:perf_hooks';
 import { arrivalSchedule } from './arrivals';
 import type { ResolvedOpenAIConfig } from './config';
+import { type DispatchReport, dispatch } from './dispatch';
 import type { StreamedRecord } from './stream';
 
 /** Sends request `index` of the workload and resolves with its record (never rejects). */
@@ -9,8 +9,11 @@ export type SendFn = (index: number) => Promise<StreamedRecord>;
 export interface LoadResult {
   /** One record per request issued, in workload order; requests never issued are absent. */
   records: StreamedRecord[];
-  /** Open loop only: how late each request left versus its scheduled arrival (ms). */
-  issueLagMs: number[];
+  /**
+   * Open loop: when each request was due, could go, and went (indexed by workload position);
+   * `null` in closed loop.
+   */
+  dispatch: DispatchReport<StreamedRecord> | null;
 }
 
 /**
@@ -31,74 +34,12 @@ async function closedLoop(n: number, concurrency: number, send: SendFn, signal: 
 }
 
 /**
- * Open loop: request i leaves at `offsets[i]` ms after the start whatever the server is doing,
- * which is what a real user population does. With `maxConcurrency`, arrivals wait for a free
- * slot and the wait shows up in `issueLagMs`; `startedAt` is when the request actually left.
- */
-async function openLoop(
-  offsets: readonly number[],
-  maxConcurrency: number | null,
-  send: SendFn,
-  signal: AbortSignal,
-) {
-  const n = offsets.length;
-  const records: (StreamedRecord | undefined)[] = new Array(n);
-  const issueLagMs: number[] = [];
-  const pending: Promise<void>[] = [];
-  const cap = maxConcurrency ?? Number.POSITIVE_INFINITY;
-  let inFlight = 0;
-  const waiters: (() => void)[] = [];
-  const t0 = performance.now();
-  for (let i = 0; i < n; i++) {
-    if (signal.aborted) break;
-    const due = t0 + offsets[i]!;
-    // Node's timers keep whole-millisecond time, so one can fire up to ~1 ms before the
-    // fractional due time: re-read the clock after each wake and sleep again if it is early.
-    // An arrival due within 1 ms goes out in this tick. A wait past setTimeout's 2^31−1 ms
-    // range would become a 1 ms timer (and a warning per wake), so it is slept in pieces.
-    for (let wait = due - performance.now(); wait > 1 && !signal.aborted; ) {
-      await delay(Math.min(wait, MAX_TIMEOUT_MS), signal);
-      wait = due - performance.now();
-    }
-    while (inFlight >= cap && !signal.aborted) {
-      await new Promise<void>((resolve) => waiters.push(resolve));
-    }
-    if (signal.aborted) break;
-    issueLagMs.push(Math.max(0, performance.now() - due));
-    inFlight++;
-    const index = i;
-    pending.push(
-      send(index).then((record) => {
-        records[index] = record;
-        inFlight--;
-        waiters.shift()?.();
-      }),
-    );
-  }
-  await Promise.all(pending);
-  return { records, issueLagMs };
-}
-
-/** The longest delay `setTimeout` takes as given (2^31 − 1 ms, about 24.8 days). */
-const MAX_TIMEOUT_MS = 2 ** 31 - 1;
-
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
-
-/**
- * Drives `n` requests under the configured load mode and collects their records. A `schedule`
- * (a trace's send times, ms from the start, one per request) replaces the mode's arrivals: each
- * request leaves at its time through the open loop (`max_concurrency` does not apply: a trace
- * leaves `request_rate` unset).
+ * Drives `n` requests under the configured load mode and collects their records. Open loop goes
+ * through {@link dispatch}: request i leaves at its seeded arrival time whatever the server is
+ * doing (what a real user population does), waiting only for a `max_concurrency` slot. A
+ * `schedule` (a trace's send times, ms from the start, one per request: `EngineRequest.sendAtMs`)
+ * replaces the mode's arrivals and goes through the same dispatcher, with no slot cap (a trace
+ * leaves `request_rate`, and so `max_concurrency`, unset).
  *
  * @example
  * const { records } = await runLoad(32, { kind: 'concurrency', concurrency: 4 }, send, signal);
@@ -110,21 +51,34 @@ export async function runLoad(
   signal: AbortSignal,
   schedule: readonly number[] | null = null,
 ): Promise<LoadResult> {
-  if (schedule !== null) {
-    const { records, issueLagMs } = await openLoop(schedule.slice(0, n), null, send, signal);
-    return { records: records.filter(isRecord), issueLagMs };
+  const open = openLoopPlan(n, mode, schedule);
+  if (open === null) {
+    // Closed loop (openLoopPlan is null only for the concurrency mode).
+    const concurrency = mode.kind === 'concurrency' ? mode.concurrency : 1;
+    const records = await closedLoop(n, concurrency, send, signal);
+    return { records: records.filter(isRecord), dispatch: null };
   }
-  if (mode.kind === 'concurrency') {
-    const records = await closedLoop(n, mode.concurrency, send, signal);
-    return { records: records.filter(isRecord), issueLagMs: [] };
-  }
+  const report = await dispatch(open.offsets, (ticket) => send(ticket.index), {
+    maxConcurrency: open.maxConcurrency,
+    signal,
+  });
+  return { records: report.results.filter(isRecord), dispatch: report };
+}
+
+/** The open loop's send times and slot cap: the trace's, or the seeded arrivals'; `null` in closed loop. */
+function openLoopPlan(
+  n: number,
+  mode: ResolvedOpenAIConfig['mode'],
+  schedule: readonly number[] | null,
+): { offsets: readonly number[]; maxConcurrency: number | null } | null {
+  if (schedule !== null) return { offsets: schedule.slice(0, n), maxConcurrency: null };
+  if (mode.kind === 'concurrency') return null;
   const offsets = arrivalSchedule(n, {
     rate: mode.requestRate,
     burstiness: mode.burstiness,
     seed: mode.arrivalSeed,
   });
-  const { records, issueLagMs } = await openLoop(offsets, mode.maxConcurrency, send, signal);
-  return { records: records.filter(isRecord), issueLagMs };
+  return { offsets, maxConcurrency: mode.maxConcurrency };
 }
 
 function isRecord(value: StreamedRecord | undefined): value is StreamedRecord {

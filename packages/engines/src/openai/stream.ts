@@ -32,6 +32,14 @@ export interface StreamedRecord extends RequestRecord {
   timedTokens: number;
   /** `true` when per-chunk token counts came from running usage (vLLM continuous usage). */
   perChunkUsage: boolean;
+  /**
+   * When the attempt that got the answer had a connection to write on (monotonic ms): its start
+   * when it reused a kept-alive socket, the socket's `connect` when it opened one; `null` when
+   * no attempt got that far. `connectedAt − startedAt` is the request's connection wait.
+   */
+  connectedAt: number | null;
+  /** Whether the attempt that got the answer opened a new connection. */
+  newConnection: boolean;
 }
 
 /** Everything one streamed request needs; built once per run so the hot path allocates little. */
@@ -115,6 +123,8 @@ export function streamRequest(
     let finalUsage: Usage | null = null;
     let timings: ServerTimings | undefined;
     let retries = 0;
+    let connectedAt: number | null = null;
+    let newConnection = false;
     let sawDone = false;
     let sawFinish = false;
     let now = startedAt;
@@ -140,6 +150,8 @@ export function streamRequest(
           timings,
           retries,
           failure,
+          connectedAt,
+          newConnection,
         }),
       );
     };
@@ -281,12 +293,30 @@ export function streamRequest(
     /** One attempt: the pooled agent first, a fresh connection for each retry. */
     const send = (): void => {
       let responded = false;
+      const attemptAt = performance.now();
       const attempt = transport.request(target.url, {
         method: 'POST',
         agent: retries === 0 ? target.agent : target.freshAgent,
         headers: target.headers,
       });
       req = attempt;
+      // The agent hands over a free kept-alive socket synchronously; anything else is a new
+      // connection, ready at its `connect` event, or `secureConnect` once TLS is set up (the
+      // connection wait). A new socket is handed over a tick after its creation, before any
+      // handshake could finish, so waiting for the event is never too late.
+      newConnection = !attempt.reusedSocket;
+      connectedAt = newConnection ? null : attemptAt;
+      if (newConnection) {
+        const ready = target.url.protocol === 'https:' ? 'secureConnect' : 'connect';
+        attempt.once('socket', (socket) => {
+          if (attempt !== req) return;
+          if (ready === 'connect' && !socket.connecting) connectedAt = performance.now();
+          else
+            socket.once(ready, () => {
+              if (attempt === req) connectedAt = performance.now();
+            });
+        });
+      }
       attempt.on('error', (error: NodeJS.ErrnoException) => {
         if (attempt !== req || failure !== null || settled) return;
         // No response byte yet: the server never answered this request, so sending it again
@@ -329,6 +359,8 @@ interface RecordParts {
   timings: ServerTimings | undefined;
   retries: number;
   failure: RequestFailure | null;
+  connectedAt: number | null;
+  newConnection: boolean;
 }
 
 /** llama-server's `timings` block, or `undefined` when it holds none of the known fields. */
@@ -393,6 +425,8 @@ function buildRecord(parts: RecordParts): StreamedRecord {
     usageReported,
     timedTokens,
     perChunkUsage,
+    connectedAt: parts.connectedAt,
+    newConnection: parts.newConnection,
   };
   if (parts.timings !== undefined) record.serverTimings = parts.timings;
   if (failure !== null) record.error = { type: failure.type, message: failure.message };

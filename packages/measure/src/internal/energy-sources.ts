@@ -53,7 +53,8 @@ export async function openEnergySources(
         `energy.backend is nvml but NVML is not usable: ${opened.reason}. Use backend auto or none to run without GPU energy`,
         'ENERGY_UNAVAILABLE',
       );
-    } else if (energy.backend === 'auto') notes.push(`NVML: ${opened.reason}`);
+    } else if (energy.backend === 'auto')
+      notes.push(/^NVML\b/.test(opened.reason) ? opened.reason : `NVML: ${opened.reason}`);
   }
   const channels: EnergyChannel[] = [];
   if (probe && (energy.backend === 'auto' || energy.backend === 'nvml')) {

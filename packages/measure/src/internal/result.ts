@@ -7,7 +7,9 @@ import {
   type RunInputs,
   type RunResult,
   RunResultSchema,
+  type RunSlurm,
   type RunWarning,
+  readDispatchSummary,
 } from '@llem/domain';
 import type { EngineInfo } from '@llem/engines';
 import type { Workload } from '../dataset';
@@ -23,7 +25,7 @@ import {
 import { measuredRequests } from '../requests';
 import { steadyStateEnergy, steadyStateSpan } from '../steady-state';
 import type { WarmupOutcome } from '../warmup';
-import { measurementWarnings, type WarningThresholds } from '../warnings';
+import { clientSaturationWarning, measurementWarnings, type WarningThresholds } from '../warnings';
 import { combineEnergy } from './energy-total';
 import type { WindowRecording } from './window';
 import { workloadSummary } from './workload';
@@ -47,6 +49,8 @@ export interface ResultInput {
   warnings: readonly RunWarning[];
   residualCheck: ResidualCheck | null;
   devices: RunDevice[] | undefined;
+  /** The Slurm job the run was measured in, when it was. */
+  slurm?: RunSlurm | undefined;
   maxRss: number;
   intervalMs: number;
   thresholds: WarningThresholds;
@@ -90,6 +94,9 @@ export function buildResult(input: ResultInput): {
     });
 
   // --- requests and quality warnings --------------------------------------------------------
+  // Open loop: the client could not keep its arrival schedule (its own lateness, not the server's).
+  const saturated = clientSaturationWarning(readDispatchSummary(outcome.extra ?? {}));
+  if (saturated !== null) warnings.push(saturated);
   const failed = outcome.requests.filter((r) => r.error).length;
   if (failed > 0)
     warnings.push({
@@ -182,6 +189,7 @@ export function buildResult(input: ResultInput): {
     flops: estimateFlops(input.info.parameterCount, outcome.inputTokens, outcome.outputTokens),
     residualCheck: input.residualCheck,
     ...(input.devices ? { devices: input.devices } : {}),
+    ...(input.slurm ? { slurm: input.slurm } : {}),
     inputs: input.inputs,
     workload: workloadSummary(input.workload, outcome.requests),
     warnings,

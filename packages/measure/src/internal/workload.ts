@@ -1,9 +1,8 @@
 import type { LengthDistribution, RunWorkload } from '@llem/domain';
-import { mean } from '@llem/domain';
+import { mean, percentile } from '@llem/domain';
 import type { Engine, RequestRecord } from '@llem/engines';
 import type { Logger } from '@llem/resilience';
 import { buildWorkload, type DatasetSource, type Workload } from '../dataset';
-import { percentile } from '../stats';
 
 /**
  * Build the workload once the engine is loaded: with the engine's tokenizer where it has one

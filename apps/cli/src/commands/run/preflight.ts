@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   CliStateSchema,
@@ -7,6 +7,7 @@ import {
   quickstartStudy,
   STUDY_FILES,
   type StudyPlan,
+  studySourceFile,
 } from '@llem/domain';
 import { checkDatasets, missingInputFiles, type StudyDataset } from '@llem/measure';
 import { type LoadedStudy, loadStudyFile, StudyDirectory } from '@llem/study';
@@ -50,15 +51,44 @@ export async function prepareRun(
     plan = planStudy(quickstartStudy, { file: QUICKSTART_FILE });
   }
   let resumeDir: string | undefined;
+  let file = args.file ?? QUICKSTART_FILE;
   if (args.resume) {
     resumeDir = resolve(ctx.cwd, args.resume);
-    if (!new StudyDirectory(resumeDir).isStudy())
+    const directory = new StudyDirectory(resumeDir);
+    if (!directory.isStudy())
       throw new UsageError(
         `--resume ${args.resume}: no ${STUDY_FILES.study} or ${STUDY_FILES.manifest} there; name a study directory made by llem run`,
       );
-    if (!args.file) baseDir = resumeBaseDir(resumeDir) ?? baseDir;
+    // Relative paths resolve where they did when the study started, whichever copy of the
+    // study file is given now.
+    const started = resumeBaseDir(resumeDir);
+    if (started) baseDir = started;
+    else if (!args.file) {
+      ctx.logger.warn(
+        `${join(args.resume, STUDY_FILES.cliState)} cannot be read: relative model, dataset and command paths resolve from ${baseDir}`,
+      );
+    }
+    if (!args.file && !storedPlanReadable(directory)) {
+      // study.json is gone or damaged: the study file as written, kept beside it, is the study.
+      const copy = ['yaml', 'json']
+        .map((f) => join(resumeDir as string, studySourceFile(f as 'yaml' | 'json')))
+        .find((p) => existsSync(p));
+      if (!copy) {
+        throw new UsageError(
+          `--resume ${args.resume}: ${STUDY_FILES.study} cannot be read and no copy of the study file is there; give the study file again: ${ctx.invocation} run STUDY.yaml --resume ${args.resume}`,
+        );
+      }
+      ctx.logger.warn(`${STUDY_FILES.study} cannot be read: resuming with ${copy}`);
+      source = await loadStudyFile(copy, { cwd: ctx.cwd });
+      plan = source.plan;
+      file = copy;
+    }
   }
-  const file = args.file ?? QUICKSTART_FILE;
+  if (plan && !plan.execution.devices && plan.configs.some((c) => c.config.devices_per_run)) {
+    ctx.logger.warn(
+      'devices_per_run has no effect without execution.devices (runs go one at a time on energy.devices)',
+    );
+  }
   let datasets: StudyDataset[] = [];
   if (plan) {
     refuseMissingInputs(plan, { file, baseDir });
@@ -67,8 +97,18 @@ export async function prepareRun(
   return { plan, file, source, baseDir, resumeDir, datasets };
 }
 
+/** True when the study directory's `study.json` can be read. */
+function storedPlanReadable(directory: StudyDirectory): boolean {
+  try {
+    directory.readStored();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The folder the study file was in when it started (`cli.json`); none for a library's study. */
-function resumeBaseDir(resumeDir: string): string | null {
+export function resumeBaseDir(resumeDir: string): string | null {
   try {
     return CliStateSchema.parse(
       JSON.parse(readFileSync(join(resumeDir, STUDY_FILES.cliState), 'utf8')),
@@ -78,8 +118,6 @@ function resumeBaseDir(resumeDir: string): string | null {
   }
 }
 
-type MissingInputConfig = Parameters<typeof missingInputFiles>[0];
-
 /**
  * Missing model or dataset files are a mistake in the study, not a run failure: say so before a
  * study directory exists, with where each path was looked for.
@@ -87,7 +125,7 @@ type MissingInputConfig = Parameters<typeof missingInputFiles>[0];
 function refuseMissingInputs(plan: StudyPlan, setup: Pick<RunSetup, 'file' | 'baseDir'>): void {
   const missing = new Map<string, { text: string; labels: string[] }>();
   for (const c of plan.configs) {
-    for (const m of missingInputFiles(c.config as unknown as MissingInputConfig, setup.baseDir)) {
+    for (const m of missingInputFiles(c.config, setup.baseDir)) {
       const key = `${m.field}\0${m.resolved}`;
       const entry = missing.get(key);
       if (entry) entry.labels.push(c.label);

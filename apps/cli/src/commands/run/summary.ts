@@ -1,6 +1,6 @@
 import { relative } from 'node:path';
 import type { ManifestEntry } from '@llem/domain';
-import { describeStudyStatus, type LoadedStudy } from '@llem/report';
+import { describeStudyStatus, FIGURE_WARNINGS, type LoadedStudy } from '@llem/report';
 import type { StudySummary } from '@llem/study';
 import type { CliContext } from '../../context';
 
@@ -155,6 +155,11 @@ export function printSummary(ctx: CliContext, s: RunSummaryJson, cwd: string): v
     out(
       `Measurement warnings (details in each result and report.html): ${[...warned].map(([code, n]) => `${code} (${n} ${n === 1 ? 'run' : 'runs'})`).join(', ')}`,
     );
+    // Warnings that make some figures unreliable say which and why (marked in results show).
+    for (const code of warned.keys()) {
+      const meaning = FIGURE_WARNINGS[code as keyof typeof FIGURE_WARNINGS];
+      if (meaning) out(`  ${code}: ${meaning}; llem results show marks the figures it affects.`);
+    }
   }
   if (s.notMeasurable.length > 0) {
     out();
