@@ -2,8 +2,8 @@
  * Trace replay: how fast a trace can go with every request sent on time. The openai engine
  * replays a trace (every request carrying `sendAtMs`, as `@llem/measure` builds them from a
  * Mooncake-style file) against `@llem/test-server` in its own process, at rising rates, and the
- * send-time error of each request is measured: when the client began sending it, against its
- * scheduled time (both relative to the first request, which leaves at 0).
+ * send-time error of each request is measured: when the client began sending it (`startedAt`)
+ * minus when the schedule said to (`scheduledAt`, stamped by the open-loop dispatcher).
  *
  *   pnpm --filter @llem/engines bench      (runs every bench/*.bench.ts)
  *
@@ -66,14 +66,15 @@ async function replay(baseUrl: string, rate: number): Promise<Replay> {
     await engine.load();
     await engine.warmup(requests.slice(0, 8).map(({ sendAtMs: _, ...r }) => r));
     const outcome = await engine.run(requests);
-    const byId = new Map(outcome.requests.map((r) => [r.id, r]));
-    const first = byId.get(0)?.startedAt ?? 0;
+    // The dispatcher stamps each record with the time the schedule said (`scheduledAt`), on the
+    // same clock as `startedAt`, when the client began sending it.
     const errors: number[] = [];
-    let last = first;
-    for (const r of requests) {
-      const record = byId.get(r.id);
-      if (!record) continue;
-      errors.push(record.startedAt - first - (r.sendAtMs as number));
+    let first = Number.POSITIVE_INFINITY;
+    let last = Number.NEGATIVE_INFINITY;
+    for (const record of outcome.requests) {
+      if (record.scheduledAt === undefined) throw new Error('no scheduledAt: not an open loop');
+      errors.push(record.startedAt - record.scheduledAt);
+      first = Math.min(first, record.startedAt);
       last = Math.max(last, record.startedAt);
     }
     errors.sort((a, b) => a - b);
@@ -108,17 +109,14 @@ console.log(
 );
 console.log('|---|---|---|---|---|---|---|---|');
 let best: number | null = null;
-let misses = 0;
 try {
   for (const rate of RATES) {
     const r = await replay(server.baseUrl, rate);
     console.log(
       `| ${r.rate} | ${r.requests} | ${r.scheduleRate.toFixed(0)} | ${r.achievedRate.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.max.toFixed(1)} | ${r.failed} |`,
     );
-    if (r.p99 <= GOAL_P99_MS && r.failed === 0) {
-      best = rate;
-      misses = 0;
-    } else if (++misses >= 3) break;
+    // Every rate is run: on a shared machine a low rate can miss by noise while a higher one meets it.
+    if (r.p99 <= GOAL_P99_MS && r.failed === 0) best = rate;
   }
 } finally {
   await server.stop();
