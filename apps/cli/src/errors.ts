@@ -7,6 +7,7 @@ import type { ConfigErrorCode } from '@llem/domain';
 import type {
   CommandEngineErrorCode,
   LlamaCppEngineErrorCode,
+  ManagedServerErrorCode,
   OpenAIEngineErrorCode,
 } from '@llem/engines';
 import type { MeasurementErrorCode } from '@llem/measure';
@@ -32,6 +33,7 @@ export type LlemErrorCode =
   | LlamaCppEngineErrorCode
   | OpenAIEngineErrorCode
   | CommandEngineErrorCode
+  | ManagedServerErrorCode
   | MeasurementErrorCode
   | ReportErrorCode
   | RetryableError['code']
@@ -118,6 +120,11 @@ export const EXIT_CODE_BY_ERROR: { readonly [C in LlemErrorCode]: ExitCode } = {
   COMMAND_BAD_REPORT: runtime,
   COMMAND_BAD_MARKERS: runtime,
   COMMAND_ABORTED: runtime,
+  // @llem/engines: a managed server (run failure type `server`)
+  SERVER_SPAWN: runtime,
+  SERVER_EXITED: runtime,
+  SERVER_NOT_READY: runtime,
+  SERVER_PORT_IN_USE: runtime,
   // @llem/measure
   DATASET_INVALID: user, // a dataset file that is missing, holds bad data or no usable request
   DATASET: runtime,

@@ -58,6 +58,13 @@ const MALFORMED: Record<string, { path: string; says?: RegExp }> = {
   },
   'openai-bad-url.yaml': { path: 'openai.base_url', says: /http\(s\) URL/ },
   'command-empty-argv.yaml': { path: 'command.argv', says: /name the program/ },
+  'server-unknown-key.yaml': { path: 'server.stop_grace', says: /did you mean "stop_grace_s"/ },
+  'server-args-list.yaml': {
+    path: 'server.args["max-num-seqs"]',
+    says: /expected a string, a number, a boolean \(true or false\) or null, got a list/,
+  },
+  'server-port-without-server.yaml': { path: 'openai.base_url', says: /holds \{port\}/ },
+  'server-for-llamacpp.yaml': { path: 'server', says: /only applies to engine: openai/ },
   'command-env-bad-name.yaml': { path: 'command.env["1BAD"]' },
   'section-for-other-engine.yaml': { path: 'openai', says: /only applies to engine: openai/ },
   'sweep-unknown-key.yaml': {

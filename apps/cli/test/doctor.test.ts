@@ -1,6 +1,7 @@
 import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseExperimentConfig } from '@llem/domain';
 import type { ClientLimit } from '@llem/engines';
 import { startTestServer } from '@llem/test-server';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -11,7 +12,12 @@ import {
   h100Profile,
   writeScenario,
 } from '../../../tooling/fake-nvml/src/index';
-import { clientLimitCheck, llamaBinaryPackages, runDoctorChecks } from '../src/commands/doctor';
+import {
+  clientLimitCheck,
+  llamaBinaryPackages,
+  managedServerChecks,
+  runDoctorChecks,
+} from '../src/commands/doctor';
 import { runLlem } from './support/llem';
 
 function run(argv: string[], env: NodeJS.ProcessEnv, cwd: string) {
@@ -332,5 +338,51 @@ describe('doctor internals', () => {
     });
     expect(checks[0]).toMatchObject({ name: 'Node.js version', ok: false, blocking: true });
     expect(checks[0]!.hint).toContain('≥ 20.19');
+  });
+});
+
+describe('llem doctor with managed servers', () => {
+  it('checks each server program a study starts (PATH, or a path relative to server.cwd), not a port that does not exist yet', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'llem-doctor-managed-'));
+    mkdirSync(join(dir, 'bin'));
+    writeFileSync(join(dir, 'bin', 'my-server'), '#!/bin/sh\n');
+    chmodSync(join(dir, 'bin', 'my-server'), 0o755);
+    const served = (argv: string[], cwd?: string) => ({
+      index: 0,
+      label: argv[0]!,
+      configHash: '0123456789abcdef',
+      copy: 0,
+      config: parseExperimentConfig({
+        engine: 'openai',
+        model: 'm',
+        openai: { base_url: 'http://127.0.0.1:{port}/v1' },
+        server: { argv, ...(cwd ? { cwd } : {}) },
+      }),
+    });
+    const checks = managedServerChecks(
+      {
+        configs: [
+          served(['my-server', '--port', '{port}']),
+          served(['./my-server'], 'bin'),
+          served(['./my-server'], 'bin'),
+          served(['llem-no-such-server']),
+        ],
+      },
+      { env: { PATH: join(dir, 'bin') }, baseDir: dir },
+    );
+    expect(checks.map((c) => [c.name, c.ok, c.detail])).toEqual([
+      [
+        'managed server my-server',
+        true,
+        `${join(dir, 'bin', 'my-server')}; llem starts it for each run`,
+      ],
+      [
+        'managed server ./my-server',
+        true,
+        `${join(dir, 'bin', 'my-server')}; llem starts it for each run`,
+      ],
+      ['managed server llem-no-such-server', false, 'not found on PATH'],
+    ]);
+    expect(checks[2]?.blocking).toBe(true);
   });
 });

@@ -476,8 +476,14 @@ export const SloSchema = z.strictObject({
 
 const openaiShape = {
   base_url: z
-    .url({ protocol: /^https?$/, error: 'must be an http(s) URL, e.g. http://127.0.0.1:8000/v1' })
-    .describe('OpenAI-compatible API root, usually ending in /v1'),
+    .string()
+    .refine(
+      (value) => isHttpUrl(fillPort(value, 1)),
+      'must be an http(s) URL, e.g. http://127.0.0.1:8000/v1 (with a server section, {port} may stand for the port)',
+    )
+    .describe(
+      'OpenAI-compatible API root, usually ending in /v1; {port} is the port llem picked for its managed server',
+    ),
   model: z
     .string()
     .min(1)
@@ -575,6 +581,184 @@ export const CommandSchema = z.strictObject(commandShape);
 export type CommandConfig = z.output<typeof CommandSchema>;
 
 // ---------------------------------------------------------------------------------------------
+// managed server (`server:`): llem starts the server the openai engine drives, once per run
+
+/** The template llem fills with the port it picked for a managed server. */
+export const PORT_TEMPLATE = '{port}';
+
+/**
+ * `text` with every `{port}` replaced by `port`.
+ *
+ * @example
+ * fillPort('http://127.0.0.1:{port}/v1', 8123); // 'http://127.0.0.1:8123/v1'
+ */
+export function fillPort(text: string, port: number | string): string {
+  return text.split(PORT_TEMPLATE).join(String(port));
+}
+
+function isHttpUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return url.protocol === 'http:' || url.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
+/** A `{name}` placeholder llem does not know (only `{port}` exists), for a did-you-mean. */
+function unknownTemplate(text: string): string | undefined {
+  for (const match of text.matchAll(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g)) {
+    if (match[0] !== PORT_TEMPLATE) return match[0];
+  }
+  return undefined;
+}
+
+/** A flag name in `server.args`: `max-num-seqs` becomes `--max-num-seqs`; `-ngl` stays as written. */
+const SERVER_FLAG = /^-{0,2}[A-Za-z0-9][A-Za-z0-9_.:-]*$/;
+
+const ServerArgValueSchema = z
+  .union([z.string(), z.number(), z.boolean(), z.null()])
+  .describe('A scalar: true → --flag, false or null → left out, anything else → --flag value');
+
+export const ServerReadySchema = z
+  .strictObject({
+    path: z
+      .string()
+      .regex(/^\//, 'must be a path on the server, starting with /')
+      .default('/v1/models')
+      .describe('Polled (GET) on the openai.base_url host until it answers 2xx'),
+    timeout_s: z
+      .number()
+      .positive()
+      .max(86_400)
+      .default(600)
+      .describe('How long the server may take to get ready (not part of the hash)'),
+  })
+  .describe('When the managed server is ready');
+
+export const ServerMetricsSchema = z
+  .strictObject({
+    path: z
+      .string()
+      .regex(/^\//, 'must be a path on the server, starting with /')
+      .default('/metrics'),
+    interval_ms: z.int().min(100).max(60_000).default(1000),
+  })
+  .describe('Prometheus text scraped during the measured window; false: no scraping');
+
+const serverShape = {
+  argv: z
+    .array(z.string().min(1))
+    .min(1, 'must name the server program, e.g. [vllm, serve, Qwen/Qwen3-8B, --port, "{port}"]')
+    .describe('The server program and its arguments, run without a shell; {port} is filled in'),
+  args: z
+    .record(
+      z
+        .string()
+        .regex(SERVER_FLAG, 'a flag name such as max-num-seqs (becomes --max-num-seqs) or -ngl'),
+      ServerArgValueSchema,
+    )
+    .default({})
+    .describe(
+      'Flags appended to argv: max-num-seqs: 64 → --max-num-seqs 64; true → --flag; false/null → left out',
+    ),
+  env: z
+    .record(
+      z.string().regex(ENV_VAR_NAME, 'environment variable names are [A-Za-z_][A-Za-z0-9_]*'),
+      z.union([z.string(), z.number(), z.boolean()]).transform(String),
+    )
+    .default({})
+    .describe("Extra environment variables for the server (besides llem's own)"),
+  cwd: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Working directory (relative to the study file; not part of the hash)'),
+  ready: ServerReadySchema.prefault({}),
+  metrics: z.union([z.literal(false), ServerMetricsSchema]).prefault({}),
+  stop_grace_s: z
+    .number()
+    .min(0)
+    .max(3600)
+    .default(30)
+    .describe('Between SIGTERM and SIGKILL when the server is stopped (not part of the hash)'),
+};
+
+export const ServerSchema = z.strictObject(serverShape).superRefine((value, ctx) => {
+  const texts: [PropertyKey[], string][] = [
+    ...value.argv.map((a, i): [PropertyKey[], string] => [['argv', i], a]),
+    ...Object.entries(value.args).flatMap(([k, v]): [PropertyKey[], string][] =>
+      typeof v === 'string' ? [[['args', k], v]] : [],
+    ),
+    ...Object.entries(value.env).map(([k, v]): [PropertyKey[], string] => [['env', k], v]),
+  ];
+  for (const [path, text] of texts) {
+    const unknown = unknownTemplate(text);
+    if (unknown)
+      ctx.addIssue({
+        code: 'custom',
+        path,
+        message: `${unknown} is not a template llem fills in; the only one is {port}`,
+        params: { allowed: [PORT_TEMPLATE] },
+      });
+  }
+});
+export type ServerConfig = z.output<typeof ServerSchema>;
+
+/**
+ * The managed server's command line: `argv`, then `args` as flags (`max-num-seqs: 64` →
+ * `--max-num-seqs 64`, `true` → `--flag`, `false`/`null` → left out, a key written with a leading
+ * `-` kept as it is), with `{port}` filled in when `port` is given (left as `{port}` when it is
+ * `null`, as `llem run --dry-run` shows it).
+ *
+ * @example
+ * serverCommandLine({ argv: ['vllm', 'serve', 'm', '--port', '{port}'], args: { 'max-num-seqs': 64, 'enforce-eager': true } }, 8000);
+ * // ['vllm', 'serve', 'm', '--port', '8000', '--max-num-seqs', '64', '--enforce-eager']
+ */
+export function serverCommandLine(
+  server: Pick<ServerConfig, 'argv'> & { args?: ServerConfig['args'] | undefined },
+  port: number | null,
+): string[] {
+  const fill = (text: string): string => (port === null ? text : fillPort(text, port));
+  const out = server.argv.map(fill);
+  for (const [key, value] of Object.entries(server.args ?? {})) {
+    if (value === false || value === null) continue;
+    const flag = key.startsWith('-') ? key : `--${key}`;
+    out.push(flag);
+    if (value !== true) out.push(fill(String(value)));
+  }
+  return out;
+}
+
+/**
+ * A command line as one shell-like string for people to read (logs, `llem run --dry-run`): an
+ * argument with spaces or shell characters is single-quoted. Never executed: llem runs servers
+ * without a shell.
+ *
+ * @example
+ * formatCommandLine(['vllm', 'serve', 'm', '--chat-template', 'a b']); // "vllm serve m --chat-template 'a b'"
+ */
+export function formatCommandLine(argv: readonly string[]): string {
+  return argv
+    .map((a) => (/^[\w@%+=:,./{}-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`))
+    .join(' ');
+}
+
+/** True when `{port}` appears where llem fills it in: `server.argv`/`args`/`env`, `openai.base_url`. */
+export function usesPortTemplate(config: {
+  server?: Pick<ServerConfig, 'argv' | 'args' | 'env'> | undefined;
+  openai?: { base_url?: string | undefined } | undefined;
+}): boolean {
+  const has = (text: unknown) => typeof text === 'string' && text.includes(PORT_TEMPLATE);
+  const s = config.server;
+  return (
+    has(config.openai?.base_url) ||
+    (s !== undefined &&
+      (s.argv.some(has) || Object.values(s.args).some(has) || Object.values(s.env).some(has)))
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
 // the experiment config
 
 const commonShape = {
@@ -606,6 +790,9 @@ const OpenaiExperimentSchema = z.strictObject({
   ...commonShape,
   engine: z.literal('openai'),
   openai: OpenaiSchema,
+  server: ServerSchema.optional().describe(
+    'A server llem starts for each run (its own process group, the run’s GPUs) and stops after it',
+  ),
 });
 const CommandExperimentSchema = z.strictObject({
   ...commonShape,
@@ -624,6 +811,24 @@ export const ExperimentConfigSchema = z
     CommandExperimentSchema,
   ])
   .superRefine((config, ctx) => {
+    if (config.engine === 'openai') {
+      const url = config.openai.base_url;
+      if (url.includes(PORT_TEMPLATE) && config.server === undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['openai', 'base_url'],
+          message:
+            'holds {port}, which llem fills in only for a server it starts: add a server section (server.argv), or write the port',
+        });
+      const unknown = unknownTemplate(url);
+      if (unknown)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['openai', 'base_url'],
+          message: `${unknown} is not a template llem fills in; the only one is {port}`,
+          params: { allowed: [PORT_TEMPLATE] },
+        });
+    }
     if (
       config.engine === 'llamacpp' &&
       !isBuiltinModel(config.model) &&
@@ -690,5 +895,13 @@ export const PartialExperimentSchema = z.strictObject({
   llamacpp: z.strictObject(llamacppShape).partial().optional(),
   openai: z.strictObject(openaiShape).partial().optional(),
   command: z.strictObject(commandShape).partial().optional(),
+  server: z
+    .strictObject({
+      ...serverShape,
+      ready: ServerReadySchema.partial(),
+      metrics: z.union([z.literal(false), ServerMetricsSchema.partial()]),
+    })
+    .partial()
+    .optional(),
 });
 export type PartialExperimentInput = z.input<typeof PartialExperimentSchema>;

@@ -16,6 +16,10 @@ import { parseExperimentConfig } from './validate';
  *   measurement starts only once it answers.
  * - `openai.max_client_lag_ms`: the threshold above which a result says the client could not
  *   keep its schedule (`client-saturated`); it judges a measurement, it does not change it.
+ * - `server.cwd`, `server.stop_grace_s`, `server.ready`, `server.metrics`: where a managed
+ *   server starts, how it is stopped, how llem sees that it is ready and how often its
+ *   `/metrics` are scraped change nothing the server does while it is measured. Its `argv`,
+ *   `args` and `env` are hashed (templates such as `{port}` as written).
  *
  * Paths are dotted; every other field, including ones whose default was applied, is hashed.
  * Study-level settings (`name`, `sweep`, `experiments`, `execution`, output directory, log
@@ -27,6 +31,10 @@ export const HASH_EXCLUDED_FIELDS: readonly string[] = [
   'openai.api_key_env',
   'openai.ready_timeout_s',
   'openai.max_client_lag_ms',
+  'server.cwd',
+  'server.stop_grace_s',
+  'server.ready',
+  'server.metrics',
 ];
 
 /**

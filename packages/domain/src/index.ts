@@ -19,6 +19,7 @@ export type {
   OpenaiConfig,
   OpenaiExperimentConfig,
   PartialExperimentInput,
+  ServerConfig,
   ShareGptDataset,
   SyntheticDataset,
   TraceDataset,
@@ -38,14 +39,22 @@ export {
   ENGINE_NAMES,
   EnergySchema,
   ExperimentConfigSchema,
+  fillPort,
+  formatCommandLine,
   isBuiltinModel,
   KV_CACHE_TYPES,
   LlamaCppSchema,
   OpenaiSchema,
   PartialExperimentSchema,
+  PORT_TEMPLATE,
+  ServerMetricsSchema,
+  ServerReadySchema,
+  ServerSchema,
   SloSchema,
   SyntheticDatasetSchema,
+  serverCommandLine,
   TRACE_BLOCK_TOKENS,
+  usesPortTemplate,
   WarmupSchema,
 } from './config';
 export type { DispatchSummary, WaitStats } from './dispatch';
@@ -113,6 +122,7 @@ export type {
   KnownWarningCode,
   LatencyStats,
   LengthDistribution,
+  PrometheusType,
   ResidualCheck,
   RunDevice,
   RunEnergy,
@@ -121,9 +131,12 @@ export type {
   RunLatency,
   RunResult,
   RunResultCheck,
+  RunServer,
   RunSlurm,
   RunWarning,
   RunWorkload,
+  ServerExit,
+  ServerMetricSummary,
 } from './result';
 export {
   checkRunResult,
@@ -136,6 +149,8 @@ export {
   GpuInfoSchema,
   LatencyStatsSchema,
   LengthDistributionSchema,
+  PROMETHEUS_TYPES,
+  PrometheusTypeSchema,
   RESULT_WARNING_CODES,
   ResidualCheckSchema,
   RUN_RESULT_SCHEMA_VERSION,
@@ -146,15 +161,20 @@ export {
   RunLatencySchema,
   RunMemorySchema,
   RunResultSchema,
+  RunServerSchema,
   RunSlurmSchema,
   RunThroughputSchema,
   RunTokensSchema,
   RunWarningSchema,
   RunWindowSchema,
   RunWorkloadSchema,
+  ServerExitSchema,
+  ServerMetricSummarySchema,
   TokenCountSourceSchema,
   WorkloadLengthSchema,
 } from './result';
+export type { InvalidMetricsLine, ServerMetricsScrape } from './server-metrics';
+export { parseServerMetrics, ServerMetricsScrapeSchema, seriesKey } from './server-metrics';
 export { coefficientOfVariation, mean, percentile, sampleStd } from './stats';
 export type { ExecutionConfig, RunOrder, SlurmSettings, StudyFileInput } from './study';
 export {

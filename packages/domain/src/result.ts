@@ -221,6 +221,7 @@ export const RESULT_WARNING_CODES = [
   'request-failures',
   'shared-host-energy',
   'client-saturated',
+  'server-memory-left',
 ] as const;
 export type KnownWarningCode = (typeof RESULT_WARNING_CODES)[number];
 
@@ -396,6 +397,110 @@ export const RunWindowSchema = z
   })
   .strict();
 
+/** Prometheus metric types as a server declares them (`# TYPE`); `untyped` when it does not. */
+export const PROMETHEUS_TYPES = ['counter', 'gauge', 'histogram', 'summary', 'untyped'] as const;
+export const PrometheusTypeSchema = z.enum(PROMETHEUS_TYPES);
+export type PrometheusType = z.infer<typeof PrometheusTypeSchema>;
+
+/**
+ * One scraped series over the measured window: a gauge's mean and max over the scrapes inside
+ * the window (an `untyped` series not named `…_total` counts as a gauge); a counter's increase
+ * between the scrapes at the window's edges and that per second; a histogram's or summary's
+ * increase in observations (`count`) and their total (`sum`), and so the mean observation over
+ * the window (e.g. vLLM's mean TTFT as the server saw it). `null` when the series was missing.
+ */
+export const ServerMetricSummarySchema = z.discriminatedUnion('type', [
+  z
+    .object({
+      type: z.literal('gauge'),
+      mean: z.number().nullable(),
+      max: z.number().nullable(),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('counter'),
+      delta: z.number().nullable(),
+      perS: z.number().nullable(),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.enum(['histogram', 'summary']),
+      count: z.number().nullable(),
+      sum: z.number().nullable(),
+      mean: z.number().nullable(),
+    })
+    .strict(),
+]);
+export type ServerMetricSummary = z.infer<typeof ServerMetricSummarySchema>;
+
+/** How a managed server's process ended (`llem` stops it after the window). */
+export const ServerExitSchema = z
+  .object({
+    /** Exit code, or `null` when a signal ended it. */
+    code: z.int().nullable(),
+    signal: z.string().nullable(),
+    /** True when it outlived `server.stop_grace_s` after SIGTERM and was SIGKILLed. */
+    forced: z.boolean(),
+    /** Seconds from SIGTERM to its exit. */
+    stopS: nonNegative,
+  })
+  .strict();
+export type ServerExit = z.infer<typeof ServerExitSchema>;
+
+/**
+ * The managed server of a run (`server:` in the config); absent for runs without one. Its
+ * start-up is outside the measured window: `startupS` from the spawn of the attempt that got
+ * ready to the first 2xx on `server.ready.path`, `startupJ` the energy of the run's devices over
+ * that span (same methods as `energy`; `null` when not measured).
+ */
+export const RunServerSchema = z
+  .object({
+    /** The command line that ran (`server.argv` + `server.args`, `{port}` filled in). */
+    argv: z.array(z.string()),
+    pid: z.int().nullable(),
+    /** The port llem picked for `{port}`, else the port of `openai.base_url`. */
+    port: z.int().nullable(),
+    /** Start attempts: more than 1 when the port was taken and another one tried. */
+    attempts: z.int().min(1),
+    startupS: nonNegative,
+    startupJ: nullableNonNegative,
+    startupEnergyMethod: EnergyMethodSchema,
+    exit: ServerExitSchema,
+    /**
+     * NVML used memory on each measured GPU before the server started and after it stopped; a
+     * `server-memory-left` warning when what it left exceeds the residual-memory threshold.
+     */
+    gpuMemory: z.array(
+      z
+        .object({
+          index: z.int().nonnegative(),
+          beforeStartMiB: nullableNonNegative,
+          afterStopMiB: nullableNonNegative,
+        })
+        .strict(),
+    ),
+    /** The scraped `/metrics`; `null` with `server.metrics: false`. */
+    metrics: z
+      .object({
+        /** The metrics file beside the result (`runs/<key>.metrics.jsonl`), when written. */
+        file: z.string().nullable(),
+        path: z.string(),
+        intervalMs: z.int().positive(),
+        scrapes: z.int().nonnegative(),
+        failedScrapes: z.int().nonnegative(),
+        /** Why there is no summary (no `/metrics` route, every scrape failed); `null` otherwise. */
+        unavailableReason: z.string().nullable(),
+        /** By series (`name{label="value",…}`), histogram buckets left out (they are in the file). */
+        series: z.record(z.string(), ServerMetricSummarySchema),
+      })
+      .strict()
+      .nullable(),
+  })
+  .strict();
+export type RunServer = z.infer<typeof RunServerSchema>;
+
 export const RunResultSchema = z
   .object({
     schemaVersion: z.literal(RUN_RESULT_SCHEMA_VERSION),
@@ -433,6 +538,8 @@ export const RunResultSchema = z
      * distributions. Absent in results written before this field existed.
      */
     workload: RunWorkloadSchema.optional(),
+    /** The managed server (`server:` in the config); absent for runs without one. */
+    server: RunServerSchema.optional(),
     warnings: z.array(RunWarningSchema),
     environment: EnvironmentSchema,
     /** Engine-specific figures (openai: goodput, steady-state window and its energy per token). */

@@ -72,6 +72,10 @@ describe('measurementConfigHash', () => {
       'openai.api_key_env',
       'openai.ready_timeout_s',
       'openai.max_client_lag_ms',
+      'server.cwd',
+      'server.stop_grace_s',
+      'server.ready',
+      'server.metrics',
     ]);
     expect(measurementConfigHash({ ...base, name: 'fast one' })).toBe(hash);
     // `standard` overridden back to the deterministic values is the same sampling.

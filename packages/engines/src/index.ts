@@ -68,6 +68,26 @@ export {
   steadyStateWindow,
   waitStats,
 } from './openai/index';
+export type {
+  ManagedServer,
+  ManagedServerErrorCode,
+  ManagedServerOptions,
+  MetricsScrapeOutcome,
+  PrometheusSample,
+  PrometheusText,
+  ServerProcessExit,
+  ServerStop,
+  SpawnInGroup,
+} from './server/index';
+export {
+  familyOf,
+  logTail,
+  ManagedServerError,
+  parsePrometheusText,
+  pickFreePort,
+  portIsFree,
+  startManagedServer,
+} from './server/index';
 export type { EnsureTinyModelOptions, TinyModelSpec } from './tiny/index';
 export {
   BUILTIN_MODEL_SPECS,

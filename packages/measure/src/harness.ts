@@ -1,17 +1,24 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type {
   EngineName,
   MeasuredRequest,
   ResidualCheck,
   RunDevice,
   RunResult,
+  RunServer,
   RunSlurm,
   RunWarning,
+  ServerConfig,
+  ServerMetricsScrape,
 } from '@llem/domain';
 import { parseExperimentConfig } from '@llem/domain';
-import type { Engine, EngineContext, EngineInfo } from '@llem/engines';
+import type { Engine, EngineContext, EngineInfo, SpawnInGroup } from '@llem/engines';
 import { CleanupRegistry, sleep as defaultSleep, type Logger, noopLogger } from '@llem/resilience';
 import { buildWarmupRequests, type DatasetConfig, loadDataset, summariseSource } from './dataset';
+import type { EnergyChannel } from './energy/channel';
 import { snapshotEnvironment } from './environment';
+import type { GpuProbe } from './gpu';
 import { identifyInputs } from './inputs';
 import { measureBaseline } from './internal/baseline';
 import {
@@ -21,9 +28,17 @@ import {
 } from './internal/energy-sources';
 import { Recorder } from './internal/recorder';
 import { buildResult, type ResultInput } from './internal/result';
-import { recordWindow } from './internal/window';
+import {
+  MetricsScraper,
+  type ServedConfig,
+  type StartedServer,
+  startServerStep,
+  stopServerStep,
+} from './internal/server';
+import { recordWindow, type WindowRecording } from './internal/window';
 import { prepareWorkload } from './internal/workload';
 import { timeseriesCsv } from './sampler';
+import { metricsFileLines } from './server-metrics';
 import { runWarmup, type WarmupConfig, warmupRequestCount } from './warmup';
 import { DEFAULT_WARNING_THRESHOLDS, type WarningThresholds } from './warnings';
 
@@ -44,6 +59,9 @@ export interface HarnessConfig {
         devices: number[];
       }
     | undefined;
+  /** A managed server (`engine: openai` only): started after the baseline, stopped after the window. */
+  server?: ServerConfig | undefined;
+  openai?: { base_url?: string | undefined } | undefined;
 }
 
 /** One run to measure: identity fields for the result plus the effective config. */
@@ -68,6 +86,11 @@ export interface MeasureInput<C extends HarnessConfig = HarnessConfig> {
   sharedHost?: boolean | undefined;
   /** The Slurm job the run is measured in (job, array job and task, node); the result records it. */
   slurm?: RunSlurm | undefined;
+  /**
+   * Where a managed server's stdout and stderr go (`runs/<key>.server.log` in a study). Default:
+   * a file in the OS temp directory.
+   */
+  serverLogFile?: string | undefined;
 }
 
 /** Everything the harness touches outside itself; every field has a production default. */
@@ -103,6 +126,12 @@ export interface MeasureDeps<C extends HarnessConfig = HarnessConfig> {
    * at least `energy.sample_interval_ms`. Default {@link DEFAULT_COUNTER_INTERVAL_MS}.
    */
   counterIntervalMs?: number;
+  /**
+   * Starts a managed server in its own process group. Default: `spawn` detached, the group
+   * killed when this process exits. The llem worker passes `WorkerContext.spawnGroup`, so the
+   * runner kills the server's group even when the worker is SIGKILLed.
+   */
+  spawnServer?: SpawnInGroup;
 }
 
 /** Default `counterIntervalMs`: one NVML energy-counter read per second between the edges. */
@@ -117,12 +146,18 @@ export interface MeasureOutput {
    * the worker writes them to `runs/<key>.requests.jsonl`. Warmup requests are not among them.
    */
   requests: MeasuredRequest[];
+  /**
+   * A managed server's scrapes of its metrics path, times in ms from the window's start (the
+   * timeseries' clock); `null` without a managed server or with `server.metrics: false`. The
+   * worker writes them to `runs/<key>.metrics.jsonl`.
+   */
+  serverMetrics: ServerMetricsScrape[] | null;
 }
 
 /**
  * Measure one experiment, in the order SPEC.md gives, one named step after another:
- * dataset → energy sources and environment snapshot → idle baseline (if enabled) → load →
- * workload (exact lengths where the engine tokenizes) → warmup (not measured) → the measured
+ * dataset → energy sources and environment snapshot → idle baseline (if enabled) → a managed
+ * server's start (with a `server` section) → load → workload (exact lengths where the engine tokenizes) → warmup (not measured) → the measured
  * window (sampler + workload) → the result. Returns the
  * validated `RunResult`, the sampler timeseries as CSV and one record per measured request.
  *
@@ -190,16 +225,37 @@ export async function measureRun<C extends HarnessConfig>(
       : { baselineW: null, note: null };
     if (baseline.note) notes.push(baseline.note);
 
-    const { engine, info } = await loadEngine(config, deps, { logger, signal }, cleanups);
+    // A managed server starts after the idle baseline, outside the window; from here on a
+    // server that dies fails the run at once (`died`), whatever step is waiting.
+    const server = await startServer(input, deps, {
+      recorder,
+      sources,
+      sharedHost,
+      logger,
+      signal,
+    });
+    if (server) cleanups.register('server', () => server.started.server.stop());
+    const guard = serverGuard(server?.started ?? null, signal);
+
+    const { engine, info } = await guard.race(
+      loadEngine(
+        server ? withBaseUrl(config, server.started.server.baseUrl) : config,
+        deps,
+        { logger, signal: guard.signal },
+        cleanups,
+      ),
+    );
     environment.engineVersion = info.engineVersion;
     // After the load (the model is in the page cache), before the window: what bytes were measured.
     const inputs = await identifyInputs(config, info, { cwd: deps.cwd, logger });
 
     // The prompts, at exact lengths where the engine can tokenize. Warmup prompts are generated
     // apart from them, so a prompt cache is never primed with a measured prompt.
-    const workload = await prepareWorkload(engine, source, config.max_output_tokens, logger);
+    const workload = await guard.race(
+      prepareWorkload(engine, source, config.max_output_tokens, logger),
+    );
     const warmupRequests = buildWarmupRequests(workload, warmupRequestCount(config.warmup));
-    const warm = await runWarmup(engine, warmupRequests, config.warmup, signal);
+    const warm = await guard.race(runWarmup(engine, warmupRequests, config.warmup, guard.signal));
     const warnings: RunWarning[] = [];
     if (config.warmup?.cv_threshold !== undefined && !warm.converged)
       warnings.push({
@@ -207,9 +263,19 @@ export async function measureRun<C extends HarnessConfig>(
         message: `warmup stopped after ${warm.requests} requests without the latency CV falling under ${config.warmup.cv_threshold} (last CV ${warm.finalCv === null ? 'unknown' : warm.finalCv.toFixed(3)})`,
       });
 
-    const window = await recordWindow(engine, workload.requests, recorder, sources.probe);
+    const measured = await measureWindow({
+      record: () => guard.race(recordWindow(engine, workload.requests, recorder, sources.probe)),
+      server,
+      probe: sources.probe,
+      thresholdMiB: input.residualCheck?.thresholdMb ?? 100,
+      logger,
+      sleep: (ms) => (deps.sleep ?? defaultSleep)(ms, signal),
+      now,
+    });
+    const { window } = measured;
+    warnings.push(...measured.warnings);
 
-    const { result, requests: measured } = buildResult({
+    const { result, requests: records } = buildResult({
       identity: { runId: input.runId, configHash: input.configHash, cycle: input.cycle },
       config: config as unknown as ResultInput['config'],
       window,
@@ -226,6 +292,7 @@ export async function measureRun<C extends HarnessConfig>(
       residualCheck: input.residualCheck ?? null,
       devices: input.devices,
       slurm: input.slurm,
+      server: measured.server,
       maxRss: recorder.maxRss,
       intervalMs: energy.sample_interval_ms,
       thresholds: { ...DEFAULT_WARNING_THRESHOLDS, ...deps.warningThresholds },
@@ -234,9 +301,183 @@ export async function measureRun<C extends HarnessConfig>(
     // The client's own lateness says what the latencies are worth: say it in the run's log too.
     for (const w of result.warnings)
       if (w.code === 'client-saturated') logger.warn(`measure: ${w.code}: ${w.message}`);
-    return { result, timeseriesCsv: timeseriesCsv(recorder.timeseries), requests: measured };
+    return {
+      result,
+      timeseriesCsv: timeseriesCsv(recorder.timeseries),
+      requests: records,
+      serverMetrics: measured.serverMetrics,
+    };
   } finally {
     await cleanups.runAll();
+  }
+}
+
+/**
+ * The measured window, and with a managed server what goes around it: its metrics scraped before,
+ * during and after the window, then its stop and the GPU memory it left (`stopServerStep`).
+ */
+async function measureWindow(step: {
+  record: () => Promise<WindowRecording>;
+  server: { started: StartedServer; served: ServedConfig } | null;
+  probe: GpuProbe | null;
+  thresholdMiB: number;
+  logger: Logger;
+  sleep: (ms: number) => Promise<void>;
+  now: () => number;
+}): Promise<{
+  window: WindowRecording;
+  server: RunServer | undefined;
+  warnings: RunWarning[];
+  serverMetrics: ServerMetricsScrape[] | null;
+}> {
+  const { server } = step;
+  const metrics = server?.served.server.metrics;
+  const scraper =
+    server && metrics
+      ? new MetricsScraper(server.started.server, {
+          path: metrics.path,
+          intervalMs: metrics.interval_ms,
+          logger: step.logger,
+        })
+      : null;
+  await scraper?.start();
+  let window: WindowRecording;
+  try {
+    window = await step.record();
+  } finally {
+    await scraper?.stop();
+  }
+  if (!server) return { window, server: undefined, warnings: [], serverMetrics: null };
+  const stopped = await stopServerStep({
+    started: server.started,
+    scraper,
+    window: { startT: window.w0.t, endT: window.w1.t },
+    metricsConfig: server.served.server.metrics,
+    probe: step.probe,
+    thresholdMiB: step.thresholdMiB,
+    logger: step.logger,
+    sleep: step.sleep,
+    now: step.now,
+  });
+  return {
+    window,
+    server: stopped.block,
+    warnings: stopped.warnings,
+    serverMetrics: scraper ? metricsFileLines(scraper.scrapes, window.w0.t) : null,
+  };
+}
+
+/** Start the config's managed server, if it has one (`startServerStep`); `null` otherwise. */
+async function startServer<C extends HarnessConfig>(
+  input: MeasureInput<C>,
+  deps: MeasureDeps<C>,
+  run: {
+    recorder: Recorder;
+    sources: { channels: EnergyChannel[]; probe: GpuProbe | null };
+    sharedHost: boolean;
+    logger: Logger;
+    signal: AbortSignal;
+  },
+): Promise<{ started: StartedServer; served: ServedConfig } | null> {
+  const served = servedConfig(input.config);
+  if (!served) return null;
+  const started = await startServerStep({
+    config: served,
+    recorder: run.recorder,
+    channels: run.sources.channels,
+    probe: run.sources.probe,
+    sharedHost: run.sharedHost,
+    logFile: input.serverLogFile ?? join(tmpdir(), `llem-server-${process.pid}-${Date.now()}.log`),
+    cwd: deps.cwd,
+    forcedEnv: runGpuEnv(served, input.devices, run.logger),
+    spawn: deps.spawnServer,
+    logger: run.logger,
+    signal: run.signal,
+    progress: deps.progress,
+  });
+  return { started, served };
+}
+
+/** The config's managed server, when it has one (`engine: openai` with a `server` section). */
+function servedConfig(config: HarnessConfig): ServedConfig | null {
+  const baseUrl = config.openai?.base_url;
+  if (config.engine !== 'openai' || !config.server || baseUrl === undefined) return null;
+  return { server: config.server, openai: { base_url: baseUrl } };
+}
+
+/** The config the engine gets: `openai.base_url` with the port filled in. */
+function withBaseUrl<C extends HarnessConfig>(config: C, baseUrl: string): C {
+  return { ...config, openai: { ...config.openai, base_url: baseUrl } };
+}
+
+/**
+ * A run given GPUs (`execution.devices`) keeps them for its server: `CUDA_VISIBLE_DEVICES`
+ * from the runner wins over one in `server.env`, which would measure GPUs other than the run's.
+ */
+function runGpuEnv(
+  served: ServedConfig,
+  devices: RunDevice[] | undefined,
+  logger: Logger,
+): Record<string, string> {
+  const given = process.env.CUDA_VISIBLE_DEVICES;
+  if (!devices || given === undefined) return {};
+  const own = served.server.env.CUDA_VISIBLE_DEVICES;
+  if (own !== undefined && own !== given)
+    logger.warn(
+      `server.env.CUDA_VISIBLE_DEVICES (${own}) is ignored: this run was given GPUs ${given} and is measured on them`,
+    );
+  return { CUDA_VISIBLE_DEVICES: given };
+}
+
+/**
+ * While a managed server runs, each step races its death: a server that exits fails the run at
+ * once with `SERVER_EXITED` (type `server`), and the engine's signal is aborted so its requests
+ * stop too. Without a server, steps run as they are.
+ */
+function serverGuard(
+  started: StartedServer | null,
+  signal: AbortSignal,
+): { signal: AbortSignal; race: <T>(step: Promise<T>) => Promise<T> } {
+  if (!started) return { signal, race: (step) => step };
+  const controller = new AbortController();
+  const forward = (): void => controller.abort(signal.reason);
+  if (signal.aborted) forward();
+  else signal.addEventListener('abort', forward, { once: true });
+  const { died } = started.server;
+  died.catch((error: unknown) => controller.abort(error));
+  return {
+    signal: controller.signal,
+    race: async (step) => {
+      try {
+        return await Promise.race([step, died]);
+      } catch (error) {
+        // Requests to a server that crashed fail (connection reset) a moment before its exit is
+        // seen: a step that fails is the server's failure when the server is gone soon after.
+        const death = await settledWithin(died, SERVER_DEATH_GRACE_MS);
+        throw death ?? error;
+      }
+    },
+  };
+}
+
+/** How long a failed step waits to see whether the server's exit explains it. */
+const SERVER_DEATH_GRACE_MS = 1500;
+
+/** The rejection of `promise` if it rejects within `ms`, else `null`. */
+async function settledWithin(promise: Promise<never>, ms: number): Promise<unknown> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise.then(
+        () => null,
+        (error: unknown) => error,
+      ),
+      new Promise<null>((r) => {
+        timer = setTimeout(() => r(null), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

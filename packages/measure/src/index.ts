@@ -79,6 +79,8 @@ export { openNvmlGpuProbe } from './nvml-probe';
 export { measuredRequests, writeRequestRecords } from './requests';
 export type { Sampler, SamplerOptions, TimeseriesRow } from './sampler';
 export { startSampler, timeseriesCsv } from './sampler';
+export type { TimedScrape } from './server-metrics';
+export { metricsFileLines, summariseServerMetrics } from './server-metrics';
 export { latencyStats } from './stats';
 export type {
   SteadyStateEnergy,

@@ -14,7 +14,8 @@ export interface LlemRunnerOptions {
 /**
  * The llem-specific parts of a `StudyRunner` for llem's experiment configs (the runner itself is
  * generic): how many GPUs a run takes (`devices_per_run`), which runs never overlap (`openai`
- * against a server llem did not start: they would measure each other's load), which GPUs the
+ * against a server llem did not start: they would measure each other's load; a run with a
+ * `server` section starts its own and may run beside others on its own GPUs), which GPUs the
  * residual check looks at (`energy.devices`), the derived run timeout (`runTimeoutS`, dataset
  * files resolved against `cwd`), and the result check on resume (`checkRunResult`).
  *
@@ -27,8 +28,11 @@ export function llemRunnerOptions(options: { cwd: string; logger?: Logger }): Ll
   const datasetSizes = new Map<string, DatasetSize | null>();
   return {
     devicesPerRun: (config) => config.devices_per_run,
+    // A run with a managed server has its own server on its own GPUs: it may run beside others.
     exclusiveGroup: (config) =>
-      config.engine === 'openai' ? 'openai runs against an external server' : null,
+      config.engine === 'openai' && config.server === undefined
+        ? 'openai runs against an external server'
+        : null,
     runDevices: (config) => config.energy.devices,
     timeoutS: (config) => runTimeoutS({}, config, { cwd: options.cwd, logger, datasetSizes }),
     verifyResult: (value) => {

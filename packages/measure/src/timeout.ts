@@ -39,8 +39,8 @@ export interface DatasetSize {
 /**
  * The run timeout in seconds: `execution.timeout_s` when set, else derived from the workload as
  * `120 + (requests + warmup prompts) × max_output_tokens × 0.1 + baseline duration + a trace's
- * span`. Requests: `n` (× `turns`) of a synthetic dataset; of a file, its rows, a trace's lines,
- * or a ShareGPT file's `n` (else its usable entries), read once per dataset through
+ * span + server.ready.timeout_s + server.stop_grace_s` (the last two with a managed server).
+ * Requests: `n` (× `turns`) of a synthetic dataset; of a file, its rows, a trace's lines, or a ShareGPT file's `n` (else its usable entries), read once per dataset through
  * `context.datasetSizes` (100 with a warning when the file cannot be read or used). A trace's
  * requests are sent over its span (last timestamp × `time_scale`), which is added whole. Warmup
  * prompts are `warmup.max_n` when `warmup.cv_threshold` is set (warmup may run that long), else
@@ -63,6 +63,7 @@ export function runTimeoutS(
     dataset?: unknown;
     warmup?: unknown;
     baseline?: unknown;
+    server?: unknown;
   };
   const num = (v: unknown, d: number): number => (typeof v === 'number' && v >= 0 ? v : d);
   const warmup = c.warmup as { n?: unknown; max_n?: unknown; cv_threshold?: unknown } | undefined;
@@ -76,8 +77,20 @@ export function runTimeoutS(
     TIMEOUT_FLOOR_S +
       (size.requests + warm) * tokens * TIMEOUT_PER_TOKEN_S +
       idle +
-      (size.durationS ?? 0),
+      (size.durationS ?? 0) +
+      serverS(c.server),
   );
+}
+
+/**
+ * A managed server's share of the run timeout: it may take `ready.timeout_s` to get ready and
+ * `stop_grace_s` to stop (600 and 30 when not given).
+ */
+function serverS(server: unknown): number {
+  if (typeof server !== 'object' || server === null) return 0;
+  const s = server as { ready?: { timeout_s?: unknown }; stop_grace_s?: unknown };
+  const n = (v: unknown, d: number): number => (typeof v === 'number' && v >= 0 ? v : d);
+  return n(s.ready?.timeout_s, 600) + n(s.stop_grace_s, 30);
 }
 
 function sizeOf(dataset: unknown, context: TimeoutContext): DatasetSize {

@@ -41,14 +41,14 @@ export function stderrLogger(level: string = process.env.LLEM_LOG_LEVEL ?? 'info
 export async function measureTask(
   task: WorkerTask<ExperimentConfig>,
   context: Pick<WorkerContext, 'signal' | 'registerChild'> &
-    Partial<Pick<WorkerContext, 'progress'>>,
+    Partial<Pick<WorkerContext, 'progress' | 'spawnGroup'>>,
   deps: MeasureDeps<ExperimentConfig> = {},
 ): Promise<RunResult> {
   const logger = deps.logger ?? stderrLogger();
   logger.info(
     `run ${task.key} (cycle ${task.cycle + 1}, attempt ${task.attempt}): ${task.config.engine} ${task.config.model}`,
   );
-  const { result, timeseriesCsv, requests } = await measureRun(
+  const { result, timeseriesCsv, requests, serverMetrics } = await measureRun(
     {
       runId: task.key,
       configHash: task.configHash,
@@ -59,11 +59,16 @@ export async function measureTask(
       devices: task.devices,
       sharedHost: task.parallel,
       slurm: task.slurm,
+      // The study layout names it (`runs/<key>.server.log`); the runner hands the path over.
+      serverLogFile: task.files.serverLog,
     },
     {
       logger,
       signal: context.signal,
       ...(context.progress ? { progress: context.progress } : {}),
+      // A managed server runs in a process group registered with the worker: the runner kills
+      // it even if this process is SIGKILLed.
+      ...(context.spawnGroup ? { spawnServer: context.spawnGroup } : {}),
       // A `command` program is registered with the worker too, so the runner can kill its
       // group even if this process is SIGKILLed.
       createEngine: (config, ctx) =>
@@ -95,6 +100,14 @@ export async function measureTask(
   const requestsFile = place(task.files.requests);
   writeRequestRecords(requestsFile, requests);
   result.extra.requestsFile = basename(requestsFile);
+  // The study layout names it (`runs/<key>.metrics.jsonl`): a managed server's scrapes.
+  if (serverMetrics !== null && result.server?.metrics) {
+    const metricsFile = place(task.files.metrics);
+    const tmpMetrics = `${metricsFile}.${hostname()}.${process.pid}.tmp`;
+    writeFileSync(tmpMetrics, serverMetrics.map((line) => `${JSON.stringify(line)}\n`).join(''));
+    renameSync(tmpMetrics, metricsFile);
+    result.server.metrics.file = basename(metricsFile);
+  }
   if (lost) {
     logger.warn(
       `run ${task.key}: another runner published this run's result first; this attempt's files are kept beside it as conflict files`,

@@ -16,6 +16,8 @@ export interface RunTrace {
   svg: string;
   /** TTFT and E2E of every request over the window, when the run has per-request records. */
   requestsSvg?: string;
+  /** A managed server's main metrics over the window, when it was scraped. */
+  serverSvg?: string;
 }
 
 export interface ReportHtmlInput {
@@ -312,7 +314,7 @@ export function renderReportHtml(input: ReportHtmlInput): string {
         .join('')}</select></label></p>${traces
         .map(
           (t) =>
-            `<div class="trace" data-run="${esc(t.key)}">${t.svg}${t.requestsSvg ? `<figure class="requests">${t.requestsSvg}<figcaption>Each dot is one measured request, at the time it was sent: time to first token and end-to-end latency (from runs/${esc(t.key)}.requests.jsonl).</figcaption></figure>` : ''}</div>`,
+            `<div class="trace" data-run="${esc(t.key)}">${t.svg}${t.serverSvg ? `<figure class="server-metrics">${t.serverSvg}<figcaption>The managed server's own figures from its /metrics, scraped during the window on the power trace's clock (every series is in runs/${esc(t.key)}.metrics.jsonl).</figcaption></figure>` : ''}${t.requestsSvg ? `<figure class="requests">${t.requestsSvg}<figcaption>Each dot is one measured request, at the time it was sent: time to first token and end-to-end latency (from runs/${esc(t.key)}.requests.jsonl).</figcaption></figure>` : ''}</div>`,
         )
         .join('')}`
     : '<p class="note">No timeseries with power or temperature and no per-request records were recorded (no GPU sampler on this machine?).</p>';
@@ -351,7 +353,7 @@ ${bars.length ? `<div class="grid" id="bars">${bars.map((b) => `<figure data-met
 ${latencyWarningNote(study)}
 <p class="note" id="latency-definitions">TTFT: from sending a request to its first token. ITL (inter-token latency): the gaps between successive chunks that carry tokens, as vLLM's benchmark defines it — a chunk holding several tokens is one gap, so ITL reads high when a server sends tokens in groups. TPOT (time per output token): (E2E − TTFT) / (output tokens − 1) per request, from the final token count; it stays exact however tokens are grouped.</p>
 ${latency.length ? `<div class="grid" id="latency">${latency.map((l) => `<figure>${l.svg}</figure>`).join('')}</div>` : '<p class="note">No latency recorded.</p>'}
-<h2>Power, temperature and requests over the window</h2>
+<h2>Power, temperature, server and requests over the window</h2>
 ${traceSection}
 <h2>Runs</h2>
 ${runTable(study)}

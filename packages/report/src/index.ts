@@ -62,11 +62,14 @@ export {
   formatDuration,
   formatSkipReason,
   planParallelism,
+  planServerCommands,
   planToJson,
   renderPlan,
 } from './plan';
 export type { RunRequests } from './requests';
 export { readRunRequests } from './requests';
+export type { RunServerMetrics, ServerMetricPoint } from './server-metrics';
+export { MAIN_SERVER_METRICS, readRunServerMetrics, serverMetricPoints } from './server-metrics';
 export type { BootstrapOptions, ConfidenceInterval, RandomSource } from './stats';
 export {
   bootstrapMeanCI,

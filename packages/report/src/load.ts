@@ -36,6 +36,8 @@ export interface RunRecord {
   timeseriesFile: string | null;
   /** Absolute path of the per-request records (`runs/<key>.requests.jsonl`), when one exists. */
   requestsFile: string | null;
+  /** Absolute path of a managed server's scraped metrics (`runs/<key>.metrics.jsonl`), when one exists. */
+  metricsFile: string | null;
 }
 
 /** A config that the plan rejected before running (from `skipped.json`, when present). */
@@ -232,6 +234,7 @@ export async function loadStudy(
       result,
       timeseriesFile: existsSync(paths.timeseries) ? paths.timeseries : null,
       requestsFile: existsSync(paths.requests) ? paths.requests : null,
+      metricsFile: existsSync(paths.metrics) ? paths.metrics : null,
     });
   }
   return {

@@ -1,3 +1,4 @@
+import { formatCommandLine, serverCommandLine } from '@llem/domain';
 import { formatNumber } from './format';
 import { formatTable, type TextOptions } from './text';
 
@@ -173,6 +174,36 @@ export function estimatePlanDuration(
   };
 }
 
+/**
+ * The command line of each config's managed server (`server:`), `{port}` as written (llem picks
+ * the port when the run starts); configs without a server are left out.
+ *
+ * @example
+ * planServerCommands(plan); // [{ index: 0, label: 'max-num-seqs=64', argv: ['vllm', 'serve', …] }]
+ */
+export function planServerCommands(
+  plan: Pick<PlanView, 'configs'>,
+): { index: number; label: string; argv: string[]; env: Record<string, string> }[] {
+  return plan.configs.flatMap((c) => {
+    const server = rec(c.config).server as
+      | {
+          argv?: unknown;
+          args?: Record<string, string | number | boolean | null>;
+          env?: Record<string, unknown>;
+        }
+      | undefined;
+    if (!server || !Array.isArray(server.argv)) return [];
+    return [
+      {
+        index: c.index,
+        label: c.label,
+        argv: serverCommandLine({ argv: server.argv.map(String), args: server.args }, null),
+        env: Object.fromEntries(Object.entries(server.env ?? {}).map(([k, v]) => [k, String(v)])),
+      },
+    ];
+  });
+}
+
 /** `3723` → `1 h 2 min 3 s`. */
 export function formatDuration(seconds: number): string {
   const s = Math.round(seconds);
@@ -288,6 +319,18 @@ export function renderPlan(plan: PlanView, options: RenderPlanOptions = {}): str
       options,
     ).trimEnd(),
   );
+  const servers = planServerCommands(plan);
+  if (servers.length > 0) {
+    out.push('');
+    out.push(
+      'Servers (llem starts one per run, in its own process group; {port}: a free port picked then)',
+    );
+    // As a shell would take it: the server's own variables first (Ollama is set up by them).
+    for (const s of servers)
+      out.push(
+        `  ${s.index + 1}  ${formatCommandLine([...Object.entries(s.env).map(([k, v]) => `${k}=${v}`), ...s.argv])}`,
+      );
+  }
   out.push('');
   out.push('Runs (in execution order)');
   const rows = plan.runs.map((r) => [
@@ -361,11 +404,15 @@ export function planToJson(
     name: plan.name,
     designHash: plan.designHash,
     execution: plan.execution,
-    configs: plan.configs.map((c) => ({
-      index: c.index,
-      label: c.label,
-      configHash: c.configHash,
-    })),
+    configs: plan.configs.map((c) => {
+      const server = planServerCommands({ configs: [c] })[0];
+      return {
+        index: c.index,
+        label: c.label,
+        configHash: c.configHash,
+        ...(server ? { serverArgv: server.argv, serverEnv: server.env } : {}),
+      };
+    }),
     runs: plan.runs.map((r) => ({
       ordinal: r.ordinal,
       key: r.key,

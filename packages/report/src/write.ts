@@ -7,11 +7,12 @@ import { type Logger, noopLogger } from '@llem/resilience';
 import { aggregateStudy, type ConfigSummary } from './aggregate';
 import { configCsv, paretoCsv, runsCsv } from './csv';
 import { type RunTrace, renderReportHtml } from './html';
-import { requestsChart, traceChart } from './internal/charts';
+import { requestsChart, serverMetricsChart, traceChart } from './internal/charts';
 import { type LoadedStudy, loadStudy } from './load';
 import { getMetric } from './metrics';
 import { DEFAULT_PARETO_AXES, type ParetoAxis, type ParetoResult, paretoFrontier } from './pareto';
 import { readRunRequests } from './requests';
+import { readRunServerMetrics, serverMetricPoints } from './server-metrics';
 import { readTimeseries } from './timeseries';
 
 export interface WriteStudyReportOptions {
@@ -77,12 +78,19 @@ async function collectTraces(study: LoadedStudy, max: number, logger: Logger): P
       );
     }
     const requestsSvg = requests ? requestsChart(requests.records) : null;
-    if (!svg && !requestsSvg) continue;
+    const metrics = run.result ? await readRunServerMetrics(run) : null;
+    if (metrics && metrics.invalid.length > 0)
+      logger.warn(
+        `${metrics.file}: ${metrics.invalid.length} line(s) are not metric scrapes and were left out (line ${metrics.invalid[0]!.line}: ${metrics.invalid[0]!.message})`,
+      );
+    const serverSvg = metrics ? serverMetricsChart(serverMetricPoints(metrics.scrapes)) : null;
+    if (!svg && !requestsSvg && !serverSvg) continue;
     traces.push({
       key: run.key,
       label: run.label,
       cycle: run.cycle,
       svg: svg ?? '',
+      ...(serverSvg ? { serverSvg } : {}),
       ...(requestsSvg ? { requestsSvg } : {}),
     });
   }

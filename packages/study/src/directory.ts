@@ -366,6 +366,7 @@ export class StudyDirectory {
   #ownerGone(owner: RunOwner, mtimeMs: number): string | null {
     const probe = this.#liveness;
     if (owner.host === probe.host) {
+      // This machine knows its own processes exactly: Slurm is not asked about them.
       if (owner.bootId && probe.bootId && owner.bootId !== probe.bootId) {
         return `its runner (pid ${owner.pid}) ran before this machine rebooted`;
       }
@@ -374,8 +375,7 @@ export class StudyDirectory {
       if (started && started !== owner.processStart) {
         return `its runner (pid ${owner.pid}) is gone (the pid now belongs to another process)`;
       }
-    }
-    if (owner.slurm && probe.isSlurmJobActive) {
+    } else if (owner.slurm && probe.isSlurmJobActive) {
       const { jobId, arrayJobId, arrayTaskId, restartCount } = owner.slurm;
       if (probe.isSlurmJobActive(jobId, { arrayJobId, arrayTaskId, restartCount }) === false) {
         return `Slurm job ${jobId} ended`;

@@ -57,12 +57,15 @@ describe('slurmLiveness (squeue)', () => {
     // Requeued once since the claim was written: the claim's incarnation is gone.
     expect(probe.isSlurmJobActive('813', ref('4', 0))).toBe(false);
     expect(probe.isSlurmJobActive('813', ref('4', 1))).toBe(true);
-    expect(probe.isSlurmJobActive('899', ref('7'))).toBe(false); // not listed: ended, forgotten
-    // The array as a whole (a submission): active while any task is.
-    expect(probe.isSlurmJobActive('800')).toBe(true);
     // One squeue for the whole array, reused.
     expect(calls).toHaveLength(1);
     expect(calls[0]).toContain('--jobs=800');
+    // Not listed: asked again (it may have started after the cached answer), then ended.
+    expect(probe.isSlurmJobActive('899', ref('7'))).toBe(false);
+    expect(calls).toHaveLength(2);
+    // The array as a whole (a submission): active while any task is.
+    expect(probe.isSlurmJobActive('800')).toBe(true);
+    expect(calls).toHaveLength(2);
   });
 
   it('says false for a job Slurm no longer knows, null when Slurm cannot be asked', () => {

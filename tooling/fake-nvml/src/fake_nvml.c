@@ -21,6 +21,9 @@
  *   device.<i>.uuid=GPU-...
  *   device.<i>.memory_total=85899345920    bytes
  *   device.<i>.memory_used=1048576         bytes
+ *   device.<i>.memory_used_file=/tmp/x     re-read at every memory query: the bytes it holds are
+ *                                          added to memory_used (missing or unreadable: 0), so a
+ *                                          program can pose as one that takes GPU memory
  *   device.<i>.memory_reserved=0           bytes (v2 only; v1 free = total - used)
  *   device.<i>.power_mw=71000              nvmlDeviceGetPowerUsage (1 s average on Ampere+)
  *   device.<i>.instant_power_mw=72000      field NVML_FI_DEV_POWER_INSTANT; absent: not supported
@@ -170,6 +173,7 @@ typedef struct {
   char name[STR];
   char uuid[STR];
   unsigned long long mem_total, mem_used, mem_reserved;
+  char mem_used_file[512];
   unsigned int power_mw, power_limit_mw, temperature_c, util_gpu, util_memory;
   long long instant_power_mw; /* -1: field not supported */
   unsigned int persistence, sm_clock, mem_clock;
@@ -292,6 +296,10 @@ static void set_device_key(fake_device_t *d, const char *key, const char *v) {
   else if (strcmp(key, "uuid") == 0) copy_str(d->uuid, v);
   else if (strcmp(key, "memory_total") == 0) d->mem_total = ull(v);
   else if (strcmp(key, "memory_used") == 0) d->mem_used = ull(v);
+  else if (strcmp(key, "memory_used_file") == 0) {
+    strncpy(d->mem_used_file, v, sizeof d->mem_used_file - 1);
+    d->mem_used_file[sizeof d->mem_used_file - 1] = '\0';
+  }
   else if (strcmp(key, "memory_reserved") == 0) d->mem_reserved = ull(v);
   else if (strcmp(key, "power_mw") == 0) d->power_mw = (unsigned int)ull(v);
   else if (strcmp(key, "instant_power_mw") == 0) d->instant_power_mw = (long long)ull(v);
@@ -518,12 +526,26 @@ EXPORT nvmlReturn_t nvmlDeviceGetUUID(void *device, char *uuid, unsigned int len
   return put_string(d->uuid, uuid, length);
 }
 
+/* Memory in use: the scenario's, plus what a program wrote to memory_used_file (re-read each call). */
+static unsigned long long used_bytes(const fake_device_t *d) {
+  unsigned long long extra = 0;
+  if (d->mem_used_file[0] != '\0') {
+    FILE *f = fopen(d->mem_used_file, "r");
+    if (f != NULL) {
+      if (fscanf(f, "%llu", &extra) != 1) extra = 0;
+      fclose(f);
+    }
+  }
+  return d->mem_used + extra;
+}
+
 EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo(void *device, nvmlMemory_t *memory) {
   DEVICE_PROLOGUE("nvmlDeviceGetMemoryInfo", device);
   if (memory == NULL) return NVML_ERROR_INVALID_ARGUMENT;
+  unsigned long long used = used_bytes(d);
   memory->total = d->mem_total;
-  memory->used = d->mem_used;
-  memory->free = d->mem_total >= d->mem_used ? d->mem_total - d->mem_used : 0ULL;
+  memory->used = used;
+  memory->free = d->mem_total >= used ? d->mem_total - used : 0ULL;
   return NVML_SUCCESS;
 }
 
@@ -534,10 +556,11 @@ EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(void *device, nvmlMemory_v2_t *me
   /* The real driver rejects a struct whose version word does not match; so does the fake, which
    * is what catches a caller that forgot it or computed it from the wrong size. */
   if (memory->version != nvmlMemory_v2) return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
-  unsigned long long taken = d->mem_used + d->mem_reserved;
+  unsigned long long used = used_bytes(d);
+  unsigned long long taken = used + d->mem_reserved;
   memory->total = d->mem_total;
   memory->reserved = d->mem_reserved;
-  memory->used = d->mem_used;
+  memory->used = used;
   memory->free = d->mem_total >= taken ? d->mem_total - taken : 0ULL;
   return NVML_SUCCESS;
 }

@@ -47,6 +47,11 @@ export interface FakeDevice {
   uuid: string;
   memoryTotalBytes: number;
   memoryUsedBytes: number;
+  /**
+   * A file re-read at every memory query: the bytes it holds are added to `memoryUsedBytes`
+   * (missing: 0). The test server's `--fake-gpu-memory-file` writes it, posing as a GPU server.
+   */
+  memoryUsedFile?: string;
   memoryReservedBytes?: number;
   powerMw: number;
   instantPowerMw?: number;
@@ -175,6 +180,7 @@ export function scenarioText(scenario: FakeScenario): string {
     put(`${p}uuid`, d.uuid);
     put(`${p}memory_total`, d.memoryTotalBytes);
     put(`${p}memory_used`, d.memoryUsedBytes);
+    put(`${p}memory_used_file`, d.memoryUsedFile);
     put(`${p}memory_reserved`, d.memoryReservedBytes);
     put(`${p}power_mw`, d.powerMw);
     put(`${p}instant_power_mw`, d.instantPowerMw);

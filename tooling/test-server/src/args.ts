@@ -9,6 +9,18 @@ export interface ProgramOptions {
   listenDelayMs: number;
   /** Exit code of a `--crash-after` crash. */
   crashExitCode: number;
+  /** Write the process id to this file once listening (tests check the process by PID). */
+  pidFile: string | undefined;
+  /** Keep running on SIGTERM (only SIGKILL ends it): a server that does not stop when asked. */
+  ignoreSigterm: boolean;
+  /**
+   * Pose as a GPU server for the fake NVML: write `fakeGpuMemoryMiB` (as bytes) to this file
+   * once listening, the memory the fake GPU reports as used (`device.<i>.memory_used_file`), and
+   * write 0 on exit unless `leakFakeGpuMemory` (a server that leaves memory behind).
+   */
+  fakeGpuMemoryFile: string | undefined;
+  fakeGpuMemoryMiB: number;
+  leakFakeGpuMemory: boolean;
   help: boolean;
 }
 
@@ -47,6 +59,14 @@ const FLAGS = {
   'crash-after': ['string', 'exit abruptly when completion request N+1 arrives'],
   'crash-exit-code': ['string', 'exit code of that crash (default 1)'],
   'log-arrivals': ['string', 'append one JSON line per request (arrival time) to this file'],
+  'pid-file': ['string', 'write the process id to this file once listening'],
+  'ignore-sigterm': ['boolean', 'keep running on SIGTERM (only SIGKILL stops it)'],
+  'fake-gpu-memory-file': [
+    'string',
+    'write the fake GPU memory in use (bytes) here once listening, 0 on exit (fake NVML)',
+  ],
+  'fake-gpu-memory-mib': ['string', 'that memory in MiB (default 1024)'],
+  'leak-fake-gpu-memory': ['boolean', 'leave the fake GPU memory in use after exiting'],
   help: ['boolean', 'print this help'],
 } as const satisfies Record<string, readonly ['string' | 'boolean', string]>;
 
@@ -137,6 +157,11 @@ export function parseProgramArgs(
     server,
     listenDelayMs: number('listen-delay-ms', str('listen-delay-ms'), 0) ?? 0,
     crashExitCode: number('crash-exit-code', str('crash-exit-code'), 0, true) ?? 1,
+    pidFile: str('pid-file'),
+    ignoreSigterm: flag('ignore-sigterm'),
+    fakeGpuMemoryFile: str('fake-gpu-memory-file'),
+    fakeGpuMemoryMiB: number('fake-gpu-memory-mib', str('fake-gpu-memory-mib'), 0) ?? 1024,
+    leakFakeGpuMemory: flag('leak-fake-gpu-memory'),
     help: flag('help'),
   };
 }

@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseProgramArgs, UsageError, usageText } from './args';
 import { startTestServer, type TestServer } from './server';
@@ -37,15 +38,39 @@ export async function runProgram(
     return null;
   }
   if (parsed.listenDelayMs > 0) await delay(parsed.listenDelayMs);
-  const server = await startTestServer({
-    ...parsed.server,
-    onCrash: () => {
-      io.stderr.write(
-        `llem-test-server: crashing as asked (--crash-after ${parsed.server.crashAfter})\n`,
-      );
-      io.exit(parsed.crashExitCode);
-    },
-  });
+  let server: TestServer;
+  try {
+    server = await startTestServer({
+      ...parsed.server,
+      onCrash: () => {
+        io.stderr.write(
+          `llem-test-server: crashing as asked (--crash-after ${parsed.server.crashAfter})\n`,
+        );
+        io.exit(parsed.crashExitCode);
+      },
+    });
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    if (e.code !== 'EADDRINUSE') throw error;
+    // As real servers say it (vLLM: "[Errno 98] Address already in use").
+    io.stderr.write(
+      `llem-test-server: cannot listen on ${parsed.server.host ?? '127.0.0.1'}:${parsed.server.port}: address already in use (EADDRINUSE)\n`,
+    );
+    io.exit(1);
+    return null;
+  }
+  if (parsed.pidFile) writeFileSync(parsed.pidFile, `${process.pid}\n`);
+  const memoryFile = parsed.fakeGpuMemoryFile;
+  if (memoryFile) {
+    writeFileSync(memoryFile, `${Math.round(parsed.fakeGpuMemoryMiB * 1024 * 1024)}\n`);
+    // 'exit' runs for process.exit() and a normal end; a SIGKILL leaves the memory "in use".
+    if (!parsed.leakFakeGpuMemory) process.once('exit', () => writeFileSync(memoryFile, '0\n'));
+  }
   io.stdout.write(`${LISTENING_PREFIX}${server.baseUrl}\n`);
   return server;
+}
+
+/** Whether the program should ignore SIGTERM (`--ignore-sigterm`), for its bin. */
+export function ignoresSigterm(argv: readonly string[]): boolean {
+  return argv.includes('--ignore-sigterm');
 }

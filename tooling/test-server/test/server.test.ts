@@ -290,4 +290,42 @@ describe('test server: the program', () => {
     expect(await server.exited).toEqual({ code: 3, signal: null });
     expect(server.stderr).toContain('crashing as asked (--crash-after 0)');
   });
+
+  it('as a managed server: a pid file, fake GPU memory written then cleared on exit (or leaked), one line on a port clash', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'llem-test-server-'));
+    const pidFile = join(dir, 'pid');
+    const memory = join(dir, 'memory');
+    const server = await spawnTestServer([
+      '--pid-file',
+      pidFile,
+      '--fake-gpu-memory-file',
+      memory,
+      '--fake-gpu-memory-mib',
+      '2',
+    ]);
+    expect(Number(readFileSync(pidFile, 'utf8'))).toBe(server.child.pid);
+    expect(readFileSync(memory, 'utf8').trim()).toBe(String(2 * 1024 * 1024));
+    // Its port is taken: a second one says so in one line and exits 1.
+    const clash = await spawnTestServer(['--port', String(server.port)]).catch((e: Error) => e);
+    expect(String(clash)).toMatch(
+      new RegExp(
+        `exited \\(1\\) before listening: llem-test-server: cannot listen on 127\\.0\\.0\\.1:${server.port}: address already in use \\(EADDRINUSE\\)\\n$`,
+      ),
+    );
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
+    expect(readFileSync(memory, 'utf8').trim()).toBe('0');
+
+    const leaky = await spawnTestServer([
+      '--fake-gpu-memory-file',
+      memory,
+      '--leak-fake-gpu-memory',
+    ]);
+    await leaky.stop();
+    expect(readFileSync(memory, 'utf8').trim()).toBe(String(1024 * 1024 * 1024));
+  });
+
+  it('--ignore-sigterm: only SIGKILL stops it', async () => {
+    const server = await spawnTestServer(['--ignore-sigterm']);
+    expect(await server.stop(500)).toEqual({ code: null, signal: 'SIGKILL' });
+  });
 });

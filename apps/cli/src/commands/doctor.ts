@@ -1,7 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { OpenaiExperimentConfig, StudyPlan } from '@llem/domain';
 import { type ClientLimit, checkOpenAIServer, measureClientLimit } from '@llem/engines';
@@ -267,6 +276,61 @@ export function runDoctorChecks(options: {
   ];
 }
 
+/** An executable file at `path`, or `null`. */
+function executable(path: string): string | null {
+  try {
+    accessSync(path, constants.X_OK);
+    return statSync(path).isFile() ? path : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * One check per distinct managed-server program of a study (`server.argv[0]`, as the run will
+ * spawn it: a path resolved against `server.cwd`, else searched on `PATH`). Blocking: every run
+ * of such a config would fail with `SERVER_SPAWN`.
+ *
+ * @example
+ * const checks = managedServerChecks(study.plan, { env: process.env, baseDir: study.baseDir });
+ */
+export function managedServerChecks(
+  plan: Pick<StudyPlan, 'configs'>,
+  options: { env: NodeJS.ProcessEnv; baseDir: string },
+): DoctorCheck[] {
+  const seen = new Map<string, { program: string; cwd: string }>();
+  for (const { config } of plan.configs) {
+    if (config.engine !== 'openai' || !config.server) continue;
+    const program = config.server.argv[0] as string;
+    const cwd = resolve(options.baseDir, config.server.cwd ?? '.');
+    seen.set(JSON.stringify([program, program.includes('/') ? cwd : '']), { program, cwd });
+  }
+  return [...seen.values()].map(({ program, cwd }) => {
+    const found = program.includes('/')
+      ? executable(resolve(cwd, program))
+      : ((options.env.PATH ?? '')
+          .split(delimiter)
+          .filter(Boolean)
+          .map((dir) => executable(join(dir, program)))
+          .find((p) => p !== null) ?? null);
+    return {
+      name: `managed server ${program}`,
+      ok: found !== null,
+      detail:
+        found !== null
+          ? `${found}; llem starts it for each run`
+          : program.includes('/')
+            ? `${resolve(cwd, program)} is not an executable file`
+            : 'not found on PATH',
+      hint:
+        found !== null
+          ? null
+          : 'Install it, or give server.argv[0] as a path (relative to server.cwd, else to the study file)',
+      blocking: true,
+    };
+  });
+}
+
 /** The hint for each reason an `openai` server check fails (the check's `code`). */
 const SERVER_HINTS: Record<string, string> = {
   UNREACHABLE:
@@ -293,7 +357,8 @@ export async function openaiServerChecks(
 ): Promise<DoctorCheck[]> {
   const seen = new Map<string, OpenaiExperimentConfig>();
   for (const { config } of plan.configs) {
-    if (config.engine !== 'openai') continue;
+    // A managed server does not exist before its run starts it: `managedServerChecks` instead.
+    if (config.engine !== 'openai' || config.server) continue;
     const { base_url, model, endpoint, api_key_env } = config.openai;
     const key = JSON.stringify([base_url, model ?? config.model, endpoint, api_key_env ?? null]);
     if (!seen.has(key)) seen.set(key, config);
@@ -446,6 +511,7 @@ export function doctorCommand(ctx: CliContext) {
             env: ctx.env,
             timeoutS: args.serverTimeoutS,
           })),
+          ...managedServerChecks(study.plan, { env: ctx.env, baseDir: study.baseDir }),
         );
       }
       let clientLimit: ClientLimit | null = null;

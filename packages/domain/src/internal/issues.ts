@@ -188,6 +188,12 @@ function convertIssue(
             message: `the ${key} section only applies to engine: ${key}, and this config's engine is ${engine}`,
           };
         }
+        if (key === 'server' && typeof engine === 'string' && engine !== 'openai') {
+          return {
+            path: keyPath,
+            message: `the server section only applies to engine: openai (the openai engine drives the server llem starts), and this config's engine is ${engine}`,
+          };
+        }
         const [head, ...rest] = key.split('.');
         if (rest.length > 0 && head && allowed?.includes(head)) {
           // `llamacpp.batch_size: 64` outside `sweep`: say how to write it instead.
@@ -302,6 +308,25 @@ function convertIssue(
       }
       if (branches.length === 1) {
         return dedupe(branches[0]!.flatMap((inner) => convertIssue(inner, path, notes)));
+      }
+      if (branches.length === 0 && typeBranches.length > 1) {
+        // Every form is of another type (a list where a scalar goes): name the forms once.
+        const types = [
+          ...new Set(
+            typeBranches.map(
+              (branch) =>
+                EXPECTED_NAMES[(branch[0] as z.core.$ZodIssueInvalidType).expected] ??
+                (branch[0] as z.core.$ZodIssueInvalidType).expected,
+            ),
+          ),
+        ];
+        const last = types.pop();
+        return [
+          {
+            path: at,
+            message: `expected ${types.length > 0 ? `${types.join(', ')} or ${last}` : last}, got ${typeName(input)}`,
+          },
+        ];
       }
       const candidates = (branches.length > 0 ? branches : issue.errors).flatMap((branch) =>
         branch.flatMap((inner) => convertIssue(inner, path, notes)),

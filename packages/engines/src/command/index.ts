@@ -15,10 +15,14 @@ import type {
   RunHooks,
   WorkloadOutcome,
 } from '../engine';
-import { signalProcessGroup, trackProcessGroup, untrackProcessGroup } from './process-group';
+import {
+  signalProcessGroup,
+  trackProcessGroup,
+  untrackProcessGroup,
+} from '../internal/process-group';
 import { latenciesToRecords, type ProgramReport, parseProgramLine } from './protocol';
 
-export { killAllProcessGroups } from './process-group';
+export { killAllProcessGroups } from '../internal/process-group';
 export type { ProgramLatency, ProgramLine, ProgramReport } from './protocol';
 export { latenciesToRecords, parseProgramLine } from './protocol';
 

@@ -83,6 +83,16 @@ export function resolveOpenAIConfig(config: OpenAIEngineConfig): ResolvedOpenAIC
     );
   }
   const section = parsed.data;
+  if (section.base_url.includes('{port}')) {
+    // The domain accepts the template for a managed server; the harness fills it in first.
+    throw new ConfigError('CONFIG_INVALID', CONFIG_SOURCE, [
+      {
+        path: 'openai.base_url',
+        message:
+          'holds {port}, which is filled in when llem starts the server (server section); give the engine the URL with the port',
+      },
+    ]);
+  }
   const model = section.model ?? config.model;
   if (model === undefined || model.length === 0) {
     throw new ConfigError('CONFIG_INVALID', CONFIG_SOURCE, [

@@ -7,6 +7,7 @@ import {
   type RunInputs,
   type RunResult,
   RunResultSchema,
+  type RunServer,
   type RunSlurm,
   type RunWarning,
   readDispatchSummary,
@@ -51,6 +52,8 @@ export interface ResultInput {
   devices: RunDevice[] | undefined;
   /** The Slurm job the run was measured in, when it was. */
   slurm?: RunSlurm | undefined;
+  /** The managed server's block, when the run had one. */
+  server?: RunServer | undefined;
   maxRss: number;
   intervalMs: number;
   thresholds: WarningThresholds;
@@ -192,6 +195,7 @@ export function buildResult(input: ResultInput): {
     ...(input.slurm ? { slurm: input.slurm } : {}),
     inputs: input.inputs,
     workload: workloadSummary(input.workload, outcome.requests),
+    ...(input.server ? { server: input.server } : {}),
     warnings,
     environment: input.environment,
     extra: {

@@ -6,6 +6,7 @@ import { formatNumber } from '../format';
 import type { RunRecord } from '../load';
 import { getMetric, METRICS, type MetricId } from '../metrics';
 import type { ParetoResult } from '../pareto';
+import type { ServerMetricPoint } from '../server-metrics';
 import type { TimeseriesSample } from '../timeseries';
 
 /**
@@ -248,6 +249,57 @@ export function traceChart(samples: readonly TimeseriesSample[]): string | null 
             z: 'device',
             stroke: multi ? 'device' : colour,
             strokeWidth: 1.5,
+          }),
+        ],
+      }),
+    );
+  }
+  return charts.length ? charts.join('\n') : null;
+}
+
+const SERVER_CHARTS: Record<ServerMetricPoint['chart'], string> = {
+  requests: 'Server: requests',
+  'kv-cache': 'Server: KV cache used (%)',
+  tokens: 'Server: generated tokens/s',
+};
+
+/**
+ * A managed server's main figures over the measurement window (requests running and waiting,
+ * KV-cache usage, generated tokens/s), one small chart each, on the power trace's time axis.
+ * `null` when the server exposed none of them.
+ *
+ * @example
+ * const svg = serverMetricsChart(serverMetricPoints(metrics.scrapes));
+ */
+export function serverMetricsChart(points: readonly ServerMetricPoint[]): string | null {
+  const charts: string[] = [];
+  for (const [chart, label] of Object.entries(SERVER_CHARTS)) {
+    const data = points.filter((p) => p.chart === chart);
+    if (data.length === 0) continue;
+    const series = [...new Set(data.map((p) => p.series))];
+    charts.push(
+      render({
+        width: 760,
+        height: 170,
+        grid: true,
+        marginBottom: 45,
+        x: { label: 'Time in measurement window (s)', labelAnchor: 'center', labelOffset: 38 },
+        y: { label, nice: true, zero: true, ...domainFor(data.map((p) => p.value)) },
+        color: series.length > 1 ? { legend: true, domain: series } : undefined,
+        marks: [
+          Plot.line(data, {
+            x: 'tS',
+            y: 'value',
+            z: 'series',
+            stroke: series.length > 1 ? 'series' : '#5f3dc4',
+            strokeWidth: 1.5,
+            curve: 'step-after',
+          }),
+          Plot.dot(data, {
+            x: 'tS',
+            y: 'value',
+            r: 1.5,
+            fill: series.length > 1 ? 'series' : '#5f3dc4',
           }),
         ],
       }),

@@ -102,9 +102,9 @@ export function slurmLiveness(options: SlurmLivenessOptions = {}): Required<Live
   const local = options.local ?? systemLiveness;
   const cache = new Map<string, { at: number; answer: Answer }>();
 
-  const ask = (id: string): Answer => {
+  const ask = (id: string, fresh = false): Answer => {
     const hit = cache.get(id);
-    if (hit && now() - hit.at < cacheMs) return hit.answer;
+    if (!fresh && hit && now() - hit.at < cacheMs) return hit.answer;
     const out = run('squeue', squeueArgs(id), {
       ...(options.env ? { env: options.env } : {}),
       timeoutMs: 10_000,
@@ -125,17 +125,28 @@ export function slurmLiveness(options: SlurmLivenessOptions = {}): Required<Live
     bootId: local.bootId ?? null,
     processStart: (pid) => local.processStart?.(pid) ?? null,
     isSlurmJobActive(jobId: string, ref?: SlurmJobRef): boolean | null {
-      const answer = ask(ref?.arrayJobId ?? jobId);
+      const id = ref?.arrayJobId ?? jobId;
+      let answer = ask(id);
       if (answer === null) return null;
       if (answer === 'gone') return false;
       if (!ref) return answer.some((row) => isActiveSlurmState(row.state));
-      const row = answer.find(
-        (r) =>
-          r.jobId === jobId &&
-          (ref.arrayTaskId === null ||
-            ref.arrayTaskId === undefined ||
-            r.arrayTaskId === ref.arrayTaskId),
-      );
+      const find = (rows: readonly SqueueRow[]) =>
+        rows.find(
+          (r) =>
+            r.jobId === jobId &&
+            (ref.arrayTaskId === null ||
+              ref.arrayTaskId === undefined ||
+              r.arrayTaskId === ref.arrayTaskId),
+        );
+      let row = find(answer);
+      if (!row) {
+        // A task that started after the cached answer is not in it: ask again before saying
+        // it ended.
+        answer = ask(id, true);
+        if (answer === null) return null;
+        if (answer === 'gone') return false;
+        row = find(answer);
+      }
       if (!row) return false;
       // A requeued job keeps its id: a claim of an earlier incarnation is not this one's.
       if (ref.restartCount !== undefined && row.restartCount > ref.restartCount) return false;
