@@ -126,6 +126,7 @@ export const EXIT_CODE_BY_ERROR: { readonly [C in LlemErrorCode]: ExitCode } = {
   SERVER_NOT_READY: runtime,
   SERVER_PORT_IN_USE: runtime,
   // @llem/measure
+  DATASET_INVALID: user, // a dataset file that is missing, holds bad data or no usable request
   DATASET: runtime,
   ENERGY_UNAVAILABLE: runtime,
   WORKLOAD_FAILED: runtime,

@@ -45,30 +45,147 @@ const nonNegativeInt = z.int().nonnegative();
 // ---------------------------------------------------------------------------------------------
 // dataset
 
-export const SyntheticDatasetSchema = z
-  .strictObject({
-    n: positiveInt.default(32).describe('Number of prompts'),
-    input_len: positiveInt.default(64).describe('Prompt length in tokens (approximate)'),
-    output_len: positiveInt
-      .default(32)
-      .describe('Output tokens each request asks for (max_output_tokens still caps it)'),
-    seed: nonNegativeInt.default(42).describe('Seed of the prompt generator'),
-  })
-  .describe('Generated prompts: the same seed gives the same prompts on every machine');
-export type SyntheticDataset = z.infer<typeof SyntheticDatasetSchema>;
+/**
+ * The formats a dataset file may have: `jsonl` (one prompt per line, the default for `.jsonl`),
+ * `sharegpt` (conversations, `.json` or `.jsonl`) and `trace` (Mooncake-style request traces,
+ * `.jsonl`).
+ */
+export const DATASET_FORMATS = ['jsonl', 'sharegpt', 'trace'] as const;
+export type DatasetFormat = (typeof DATASET_FORMATS)[number];
 
-const jsonlPath = z
+/** Tokens per `hash_ids` block of a trace (Mooncake's block size). */
+export const TRACE_BLOCK_TOKENS = 512;
+
+const syntheticShape = {
+  n: positiveInt
+    .default(32)
+    .describe('Number of prompts (with turns > 1: of conversations, each of `turns` requests)'),
+  input_len: positiveInt
+    .default(64)
+    .describe(
+      'Prompt length in tokens (with turns > 1: of each new user turn); exact where the engine can tokenize',
+    ),
+  output_len: positiveInt
+    .default(32)
+    .describe('Output tokens each request asks for (max_output_tokens still caps it)'),
+  seed: nonNegativeInt.default(42).describe('Seed of the prompt generator'),
+  prefix_len: positiveInt
+    .optional()
+    .describe('Tokens at the start of every prompt shared within its prefix group (< input_len)'),
+  prefix_groups: positiveInt
+    .optional()
+    .describe('Groups of prompts sharing a prefix_len-token prefix (default 1 with prefix_len)'),
+  turns: positiveInt
+    .optional()
+    .describe(
+      'Turns per conversation: each turn’s prompt carries the history, sent after the previous turn ended',
+    ),
+};
+
+export const SyntheticDatasetSchema = z
+  .strictObject(syntheticShape)
+  .superRefine((value, ctx) => {
+    if (value.prefix_len !== undefined && value.prefix_len >= value.input_len) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['prefix_len'],
+        message: `must be less than input_len (${value.input_len}): every prompt needs a part of its own`,
+      });
+    }
+    if (value.prefix_groups !== undefined && value.prefix_len === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['prefix_groups'],
+        message: 'only applies with prefix_len (the length of the shared prefix)',
+      });
+    }
+    if (value.prefix_groups !== undefined && value.prefix_groups > value.n) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['prefix_groups'],
+        message: `must be at most n (${value.n}): each group needs a prompt`,
+      });
+    }
+  })
+  // New keys never change an existing config's hash: absent stays absent, `turns: 1` (one turn,
+  // as before) is the same as no turns, and a prefix states its group count (1 unless given).
+  .transform(({ turns, prefix_groups, ...rest }) => ({
+    ...rest,
+    ...(rest.prefix_len !== undefined ? { prefix_groups: prefix_groups ?? 1 } : {}),
+    ...(turns !== undefined && turns > 1 ? { turns } : {}),
+  }))
+  .describe('Generated prompts: the same seed gives the same prompts on every machine');
+export type SyntheticDataset = z.output<typeof SyntheticDatasetSchema>;
+
+const datasetPath = z
   .string()
   .min(1)
-  .regex(/\.jsonl$/i, 'must be a .jsonl file path');
+  .regex(/\.jsonl?$/i, 'must be a .jsonl or .json file path');
+
+/** Keys of a file dataset and the formats they apply to. */
+const FILE_KEYS_BY_FORMAT: Readonly<Record<string, DatasetFormat>> = {
+  column: 'jsonl',
+  output_len_column: 'jsonl',
+  n: 'sharegpt',
+  seed: 'sharegpt',
+  min_input_len: 'sharegpt',
+  max_input_len: 'sharegpt',
+  max_output_len: 'sharegpt',
+  time_scale: 'trace',
+};
 
 const datasetObjectShape = {
   synthetic: SyntheticDatasetSchema.optional(),
-  path: jsonlPath.optional().describe('A .jsonl file, one JSON object per line'),
-  column: z.string().min(1).optional().describe('Field holding the prompt (default "prompt")'),
+  path: datasetPath
+    .optional()
+    .describe('A dataset file: .jsonl (one JSON object per line) or .json (ShareGPT)'),
+  format: z
+    .enum(DATASET_FORMATS)
+    .optional()
+    .describe(
+      'jsonl (prompts; the default for .jsonl), sharegpt (conversations) or trace (Mooncake-style)',
+    ),
+  column: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('jsonl: the field holding the prompt (default "prompt")'),
+  output_len_column: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'jsonl: a field holding each row’s output length in tokens (capped by max_output_tokens)',
+    ),
+  n: positiveInt.optional().describe('sharegpt: how many requests to pick (default: all)'),
+  seed: nonNegativeInt
+    .optional()
+    .describe('sharegpt: shuffle with this seed before picking (default: file order)'),
+  min_input_len: positiveInt
+    .optional()
+    .describe('sharegpt: skip prompts shorter than this (tokens)'),
+  max_input_len: positiveInt
+    .optional()
+    .describe('sharegpt: skip prompts longer than this (tokens)'),
+  max_output_len: positiveInt
+    .optional()
+    .describe('sharegpt: skip conversations whose answer is longer than this (tokens)'),
+  time_scale: z
+    .number()
+    .positive()
+    .optional()
+    .describe('trace: multiply every timestamp by this (0.5 replays twice as fast; default 1)'),
 };
 
-const DatasetObjectSchema = z.strictObject(datasetObjectShape).superRefine((value, ctx) => {
+/** A file dataset's format: the one given, else `jsonl` for a `.jsonl` file. */
+function formatOf(value: { path?: string | undefined; format?: DatasetFormat | undefined }) {
+  if (value.format !== undefined) return value.format;
+  return value.path !== undefined && /\.jsonl$/i.test(value.path) ? 'jsonl' : null;
+}
+
+type DatasetObjectInput = z.output<z.ZodObject<typeof datasetObjectShape>>;
+
+function checkDatasetObject(value: DatasetObjectInput, ctx: z.RefinementCtx): void {
   const hasSynthetic = value.synthetic !== undefined;
   const hasPath = value.path !== undefined;
   if (hasSynthetic === hasPath) {
@@ -76,30 +193,141 @@ const DatasetObjectSchema = z.strictObject(datasetObjectShape).superRefine((valu
       code: 'custom',
       message: hasSynthetic
         ? 'give either synthetic or path, not both'
-        : 'give either synthetic: {n, input_len, output_len, seed} or path: <file>.jsonl',
+        : 'give either synthetic: {n, input_len, output_len, seed} or path: <file>.jsonl (or .json with format: sharegpt)',
       params: { allowed: ['synthetic', 'path'] },
     });
   }
-  if (hasSynthetic && value.column !== undefined) {
+  const fileKeys = Object.keys(FILE_KEYS_BY_FORMAT).filter(
+    (key) => value[key as keyof DatasetObjectInput] !== undefined,
+  );
+  if (hasSynthetic) {
+    for (const key of [...fileKeys, ...(value.format !== undefined ? ['format'] : [])])
+      ctx.addIssue({
+        code: 'custom',
+        path: [key],
+        message: `${key} only applies to a dataset file (path), not to synthetic prompts`,
+      });
+    return;
+  }
+  if (!hasPath) return;
+  const format = formatOf(value);
+  if (format === null) {
     ctx.addIssue({
       code: 'custom',
-      path: ['column'],
-      message: 'column only applies to a .jsonl path dataset',
+      path: ['format'],
+      message:
+        'a .json dataset needs its format: give format: sharegpt (jsonl and trace files are .jsonl)',
+      params: { allowed: ['sharegpt'] },
+    });
+    return;
+  }
+  if (format !== 'sharegpt' && !/\.jsonl$/i.test(value.path ?? '')) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['path'],
+      message: `format: ${format} reads JSON lines: the file must end in .jsonl`,
     });
   }
-});
+  for (const key of fileKeys) {
+    const applies = FILE_KEYS_BY_FORMAT[key];
+    if (applies !== format)
+      ctx.addIssue({
+        code: 'custom',
+        path: [key],
+        message: `only applies to format: ${applies}, and this dataset's format is ${format}`,
+      });
+  }
+  if (
+    value.min_input_len !== undefined &&
+    value.max_input_len !== undefined &&
+    value.min_input_len > value.max_input_len
+  ) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['min_input_len'],
+      message: `must be at most max_input_len (${value.max_input_len})`,
+    });
+  }
+}
 
-export type DatasetConfig = { synthetic: SyntheticDataset } | { path: string; column: string };
+const DatasetObjectSchema = z.strictObject(datasetObjectShape);
 
-/** `dataset: prompts.jsonl`, `{path, column}` or `{synthetic: {...}}`, normalised to an object. */
+/** A `.jsonl` file of prompts, one JSON object per line (`format: jsonl`, the default). */
+export interface JsonlDataset {
+  path: string;
+  /** The field holding the prompt. */
+  column: string;
+  /** A field holding each row's output length in tokens; absent: `max_output_tokens`. */
+  output_len_column?: string;
+}
+
+/** ShareGPT conversations (`.json` array or `.jsonl`): one request per first human turn + answer. */
+export interface ShareGptDataset {
+  path: string;
+  format: 'sharegpt';
+  n?: number;
+  seed?: number;
+  min_input_len?: number;
+  max_input_len?: number;
+  max_output_len?: number;
+}
+
+/** A Mooncake-style request trace (`.jsonl`): each request is sent at its timestamp × `time_scale`. */
+export interface TraceDataset {
+  path: string;
+  format: 'trace';
+  time_scale: number;
+}
+
+export type FileDatasetConfig = JsonlDataset | ShareGptDataset | TraceDataset;
+export type DatasetConfig = { synthetic: SyntheticDataset } | FileDatasetConfig;
+
+function normaliseDataset(value: DatasetObjectInput): DatasetConfig {
+  if (value.synthetic) return { synthetic: value.synthetic };
+  const path = value.path ?? '';
+  const format = formatOf(value);
+  if (format === 'sharegpt') {
+    const { n, seed, min_input_len, max_input_len, max_output_len } = value;
+    return {
+      path,
+      format,
+      ...(n !== undefined ? { n } : {}),
+      ...(seed !== undefined ? { seed } : {}),
+      ...(min_input_len !== undefined ? { min_input_len } : {}),
+      ...(max_input_len !== undefined ? { max_input_len } : {}),
+      ...(max_output_len !== undefined ? { max_output_len } : {}),
+    };
+  }
+  if (format === 'trace') return { path, format, time_scale: value.time_scale ?? 1 };
+  // jsonl, the default: the shape (and hash) a .jsonl dataset always had; `format: jsonl`
+  // written out changes nothing.
+  return {
+    path,
+    column: value.column ?? 'prompt',
+    ...(value.output_len_column !== undefined
+      ? { output_len_column: value.output_len_column }
+      : {}),
+  };
+}
+
+/**
+ * The dataset: a file path (`prompts.jsonl`), `{path, format?, …}` or `{synthetic: {...}}`,
+ * normalised to an object. Keys of one format given for another, a `.json` file without a format
+ * and the like are errors naming the key.
+ */
 export const DatasetSchema = z
-  .union([jsonlPath, DatasetObjectSchema])
-  .describe('synthetic: {n, input_len, output_len, seed}, or a .jsonl path (or {path, column})')
-  .transform((value): DatasetConfig => {
-    if (typeof value === 'string') return { path: value, column: 'prompt' };
-    if (value.synthetic) return { synthetic: value.synthetic };
-    return { path: value.path ?? '', column: value.column ?? 'prompt' };
-  });
+  .union([datasetPath.transform((path) => ({ path })), DatasetObjectSchema])
+  .describe(
+    'synthetic: {n, input_len, output_len, seed, prefix_len?, prefix_groups?, turns?}, a .jsonl path, or {path, format: jsonl | sharegpt | trace, …}',
+  )
+  .superRefine(checkDatasetObject)
+  .transform(normaliseDataset);
+
+/** The format of a parsed dataset: `synthetic`, or its file format. */
+export function datasetFormat(dataset: DatasetConfig): 'synthetic' | DatasetFormat {
+  if ('synthetic' in dataset) return 'synthetic';
+  return 'format' in dataset ? dataset.format : 'jsonl';
+}
 
 // ---------------------------------------------------------------------------------------------
 // decoder
@@ -669,6 +897,32 @@ export const ExperimentConfigSchema = z
         params: { allowed: ['<path>.gguf', ...BUILTIN_MODELS] },
       });
     }
+    if (
+      config.engine === 'openai' &&
+      datasetFormat(config.dataset) === 'trace' &&
+      config.openai.request_rate !== undefined
+    ) {
+      // The trace's timestamps are the arrival process; a rate beside it would be ignored.
+      ctx.addIssue({
+        code: 'custom',
+        path: ['openai', 'request_rate'],
+        message:
+          "does not apply with a trace dataset: each request is sent at the trace's timestamp (scale them with dataset.time_scale)",
+      });
+    }
+    if (
+      config.engine === 'openai' &&
+      datasetFormat(config.dataset) === 'trace' &&
+      config.openai.load === 'sweep'
+    ) {
+      // A sweep picks each point's load; a trace's timestamps would replace every one of them.
+      ctx.addIssue({
+        code: 'custom',
+        path: ['openai', 'load'],
+        message:
+          "does not apply with a trace dataset: the trace's timestamps are its load (scale them with dataset.time_scale, or sweep dataset.time_scale)",
+      });
+    }
   })
   .transform((config) =>
     config.engine === 'openai' && config.openai.model === undefined
@@ -700,7 +954,7 @@ export const PartialExperimentSchema = z.strictObject({
   name: commonShape.name,
   model: commonShape.model.optional(),
   engine: z.enum(ENGINE_NAMES).optional().describe('Which engine runs the experiment'),
-  dataset: z.union([jsonlPath, z.strictObject(datasetObjectShape)]).optional(),
+  dataset: z.union([datasetPath, DatasetObjectSchema]).optional(),
   max_output_tokens: positiveInt.optional().describe('Output-token cap per request (default 128)'),
   decoder: z.strictObject(decoderShape).partial().optional(),
   warmup: z.strictObject(warmupShape).partial().optional(),

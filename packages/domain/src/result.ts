@@ -342,6 +342,94 @@ export const PhaseEnergySchema = z
   .strict();
 export type PhaseEnergy = z.infer<typeof PhaseEnergySchema>;
 
+/**
+ * The distribution of a per-request length in tokens: over the requests that have one. Integer
+ * bounds; percentiles by linear interpolation.
+ */
+export const LengthDistributionSchema = z
+  .object({
+    count: z.int().nonnegative(),
+    mean: nonNegative,
+    min: nonNegative,
+    p50: nonNegative,
+    p90: nonNegative,
+    p99: nonNegative,
+    max: nonNegative,
+  })
+  .strict();
+export type LengthDistribution = z.infer<typeof LengthDistributionSchema>;
+
+/** What the workload asked for and what the engine reported, for one length. */
+export const WorkloadLengthSchema = z
+  .object({
+    /**
+     * The lengths the workload asked for: prompt tokens as built (exact, or estimated when
+     * `lengths` is `approximate`) and `max_tokens` for output. `null` when unknown.
+     */
+    requested: LengthDistributionSchema.nullable(),
+    /** The engine's counts over the successful requests; `null` when it reported none. */
+    achieved: LengthDistributionSchema.nullable(),
+  })
+  .strict();
+
+/**
+ * The workload a run replayed: its format, how exact its lengths are, the requested and achieved
+ * length distributions, and what the dataset file gave (entries skipped, a trace's span).
+ * Optional: results written before it existed have none.
+ */
+export const RunWorkloadSchema = z
+  .object({
+    format: z.enum(['synthetic', 'jsonl', 'sharegpt', 'trace']),
+    /** Measured requests. */
+    requests: z.int().nonnegative(),
+    /**
+     * `exact`: prompt lengths were counted by the engine's own tokenizer (llama.cpp in-process, a
+     * server's `/tokenize`) and generated prompts built to them; `approximate`: estimated (a
+     * generated word ≈ a token; file text ≈ 4 characters a token).
+     */
+    lengths: z.enum(['exact', 'approximate']),
+    /** Which tokenizer counted them, or why the lengths are approximate. */
+    lengthSource: z.string(),
+    /**
+     * Input lengths count the prompt's text; what an engine reports may add the special tokens it
+     * puts in front (BOS), so `achieved` can exceed `requested` by one or two.
+     */
+    inputLength: WorkloadLengthSchema,
+    outputLength: WorkloadLengthSchema,
+    /** Synthetic: conversations and turns, and shared prefixes. */
+    conversations: z
+      .object({ count: z.int().positive(), turns: z.int().positive() })
+      .strict()
+      .optional(),
+    prefix: z
+      .object({ tokens: z.int().positive(), groups: z.int().positive() })
+      .strict()
+      .optional(),
+    /** A dataset file: entries read, used, skipped (no usable request, by reason) and filtered out. */
+    entries: z
+      .object({
+        total: z.int().nonnegative(),
+        usable: z.int().nonnegative(),
+        used: z.int().nonnegative(),
+        skipped: z.int().nonnegative(),
+        skippedByReason: z.record(z.string(), z.int().nonnegative()),
+        filtered: z.int().nonnegative(),
+      })
+      .strict()
+      .optional(),
+    /** A trace: its span (last send time, after `time_scale`) and the scale applied. */
+    trace: z
+      .object({
+        durationS: nonNegative,
+        timeScale: z.number().positive(),
+        sharedBlocks: z.int().nonnegative(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+export type RunWorkload = z.infer<typeof RunWorkloadSchema>;
+
 export const RunWindowSchema = z
   .object({
     startedAt: isoTimestamp,
@@ -574,6 +662,11 @@ export const RunResultSchema = z
      * `PhaseEnergySchema`). Absent for other engines and in results written before it existed.
      */
     phaseEnergy: PhaseEnergySchema.optional(),
+    /**
+     * The workload replayed: format, exact or approximate lengths, requested and achieved length
+     * distributions. Absent in results written before this field existed.
+     */
+    workload: RunWorkloadSchema.optional(),
     /** The managed server (`server:` in the config); absent for runs without one. */
     server: RunServerSchema.optional(),
     /**

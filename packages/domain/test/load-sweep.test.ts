@@ -70,6 +70,13 @@ describe('openai.load: sweep in the config', () => {
     expect(issues({ load: 'ramp' })[0]).toMatch(/^openai\.load: .*sweep/);
     // max_concurrency caps a sweep's in-flight requests.
     expect(issues({ load: 'sweep', max_concurrency: 16 })).toEqual([]);
+    // A trace's timestamps are its load: no sweep over them.
+    const trace = validate(ExperimentConfigSchema, {
+      ...sweep,
+      openai: { ...sweep.openai, load: 'sweep' },
+      dataset: { path: 'trace.jsonl', format: 'trace' },
+    });
+    expect(trace.ok ? [] : trace.issues.map((i) => i.path)).toEqual(['openai.load']);
   });
 });
 

@@ -13,7 +13,33 @@ export interface EngineRequest {
   id: number;
   prompt: string;
   maxOutputTokens: number;
+  /**
+   * Trace replay: when to send this request, in ms after the workload starts. Requests either all
+   * carry one or none does; when they do, the send times are the run's arrival process in place
+   * of the engine's own (openai: its open-loop dispatcher sends each at its time instead of
+   * `concurrency` or `request_rate`; llamacpp: the next free sequence waits for it). Ascending.
+   */
+  sendAtMs?: number;
+  /**
+   * Multi-turn: the `id` of the request (the previous turn of the conversation) that must have
+   * ended before this one is sent. It comes earlier in the list.
+   */
+  after?: number;
 }
+
+/**
+ * The engine's own tokenizer, for prompts of exact lengths. Counts are of the text alone: the
+ * special tokens an engine puts in front of every prompt (BOS) are not among them.
+ */
+export interface EngineTokenizer {
+  /** What counts the tokens, e.g. `llama.cpp tokenizer (builtin:tiny)`, `server /tokenize`. */
+  readonly source: string;
+  /** The token ids of `text`, without the special tokens the engine adds. */
+  tokenize(text: string): Promise<number[]>;
+}
+
+/** An engine's tokenizer, or why it has none (for the result's `workload.lengthSource`). */
+export type TokenizerProbe = EngineTokenizer | { unavailable: string };
 
 /** What happened to one request. Unknown values are `null`, never a guess. */
 export interface RequestRecord {
@@ -147,6 +173,12 @@ export interface Engine {
   /** Unmeasured warmup requests; returns the per-request records so the harness can check CV. */
   warmup(requests: EngineRequest[]): Promise<RequestRecord[]>;
   run(requests: EngineRequest[], hooks?: RunHooks, options?: RunOptions): Promise<WorkloadOutcome>;
+  /**
+   * The tokenizer behind the engine's token counts, after `load()`, so a workload can build
+   * prompts of exact lengths; `{ unavailable: reason }` when it cannot tokenize. Optional: an
+   * engine without it cannot.
+   */
+  tokenizer?(): Promise<TokenizerProbe>;
   /** Releases everything. Safe to call twice and after a failed load. */
   dispose(): Promise<void>;
 }

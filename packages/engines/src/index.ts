@@ -12,12 +12,14 @@ export type {
   EngineContext,
   EngineInfo,
   EngineRequest,
+  EngineTokenizer,
   LoadPoint,
   RequestRecord,
   RunHooks,
   RunOptions,
   ServerTimings,
   TokenCountSource,
+  TokenizerProbe,
   WorkloadOutcome,
 } from './engine';
 export type {

@@ -64,6 +64,43 @@ function alive(pid: number): boolean {
 }
 
 describe('command engine', () => {
+  it("writes a trace's send times and a turn's predecessor into the requests file", async () => {
+    const prog = script(
+      'echo-requests.mjs',
+      `import { readFileSync } from 'node:fs';
+const text = readFileSync(process.env.LLEM_REQUESTS_FILE, 'utf8');
+console.log(JSON.stringify({ input_tokens: 0, output_tokens: 0, requests: 0 }));
+process.stdout.write(JSON.stringify({ echo: text }) + '\\n');
+`,
+    );
+    const lines: string[] = [];
+    const engine = createCommandEngine(
+      commandConfig('m', { argv: [process.execPath, prog] }),
+      {
+        logger: { ...noopLogger, debug: (m: string) => lines.push(m) },
+        signal: new AbortController().signal,
+      },
+      { killGraceMs: 300 },
+    );
+    engines.push(engine);
+    await engine.load();
+    await engine.run([
+      { id: 0, prompt: 'a', maxOutputTokens: 1, sendAtMs: 0 },
+      { id: 1, prompt: 'b', maxOutputTokens: 1, sendAtMs: 12.5, after: 0 },
+    ]);
+    const echoed = lines.find((l) => l.includes('"echo"')) ?? '';
+    const text = JSON.parse(echoed.slice(echoed.indexOf('{'))).echo as string;
+    expect(
+      text
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l)),
+    ).toEqual([
+      { id: 0, prompt: 'a', max_output_tokens: 1, send_at_ms: 0 },
+      { id: 1, prompt: 'b', max_output_tokens: 1, send_at_ms: 12.5, after: 0 },
+    ]);
+  });
+
   it('hands the config and requests to the program and reads its report and window markers', async () => {
     const prog = script(
       'report.mjs',

@@ -221,6 +221,37 @@ describe('llamacpp engine on builtin:tiny-micro', { timeout: 60_000 }, () => {
     expect(records.map((r) => r.outputTokens)).toEqual([4, 4]);
   });
 
+  it("tokenizer() counts a prompt's tokens as run() does, BOS left out", async () => {
+    const engine = engineFor();
+    await engine.load();
+    const probe = await engine.tokenizer?.();
+    if (probe === undefined || 'unavailable' in probe) throw new Error('no tokenizer');
+    expect(probe.source).toBe('llama.cpp tokenizer (builtin:tiny-micro)');
+    const prompt = 'the energy cost of a token';
+    const ids = await probe.tokenize(prompt);
+    expect(ids.length).toBeGreaterThan(3);
+    const outcome = await engine.run([{ id: 0, prompt, maxOutputTokens: 1 }]);
+    expect(outcome.requests[0]?.inputTokens).toBe(ids.length + 1);
+  });
+
+  it('starts a later turn only after the previous one ended, and a trace request at its time', async () => {
+    const engine = engineFor({ llamacpp: { parallel: 2 } });
+    await engine.load();
+    const outcome = await engine.run([
+      { id: 0, prompt: 'first turn', maxOutputTokens: 24 },
+      { id: 1, prompt: 'second turn', maxOutputTokens: 4, after: 0 },
+    ]);
+    const [first, second] = outcome.requests as [RequestRecord, RequestRecord];
+    expect(second.startedAt).toBeGreaterThanOrEqual(first.endedAt);
+
+    const timed = await engine.run([
+      { id: 0, prompt: 'now', maxOutputTokens: 2, sendAtMs: 0 },
+      { id: 1, prompt: 'later', maxOutputTokens: 2, sendAtMs: 250 },
+    ]);
+    const [a, b] = timed.requests as [RequestRecord, RequestRecord];
+    expect(b.startedAt - a.startedAt).toBeGreaterThanOrEqual(249);
+  });
+
   it('stops when the signal aborts', async () => {
     const controller = new AbortController();
     const engine = engineFor({}, {}, { logger: noopLogger, signal: controller.signal });

@@ -105,7 +105,7 @@ async function viaHarness() {
   return { ...decodeRate(outcome.requests), samples: result.extra.samplesInWindow as number };
 }
 async function direct() {
-  const prompts = (await import('../src/dataset')).buildRequests(config.dataset, TOKENS);
+  const prompts = await (await import('../src/dataset')).buildRequests(config.dataset, TOKENS);
   return decodeRate((await engine.run(prompts)).requests);
 }
 

@@ -15,7 +15,7 @@ import type {
 import { DEFAULT_SWEEP_POINTS, parseExperimentConfig } from '@llem/domain';
 import type { Engine, EngineContext, EngineInfo, SpawnInGroup } from '@llem/engines';
 import { CleanupRegistry, sleep as defaultSleep, type Logger, noopLogger } from '@llem/resilience';
-import { buildRequests, buildWarmupRequests, type DatasetConfig } from './dataset';
+import { buildWarmupRequests, type DatasetConfig, loadDataset, summariseSource } from './dataset';
 import type { EnergyChannel } from './energy/channel';
 import { snapshotEnvironment } from './environment';
 import type { GpuProbe } from './gpu';
@@ -37,6 +37,7 @@ import {
 } from './internal/server';
 import { recordSweep, type SweepPlan, type SweepRecording, sweepPoint } from './internal/sweep';
 import { recordWindow, type WindowRecording } from './internal/window';
+import { prepareWorkload } from './internal/workload';
 import { timeseriesCsv } from './sampler';
 import { metricsFileLines } from './server-metrics';
 import { runWarmup, type WarmupConfig, warmupRequestCount } from './warmup';
@@ -164,8 +165,9 @@ export interface MeasureOutput {
 
 /**
  * Measure one experiment, in the order SPEC.md gives, one named step after another:
- * requests → energy sources and environment snapshot → idle baseline (if enabled) → load →
- * warmup (not measured) → the measured window (sampler + workload) → the result. Returns the
+ * dataset → energy sources and environment snapshot → idle baseline (if enabled) → a managed
+ * server's start (with a `server` section) → load → workload (exact lengths where the engine tokenizes) → warmup (not measured) → the measured
+ * window (sampler + workload) → the result. Returns the
  * validated `RunResult`, the sampler timeseries as CSV and one record per measured request.
  *
  * Energy comes from NVML (counter, else power integral) and/or RAPL as `energy.backend` says;
@@ -191,15 +193,11 @@ export async function measureRun<C extends HarnessConfig>(
   const energy = energySettings(config, input.devices);
   const cleanups = new CleanupRegistry({ logger });
 
-  // Requests first: a bad dataset should fail before anything is opened. Warmup prompts are
-  // generated apart from them, so a prompt cache is never primed with a measured prompt.
-  const requests = buildRequests(config.dataset, config.max_output_tokens, deps.cwd);
-  const warmupRequests = buildWarmupRequests(
-    config.dataset,
-    config.max_output_tokens,
-    warmupRequestCount(config.warmup),
-    requests,
-  );
+  // The dataset first: a bad or empty one (or a ShareGPT `n` beyond what is usable) fails before
+  // anything is opened; the prompts are built once the engine can say how it tokenizes.
+  const source = loadDataset(config.dataset, { cwd: deps.cwd });
+  const dataset = await summariseSource(source);
+  logger.debug(`measure: dataset ${dataset.description}`);
   try {
     const sources = await openEnergySources(
       energy,
@@ -260,6 +258,12 @@ export async function measureRun<C extends HarnessConfig>(
     // After the load (the model is in the page cache), before the window: what bytes were measured.
     const inputs = await identifyInputs(config, info, { cwd: deps.cwd, logger });
 
+    // The prompts, at exact lengths where the engine can tokenize. Warmup prompts are generated
+    // apart from them, so a prompt cache is never primed with a measured prompt.
+    const workload = await guard.race(
+      prepareWorkload(engine, source, config.max_output_tokens, logger),
+    );
+    const warmupRequests = buildWarmupRequests(workload, warmupRequestCount(config.warmup));
     const warm = await guard.race(runWarmup(engine, warmupRequests, config.warmup, guard.signal));
     const warnings: RunWarning[] = [];
     if (config.warmup?.cv_threshold !== undefined && !warm.converged)
@@ -276,7 +280,7 @@ export async function measureRun<C extends HarnessConfig>(
           plan
             ? recordSweep({
                 engine,
-                requests,
+                requests: workload.requests,
                 recorder,
                 probe: sources.probe,
                 plan,
@@ -286,7 +290,7 @@ export async function measureRun<C extends HarnessConfig>(
                 sweep = recording;
                 return recording.window;
               })
-            : recordWindow(engine, requests, recorder, sources.probe),
+            : recordWindow(engine, workload.requests, recorder, sources.probe),
         ),
       server,
       probe: sources.probe,
@@ -309,6 +313,7 @@ export async function measureRun<C extends HarnessConfig>(
       environment,
       info,
       inputs,
+      workload,
       warm,
       warnings,
       residualCheck: input.residualCheck ?? null,

@@ -1,11 +1,23 @@
-export type { DatasetConfig, SyntheticDataset } from './dataset';
+export type {
+  BuildWorkloadOptions,
+  DatasetConfig,
+  DatasetSource,
+  DatasetSummary,
+  StudyDataset,
+  SyntheticDataset,
+  Workload,
+} from './dataset';
 export {
   buildRequests,
   buildWarmupRequests,
+  buildWorkload,
+  checkDatasets,
+  datasetSize,
   estimateTokens,
-  jsonlPrompts,
+  loadDataset,
+  summariseDataset,
+  summariseSource,
   syntheticPrompts,
-  warmupPrompts,
   warmupSeed,
 } from './dataset';
 export type { ChannelEnergy, ChannelReading, EnergyChannel } from './energy/channel';
@@ -80,7 +92,7 @@ export type {
 export { MIN_STEADY_STATE_SAMPLES, steadyStateEnergy, steadyStateSpan } from './steady-state';
 export type { LlemRunnerOptions } from './study-options';
 export { llemRunnerOptions } from './study-options';
-export type { TimeoutContext } from './timeout';
+export type { DatasetSize, TimeoutContext } from './timeout';
 export {
   runTimeoutS,
   TIMEOUT_DEFAULT_PROMPTS,

@@ -3,7 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { noopLogger } from '@llem/resilience';
 import { describe, expect, it } from 'vitest';
-import { runTimeoutS, TIMEOUT_DEFAULT_PROMPTS, TIMEOUT_FLOOR_S } from '../src/timeout';
+import {
+  type DatasetSize,
+  runTimeoutS,
+  TIMEOUT_DEFAULT_PROMPTS,
+  TIMEOUT_FLOOR_S,
+} from '../src/timeout';
 
 function tempDir(): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'llem-timeout-'));
@@ -61,9 +66,9 @@ describe('runTimeoutS with a .jsonl dataset and adaptive warmup', () => {
   it('warns once and assumes the default when the file cannot be read', () => {
     const warnings: string[] = [];
     const logger = { ...noopLogger, warn: (m: string) => warnings.push(m) };
-    const promptCounts = new Map<string, number | null>();
+    const datasetSizes = new Map<string, DatasetSize | null>();
     const config = { max_output_tokens: 10, dataset: 'missing.jsonl' };
-    const context = { cwd: '/nonexistent-dir', logger, promptCounts };
+    const context = { cwd: '/nonexistent-dir', logger, datasetSizes };
     expect(runTimeoutS({}, config, context)).toBe(120 + TIMEOUT_DEFAULT_PROMPTS * 10 * 0.1);
     expect(runTimeoutS({}, config, context)).toBe(120 + TIMEOUT_DEFAULT_PROMPTS * 10 * 0.1);
     expect(warnings).toHaveLength(1);
@@ -79,5 +84,52 @@ describe('runTimeoutS with a .jsonl dataset and adaptive warmup', () => {
     expect(runTimeoutS({}, { ...base, warmup: { n: 2, max_n: 30 } })).toBe(
       120 + (10 + 2) * 10 * 0.1,
     );
+  });
+});
+
+describe('runTimeoutS for every dataset format', () => {
+  it('counts conversations × turns of a synthetic dataset', () => {
+    const config = { max_output_tokens: 10, dataset: { synthetic: { n: 10, turns: 3 } } };
+    expect(runTimeoutS({}, config)).toBe(120 + 30 * 10 * 0.1);
+  });
+
+  it("counts a ShareGPT file's n, else its usable entries", () => {
+    const tmp = tempDir();
+    try {
+      const pair = {
+        conversations: [
+          { from: 'human', value: 'hi' },
+          { from: 'gpt', value: 'hello' },
+        ],
+      };
+      const entries = [...Array.from({ length: 40 }, () => pair), { conversations: [] }];
+      writeFileSync(join(tmp.dir, 'sg.json'), JSON.stringify(entries));
+      const dataset = { path: 'sg.json', format: 'sharegpt' };
+      expect(runTimeoutS({}, { max_output_tokens: 10, dataset }, { cwd: tmp.dir })).toBe(
+        120 + 40 * 10 * 0.1,
+      );
+      expect(
+        runTimeoutS({}, { max_output_tokens: 10, dataset: { ...dataset, n: 5 } }, { cwd: tmp.dir }),
+      ).toBe(120 + 5 * 10 * 0.1);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  it("adds a trace's span (after time_scale) to its requests' allowance", () => {
+    const tmp = tempDir();
+    try {
+      const rows = [0, 30_000, 600_000].map((timestamp) =>
+        JSON.stringify({ timestamp, input_length: 10, output_length: 5 }),
+      );
+      writeFileSync(join(tmp.dir, 'trace.jsonl'), rows.join('\n'));
+      const dataset = { path: 'trace.jsonl', format: 'trace', time_scale: 0.5 };
+      // 3 requests × 10 tokens × 0.1 s, plus the 300 s the trace takes to replay at half time.
+      expect(runTimeoutS({}, { max_output_tokens: 10, dataset }, { cwd: tmp.dir })).toBe(
+        120 + 3 + 300,
+      );
+    } finally {
+      tmp.cleanup();
+    }
   });
 });

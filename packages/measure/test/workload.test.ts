@@ -6,9 +6,11 @@ import { describe, expect, it } from 'vitest';
 import {
   buildRequests,
   buildWarmupRequests,
+  buildWorkload,
+  type DatasetConfig,
   estimateTokens,
+  loadDataset,
   syntheticPrompts,
-  warmupPrompts,
   warmupSeed,
 } from '../src/dataset';
 import { peakRssMiB } from '../src/environment';
@@ -18,6 +20,12 @@ import { runWarmup } from '../src/warmup';
 import { fakeEngine } from './support/fakes';
 
 const dir = mkdtempSync(join(tmpdir(), 'llem-measure-'));
+/** `syntheticPrompts({ n: 2, input_len: 5, seed: 42 })` as llem generated it before datasets had formats. */
+const GOLDEN_SEED_42 = ['first her back long an', 'two more call most make'];
+
+/** The workload a dataset makes without a tokenizer (approximate lengths). */
+const workloadOf = (dataset: DatasetConfig, maxOutputTokens: number, cwd = dir) =>
+  buildWorkload(loadDataset(dataset, { cwd }), { maxOutputTokens });
 
 describe('datasets', () => {
   it('synthetic prompts are deterministic per seed, about input_len tokens long', () => {
@@ -28,67 +36,78 @@ describe('datasets', () => {
     expect(new Set(a).size).toBe(3);
   });
 
-  it('output_len is capped by max_output_tokens', () => {
-    const reqs = buildRequests({ synthetic: { n: 2, input_len: 4, output_len: 64, seed: 1 } }, 32);
+  it('keeps the prompts a synthetic seed always gave (consecutive slices of one stream)', () => {
+    // The first words of seed 42's stream, as every earlier llem generated them.
+    expect(syntheticPrompts({ n: 2, input_len: 5, seed: 42 })).toEqual(GOLDEN_SEED_42);
+  });
+
+  it('output_len is capped by max_output_tokens', async () => {
+    const reqs = await buildRequests(
+      { synthetic: { n: 2, input_len: 4, output_len: 64, seed: 1 } },
+      32,
+    );
     expect(reqs.map((r) => [r.id, r.maxOutputTokens])).toEqual([
       [0, 32],
       [1, 32],
     ]);
   });
 
-  it('reads a .jsonl file (relative to cwd) by column, naming file and line on errors', () => {
+  it('reads a .jsonl file (relative to cwd) by column, naming file and line on errors', async () => {
     writeFileSync(join(dir, 'p.jsonl'), '{"prompt":"a"}\n\n{"prompt":"b","x":1}\n');
     expect(
-      buildRequests({ path: 'p.jsonl', column: 'prompt' }, 8, dir).map((r) => r.prompt),
+      (await buildRequests({ path: 'p.jsonl', column: 'prompt' }, 8, dir)).map((r) => r.prompt),
     ).toEqual(['a', 'b']);
     writeFileSync(join(dir, 'q.jsonl'), '{"text":"a"}\n');
-    expect(buildRequests({ path: 'q.jsonl', column: 'text' }, 8, dir)).toHaveLength(1);
-    expect(() => buildRequests({ path: 'q.jsonl', column: 'prompt' }, 8, dir)).toThrow(
+    expect(await buildRequests({ path: 'q.jsonl', column: 'text' }, 8, dir)).toHaveLength(1);
+    await expect(buildRequests({ path: 'q.jsonl', column: 'prompt' }, 8, dir)).rejects.toThrow(
       /q\.jsonl:1: expected an object with a string "prompt" field/,
     );
     writeFileSync(join(dir, 'bad.jsonl'), '{"prompt":"a"}\n{oops\n');
-    expect(() => buildRequests('bad.jsonl', 8, dir)).toThrow(/bad\.jsonl:2: not valid JSON/);
-    expect(() => buildRequests('missing.jsonl', 8, dir)).toThrow(
-      /dataset: cannot read .*missing\.jsonl/,
+    await expect(buildRequests('bad.jsonl', 8, dir)).rejects.toThrow(
+      /bad\.jsonl:2: not valid JSON/,
+    );
+    await expect(buildRequests('missing.jsonl', 8, dir)).rejects.toThrow(
+      /missing\.jsonl: no such dataset file/,
     );
   });
 });
 
 describe('warmup prompts: the same shape, never a measured prompt', () => {
-  it('synthetic: a separate seed stream, input_len words, none among the measured', () => {
+  it('synthetic: a separate seed stream, input_len words, none among the measured', async () => {
     const spec = { n: 64, input_len: 12, output_len: 8, seed: 42 };
-    const measured = syntheticPrompts(spec);
-    const warm = warmupPrompts({ synthetic: spec }, 20, measured);
+    const workload = await workloadOf({ synthetic: spec }, 8);
+    const measured = workload.requests.map((r) => r.prompt);
+    const warm = buildWarmupRequests(workload, 20).map((r) => r.prompt);
     expect(warm).toHaveLength(20);
     expect(warm.every((p) => p.split(' ').length === 12)).toBe(true);
     expect(warm.filter((p) => measured.includes(p))).toEqual([]);
     // Deterministic, and not the measured stream: the warmup seed's own prompts.
-    expect(warmupPrompts({ synthetic: spec }, 20, measured)).toEqual(warm);
+    expect(buildWarmupRequests(workload, 20).map((r) => r.prompt)).toEqual(warm);
     expect(warm).toEqual(syntheticPrompts({ ...spec, n: 20, seed: warmupSeed(42) }));
     expect(warmupSeed(42)).not.toBe(42);
   });
 
-  it('synthetic prompts of one word: a draw that is a measured prompt is drawn again', () => {
-    const spec = { n: 60, input_len: 1, seed: 3 };
-    const measured = syntheticPrompts(spec);
-    const warm = warmupPrompts({ synthetic: spec }, 30, measured);
+  it('synthetic prompts of one word: a draw that is a measured prompt is drawn again', async () => {
+    const workload = await workloadOf({ synthetic: { n: 60, input_len: 1, seed: 3 } }, 8);
+    const measured = workload.requests.map((r) => r.prompt);
+    const warm = buildWarmupRequests(workload, 30).map((r) => r.prompt);
     expect(warm).toHaveLength(30);
     expect(warm.filter((p) => measured.includes(p))).toEqual([]);
     // With every one-word prompt measured, there is nothing left to warm up with: say so.
-    const all = [...new Set(syntheticPrompts({ n: 5000, input_len: 1, seed: 9 }))];
-    expect(() => warmupPrompts({ synthetic: spec }, 2, all)).toThrow(
+    const all = await workloadOf({ synthetic: { n: 5000, input_len: 1, seed: 9 } }, 8);
+    expect(() => buildWarmupRequests({ ...all, warmup: workload.warmup }, 2)).toThrow(
       /cannot generate 2 warmup prompts that differ from every measured prompt .*set warmup\.n: 0/,
     );
   });
 
-  it("file datasets: generated prompts with the file's length distribution, no row used", () => {
+  it("file datasets: generated prompts with the file's length distribution, no row used", async () => {
     const rows = ['short one', 'x'.repeat(400), 'a medium sized prompt of some words here'];
     writeFileSync(
       join(dir, 'lengths.jsonl'),
       rows.map((p) => JSON.stringify({ prompt: p })).join('\n'),
     );
-    const measured = buildRequests('lengths.jsonl', 16, dir);
-    const warm = buildWarmupRequests('lengths.jsonl', 16, 40, measured);
+    const workload = await workloadOf('lengths.jsonl', 16);
+    const warm = buildWarmupRequests(workload, 40);
     expect(warm).toHaveLength(40);
     expect(warm.every((r) => r.maxOutputTokens === 16)).toBe(true);
     expect(warm.filter((r) => rows.includes(r.prompt))).toEqual([]);
@@ -99,16 +118,18 @@ describe('warmup prompts: the same shape, never a measured prompt', () => {
     expect(new Set(lengths)).toEqual(allowed);
   });
 
-  it('buildWarmupRequests asks for the measured output length; none when warmup is off', () => {
-    const dataset = { synthetic: { n: 4, input_len: 6, output_len: 64, seed: 1 } };
-    const measured = buildRequests(dataset, 32);
-    const warm = buildWarmupRequests(dataset, 32, 3, measured);
+  it('buildWarmupRequests asks for the measured output length; none when warmup is off', async () => {
+    const workload = await workloadOf(
+      { synthetic: { n: 4, input_len: 6, output_len: 64, seed: 1 } },
+      32,
+    );
+    const warm = buildWarmupRequests(workload, 3);
     expect(warm.map((r) => [r.id, r.maxOutputTokens])).toEqual([
       [0, 32],
       [1, 32],
       [2, 32],
     ]);
-    expect(buildWarmupRequests(dataset, 32, 0, measured)).toEqual([]);
+    expect(buildWarmupRequests(workload, 0)).toEqual([]);
   });
 });
 

@@ -58,6 +58,13 @@ export interface RenderPlanOptions extends TextOptions {
   assumedTokensPerS?: number;
   /** Per-run overhead: child start, model load, warmup bookkeeping. Default 10 s. */
   runOverheadS?: number;
+  /**
+   * A config's dataset file as read (its requests, a trace's span in s), for the workload
+   * estimate; `null` or absent: the config's synthetic `n` (× `turns`), else 32.
+   */
+  datasetSize?: (
+    config: PlanView['configs'][number],
+  ) => { requests: number; durationS: number | null } | null;
   memory?: readonly MemoryEstimate[];
   /** Print every run (default true); with false only the first and last 5. */
   allRuns?: boolean;
@@ -82,13 +89,16 @@ const rec = (v: unknown): Rec => (v !== null && typeof v === 'object' ? (v as Re
 const numOr = (v: unknown, d: number): number =>
   typeof v === 'number' && Number.isFinite(v) ? v : d;
 
-/** Output tokens a config generates, warmup included: n prompts × min(max_output, output_len). */
-function workloadTokens(config: unknown): number {
+/**
+ * Output tokens a config generates, warmup included: requests × min(max_output, output_len);
+ * requests are a dataset file's (when given) or the synthetic `n` × `turns`.
+ */
+function workloadTokens(config: unknown, fileRequests: number | null = null): number {
   const c = rec(config);
   const synthetic = rec(rec(c.dataset).synthetic);
   const maxOut = numOr(c.max_output_tokens, numOr(synthetic.output_len, 128));
   const perPrompt = Math.min(maxOut, numOr(synthetic.output_len, maxOut));
-  const prompts = numOr(synthetic.n, 32);
+  const prompts = fileRequests ?? numOr(synthetic.n, 32) * numOr(synthetic.turns, 1);
   const warmup = numOr(rec(c.warmup).n, 0);
   return (prompts + warmup) * perPrompt;
 }
@@ -139,7 +149,12 @@ export function estimatePlanDuration(
       usedCustom = true;
       runsS += custom;
     } else {
-      runsS += overhead + workloadTokens(config?.config) / tps;
+      // A trace takes at least its span, whatever the decode speed.
+      const size = config && options.datasetSize ? options.datasetSize(config) : null;
+      runsS +=
+        overhead +
+        workloadTokens(config?.config, size?.requests ?? null) / tps +
+        (size?.durationS ?? 0);
     }
   }
   const timeout = plan.execution.timeout_s;

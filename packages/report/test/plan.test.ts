@@ -80,6 +80,20 @@ describe('dry-run plan', () => {
     expect(estimatePlanDuration(plan, { estimateRunS: () => 7 }).runsS).toBe(28);
   });
 
+  it("counts a dataset file's requests and adds a trace's span", () => {
+    // (40 requests + 2 warmup) × 32 tokens / 32 tok/s + 10 s + a 100 s trace = 152 s a run.
+    const est = estimatePlanDuration(plan, {
+      assumedTokensPerS: 32,
+      runOverheadS: 10,
+      datasetSize: () => ({ requests: 40, durationS: 100 }),
+    });
+    expect(est.runsS).toBe(4 * 152);
+    // No file for a config: its synthetic n, as before.
+    expect(
+      estimatePlanDuration(plan, { assumedTokensPerS: 32, datasetSize: () => null }).runsS,
+    ).toBe(80);
+  });
+
   it('prints every run with label and hash, cycles, order, skipped reasons and the estimate', () => {
     const text = renderPlan(plan, {
       assumedTokensPerS: 32,

@@ -7,20 +7,26 @@ import {
   type StudyPlan,
   studyJsonSchema,
 } from '@llem/domain';
+import { checkDatasets, type StudyDataset } from '@llem/measure';
 import { loadStudyFile } from '@llem/study';
 import { stringify } from 'yaml';
 import type { Argv } from 'yargs';
 import { type CliContext, defineCommand, type GlobalArgs } from '../context';
+import { datasetsJson, describeDatasets } from '../datasets';
 
 /** The study from FILE, or the embedded quickstart when no FILE is given. */
 async function resolvePlan(
   ctx: CliContext,
   file: string | undefined,
-): Promise<{ file: string; plan: StudyPlan }> {
+): Promise<{ file: string; plan: StudyPlan; baseDir: string }> {
   if (file === undefined)
-    return { file: QUICKSTART_FILE, plan: planStudy(quickstartStudy, { file: QUICKSTART_FILE }) };
+    return {
+      file: QUICKSTART_FILE,
+      plan: planStudy(quickstartStudy, { file: QUICKSTART_FILE }),
+      baseDir: ctx.cwd,
+    };
   const loaded = await loadStudyFile(file, { cwd: ctx.cwd });
-  return { file, plan: loaded.plan };
+  return { file, plan: loaded.plan, baseDir: loaded.baseDir };
 }
 
 function plural(n: number, word: string): string {
@@ -59,7 +65,7 @@ export function describePlan(file: string, plan: StudyPlan): string {
 }
 
 /** The JSON form of `llem config validate --json`. */
-function planSummary(file: string, plan: StudyPlan) {
+function planSummary(file: string, plan: StudyPlan, datasets: readonly StudyDataset[]) {
   return {
     file,
     name: plan.name,
@@ -74,6 +80,7 @@ function planSummary(file: string, plan: StudyPlan) {
       copy,
     })),
     skipped: plan.skipped.map(({ label, reasons }) => ({ label, reasons })),
+    datasets: datasetsJson(datasets),
   };
 }
 
@@ -120,14 +127,17 @@ export function configCommand(ctx: CliContext) {
       yargs
         .command({
           command: 'validate <file>',
-          describe: 'Check a study file and print its expanded plan (configs × cycles = runs)',
+          describe:
+            'Check a study file and its dataset files, and print its expanded plan (configs × cycles = runs)',
           builder: fileAndJsonOptions,
           handler: async (args) => {
-            const { file, plan } = await resolvePlan(ctx, args.file);
+            const { file, plan, baseDir } = await resolvePlan(ctx, args.file);
+            // Dataset files are read too: bad data or no usable request is an error (exit 2).
+            const datasets = await checkDatasets(plan.configs, { file, cwd: baseDir });
             ctx.stdout.write(
               args.json
-                ? `${JSON.stringify(planSummary(file, plan), null, 2)}\n`
-                : describePlan(file, plan),
+                ? `${JSON.stringify(planSummary(file, plan, datasets), null, 2)}\n`
+                : `${describePlan(file, plan)}${datasets.length > 0 ? `\n${describeDatasets(datasets, plan.configs.length)}` : ''}`,
             );
           },
         })

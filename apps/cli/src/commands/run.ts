@@ -23,6 +23,7 @@ import {
 } from '@llem/study';
 import type { Argv, CommandModule } from 'yargs';
 import type { BuilderArgs, CliContext, GlobalArgs } from '../context';
+import { datasetsJson, describeDatasets } from '../datasets';
 import { planMemoryEstimates } from '../dry-run';
 import { ExitCode, UsageError } from '../errors';
 import { addFileTransport } from '../logger';
@@ -186,10 +187,14 @@ async function printPlan(setup: RunSetup, json: boolean, ctx: CliContext): Promi
     baseDir: setup.baseDir,
     logger: ctx.logger,
   });
+  const datasets = setup.datasets;
+  // The estimate counts each dataset file's requests (and a trace's span), as read.
+  const datasetSize = (config: { label: string }) =>
+    datasets.find((d) => d.labels.includes(config.label))?.summary ?? null;
   ctx.stdout.write(
     json
-      ? `${JSON.stringify({ file: setup.file, ...planToJson(plan, { memory }) }, null, 2)}\n`
-      : `${setup.file}: ${renderPlan(plan, { memory, color: Boolean(ctx.stdout.isTTY) })}`,
+      ? `${JSON.stringify({ file: setup.file, ...planToJson(plan, { memory, datasetSize }), datasets: datasetsJson(datasets) }, null, 2)}\n`
+      : `${setup.file}: ${renderPlan(plan, { memory, datasetSize, color: Boolean(ctx.stdout.isTTY) })}${describeDatasets(datasets, plan.configs.length)}`,
   );
 }
 

@@ -102,7 +102,8 @@ class Tail {
 /**
  * An engine that runs any program once per experiment and measures around it. The program gets
  * the effective config as JSON in the file named by `LLEM_CONFIG_FILE` and the workload as JSON
- * lines (`{"id","prompt","max_output_tokens"}`) in `LLEM_REQUESTS_FILE`; it reports its token
+ * lines (`{"id","prompt","max_output_tokens"}`, plus `send_at_ms` for a trace and `after` for a
+ * later turn of a conversation) in `LLEM_REQUESTS_FILE`; it reports its token
  * counts as one JSON line on stdout and may mark its measurement window with `{"llem":"start"}`
  * and `{"llem":"stop"}` so that a model load stays out of the energy.
  *
@@ -228,7 +229,14 @@ export function createCommandEngine(
           requestsFile,
           requests
             .map((r) =>
-              JSON.stringify({ id: r.id, prompt: r.prompt, max_output_tokens: r.maxOutputTokens }),
+              // A trace's send time and a turn's predecessor, for a program that honours them.
+              JSON.stringify({
+                id: r.id,
+                prompt: r.prompt,
+                max_output_tokens: r.maxOutputTokens,
+                ...(r.sendAtMs !== undefined ? { send_at_ms: r.sendAtMs } : {}),
+                ...(r.after !== undefined ? { after: r.after } : {}),
+              }),
             )
             .join('\n') + (requests.length ? '\n' : ''),
         );

@@ -22,8 +22,10 @@ import type {
   EngineInfo,
   EngineRequest,
   RequestRecord,
+  TokenizerProbe,
   WorkloadOutcome,
 } from '../engine';
+import { inTurnOrder, sendTimes } from '../internal/workload-order';
 import { BUILTIN_MODEL_SPECS, ensureTinyModel } from '../tiny/index';
 import { LlamaCppEngineError } from './errors';
 import {
@@ -413,21 +415,44 @@ class LlamaCppEngine implements Engine {
     }
   }
 
-  /** Runs requests on the context's sequences, each sequence taking the next request when free. */
+  /**
+   * Runs requests on the context's sequences, each sequence taking the next request when free. A
+   * trace's request waits for its send time (`sendAtMs`) before it starts; a later turn of a
+   * conversation waits for the previous turn (`after`).
+   */
   private async runAll(requests: EngineRequest[]): Promise<RequestRecord[]> {
     const { model, sequences } = this.requireLoaded();
-    this.ctx.signal.throwIfAborted();
+    const { signal } = this.ctx;
+    signal.throwIfAborted();
+    const schedule = sendTimes(requests);
+    const run = inTurnOrder(
+      requests,
+      (index: number, sequence: LlamaContextSequence) =>
+        this.runOne(model, sequence, requests[index] as EngineRequest),
+      signal,
+    );
     const records: RequestRecord[] = new Array(requests.length);
+    const t0 = performance.now();
     let next = 0;
     await Promise.all(
       sequences.map(async (sequence) => {
         while (next < requests.length) {
           const index = next++;
-          records[index] = await this.runOne(model, sequence, requests[index] as EngineRequest);
+          if (schedule !== null) await sleepUntil(t0 + (schedule[index] as number), signal);
+          records[index] = await run(index, sequence);
         }
       }),
     );
     return records;
+  }
+
+  /** The model's own tokenizer (without BOS), for prompts of exact lengths. */
+  async tokenizer(): Promise<TokenizerProbe> {
+    const { model } = this.requireLoaded();
+    return {
+      source: `llama.cpp tokenizer (${this.config.model})`,
+      tokenize: async (text) => Array.from(model.tokenize(text), Number),
+    };
   }
 
   warmup(requests: EngineRequest[]): Promise<RequestRecord[]> {
@@ -469,6 +494,24 @@ class LlamaCppEngine implements Engine {
     this.model = undefined;
     this.llama = undefined;
   }
+}
+
+/** Resolves at monotonic time `at` (or at once if it has passed); rejects when `signal` aborts. */
+function sleepUntil(at: number, signal: AbortSignal): Promise<void> {
+  const wait = at - performance.now();
+  if (wait <= 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(done, wait);
+    function done(): void {
+      signal.removeEventListener('abort', abort);
+      resolve();
+    }
+    function abort(): void {
+      clearTimeout(timer);
+      reject(signal.reason);
+    }
+    signal.addEventListener('abort', abort, { once: true });
+  });
 }
 
 /**

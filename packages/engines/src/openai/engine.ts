@@ -13,8 +13,10 @@ import type {
   RunHooks,
   RunOptions,
   TokenCountSource,
+  TokenizerProbe,
   WorkloadOutcome,
 } from '../engine';
+import { inTurnOrder, sendTimes } from '../internal/workload-order';
 import {
   type OpenAIEngineConfig,
   type OpenAILoadMode,
@@ -28,6 +30,7 @@ import { type LoadResult, runLoad } from './load';
 import { errorsByType, goodput, serverTimingsSummary, steadyStateWindow } from './metrics';
 import { type HttpAnswer, type ReadyTransport, type ServerProblem, waitForServer } from './ready';
 import { type StreamedRecord, type StreamTarget, streamRequest } from './stream';
+import { findServerTokenizer } from './tokenize';
 
 /**
  * How `load()` spaces its attempts while a server is not ready. The whole wait is bounded by
@@ -252,19 +255,25 @@ class OpenAIEngine implements Engine {
     };
   }
 
+  /**
+   * One plain request: `path` under the base URL, or an absolute URL. The readiness check goes
+   * through a fresh connection each time; `pooled` ones (the tokenizer's many short calls) reuse
+   * the keep-alive pool.
+   */
   #request(
     method: 'GET' | 'POST',
     path: string,
     body: string | null,
     signal: AbortSignal,
     timeoutMs: number,
+    pooled = false,
   ): Promise<HttpAnswer> {
-    const url = `${this.config.baseUrl}/${path}`;
+    const url = /^https?:/.test(path) ? path : `${this.config.baseUrl}/${path}`;
     const transport = url.startsWith('https:') ? https : http;
     return new Promise((resolve, reject) => {
       const req = transport.request(url, {
         method,
-        agent: this.#freshAgent!,
+        agent: pooled ? this.#agent! : this.#freshAgent!,
         headers: this.#headers(body !== null),
         signal,
         timeout: timeoutMs,
@@ -330,15 +339,26 @@ class OpenAIEngine implements Engine {
 
   async #drive(
     requests: EngineRequest[],
-    mode: OpenAILoadMode,
+    requested: OpenAILoadMode,
   ): Promise<{
     records: StreamedRecord[];
     dispatch: DispatchSummary | null;
+    /** The load the requests went out under: the one asked for, or a trace's schedule. */
+    load: { mode: OpenAILoadMode; details: Record<string, unknown> };
     startedAt: number;
     endedAt: number;
   }> {
     const target = this.#target();
     const bodies = requests.map((r) => this.#body(r));
+    // A trace's send times replace the load mode's arrivals (EngineRequest.sendAtMs). Its
+    // requests leave at their times whatever is in flight, so the pool must neither hold them
+    // back at the closed loop's socket cap nor close what a burst opened.
+    const schedule = sendTimes(requests);
+    if (schedule !== null && this.#agent !== null) {
+      this.#agent.maxSockets = Number.POSITIVE_INFINITY;
+      this.#agent.maxFreeSockets = Number.POSITIVE_INFINITY;
+    }
+    const mode = schedule === null ? requested : traceMode(schedule);
     // One abort listener per in-flight request: on a private signal, so hundreds of concurrent
     // streams neither trip Node's listener-leak warning nor pile listeners on the caller's signal.
     const run = new AbortController();
@@ -346,11 +366,10 @@ class OpenAIEngine implements Engine {
     const forward = (): void => run.abort(this.#signal.reason);
     if (this.#signal.aborted) forward();
     else this.#signal.addEventListener('abort', forward, { once: true });
-    const startedAt = performance.now();
-    const load = await runLoad(
-      requests.length,
-      mode,
-      (index) =>
+    // A later turn of a conversation waits for the previous one (EngineRequest.after).
+    const send = inTurnOrder(
+      requests,
+      (index: number) =>
         streamRequest(target, requests[index]!.id, bodies[index]!, run.signal).then((record) => {
           if (record.error !== undefined) {
             this.#logger.debug(
@@ -360,15 +379,45 @@ class OpenAIEngine implements Engine {
           return record;
         }),
       run.signal,
-    ).finally(() => this.#signal.removeEventListener('abort', forward));
+    );
+    const startedAt = performance.now();
+    const load = await runLoad(requests.length, requested, send, run.signal, schedule).finally(() =>
+      this.#signal.removeEventListener('abort', forward),
+    );
     if (this.#signal.aborted) throw this.#signal.reason;
     const endedAt = performance.now();
     return {
       records: load.records,
       dispatch: openLoopDispatch(load, mode, this.config.maxClientLagMs),
+      load: {
+        mode,
+        details: schedule === null ? loadModeDetails(requested) : traceDetails(schedule),
+      },
       startedAt,
       endedAt,
     };
+  }
+
+  /**
+   * The server's tokenizer (`/tokenize`, as llama-server and vLLM serve it) for prompts of exact
+   * lengths; unavailable for the chat endpoint, whose chat template adds tokens around the text.
+   */
+  async tokenizer(): Promise<TokenizerProbe> {
+    this.#target();
+    if (this.config.endpoint === 'chat')
+      return {
+        unavailable:
+          'openai.endpoint is chat: the server wraps each prompt in its chat template, so a prompt’s length is not its text’s',
+      };
+    return findServerTokenizer(
+      (url, body) =>
+        this.#request('POST', url, body, this.#signal, this.config.requestTimeoutMs, true),
+      {
+        baseUrl: this.config.baseUrl,
+        model: this.config.model,
+        shownUrl: publicBaseUrl(this.config.baseUrl),
+      },
+    );
   }
 
   async warmup(requests: EngineRequest[]): Promise<RequestRecord[]> {
@@ -389,8 +438,10 @@ class OpenAIEngine implements Engine {
     _hooks?: RunHooks,
     options?: RunOptions,
   ): Promise<WorkloadOutcome> {
-    const mode = this.#loadMode(options);
-    const { records, dispatch, startedAt, endedAt } = await this.#drive(requests, mode);
+    const { records, dispatch, load, startedAt, endedAt } = await this.#drive(
+      requests,
+      this.#loadMode(options),
+    );
     const failed = records.filter((r) => r.error !== undefined);
     const errors = errorsByType(records);
     const failureRate = records.length === 0 ? 0 : failed.length / records.length;
@@ -408,13 +459,13 @@ class OpenAIEngine implements Engine {
         `openai engine: ${failed.length} of ${records.length} requests failed (${JSON.stringify(errors)}), within openai.max_failure_rate ${this.config.maxFailureRate}`,
       );
     }
-    return this.#outcome(records, mode, dispatch, startedAt, endedAt, errors);
+    return this.#outcome(records, dispatch, load, startedAt, endedAt, errors);
   }
 
   #outcome(
     records: StreamedRecord[],
-    mode: OpenAILoadMode,
     dispatch: DispatchSummary | null,
+    load: { mode: OpenAILoadMode; details: Record<string, unknown> },
     startedAt: number,
     endedAt: number,
     errors: Record<string, number>,
@@ -448,7 +499,7 @@ class OpenAIEngine implements Engine {
       succeeded > 0 && withUsage === succeeded ? 'server-usage' : 'counted-chunks';
     const durationS = (endedAt - startedAt) / 1000;
     const extra: Record<string, unknown> = {
-      load: loadModeDetails(mode),
+      load: load.details,
       workloadWindow: { startMs: startedAt, endMs: endedAt, durationS },
       // The harness divides this by the window for requests/s: completed requests only.
       requestCount: succeeded,
@@ -474,7 +525,7 @@ class OpenAIEngine implements Engine {
       },
       // Open loop: how the arrival schedule was kept (replaces the former `issueLagMs`).
       dispatch,
-      steadyState: this.config.steadyState ? steadyStateWindow(records, mode) : null,
+      steadyState: this.config.steadyState ? steadyStateWindow(records, load.mode) : null,
       goodput: this.config.slo === null ? null : goodput(records, this.config.slo, durationS),
       serverTimings: serverTimingsSummary(records),
     };
@@ -517,6 +568,32 @@ function toRequestRecord(r: StreamedRecord): RequestRecord {
   if (r.connectionWaitMs !== undefined) record.connectionWaitMs = r.connectionWaitMs;
   if (r.error !== undefined) record.error = r.error;
   return record;
+}
+
+/** `extra.load` of a trace replay: the send schedule replaced the configured mode. */
+function traceDetails(schedule: readonly number[]): Record<string, unknown> {
+  const spanMs = schedule.length > 0 ? (schedule[schedule.length - 1] as number) : 0;
+  return {
+    mode: 'trace',
+    requests: schedule.length,
+    spanS: spanMs / 1000,
+    meanRequestRate: spanMs > 0 ? (schedule.length - 1) / (spanMs / 1000) : null,
+  };
+}
+
+/**
+ * The open-loop mode a trace amounts to: its mean rate and no slot cap, for the dispatch summary
+ * (target rate) and the steady state (the arrivals rule).
+ */
+function traceMode(schedule: readonly number[]): OpenAILoadMode {
+  const spanMs = schedule.length > 0 ? (schedule[schedule.length - 1] as number) : 0;
+  return {
+    kind: 'request_rate',
+    requestRate: spanMs > 0 ? (schedule.length - 1) / (spanMs / 1000) : schedule.length,
+    burstiness: 1,
+    arrivalSeed: 0,
+    maxConcurrency: null,
+  };
 }
 
 function loadModeDetails(mode: ResolvedOpenAIConfig['mode']): Record<string, unknown> {

@@ -36,7 +36,10 @@ async function closedLoop(n: number, concurrency: number, send: SendFn, signal: 
 /**
  * Drives `n` requests under the configured load mode and collects their records. Open loop goes
  * through {@link dispatch}: request i leaves at its seeded arrival time whatever the server is
- * doing (what a real user population does), waiting only for a `max_concurrency` slot.
+ * doing (what a real user population does), waiting only for a `max_concurrency` slot. A
+ * `schedule` (a trace's send times, ms from the start, one per request: `EngineRequest.sendAtMs`)
+ * replaces the mode's arrivals and goes through the same dispatcher, with no slot cap (a trace
+ * leaves `request_rate`, and so `max_concurrency`, unset).
  *
  * @example
  * const { records } = await runLoad(32, { kind: 'concurrency', concurrency: 4 }, send, signal);
@@ -46,21 +49,36 @@ export async function runLoad(
   mode: OpenAILoadMode,
   send: SendFn,
   signal: AbortSignal,
+  schedule: readonly number[] | null = null,
 ): Promise<LoadResult> {
-  if (mode.kind === 'concurrency') {
-    const records = await closedLoop(n, mode.concurrency, send, signal);
+  const open = openLoopPlan(n, mode, schedule);
+  if (open === null) {
+    // Closed loop (openLoopPlan is null only for the concurrency mode).
+    const concurrency = mode.kind === 'concurrency' ? mode.concurrency : 1;
+    const records = await closedLoop(n, concurrency, send, signal);
     return { records: records.filter(isRecord), dispatch: null };
   }
+  const report = await dispatch(open.offsets, (ticket) => send(ticket.index), {
+    maxConcurrency: open.maxConcurrency,
+    signal,
+  });
+  return { records: report.results.filter(isRecord), dispatch: report };
+}
+
+/** The open loop's send times and slot cap: the trace's, or the seeded arrivals'; `null` in closed loop. */
+function openLoopPlan(
+  n: number,
+  mode: OpenAILoadMode,
+  schedule: readonly number[] | null,
+): { offsets: readonly number[]; maxConcurrency: number | null } | null {
+  if (schedule !== null) return { offsets: schedule.slice(0, n), maxConcurrency: null };
+  if (mode.kind === 'concurrency') return null;
   const offsets = arrivalSchedule(n, {
     rate: mode.requestRate,
     burstiness: mode.burstiness,
     seed: mode.arrivalSeed,
   });
-  const report = await dispatch(offsets, (ticket) => send(ticket.index), {
-    maxConcurrency: mode.maxConcurrency,
-    signal,
-  });
-  return { records: report.results.filter(isRecord), dispatch: report };
+  return { offsets, maxConcurrency: mode.maxConcurrency };
 }
 
 function isRecord(value: StreamedRecord | undefined): value is StreamedRecord {

@@ -15,6 +15,7 @@ import {
   type SweepSummary,
 } from '@llem/domain';
 import type { EngineInfo } from '@llem/engines';
+import type { Workload } from '../dataset';
 import { channelEnergy, type EnergyChannel } from '../energy/channel';
 import { peakRssMiB } from '../environment';
 import {
@@ -31,6 +32,7 @@ import type { WarmupOutcome } from '../warmup';
 import { clientSaturationWarning, measurementWarnings, type WarningThresholds } from '../warnings';
 import { combineEnergy } from './energy-total';
 import type { WindowRecording } from './window';
+import { workloadSummary } from './workload';
 
 /** Everything the result is built from, once the window has closed. */
 export interface ResultInput {
@@ -44,6 +46,8 @@ export interface ResultInput {
   environment: RunEnvironment;
   info: EngineInfo;
   inputs: RunInputs;
+  /** The workload that ran (for `result.workload`). */
+  workload: Workload;
   warm: WarmupOutcome;
   /** Warnings raised before the window (warmup). */
   warnings: readonly RunWarning[];
@@ -211,6 +215,7 @@ export function buildResult(input: ResultInput): {
     ...(input.slurm ? { slurm: input.slurm } : {}),
     inputs: input.inputs,
     ...(phases ? { phaseEnergy: phases } : {}),
+    workload: workloadSummary(input.workload, outcome.requests),
     ...(input.server ? { server: input.server } : {}),
     ...(input.sweep ? { points: input.sweep.points, sweep: input.sweep.summary } : {}),
     warnings,

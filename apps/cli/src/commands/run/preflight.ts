@@ -9,7 +9,7 @@ import {
   type StudyPlan,
   studySourceFile,
 } from '@llem/domain';
-import { missingInputFiles } from '@llem/measure';
+import { checkDatasets, missingInputFiles, type StudyDataset } from '@llem/measure';
 import { type LoadedStudy, loadStudyFile, StudyDirectory } from '@llem/study';
 import type { CliContext } from '../../context';
 import { UsageError } from '../../errors';
@@ -26,12 +26,15 @@ export interface RunSetup {
   baseDir: string;
   /** The study directory of `--resume`, absolute. */
   resumeDir: string | undefined;
+  /** The study's dataset files, read and checked (none for synthetic prompts). */
+  datasets: StudyDataset[];
 }
 
 /**
  * Read the study (the same loader as `llem config validate`: a missing file, a directory or a
  * bad field is a `ConfigError`, exit 2), find the directory to resume and the folder relative
- * paths resolve from, and refuse missing model and dataset files before a study directory exists.
+ * paths resolve from, refuse missing model and dataset files, and read every dataset file (bad
+ * data or no usable request: `DATASET_INVALID`, exit 2) before a study directory exists.
  */
 export async function prepareRun(
   args: { file?: string | undefined; resume?: string | undefined },
@@ -86,9 +89,12 @@ export async function prepareRun(
       'devices_per_run has no effect without execution.devices (runs go one at a time on energy.devices)',
     );
   }
-  const setup = { plan, file, source, baseDir, resumeDir };
-  if (plan) refuseMissingInputs(plan, setup);
-  return setup;
+  let datasets: StudyDataset[] = [];
+  if (plan) {
+    refuseMissingInputs(plan, { file, baseDir });
+    datasets = await checkDatasets(plan.configs, { file, cwd: baseDir });
+  }
+  return { plan, file, source, baseDir, resumeDir, datasets };
 }
 
 /** True when the study directory's `study.json` can be read. */
