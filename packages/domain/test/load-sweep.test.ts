@@ -84,7 +84,7 @@ describe('sweep planning: the rates between the synchronous and the saturation p
   it('spaces points − 2 rates linearly between the two throughputs, ends excluded', () => {
     const six = sweepRates(2, 10, 6);
     expect(six).toHaveLength(4);
-    [3.6, 5.2, 6.8, 8.4].forEach((r, i) => expect(six[i]).toBeCloseTo(r, 12));
+    for (const [i, r] of [3.6, 5.2, 6.8, 8.4].entries()) expect(six[i]).toBeCloseTo(r, 12);
     const eight = sweepRates(1, 8, 8);
     expect(eight).toHaveLength(6);
     expect(eight[0]).toBeCloseTo(2, 12);

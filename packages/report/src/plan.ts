@@ -91,7 +91,8 @@ const numOr = (v: unknown, d: number): number =>
 
 /**
  * Output tokens a config generates, warmup included: requests × min(max_output, output_len);
- * requests are a dataset file's (when given) or the synthetic `n` × `turns`.
+ * requests are a dataset file's (when given) or the synthetic `n` × `turns`, once per load point
+ * of a sweep.
  */
 function workloadTokens(config: unknown, fileRequests: number | null = null): number {
   const c = rec(config);
@@ -100,7 +101,13 @@ function workloadTokens(config: unknown, fileRequests: number | null = null): nu
   const perPrompt = Math.min(maxOut, numOr(synthetic.output_len, maxOut));
   const prompts = fileRequests ?? numOr(synthetic.n, 32) * numOr(synthetic.turns, 1);
   const warmup = numOr(rec(c.warmup).n, 0);
-  return (prompts + warmup) * perPrompt;
+  return (prompts * sweepPoints(c) + warmup) * perPrompt;
+}
+
+/** A load sweep runs its workload once per point (`openai.sweep_points`, 8 by default); else 1. */
+function sweepPoints(config: Rec): number {
+  const openai = rec(config.openai);
+  return openai.load === 'sweep' ? numOr(openai.sweep_points, 8) : 1;
 }
 
 /**

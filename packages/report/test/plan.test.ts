@@ -80,6 +80,27 @@ describe('dry-run plan', () => {
     expect(estimatePlanDuration(plan, { estimateRunS: () => 7 }).runsS).toBe(28);
   });
 
+  it('counts a load sweep’s workload once per point', () => {
+    const sweep = (openai: Record<string, unknown>): PlanView => ({
+      ...plan,
+      configs: plan.configs.map((c) => ({
+        ...c,
+        config: { ...(c.config as Record<string, unknown>), engine: 'openai', openai },
+      })),
+    });
+    // each run: 10 s + (8 × 4 + 2) prompts × 32 tokens / 32 tok/s = 44 s → 4 runs = 176
+    const four = estimatePlanDuration(sweep({ load: 'sweep', sweep_points: 4 }), {
+      assumedTokensPerS: 32,
+      runOverheadS: 10,
+    });
+    expect(four.runsS).toBe(176);
+    // Default 8 points: 10 + (64 + 2) = 76 s a run.
+    expect(
+      estimatePlanDuration(sweep({ load: 'sweep' }), { assumedTokensPerS: 32, runOverheadS: 10 })
+        .runsS,
+    ).toBe(4 * 76);
+  });
+
   it("counts a dataset file's requests and adds a trace's span", () => {
     // (40 requests + 2 warmup) × 32 tokens / 32 tok/s + 10 s + a 100 s trace = 152 s a run.
     const est = estimatePlanDuration(plan, {

@@ -1,5 +1,5 @@
 import type { RequestRecord } from '../engine';
-import type { OpenAILoadMode, ResolvedOpenAIConfig } from './config';
+import type { OpenAILoadMode } from './config';
 
 /**
  * The steady-state part of a run, as monotonic ms on the same clock as the records and the
