@@ -119,6 +119,9 @@ describe('llem run with openai.load: sweep', () => {
     expect(show.stdout).toMatch(
       /The answer \(lowest J\/token that meets its SLOs\):\n {2}\* test-model · load point [023] \((sync|rate)/,
     );
+    expect(show.stdout).toMatch(
+      /Load sweep \(means over cycles[^\n]*\n.*\n.*\ntest-model\s+0\s+sync\s/,
+    );
     const html = readFileSync(join(dir, 'report.html'), 'utf8');
     expect(html).toContain('<h2>Load sweep</h2>');
     expect(html.match(/<figure data-sweep=/g)?.length).toBeGreaterThanOrEqual(2);

@@ -14,7 +14,8 @@ describe('steady-state energy and goodput in the CLI (openai runs)', () => {
     const dir = openaiStudy();
     const table = await run(['results', 'show', dir]);
     expect(table.code).toBe(0);
-    const header = table.stdout.split('\n')[2]!;
+    // The answer comes first; then the per-config table, whose header starts with `#  config`.
+    const header = table.stdout.split('\n').find((l) => l.startsWith('#  config'))!;
     expect(header).toContain('Steady-state energy per output token (J/token)');
     expect(header).toContain('Goodput share (fraction)');
     // concurrency=8: steady-state 0.4/0.5/0.6 J/token → mean 0.5; goodput 0.75/0.875/1 → 0.875.

@@ -119,6 +119,7 @@ export {
   renderComparison,
   renderConfigTable,
   renderStudyList,
+  renderSweepTable,
   TABLE_METRICS,
 } from './text';
 export type { TimeseriesSample } from './timeseries';

@@ -13,6 +13,7 @@ import {
 import type { ParetoResult } from './pareto';
 import { describePrices, type EnergyPrices } from './prices';
 import type { StudyListing } from './studies';
+import type { SweepCurve } from './sweep';
 
 /**
  * Plain-text tables for terminals and pipes. Output is deterministic (no widths from the
@@ -421,4 +422,47 @@ export function renderAnswer(answer: StudyAnswer): string {
   }
   if (answer.status !== 'no-results') lines.push(`How "meets" is judged: ${answer.rule}`);
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Load sweeps as text (`llem results show`): one row per configuration and load point, means over
+ * cycles, an over-saturated point marked `!`, then why each sweep stopped raising the rate. Empty
+ * without a sweep.
+ *
+ * @example
+ * process.stdout.write(renderSweepTable(sweepCurves(study.runs)));
+ */
+export function renderSweepTable(curves: readonly SweepCurve[], options: TextOptions = {}): string {
+  if (curves.length === 0) return '';
+  const columns: Column[] = [
+    { header: 'config' },
+    { header: 'point', align: 'right' },
+    { header: 'kind' },
+    { header: 'target req/s', align: 'right' },
+    { header: 'achieved req/s', align: 'right' },
+    { header: 'J/token', align: 'right' },
+    { header: 'TTFT p50 (ms)', align: 'right' },
+    { header: 'TPOT p50 (ms)', align: 'right' },
+    { header: 'cycles', align: 'right' },
+  ];
+  const rows = curves.flatMap((c) =>
+    c.points.map((p) => [
+      c.label,
+      String(p.index),
+      p.overSaturated ? `${p.kind} !` : p.kind,
+      formatNumber(p.targetRate),
+      formatNumber(p.achievedRequestRate),
+      formatNumber(p.energyPerOutputTokenJ),
+      formatNumber(p.ttftP50Ms),
+      formatNumber(p.tpotP50Ms),
+      String(p.cycles),
+    ]),
+  );
+  const notes = [
+    ...(curves.some((c) => c.points.some((p) => p.overSaturated))
+      ? ['! over-saturated: TTFT and requests in flight climbed while the point ran.']
+      : []),
+    ...curves.flatMap((c) => c.stopReasons.map((r) => `${c.label}: ${r}`)),
+  ];
+  return `Load sweep (means over cycles; TTFT from the scheduled send time in open loop):\n${formatTable(columns, rows, options)}${notes.map((n) => `${n}\n`).join('')}\n`;
 }

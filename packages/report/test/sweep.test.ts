@@ -1,6 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseCsv, RUN_CSV_COLUMNS, renderAnswer, writeStudyReport } from '../src/index';
+import {
+  parseCsv,
+  RUN_CSV_COLUMNS,
+  renderAnswer,
+  renderSweepTable,
+  writeStudyReport,
+} from '../src/index';
 import { buildStudyDir, type FixtureRun, sweepPointFixture } from './fixture-study';
 
 const slo = { ttft_ms: 200 };
@@ -161,6 +167,12 @@ describe('load sweeps in the report', () => {
     ]);
     expect(curve.points[2]!.energyPerOutputTokenJ).toBeCloseTo(0.404, 9);
     expect(curve.stopReasons).toHaveLength(1);
+    // `llem results show` prints the same points as a table.
+    const table = renderSweepTable(report.sweeps);
+    expect(table).toMatch(/^Load sweep \(means over cycles/);
+    expect(table).toMatch(/sweep-a\s+3\s+rate !\s+8\.67\s+8\.1\s+0\.303/);
+    expect(table).toContain('sweep-a: point 3 (8.67 req/s) over-saturated');
+    expect(renderSweepTable([])).toBe('');
     const html = readFileSync(report.files.report, 'utf8');
     expect(html).toContain('<h2>Load sweep</h2>');
     for (const title of ['Energy per output token', 'TTFT p50', 'TPOT p50'])

@@ -18,8 +18,10 @@ import {
   renderComparison,
   renderConfigTable,
   renderStudyList,
+  renderSweepTable,
   resolveEnergyPrices,
   smallSampleNote,
+  sweepCurves,
 } from '@llem/report';
 import { type CliContext, defineCommand } from '../context';
 import { UsageError } from '../errors';
@@ -102,6 +104,7 @@ function showCommand(ctx: CliContext) {
       const pareto = paretoFrontier(summaries, axes);
       if (args.csv) return void ctx.stdout.write(configCsv(summaries, { prices }));
       const answer = answerStudy(study, { prices });
+      const sweeps = sweepCurves(study.runs);
       const changes = inputChanges(study.runs);
       if (args.json) {
         return void json(ctx, {
@@ -117,6 +120,7 @@ function showCommand(ctx: CliContext) {
           metrics: metricCatalogue(),
           answer,
           prices,
+          ...(sweeps.length > 0 ? { sweeps } : {}),
           configs: summaries,
           pareto,
           smallSampleNote: smallSampleNote(summaries),
@@ -131,6 +135,7 @@ function showCommand(ctx: CliContext) {
       // always gets every column.
       const columns = ctx.stdout.isTTY ? (ctx.stdout as { columns?: number }).columns : undefined;
       ctx.stdout.write(`${renderAnswer(answer)}\n`);
+      ctx.stdout.write(renderSweepTable(sweeps, { color: color(ctx) }));
       ctx.stdout.write(
         renderConfigTable(summaries, {
           pareto,
