@@ -1,4 +1,4 @@
-import { coefficientOfVariation, mean, mulberry32, sampleStd } from '@llem/domain';
+import { coefficientOfVariation, fnv1a, mean, mulberry32, sampleStd } from '@llem/domain';
 import type { LoadedStudy, RunRecord } from './load';
 import { METRICS, type MetricId } from './metrics';
 import {
@@ -39,19 +39,6 @@ export interface ConfigSummary {
    * warning affects (`MetricDefinition.affectedBy`) next to their values.
    */
   warningRuns: Record<string, number>;
-}
-
-/**
- * A 32-bit FNV-1a hash: each (config, metric) gets its own bootstrap stream derived from the
- * seed, so adding a config to a study never changes another config's intervals.
- */
-function fnv1a(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
 }
 
 /**
@@ -110,6 +97,8 @@ export function aggregateRuns(
       }
       metrics[def.id] = summariseValues(def.id, values, {
         ...options,
+        // Each (config, metric) has its own bootstrap stream derived from the seed, so adding a
+        // config to a study never changes another config's intervals.
         random: options.random ?? mulberry32((seed ^ fnv1a(`${configHash}:${def.id}`)) >>> 0),
       });
     }
