@@ -363,9 +363,9 @@ describe('llem doctor with managed servers', () => {
       {
         configs: [
           served(['my-server', '--port', '{port}']),
-          served(['./my-server'], 'bin'),
-          served(['./my-server'], 'bin'),
-          served(['llem-no-such-server']),
+          served(['./my-server', '--port', '{port}'], 'bin'),
+          served(['./my-server', '--port', '{port}'], 'bin'),
+          served(['llem-no-such-server', '--port', '{port}']),
         ],
       },
       { env: { PATH: join(dir, 'bin') }, baseDir: dir },

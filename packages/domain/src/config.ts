@@ -876,6 +876,27 @@ export const ExperimentConfigSchema = z
           message:
             'holds {port}, which llem fills in only for a server it starts: add a server section (server.argv), or write the port',
         });
+      // {port} is one port on both sides: the server is told it, and llem waits for, measures
+      // and scrapes base_url. On one side only, llem polls a port the server never listens on,
+      // or measures whatever else answers on base_url's fixed port.
+      if (config.server !== undefined) {
+        const inUrl = url.includes(PORT_TEMPLATE);
+        const inServer = usesPortTemplate({ server: config.server });
+        if (inServer && !inUrl)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['openai', 'base_url'],
+            message:
+              'names a fixed port while the server is started on {port} (a free port llem picks): llem would wait for and measure whatever answers on the fixed port; write {port} here too, e.g. http://127.0.0.1:{port}/v1',
+          });
+        if (inUrl && !inServer)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['openai', 'base_url'],
+            message:
+              'holds {port}, but the server is never told that port: put {port} in server.argv (e.g. --port, "{port}"), server.args or server.env, or write the port the server listens on here',
+          });
+      }
       const unknown = unknownTemplate(url);
       if (unknown)
         ctx.addIssue({

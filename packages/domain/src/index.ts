@@ -123,7 +123,7 @@ export type {
 } from './plan';
 export { deepMerge, devicesPerRun, orderRuns, planGrid, planStudy, runKey } from './plan';
 export { QUICKSTART_FILE, quickstartStudy } from './quickstart';
-export { mulberry32, seededShuffle } from './random';
+export { fnv1a, mulberry32, seededShuffle } from './random';
 export type { InvalidRequestLine, MeasuredRequest, ServerTimingsRecord } from './requests';
 export { parseRequestRecords, RequestRecordSchema, ServerTimingsSchema } from './requests';
 export type {

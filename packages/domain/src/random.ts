@@ -22,6 +22,22 @@ export function mulberry32(seed: number): () => number {
 }
 
 /**
+ * 32-bit FNV-1a of a string's UTF-16 code units: derives a stream's seed from a key (`seed ^
+ * fnv1a(key)`), so each keyed stream is independent of which other keys exist.
+ *
+ * @example
+ * const next = mulberry32((seed ^ fnv1a('config:metric')) >>> 0);
+ */
+export function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/**
  * Fisher–Yates shuffle of a copy of `items` driven by `random` (from `mulberry32`). Unbiased,
  * and deterministic for a given generator state.
  *

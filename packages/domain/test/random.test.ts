@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mulberry32, seededShuffle } from '../src/index';
+import { fnv1a, mulberry32, seededShuffle } from '../src/index';
 
 describe('mulberry32', () => {
   it('gives the same sequence for the same seed (golden values, any machine)', () => {
@@ -60,3 +60,11 @@ describe('seededShuffle', () => {
 
 // Cross-checked against an independent Python implementation of mulberry32.
 const GOLDEN_SEED_7 = [50271532, 266108690, 4195786334, 3002305430];
+
+describe('fnv1a', () => {
+  it('gives the published 32-bit FNV-1a test vectors', () => {
+    expect(fnv1a('')).toBe(0x811c9dc5);
+    expect(fnv1a('a')).toBe(0xe40c292c);
+    expect(fnv1a('foobar')).toBe(0xbf9cf968);
+  });
+});

@@ -54,7 +54,11 @@ describe('the server section', () => {
   it('turns env numbers and booleans into strings, and accepts metrics: false', () => {
     const config = parseExperimentConfig({
       ...served,
-      server: { argv: ['srv'], env: { OMP_NUM_THREADS: 4, X: true }, metrics: false },
+      server: {
+        argv: ['srv', '--port', '{port}'],
+        env: { OMP_NUM_THREADS: 4, X: true },
+        metrics: false,
+      },
     });
     expect(config.server?.env).toEqual({ OMP_NUM_THREADS: '4', X: 'true' });
     expect(config.server?.metrics).toBe(false);
@@ -96,6 +100,17 @@ describe('the server section', () => {
     [
       { ...served, server: undefined },
       'openai.base_url: holds {port}, which llem fills in only for a server it starts',
+    ],
+    [
+      // llem would start the server on a port it picks and wait for (and measure) whatever
+      // answers on 8000: another server, or nothing until ready.timeout_s.
+      { ...served, openai: { base_url: 'http://127.0.0.1:8000/v1' } },
+      'openai.base_url: names a fixed port while the server is started on {port}',
+    ],
+    [
+      // The server listens where its own default says; llem would wait on the port it picked.
+      { ...served, server: { argv: ['vllm', 'serve', 'Qwen/Qwen3-8B'] } },
+      'openai.base_url: holds {port}, but the server is never told that port',
     ],
     [
       { ...served, openai: { base_url: 'http://127.0.0.1:{host}/v1' } },

@@ -96,6 +96,40 @@ describe('openai engine: conversations (EngineRequest.after)', () => {
   });
 });
 
+describe('openai engine: conversations in open loop (request_rate)', () => {
+  it('counts a later turn from when it could be sent: its arrival or the end of the previous turn, whichever is later', async () => {
+    // Turns arrive 5 ms apart but each answer takes ~300 ms: a later turn waits for the
+    // previous one, and that wait is the conversation's, not the server's or the client's.
+    const s = await server({ paceMs: 30 });
+    const conversations = 2;
+    const requests: EngineRequest[] = [];
+    for (let turn = 0; turn < 3; turn++)
+      for (let c = 0; c < conversations; c++) {
+        const id = requests.length;
+        requests.push({
+          id,
+          prompt: `conversation ${c} turn ${turn}`,
+          maxOutputTokens: 10,
+          ...(turn > 0 ? { after: id - conversations } : {}),
+        });
+      }
+    const engine = engineFor(s.baseUrl, { request_rate: 200 });
+    await engine.load();
+    const outcome = await engine.run(requests);
+    expect(outcome.requests.every((r) => r.error === undefined)).toBe(true);
+    const byId = new Map(outcome.requests.map((r) => [r.id, r]));
+    for (const r of requests) {
+      if (r.after === undefined) continue;
+      const record = byId.get(r.id);
+      const previous = byId.get(r.after);
+      expect(record?.scheduledAt).toBeGreaterThanOrEqual(previous?.endedAt as number);
+      // Time to first token from that moment: the server's few ms plus timer slack, never the
+      // ~300 ms the previous turn took.
+      expect((record?.firstTokenAt as number) - (record?.scheduledAt as number)).toBeLessThan(150);
+    }
+  });
+});
+
 describe('openai engine: tokenizer()', () => {
   it("finds the server's /tokenize and counts a text's tokens without special tokens", async () => {
     const s = await server();

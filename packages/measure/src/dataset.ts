@@ -531,18 +531,24 @@ export async function summariseSource(source: DatasetSource): Promise<DatasetSum
       };
     }
     case 'sharegpt': {
+      // Lengths are guessed here: the length filters are applied exactly once the engine can
+      // tokenize, so a shortfall they cause is reported, not an error (pickShareGpt).
       const { picked, filtered } = await pickShareGpt(
         source.file,
         source.entries,
         source.dataset,
         async (pairs) => pairs.map((p) => [estimateTokens(p.prompt), estimateTokens(p.answer)]),
+        { estimated: true },
       );
+      const wanted = source.dataset.n ?? source.entries.pairs.length;
+      const short =
+        picked.length < wanted ? '; lengths are counted exactly when the run starts' : '';
       return {
         format: 'sharegpt',
         file: source.file,
         requests: picked.length,
         durationS: null,
-        description: `sharegpt ${source.file}: ${picked.length} requests (${entriesText(source.entries.entries)}, ${skippedText(source.entries)}${filtered > 0 ? `, ${filtered} outside the length filters at ~4 characters a token` : ''})`,
+        description: `sharegpt ${source.file}: ${picked.length} requests (${entriesText(source.entries.entries)}, ${skippedText(source.entries)}${filtered > 0 ? `, ${filtered} outside the length filters at ~4 characters a token${short}` : ''})`,
       };
     }
   }

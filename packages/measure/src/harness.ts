@@ -436,9 +436,13 @@ function servedConfig(config: HarnessConfig): ServedConfig | null {
   return { server: config.server, openai: { base_url: baseUrl } };
 }
 
-/** The config the engine gets: `openai.base_url` with the port filled in. */
+/**
+ * The config the engine gets: `openai.base_url` with the port filled in, and no `server` section
+ * (the server is already running; its `{port}` templates beside a filled-in port would not parse).
+ */
 function withBaseUrl<C extends HarnessConfig>(config: C, baseUrl: string): C {
-  return { ...config, openai: { ...config.openai, base_url: baseUrl } };
+  const { server: _started, ...rest } = config;
+  return { ...rest, openai: { ...config.openai, base_url: baseUrl } } as C;
 }
 
 /**

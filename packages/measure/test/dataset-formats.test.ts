@@ -247,6 +247,41 @@ describe('ShareGPT', () => {
   });
 });
 
+describe('ShareGPT length filters before the run', () => {
+  // Two long words a prompt: 2 tokens to a word tokenizer, ~20 at 4 characters a token.
+  const long = `${'x'.repeat(40)} ${'y'.repeat(40)}`;
+  const conversations = Array.from({ length: 3 }, () => ({
+    conversations: [say('human', long), say('gpt', 'ok fine')],
+  }));
+  const dataset = (path: string) =>
+    ({ path, format: 'sharegpt', n: 3, max_input_len: 8 }) as DatasetConfig;
+
+  it('an estimate outside the filters does not reject a file the tokenizer will count (validate, dry-run, the run’s first check)', async () => {
+    const path = file('long-words.jsonl', conversations.map((c) => JSON.stringify(c)).join('\n'));
+    const summary = await summariseDataset(dataset(path), { cwd: dir });
+    expect(summary.requests).toBe(0);
+    expect(summary.description).toContain('counted exactly when the run starts');
+    // The engine's tokenizer says 2 tokens each: all three pass max_input_len 8.
+    const w = await build(dataset(path), 1000, wordTokenizer);
+    expect(w.inputLengths).toEqual([2, 2, 2]);
+    // Without a tokenizer the estimate is the length, and the shortfall is the error it was.
+    expect(await datasetErrorOf(() => build(dataset(path)))).toMatch(
+      /no usable request: 3 entries, 3 usable .*3 outside the length filters \(max_input_len 8\)/,
+    );
+  });
+
+  it('n beyond the usable conversations is still an error before the run', async () => {
+    const path = file('long-words-n.jsonl', conversations.map((c) => JSON.stringify(c)).join('\n'));
+    expect(
+      await datasetErrorOf(() =>
+        summariseDataset({ path, format: 'sharegpt', n: 4, max_input_len: 8 } as DatasetConfig, {
+          cwd: dir,
+        }),
+      ),
+    ).toMatch(/dataset\.n asks for 4 requests and only 3 are usable/);
+  });
+});
+
 describe('jsonl with output lengths', () => {
   it('takes each row’s output length (capped) from output_len_column', async () => {
     const path = file('out.jsonl', ['{"p":"a b","n":3}', '{"p":"c","n":900}'].join('\n'));

@@ -189,6 +189,7 @@ describe('a managed server through the harness', () => {
           process.execPath,
           '-e',
           'console.error("CUDA out of memory, giving up"); process.exit(3)',
+          '{port}',
         ],
       },
     });

@@ -1,5 +1,4 @@
-import { coefficientOfVariation, mean, mulberry32, sampleStd } from '@llem/domain';
-import { fnv1a } from './internal/hash';
+import { coefficientOfVariation, fnv1a, mean, mulberry32, sampleStd } from '@llem/domain';
 import type { LoadedStudy, RunRecord } from './load';
 import { METRICS, type MetricContext, type MetricId } from './metrics';
 import {
@@ -105,6 +104,9 @@ export function aggregateRuns(
       const stream = `${configHash}:${def.scales ?? def.id}`;
       metrics[def.id] = summariseValues(def.id, values, {
         ...bootstrap,
+        // Each (config, metric) has its own bootstrap stream derived from the seed, so adding a
+        // config to a study never changes another config's intervals; a metric that scales
+        // another draws the other's resamples.
         random: bootstrap.random ?? mulberry32((seed ^ fnv1a(stream)) >>> 0),
       });
     }

@@ -1,4 +1,5 @@
 import {
+  fnv1a,
   type LatencyStats,
   mean,
   mulberry32,
@@ -6,7 +7,6 @@ import {
   SLO_PERCENTILES,
   type SloPercentile,
 } from '@llem/domain';
-import { fnv1a } from './internal/hash';
 import type { LoadedStudy, RunRecord } from './load';
 import { type MetricSource, warningsAffecting } from './metrics';
 import { carbonGPer1MTokens, costPer1MTokens, type EnergyPrices } from './prices';

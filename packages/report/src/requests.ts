@@ -25,12 +25,16 @@ export async function readRunRequests(
   run: Pick<RunRecord, 'requestsFile'>,
 ): Promise<RunRequests | null> {
   const file = run.requestsFile;
+  const text = await readIfPresent(file);
+  return text === null || file === null ? null : { file, ...parseRequestRecords(text) };
+}
+
+/** A run's side file as text; `null` when the run has none or it cannot be read. */
+export async function readIfPresent(file: string | null): Promise<string | null> {
   if (file === null) return null;
-  let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    return await readFile(file, 'utf8');
   } catch {
     return null;
   }
-  return { file, ...parseRequestRecords(text) };
 }

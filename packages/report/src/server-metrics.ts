@@ -1,10 +1,10 @@
-import { readFile } from 'node:fs/promises';
 import {
   type InvalidMetricsLine,
   parseServerMetrics,
   type ServerMetricsScrape,
 } from '@llem/domain';
 import type { RunRecord } from './load';
+import { readIfPresent } from './requests';
 
 /** A run's scraped server metrics as the report read them. */
 export interface RunServerMetrics {
@@ -28,14 +28,8 @@ export async function readRunServerMetrics(
   run: Pick<RunRecord, 'metricsFile'>,
 ): Promise<RunServerMetrics | null> {
   const file = run.metricsFile;
-  if (file === null) return null;
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch {
-    return null;
-  }
-  return { file, ...parseServerMetrics(text) };
+  const text = await readIfPresent(file);
+  return text === null || file === null ? null : { file, ...parseServerMetrics(text) };
 }
 
 /**

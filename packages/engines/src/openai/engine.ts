@@ -388,7 +388,7 @@ class OpenAIEngine implements Engine {
     const endedAt = performance.now();
     return {
       records: load.records,
-      dispatch: openLoopDispatch(load, mode, this.config.maxClientLagMs),
+      dispatch: openLoopDispatch(load, mode, this.config.maxClientLagMs, requests),
       load: {
         mode,
         details: schedule === null ? loadModeDetails(requested) : traceDetails(schedule),
@@ -632,21 +632,28 @@ function peakInFlight(records: readonly RequestRecord[]): number {
 /**
  * Stamps each record of an open-loop run with its scheduled time, the client's lateness and its
  * connection wait (slot wait + time to open a new connection), and sums them up as
- * `extra.dispatch`; `null` in closed loop.
+ * `extra.dispatch`; `null` in closed loop. A later turn of a conversation (`after`) cannot be
+ * sent before the previous turn ended: its scheduled time is the later of its arrival and that
+ * end, so the latencies counted from it leave out the wait for the previous answer.
  */
 function openLoopDispatch(
   load: LoadResult,
   mode: OpenAILoadMode,
   maxClientLagMs: number,
+  requests: readonly EngineRequest[],
 ): DispatchSummary | null {
   const report = load.dispatch;
   if (report === null || mode.kind !== 'request_rate') return null;
   const connectMs = new Float64Array(report.results.length);
+  const positionOf = new Map(requests.map((r, i) => [r.id, i]));
   let opened = 0;
   let reused = 0;
   report.results.forEach((record, i) => {
     if (record === undefined) return;
-    const scheduled = report.scheduledAt[i]!;
+    const arrival = report.scheduledAt[i]!;
+    const after = requests[i]?.after;
+    const previous = after === undefined ? undefined : report.results[positionOf.get(after) ?? -1];
+    const scheduled = previous === undefined ? arrival : Math.max(arrival, previous.endedAt);
     const ready = report.readyAt[i]!;
     const connect =
       record.connectedAt === null ? 0 : Math.max(0, record.connectedAt - record.startedAt);
@@ -655,7 +662,7 @@ function openLoopDispatch(
     else reused++;
     record.scheduledAt = scheduled;
     record.clientLagMs = Math.max(0, report.issuedAt[i]! - ready);
-    record.connectionWaitMs = Math.max(0, ready - scheduled) + connect;
+    record.connectionWaitMs = Math.max(0, ready - arrival) + connect;
   });
   const stats: DispatchStats = dispatchStats(report, {
     targetRate: mode.requestRate,

@@ -38,14 +38,18 @@ function passes(dataset: ShareGptDataset, inputLength: number, answerLength: num
 /**
  * Picks the requests, measuring lengths in batches (a tokenizer over HTTP is asked for the pairs
  * it needs, a batch at a time, not for the whole file). `lengths` gives [prompt, answer] lengths.
+ * With `estimated` (lengths guessed before the engine can tokenize: validate, dry-run, the run's
+ * first check), fewer picks than `n` because of the length filters is no error: the engine's
+ * tokenizer decides when the run builds its workload. `n` beyond the usable conversations is one.
  */
 export async function pickShareGpt(
   file: string,
   source: ShareGptEntries,
   dataset: ShareGptDataset,
   lengths: (pairs: readonly ShareGptPair[]) => Promise<Array<[number, number]>>,
-  batch = 64,
+  options: { batch?: number; estimated?: boolean } = {},
 ): Promise<ShareGptPick> {
+  const batch = options.batch ?? 64;
   const candidates = ordered(source.pairs, dataset);
   const want = dataset.n ?? candidates.length;
   const picked: PickedPair[] = [];
@@ -61,7 +65,8 @@ export async function pickShareGpt(
       else filtered++;
     }
   }
-  checkPick(file, source, dataset, picked.length, filtered);
+  if (options.estimated === true) checkUsable(file, source, dataset);
+  else checkPick(file, source, dataset, picked.length, filtered);
   return { picked, filtered };
 }
 
@@ -74,6 +79,14 @@ export function entriesText(n: number): string {
 export function skippedText(source: ShareGptEntries): string {
   const parts = Object.entries(source.skipped).map(([reason, count]) => `${count} with ${reason}`);
   return parts.length === 0 ? 'none skipped' : `skipped ${parts.join(', ')}`;
+}
+
+/** `n` within the usable conversations, whatever their lengths. */
+function checkUsable(file: string, source: ShareGptEntries, dataset: ShareGptDataset): void {
+  if (dataset.n !== undefined && source.pairs.length < dataset.n)
+    throw datasetError(
+      `${file}: dataset.n asks for ${dataset.n} requests and only ${source.pairs.length} are usable: ${entriesText(source.entries)}, ${source.pairs.length} usable (${skippedText(source)})`,
+    );
 }
 
 function checkPick(

@@ -1,4 +1,4 @@
-import { mulberry32 } from '@llem/domain';
+import { fnv1a, mulberry32 } from '@llem/domain';
 
 // Generated prompt text: words drawn from a short list of common English words. Most tokenizers
 // map each to one token, so N words ≈ N tokens; where the engine can tokenize, the words it
@@ -23,16 +23,6 @@ export function drawWords(
   for (let w = 0; w < length; w++)
     words[w] = vocabulary[Math.floor(random() * vocabulary.length)] as string;
   return words;
-}
-
-/** FNV-1a of a string: the seed offset of a keyed word stream. */
-function fnv1a(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
 }
 
 /**
