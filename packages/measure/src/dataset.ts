@@ -522,12 +522,19 @@ export async function summariseSource(source: DatasetSource): Promise<DatasetSum
     case 'trace': {
       const last = source.rows[source.rows.length - 1]?.timestampMs ?? 0;
       const durationS = (last * source.timeScale) / 1000;
+      // Timestamps count from the trace's start, not from its first request: a slice cut from a
+      // longer trace keeps the window idle until its first request, which the user should see.
+      const firstS = ((source.rows[0]?.timestampMs ?? 0) * source.timeScale) / 1000;
+      const idle =
+        firstS >= 1
+          ? `; the first is sent at ${firstS.toFixed(1)} s and the window is idle until then (timestamps count from the trace's start)`
+          : '';
       return {
         format: 'trace',
         file: source.file,
         requests: source.rows.length,
         durationS,
-        description: `trace ${source.file}: ${count(source.rows.length, 'request')} over ${durationS.toFixed(1)} s (time_scale ${source.timeScale})`,
+        description: `trace ${source.file}: ${count(source.rows.length, 'request')} over ${durationS.toFixed(1)} s (time_scale ${source.timeScale})${idle}`,
       };
     }
     case 'sharegpt': {
