@@ -508,7 +508,7 @@ export async function summariseSource(source: DatasetSource): Promise<DatasetSum
         file: null,
         requests,
         durationS: null,
-        description: `synthetic: ${requests} requests${turns ? ` (${n} conversations of ${turns} turns)` : ''}`,
+        description: `synthetic: ${count(requests, 'request')}${turns ? ` (${n} conversations of ${turns} turns)` : ''}`,
       };
     }
     case 'jsonl':
@@ -517,17 +517,24 @@ export async function summariseSource(source: DatasetSource): Promise<DatasetSum
         file: source.file,
         requests: source.rows.length,
         durationS: null,
-        description: `jsonl ${source.file}: ${source.rows.length} requests`,
+        description: `jsonl ${source.file}: ${count(source.rows.length, 'request')}`,
       };
     case 'trace': {
       const last = source.rows[source.rows.length - 1]?.timestampMs ?? 0;
       const durationS = (last * source.timeScale) / 1000;
+      // Timestamps count from the trace's start, not from its first request: a slice cut from a
+      // longer trace keeps the window idle until its first request, which the user should see.
+      const firstS = ((source.rows[0]?.timestampMs ?? 0) * source.timeScale) / 1000;
+      const idle =
+        firstS >= 1
+          ? `; the first is sent at ${firstS.toFixed(1)} s and the window is idle until then (timestamps count from the trace's start)`
+          : '';
       return {
         format: 'trace',
         file: source.file,
         requests: source.rows.length,
         durationS,
-        description: `trace ${source.file}: ${source.rows.length} requests over ${durationS.toFixed(1)} s (time_scale ${source.timeScale})`,
+        description: `trace ${source.file}: ${count(source.rows.length, 'request')} over ${durationS.toFixed(1)} s (time_scale ${source.timeScale})${idle}`,
       };
     }
     case 'sharegpt': {
@@ -548,7 +555,7 @@ export async function summariseSource(source: DatasetSource): Promise<DatasetSum
         file: source.file,
         requests: picked.length,
         durationS: null,
-        description: `sharegpt ${source.file}: ${picked.length} requests (${entriesText(source.entries.entries)}, ${skippedText(source.entries)}${filtered > 0 ? `, ${filtered} outside the length filters at ~4 characters a token${short}` : ''})`,
+        description: `sharegpt ${source.file}: ${count(picked.length, 'request')} (${entriesText(source.entries.entries)}, ${skippedText(source.entries)}${filtered > 0 ? `, ${filtered} outside the length filters at ~4 characters a token${short}` : ''})`,
       };
     }
   }
@@ -633,4 +640,9 @@ export async function checkDatasets(
     }
   }
   return checked;
+}
+
+/** `1 request`, `2 requests`. */
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }

@@ -374,6 +374,19 @@ describe('traces (Mooncake)', () => {
       (await summariseDataset({ path: trace(), format: 'trace' }, { cwd: dir })).description,
     ).toBe(`trace ${join(dir, 'trace.jsonl')}: 4 requests over 2.5 s (time_scale 1)`);
   });
+
+  it('says when a trace cut from a longer one leaves the window idle before its first request', async () => {
+    const file = join(dir, 'slice.jsonl');
+    writeFileSync(
+      file,
+      `${JSON.stringify({ timestamp: 4000, input_length: 8, output_length: 4 })}\n${JSON.stringify({ timestamp: 5000, input_length: 8, output_length: 4 })}\n`,
+    );
+    expect(
+      (await summariseDataset({ path: file, format: 'trace' }, { cwd: dir })).description,
+    ).toBe(
+      `trace ${file}: 2 requests over 5.0 s (time_scale 1); the first is sent at 4.0 s and the window is idle until then (timestamps count from the trace's start)`,
+    );
+  });
 });
 
 describe('synthetic prefixes and conversations', () => {

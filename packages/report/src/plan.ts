@@ -306,7 +306,7 @@ export function renderPlan(plan: PlanView, options: RenderPlanOptions = {}): str
   const ex = plan.execution;
   const out: string[] = [];
   out.push(
-    `study ${plan.name} (design ${plan.designHash}): ${plan.configs.length} config${plan.configs.length === 1 ? '' : 's'} × ${ex.cycles} cycle${ex.cycles === 1 ? '' : 's'} = ${plan.runs.length} runs, order ${ex.order}${ex.order === 'shuffled' ? ` (seed ${ex.shuffle_seed ?? 0})` : ''}`,
+    `study ${plan.name} (design ${plan.designHash}): ${plan.configs.length} config${plan.configs.length === 1 ? '' : 's'} × ${ex.cycles} cycle${ex.cycles === 1 ? '' : 's'} = ${plan.runs.length} run${plan.runs.length === 1 ? '' : 's'}, order ${ex.order}${ex.order === 'shuffled' ? ` (seed ${ex.shuffle_seed ?? 0})` : ''}`,
   );
   out.push(
     `Gaps: ${ex.experiment_gap_s} s before each run, +${ex.cycle_gap_s} s when a cycle starts; timeout ${ex.timeout_s ? `${ex.timeout_s} s` : 'derived from the workload'}`,
