@@ -119,7 +119,8 @@ export interface AnswerCandidate {
 export interface StudyAnswer {
   /**
    * `met`: some candidate meets its SLOs (`best` is the answer); `none-met`; `no-energy`: energy
-   * per token was measured for none; `no-results`: no completed run.
+   * per token was measured for none that meets them (or none at all, with nothing missed);
+   * `no-results`: no completed run.
    */
   status: 'met' | 'none-met' | 'no-energy' | 'no-results';
   rule: string;
@@ -405,6 +406,10 @@ export function answerRuns(runs: readonly RunRecord[], options: AnswerOptions = 
       tiedWithBest: meeting.slice(1).filter((c) => c.vsBest?.tied === true),
     };
   }
+  // Some meet their SLOs but none of them has a J/token (no energy source): nothing to rank,
+  // which is not the same as none meeting them.
+  if (all.some((c) => c.meets === true && !c.overSaturated))
+    return { ...base, status: 'no-energy' };
   const missing = all.filter((c) => c.meets === false);
   const closest = [...missing].sort((a, b) => worstMiss(a) - worstMiss(b))[0] ?? null;
   const bestPerTarget: StudyAnswer['bestPerTarget'] = [];

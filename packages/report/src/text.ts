@@ -351,7 +351,7 @@ export function renderAnswer(answer: StudyAnswer): string {
       lines.push('The answer: no completed run yet, so no configuration to name.');
       break;
     case 'no-energy': {
-      const meeting = answer.candidates.filter((c) => c.meets === true);
+      const meeting = answer.candidates.filter((c) => c.meets === true && !c.overSaturated);
       lines.push(
         'The answer: energy per token was measured for no configuration, so none can be named the cheapest.',
       );

@@ -224,6 +224,20 @@ describe('the answer: lowest J/token that meets the SLOs', () => {
     expect(renderAnswer(answer)).toContain('energy per token was measured for no configuration');
   });
 
+  it('without energy does not say none meets its SLOs when one does (another misses)', () => {
+    // A machine with no energy source: `meets` is judged, J/token is not.
+    const answer = answerRuns([
+      ...runs('meets', [{ ept: null, ttftP95: 100, tpotP95: 10 }], slo95),
+      ...runs('misses', [{ ept: null, ttftP95: 900, tpotP95: 10 }], slo95),
+    ]);
+    expect(answer.status).toBe('no-energy');
+    expect(answer.closest).toBeNull();
+    const text = renderAnswer(answer);
+    expect(text).not.toContain('no configuration meets its SLOs');
+    expect(text).toContain('energy per token was measured for no configuration');
+    expect(text).toContain('Meeting their SLOs: meets.');
+  });
+
   it('gives carbon and cost of the winner: its J/token and interval scaled', () => {
     const prices = resolveEnergyPrices({
       carbon_g_per_kwh: 360,
