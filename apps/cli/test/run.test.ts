@@ -313,6 +313,10 @@ sweep: { llamacpp.batch_size: [64, 128] }
     const force = await llem(['run', '--force'], cwd);
     expect(force.code).toBe(2);
     expect(force.stderr).toMatch(/--force only applies with --resume/);
+    // An empty --resume (e.g. an unset shell variable) is an error, not a new study.
+    const empty = await llem(['run', '--resume', '', 'nope.yaml'], cwd);
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toMatch(/--resume needs the study directory/);
     const noStudy = await llem(['run', '--resume', cwd], cwd);
     expect(noStudy.code).toBe(2);
     expect(noStudy.stderr).toMatch(/no study\.json or manifest\.json there/);

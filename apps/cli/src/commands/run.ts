@@ -84,6 +84,11 @@ function runBuilder(y: Argv<GlobalArgs>) {
     })
     .check((a) => {
       // Rules across flags (yargs' implies/conflicts count a boolean's default as given).
+      // An empty value (an unset shell variable) would otherwise start a new study.
+      if (a.resume !== undefined && a.resume.trim() === '')
+        throw new UsageError(
+          '--resume needs the study directory (e.g. --resume results/quickstart_20260101T000000Z); it was given an empty value',
+        );
       if (a.force && a.resume === undefined)
         throw new UsageError('--force only applies with --resume STUDY_DIR');
       if (a.dryRun && a.resume !== undefined)
