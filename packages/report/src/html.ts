@@ -344,7 +344,14 @@ function candidateRow(c: AnswerCandidate, answer: StudyAnswer): string {
       ? `<td data-v="${c.costPer1MOutputTokens?.mean ?? ''}">${formatNumber(c.costPer1MOutputTokens?.mean)}</td>`
       : '',
   ].join('');
-  const meets = c.meets === true ? 'yes' : c.meets === false ? 'no' : 'not judged';
+  // An over-saturated point never counts as meeting its SLOs (ANSWER_RULE), whatever its latencies.
+  const meets = c.overSaturated
+    ? 'no (over-saturated)'
+    : c.meets === true
+      ? 'yes'
+      : c.meets === false
+        ? 'no'
+        : 'not judged';
   const warn = c.warnings.map((w) => `<span class="warn">⚠ ${esc(w)}</span>`).join('');
   return `<tr class="${c === answer.best ? 'best' : ''}"><td class="text">${esc(role)}</td><td class="text">${esc(c.label)}${warn}</td><td data-v="${c.energyPerOutputTokenJ?.mean ?? ''}">${estimateHtml(c.energyPerOutputTokenJ, 'J/token')}</td>${priced}<td class="text">${esc(meets)}</td><td class="text">${c.checks.map(checkHtml).join('<br>') || '<span class="note">no SLO</span>'}</td><td>${vs}</td></tr>`;
 }

@@ -182,6 +182,13 @@ describe('load sweeps in the report', () => {
     expect(html).toContain('point 3 (8.67 req/s) over-saturated');
     // The answer names the load point in the report too.
     expect(html).toContain('sweep-a · load point 2 (rate 5.33 req/s target, 5.30 achieved)');
+    // Its table does not say an over-saturated point meets the SLOs (the rule says it never does).
+    const overRow = html
+      .split('<tr')
+      .find((row) => row.includes('sweep-a · load point 3 (rate 8.67 req/s target'));
+    expect(overRow).toBeDefined();
+    expect(overRow).not.toContain('<td class="text">yes</td>');
+    expect(overRow).toContain('<td class="text">no (over-saturated)</td>');
     // A study without a sweep has no such section.
     const plain = await writeStudyReport(
       buildStudyDir({ configs: [{ label: 'x', runs: [{ cycle: 0 }] }] }),
