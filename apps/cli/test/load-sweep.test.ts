@@ -2,7 +2,6 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RunResultSchema } from '@llem/domain';
-import { testServerCommand } from '@llem/test-server';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { parseCsv } from '../../../packages/report/src/index';
 import {
@@ -12,18 +11,14 @@ import {
   writeScenario,
 } from '../../../tooling/fake-nvml/src/index';
 import { runLlem } from './support/llem';
+import { managedTestServerArgv, noGpuEnv } from './support/servers';
 
 // `openai.load: sweep` end to end: `llem run` starts the test server once per run (cycle), the
 // run measures every load point, and the report, summary.csv and `llem results show` name the
 // configuration and load point that answers the study.
 
-const noGpu = {
-  ...process.env,
-  LLEM_NVML_LIBRARY: '/nonexistent/libnvidia-ml.so.1',
-  LLEM_LOG_LEVEL: 'info',
-};
-const quote = (s: string) => JSON.stringify(s);
-const serverArgv = () => `[${[...testServerCommand(), '--port', '{port}'].map(quote).join(', ')}]`;
+const noGpu = noGpuEnv;
+const serverArgv = () => managedTestServerArgv();
 
 function study(openai: string, energy = 'none'): string {
   const cwd = mkdtempSync(join(tmpdir(), 'llem-sweep-cli-'));

@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RunResultSchema, WorkerErrorReportSchema } from '@llem/domain';
-import { testServerCommand } from '@llem/test-server';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import {
   ensureFakeNvmlBuilt,
@@ -14,18 +13,15 @@ import {
   writeScenario,
 } from '../../../tooling/fake-nvml/src/index';
 import { runLlem } from './support/llem';
+import { managedTestServerArgv, noGpuEnv } from './support/servers';
 
 // llem starts the test server program itself for each run: `server.argv` is the program, its
 // flags are swept, and no server may outlive its run or llem.
 
-const noGpu = {
-  ...process.env,
-  LLEM_NVML_LIBRARY: '/nonexistent/libnvidia-ml.so.1',
-  LLEM_LOG_LEVEL: 'info',
-};
+const noGpu = noGpuEnv;
 
 const quote = (s: string) => JSON.stringify(s);
-const serverArgv = () => `[${[...testServerCommand(), '--port', '{port}'].map(quote).join(', ')}]`;
+const serverArgv = () => managedTestServerArgv();
 
 function study(
   dir: string,

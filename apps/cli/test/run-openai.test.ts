@@ -5,13 +5,10 @@ import { parseRequestRecords, RunResultSchema, readDispatchSummary } from '@llem
 import { startTestServer } from '@llem/test-server';
 import { describe, expect, it } from 'vitest';
 import { runLlem } from './support/llem';
+import { noGpuEnv } from './support/servers';
 
 // No GPU here whatever the machine: point NVML at a library that does not exist.
-const env = {
-  ...process.env,
-  LLEM_NVML_LIBRARY: '/nonexistent/libnvidia-ml.so.1',
-  LLEM_LOG_LEVEL: 'info',
-};
+const env = noGpuEnv;
 
 function studyDir(yaml: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'llem-run-openai-'));
