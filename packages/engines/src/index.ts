@@ -72,6 +72,7 @@ export {
   steadyStateWindow,
   waitStats,
 } from './openai/index';
+export { requestTpotMs } from './request';
 export type {
   ManagedServer,
   ManagedServerErrorCode,

@@ -105,4 +105,18 @@ describe('goodput', () => {
     expect(goodput(records, { ttftMs: null, itlMs: null, e2eMs: 1000 }, null).met).toBe(1);
     expect(goodput(records, { ttftMs: 50, itlMs: null, e2eMs: null }, null).met).toBe(0);
   });
+
+  it('judges TPOT as (E2E − TTFT) / (output tokens − 1), counting every token of a chunk', () => {
+    // ttft 10, 41 tokens over 400 ms after the first: TPOT 10 ms.
+    const paced = rec(0, 0, 410, [10, 410]);
+    paced.outputTokens = 41;
+    // ttft 10, 11 tokens over 400 ms: TPOT 40 ms.
+    const slow = rec(1, 0, 410, [10, 410]);
+    slow.outputTokens = 11;
+    const single = rec(2, 0, 500, [10]); // one token: no TPOT, meets
+    const slo = { ttftMs: null, itlMs: null, e2eMs: null, tpotMs: 20 };
+    const result = goodput([paced, slow, single], slo, null);
+    expect(result.met).toBe(2);
+    expect(goodput([slow], { ...slo, tpotMs: 40 }, null).met).toBe(1);
+  });
 });

@@ -1,6 +1,9 @@
 import type { RunLatency } from '@llem/domain';
-import type { RequestRecord } from '@llem/engines';
+import { type RequestRecord, requestTpotMs } from '@llem/engines';
 import { latencyStats } from './stats';
+
+/** The engines' TPOT definition, here beside the other per-request latencies. */
+export { requestTpotMs };
 
 /** The latency lists of a workload, in ms. Failed requests are left out. */
 export interface LatencySamples {
@@ -34,23 +37,6 @@ export function chunkGapsMs(record: RequestRecord): number[] {
     prev = t;
   }
   return gaps;
-}
-
-/**
- * A request's time per output token, as vLLM computes TPOT: (E2E − TTFT) / (output tokens − 1),
- * with the request's final token count (the server's usage where it sent one), so tokens that
- * arrived several to a chunk still count one each. `null` for a failed request, no first token,
- * or fewer than two output tokens.
- *
- * @example
- * requestTpotMs({ startedAt: 0, firstTokenAt: 100, endedAt: 1100, outputTokens: 51, … }); // 20
- */
-export function requestTpotMs(record: RequestRecord): number | null {
-  const { firstTokenAt, outputTokens } = record;
-  if (record.error || firstTokenAt === null || outputTokens === null || outputTokens < 2) {
-    return null;
-  }
-  return Math.max(0, record.endedAt - firstTokenAt) / (outputTokens - 1);
 }
 
 /** Split request records into TTFT, ITL, E2E and TPOT lists (see {@link LatencySamples}). */

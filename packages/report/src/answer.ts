@@ -213,10 +213,22 @@ function unitsOf(runs: readonly RunRecord[]): Unit[] {
     }
     unit.sources.push(source);
   };
+  // A sweep stops raising the rate at its first over-saturated point. The points above it that
+  // another cycle of the same config measured lie at loads the server could not sustain in that
+  // cycle: they count as over-saturated too, so the answer never rests on the one cycle that got
+  // past a stop.
+  const firstStop = new Map<string, number>();
+  for (const run of runs) {
+    if (run.status !== 'completed' || run.result === null) continue;
+    for (const p of run.result.points ?? [])
+      if (p.overSaturation?.detected === true)
+        firstStop.set(run.configHash, Math.min(firstStop.get(run.configHash) ?? p.index, p.index));
+  }
   for (const run of runs) {
     if (run.status !== 'completed' || run.result === null) continue;
     const result = run.result;
     if (result.points && result.points.length > 0) {
+      const stop = firstStop.get(run.configHash) ?? Number.POSITIVE_INFINITY;
       for (const p of result.points)
         add(
           `${run.configHash}:p${p.index}`,
@@ -227,7 +239,7 @@ function unitsOf(runs: readonly RunRecord[]): Unit[] {
             warnings: p.warnings.map((w) => w.code),
             config: result.config,
             targetRate: p.targetRate,
-            overSaturated: p.overSaturation?.detected === true,
+            overSaturated: p.overSaturation?.detected === true || p.index > stop,
           },
         );
       continue;

@@ -154,6 +154,41 @@ describe('load sweeps in the report', () => {
     expect(text).toContain('runner-up: fixed-b');
   });
 
+  it('a point above where another cycle of the config stopped is never the answer', async () => {
+    const point = (index: number, energyPerTokenJ: number, overSaturated = false) =>
+      sweepPointFixture({
+        index,
+        kind: index === 0 ? 'sync' : index === 1 ? 'saturation' : 'rate',
+        rate: 2 + index,
+        ...(index > 1 ? { targetRate: 2 + index } : {}),
+        energyPerTokenJ,
+        ttftP50Ms: index === 1 ? 2000 : 100,
+        ...(overSaturated ? { overSaturated } : {}),
+      });
+    const dir = buildStudyDir({
+      gpu: true,
+      configs: [
+        {
+          label: 'sweep-a',
+          runs: [
+            // Cycle 0 stopped at point 2: its queue grew there.
+            { cycle: 0, slo: { slo }, points: [point(0, 1), point(1, 0.2), point(2, 0.4, true)] },
+            // Cycle 1 got past it (capacity varies) and measured point 3, cheapest of all.
+            {
+              cycle: 1,
+              slo: { slo },
+              points: [point(0, 1), point(1, 0.2), point(2, 0.4), point(3, 0.3)],
+            },
+          ],
+        },
+      ],
+    });
+    const { answer } = await writeStudyReport(dir);
+    const p3 = answer.candidates.find((c) => c.point?.index === 3)!;
+    expect(p3).toMatchObject({ meets: true, overSaturated: true });
+    expect(answer.best?.point?.index).toBe(0);
+  });
+
   it('report.html plots J/token, TTFT and TPOT against the achieved request rate per configuration', async () => {
     const report = await writeStudyReport(study());
     expect(report.sweeps).toHaveLength(1);

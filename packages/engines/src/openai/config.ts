@@ -77,7 +77,12 @@ export interface ResolvedOpenAIConfig {
   maxClientLagMs: number;
   steadyState: boolean;
   maxFailureRate: number;
-  slo: { ttftMs: number | null; itlMs: number | null; e2eMs: number | null } | null;
+  slo: {
+    ttftMs: number | null;
+    itlMs: number | null;
+    e2eMs: number | null;
+    tpotMs: number | null;
+  } | null;
   decoder: Record<string, number>;
 }
 
@@ -142,6 +147,7 @@ export function resolveOpenAIConfig(config: OpenAIEngineConfig): ResolvedOpenAIC
     ttftMs: section.slo.ttft_ms ?? null,
     itlMs: section.slo.itl_ms ?? null,
     e2eMs: section.slo.e2e_ms ?? null,
+    tpotMs: section.slo.tpot_ms ?? null,
   };
   return {
     // Keep the path (e.g. /v1) but drop a trailing slash so `${baseUrl}/models` is well formed.
@@ -156,7 +162,10 @@ export function resolveOpenAIConfig(config: OpenAIEngineConfig): ResolvedOpenAIC
     maxClientLagMs: section.max_client_lag_ms,
     steadyState: section.steady_state,
     maxFailureRate: section.max_failure_rate,
-    slo: slo.ttftMs !== null || slo.itlMs !== null || slo.e2eMs !== null ? slo : null,
+    slo:
+      slo.ttftMs !== null || slo.itlMs !== null || slo.e2eMs !== null || slo.tpotMs !== null
+        ? slo
+        : null,
     decoder: decoderParams(config.decoder),
   };
 }

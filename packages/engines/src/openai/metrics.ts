@@ -1,4 +1,5 @@
 import type { RequestRecord } from '../engine';
+import { requestTpotMs } from '../request';
 import type { OpenAILoadMode } from './config';
 
 /**
@@ -124,7 +125,13 @@ function summarise(
 
 /** Goodput: the share of requests that succeeded and met every SLO that is set. */
 export interface Goodput {
-  slo: { ttftMs: number | null; itlMs: number | null; e2eMs: number | null };
+  slo: {
+    ttftMs: number | null;
+    itlMs: number | null;
+    e2eMs: number | null;
+    /** Absent in configs resolved before TPOT targets existed: no target. */
+    tpotMs?: number | null;
+  };
   met: number;
   total: number;
   /** `met / total`; `null` when no request was issued. */
@@ -136,8 +143,9 @@ export interface Goodput {
 /**
  * Counts the requests meeting the SLOs. ITL is judged on the request's mean inter-token latency
  * (time per output token after the first, as vLLM's goodput does): a single slow gap should not
- * fail a request whose stream as a whole kept pace. A request with fewer than two tokens has no
- * ITL and passes that criterion.
+ * fail a request whose stream as a whole kept pace. TPOT is the request's (E2E − TTFT) / (output
+ * tokens − 1) (`requestTpotMs`). A request with fewer than two tokens has no ITL or TPOT and
+ * passes those criteria.
  *
  * @example
  * goodput(records, { ttftMs: 200, itlMs: 50, e2eMs: null }, 12.5);
@@ -157,6 +165,8 @@ export function goodput(
       const meanItl = (last - r.firstTokenAt) / r.tokenTimes.length;
       if (meanItl > slo.itlMs) continue;
     }
+    const tpot = slo.tpotMs == null ? null : requestTpotMs(r);
+    if (tpot !== null && slo.tpotMs != null && tpot > slo.tpotMs) continue;
     met++;
   }
   const total = records.length;
