@@ -410,8 +410,10 @@ function answerSection(answer: StudyAnswer): string {
       .join('; ');
     headline = `<p class="answer none">No configuration meets its SLOs.${closest}${perTarget ? ` Per target: ${perTarget}.` : ''}</p>`;
   } else if (answer.status === 'no-energy') {
-    headline =
-      '<p class="answer none">Energy per token was measured for no configuration, so none can be named the cheapest.</p>';
+    const meeting = answer.noSlo
+      ? []
+      : answer.candidates.filter((c) => c.meets === true && !c.overSaturated);
+    headline = `<p class="answer none">Energy per token was measured for no configuration, so none can be named the cheapest.${meeting.length ? ` Meeting their SLOs: ${meeting.map((c) => `<b>${esc(c.label)}</b>`).join(', ')}.` : ''}</p>`;
   } else {
     return '<p class="note" id="answer">No completed run yet: no answer.</p>';
   }

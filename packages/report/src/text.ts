@@ -355,7 +355,8 @@ export function renderAnswer(answer: StudyAnswer): string {
       lines.push(
         'The answer: energy per token was measured for no configuration, so none can be named the cheapest.',
       );
-      if (meeting.length)
+      // Without any SLO every configuration "meets" them: naming them all says nothing.
+      if (meeting.length && !answer.noSlo)
         lines.push(`  Meeting their SLOs: ${meeting.map((c) => c.label).join(', ')}.`);
       break;
     }
@@ -420,7 +421,8 @@ export function renderAnswer(answer: StudyAnswer): string {
         .join('; ')}.`,
     );
   }
-  if (answer.status !== 'no-results') lines.push(`How "meets" is judged: ${answer.rule}`);
+  if (answer.status !== 'no-results' && !answer.noSlo)
+    lines.push(`How "meets" is judged: ${answer.rule}`);
   return `${lines.join('\n')}\n`;
 }
 

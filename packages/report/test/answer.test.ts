@@ -238,6 +238,18 @@ describe('the answer: lowest J/token that meets the SLOs', () => {
     expect(text).toContain('Meeting their SLOs: meets.');
   });
 
+  it('without energy and without any SLO lists no configuration as meeting SLOs', () => {
+    // The quickstart on a machine with no energy source: llama.cpp runs, no openai.slo.
+    const answer = answerRuns([
+      ...runs('a', [{ ept: null, ttftP95: 100 }], {}),
+      ...runs('b', [{ ept: null, ttftP95: 200 }], {}),
+    ]);
+    expect(answer).toMatchObject({ status: 'no-energy', noSlo: true });
+    expect(renderAnswer(answer)).toBe(
+      'The answer: energy per token was measured for no configuration, so none can be named the cheapest.\n',
+    );
+  });
+
   it('gives carbon and cost of the winner: its J/token and interval scaled', () => {
     const prices = resolveEnergyPrices({
       carbon_g_per_kwh: 360,
