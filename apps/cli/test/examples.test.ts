@@ -46,3 +46,20 @@ describe('examples/', () => {
     },
   );
 });
+
+// The real-GPU check's studies (packages/measure/bench/gpu-check) stay valid for the next machine
+// that has a GPU: they plan as written.
+const gpuCheck = fileURLToPath(
+  new URL('../../../packages/measure/bench/gpu-check/', import.meta.url),
+);
+
+describe('packages/measure/bench/gpu-check', () => {
+  it.each(['command-study.yaml', 'server-study.yaml', 'sweep-study.yaml'])(
+    '%s is a valid study',
+    async (file) => {
+      const validate = await runLlem(['config', 'validate', file], { env, cwd: gpuCheck });
+      expect(validate.stderr).toBe('');
+      expect(validate.code).toBe(0);
+    },
+  );
+});
