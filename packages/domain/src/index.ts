@@ -86,6 +86,7 @@ export {
   linearTrend,
   OVER_SATURATION_RULE,
   overSaturation,
+  saturationBelowSync,
   sweepRates,
   sweepRatesUnavailable,
 } from './load-sweep';

@@ -41,6 +41,29 @@ export function sweepRates(
   return Array.from({ length: k }, (_, i) => lo + ((hi - lo) * (i + 1)) / (k + 1));
 }
 
+/**
+ * The warning a sweep gets when its saturation point completed fewer requests per second than
+ * its synchronous point: the server slows down under concurrency (contention, thrashing, a
+ * server that serialises requests badly), so "saturation" is not its best throughput and the
+ * rates in between lie below what one request at a time achieved. `null` otherwise, or when a
+ * rate is unknown.
+ *
+ * @example
+ * saturationBelowSync(4.36, 0.81, 16)?.code; // 'saturation-below-sync'
+ */
+export function saturationBelowSync(
+  syncRate: number | null,
+  saturationRate: number | null,
+  saturationConcurrency: number,
+): { code: 'saturation-below-sync'; message: string } | null {
+  if (syncRate === null || saturationRate === null || !(saturationRate < syncRate)) return null;
+  const r = (x: number) => x.toPrecision(3);
+  return {
+    code: 'saturation-below-sync',
+    message: `the saturation point (${saturationConcurrency} in flight) completed ${r(saturationRate)} req/s, fewer than the synchronous point's ${r(syncRate)}: the server slows down under concurrency, so the open-loop rates were spaced below the synchronous rate (try a lower openai.max_concurrency)`,
+  };
+}
+
 /** A least-squares line through (x, y): its slope, the slope's t statistic and relative growth. */
 export interface LinearTrend {
   /** dy/dx. */

@@ -223,6 +223,7 @@ export const RESULT_WARNING_CODES = [
   'client-saturated',
   'server-memory-left',
   'over-saturated',
+  'saturation-below-sync',
 ] as const;
 export type KnownWarningCode = (typeof RESULT_WARNING_CODES)[number];
 

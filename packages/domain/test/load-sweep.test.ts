@@ -7,6 +7,7 @@ import {
   RunResultSchema,
   type SaturationSample,
   SweepPointSchema,
+  saturationBelowSync,
   sweepRates,
   sweepRatesUnavailable,
 } from '../src/index';
@@ -106,6 +107,20 @@ describe('sweep planning: the rates between the synchronous and the saturation p
     expect(sweepRatesUnavailable(0, 10)).toMatch(/synchronous point completed no request/);
     expect(sweepRatesUnavailable(3, null)).toMatch(/saturation point completed no request/);
     expect(sweepRatesUnavailable(3, 9)).toBeNull();
+  });
+});
+
+describe('a saturation point slower than the synchronous one', () => {
+  it('is a warning naming both rates; an equal or faster one, or an unknown rate, is none', () => {
+    expect(saturationBelowSync(4.36, 0.806, 16)).toEqual({
+      code: 'saturation-below-sync',
+      message:
+        "the saturation point (16 in flight) completed 0.806 req/s, fewer than the synchronous point's 4.36: the server slows down under concurrency, so the open-loop rates were spaced below the synchronous rate (try a lower openai.max_concurrency)",
+    });
+    expect(saturationBelowSync(4, 4, 16)).toBeNull();
+    expect(saturationBelowSync(4, 12, 16)).toBeNull();
+    expect(saturationBelowSync(null, 1, 16)).toBeNull();
+    expect(saturationBelowSync(4, null, 16)).toBeNull();
   });
 });
 

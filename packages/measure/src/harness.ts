@@ -301,6 +301,8 @@ export async function measureRun<C extends HarnessConfig>(
     });
     const { window } = measured;
     warnings.push(...measured.warnings);
+    // (Assigned inside the callback above: TypeScript cannot see it, hence the cast.)
+    warnings.push(...((sweep as SweepRecording | null)?.warnings ?? []));
 
     const resultInput: ResultInput = {
       identity: { runId: input.runId, configHash: input.configHash, cycle: input.cycle },

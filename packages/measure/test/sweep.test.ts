@@ -157,6 +157,29 @@ describe('openai.load: sweep through the harness', () => {
     expect(server.requests).toHaveLength(3 * n);
   });
 
+  it('warns when the saturation point completes fewer requests per second than the synchronous one', {
+    timeout: 60_000,
+  }, async () => {
+    // One stream at a time; after the synchronous point's requests the server is 6 times slower,
+    // as a server that thrashes under concurrency would be.
+    const n = 12;
+    const server = await serve({
+      maxStreams: 1,
+      ttftMs: 5,
+      paceMs: 2,
+      slowAfter: n,
+      slowFactor: 6,
+    });
+    const { result } = await run(sweepConfig(server, n, { sweep_points: 2 }));
+    expect(result.points!.map((p) => p.kind)).toEqual(['sync', 'saturation']);
+    const { syncRequestRate, saturationRequestRate } = result.sweep!;
+    expect(saturationRequestRate!).toBeLessThan(syncRequestRate!);
+    const warning = result.warnings.find((w) => w.code === 'saturation-below-sync');
+    expect(warning?.message).toMatch(
+      /^the saturation point \(12 in flight\) completed .* req\/s, fewer than the synchronous point's .*: the server slows down under concurrency/,
+    );
+  });
+
   it('the run timeout counts the workload once per point', () => {
     const config = {
       max_output_tokens: 10,

@@ -2,9 +2,11 @@ import {
   type OverSaturation,
   overSaturation,
   type RunResult,
+  type RunWarning,
   type SweepPoint,
   type SweepPointKind,
   type SweepSummary,
+  saturationBelowSync,
   sweepRates,
   sweepRatesUnavailable,
 } from '@llem/domain';
@@ -45,6 +47,8 @@ export interface SweepRecording {
   /** The whole sweep as one window (its first point's start to its last point's end). */
   window: WindowRecording;
   points: PointRecording[];
+  /** The run's warnings about the sweep as a whole (`saturation-below-sync`). */
+  warnings: RunWarning[];
   summary: SweepSummary;
 }
 
@@ -99,13 +103,16 @@ export async function recordSweep(step: {
 
   const sync = await measure('sync', { kind: 'concurrency', concurrency: 1 }, 'synchronous');
   const cap = plan.maxConcurrency ?? requests.length;
+  const inFlight = Math.max(1, Math.min(cap, requests.length));
   const saturation = await measure(
     'saturation',
-    { kind: 'concurrency', concurrency: Math.max(1, Math.min(cap, requests.length)) },
-    `saturation (${Math.max(1, Math.min(cap, requests.length))} in flight)`,
+    { kind: 'concurrency', concurrency: inFlight },
+    `saturation (${inFlight} in flight)`,
   );
   const syncRate = achievedRequestRate(sync.window);
   const saturationRate = achievedRequestRate(saturation.window);
+  const slower = saturationBelowSync(syncRate, saturationRate, inFlight);
+  if (slower) step.logger.warn(`measure: ${slower.code}: ${slower.message}`);
   const rates = sweepRates(syncRate, saturationRate, plan.points);
   let stopReason =
     plan.points > 2 && rates.length === 0
@@ -125,6 +132,7 @@ export async function recordSweep(step: {
   return {
     window: mergeWindows(points.map((p) => p.window)),
     points,
+    warnings: slower ? [slower] : [],
     summary: {
       plannedPoints: plan.points,
       syncRequestRate: syncRate,
