@@ -17,9 +17,6 @@ import { managedTestServerArgv, noGpuEnv } from './support/servers';
 // run measures every load point, and the report, summary.csv and `llem results show` name the
 // configuration and load point that answers the study.
 
-const noGpu = noGpuEnv;
-const serverArgv = () => managedTestServerArgv();
-
 function study(openai: string, energy = 'none'): string {
   const cwd = mkdtempSync(join(tmpdir(), 'llem-sweep-cli-'));
   writeFileSync(
@@ -33,7 +30,7 @@ max_output_tokens: 6
 warmup: { n: 1 }
 energy: { backend: ${energy} }
 server:
-  argv: ${serverArgv()}
+  argv: ${managedTestServerArgv()}
   args: { ttft-ms: 15, pace-ms: 3, max-streams: 2 }
   ready: { timeout_s: 60 }
   metrics: false
@@ -50,7 +47,7 @@ describe('llem run with openai.load: sweep', () => {
     ensureFakeNvmlBuilt();
     const scenario = writeScenario({ devices: [h100Profile()] });
     const env = {
-      ...noGpu,
+      ...noGpuEnv,
       LLEM_NVML_LIBRARY: fakeNvmlLibraryPath(),
       LLEM_FAKE_NVML_SCENARIO: scenario,
     };
@@ -125,7 +122,7 @@ describe('llem run with openai.load: sweep', () => {
   it('a sweep with a fixed load is a config error naming the file and field (exit 2)', async () => {
     const cwd = study('load: sweep, concurrency: 4');
     const { code, stderr } = await runLlem(['run', 'study.yaml', '--output', 'out'], {
-      env: noGpu,
+      env: noGpuEnv,
       cwd,
     });
     expect(code).toBe(2);

@@ -18,10 +18,7 @@ import { managedTestServerArgv, noGpuEnv } from './support/servers';
 // llem starts the test server program itself for each run: `server.argv` is the program, its
 // flags are swept, and no server may outlive its run or llem.
 
-const noGpu = noGpuEnv;
-
 const quote = (s: string) => JSON.stringify(s);
-const serverArgv = () => managedTestServerArgv();
 
 function study(
   dir: string,
@@ -71,7 +68,7 @@ describe('llem run with a managed server', () => {
     const cwd = study(
       tempDir(),
       `server:
-  argv: ${serverArgv()}
+  argv: ${managedTestServerArgv()}
   args: { pace-ms: 5, pid-file: "server-{port}.pid" }
   cwd: .
   ready: { timeout_s: 60 }
@@ -81,7 +78,7 @@ sweep:
   server.args.pace-ms: [5, 40]
 `,
     );
-    const dry = await runLlem(['run', 'study.yaml', '--dry-run'], { env: noGpu, cwd });
+    const dry = await runLlem(['run', 'study.yaml', '--dry-run'], { env: noGpuEnv, cwd });
     expect(dry.code).toBe(0);
     expect(dry.stdout).toMatch(
       / 1 {2}.*bin\.ts --port \{port\} --pace-ms 5 --pid-file server-\{port\}\.pid\n/,
@@ -89,7 +86,7 @@ sweep:
     expect(dry.stdout).toMatch(/ 2 {2}.*bin\.ts --port \{port\} --pace-ms 40 --pid-file/);
 
     const { code, stderr } = await runLlem(['run', 'study.yaml', '--output', 'out'], {
-      env: noGpu,
+      env: noGpuEnv,
       cwd,
     });
     expect(stderr).toMatch(/server: ready after \d+\.\d s at http:\/\/127\.0\.0\.1:\d+\/v1/);
@@ -138,7 +135,7 @@ sweep:
     const cwd = study(
       tempDir(),
       `server:
-  argv: ${serverArgv()}
+  argv: ${managedTestServerArgv()}
   ready: { timeout_s: 60 }
   stop_grace_s: 5
 experiments:
@@ -148,7 +145,7 @@ execution: { order: sequential }
 `,
     );
     const { code, stderr } = await runLlem(['run', 'study.yaml', '--output', 'out'], {
-      env: noGpu,
+      env: noGpuEnv,
       cwd,
     });
     expect(code).toBe(1);
@@ -175,7 +172,7 @@ execution: { order: sequential }
     const memoryFile = join(cwd, 'gpu-memory');
     const scenario = writeScenario({ devices: [h100Profile({ memoryUsedFile: memoryFile })] });
     const env = {
-      ...noGpu,
+      ...noGpuEnv,
       LLEM_NVML_LIBRARY: fakeNvmlLibraryPath(),
       LLEM_FAKE_NVML_SCENARIO: scenario,
     };
@@ -189,7 +186,7 @@ execution: { order: sequential }
     study(
       cwd,
       `server:
-  argv: ${serverArgv()}
+  argv: ${managedTestServerArgv()}
   args: { fake-gpu-memory-file: ${quote(memoryFile)}, fake-gpu-memory-mib: 4096 }
   ready: { timeout_s: 60 }
   stop_grace_s: 5
@@ -239,7 +236,7 @@ describe('no server outlives llem', () => {
     study(
       cwd,
       `server:
-  argv: ${serverArgv()}
+  argv: ${managedTestServerArgv()}
   args: { pace-ms: 200, pid-file: ${quote(pidFile)} }
   ready: { timeout_s: 60 }
   stop_grace_s: 5
@@ -259,7 +256,7 @@ describe('no server outlives llem', () => {
         '--output',
         'out',
       ],
-      { cwd, env: noGpu, stdio: 'ignore' },
+      { cwd, env: noGpuEnv, stdio: 'ignore' },
     );
     const child = llem;
     const exit = new Promise<number | null>((r) =>

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { runLlem } from './support/llem';
 import { noGpuEnv } from './support/servers';
 
-// No GPU here whatever the machine: point NVML at a library that does not exist.
+// No GPU here whatever the machine: NVML points at a library that does not exist.
 const env = noGpuEnv;
 
 function studyDir(yaml: string): string {

@@ -65,22 +65,33 @@ describe('openai engine: trace replay (EngineRequest.sendAtMs)', () => {
   });
 });
 
+/**
+ * `conversations` conversations of three turns, turn-major as a workload lists them; each later
+ * turn names the previous turn of its conversation in `after`.
+ */
+function conversationRequests(
+  conversations: number,
+  maxOutputTokens: (turn: number, conversation: number) => number,
+): EngineRequest[] {
+  const requests: EngineRequest[] = [];
+  for (let turn = 0; turn < 3; turn++)
+    for (let c = 0; c < conversations; c++) {
+      const id = requests.length;
+      requests.push({
+        id,
+        prompt: `conversation ${c} turn ${turn}`,
+        maxOutputTokens: maxOutputTokens(turn, c),
+        ...(turn > 0 ? { after: id - conversations } : {}),
+      });
+    }
+  return requests;
+}
+
 describe('openai engine: conversations (EngineRequest.after)', () => {
   it('sends a turn only after the previous turn of its conversation ended, at any concurrency', async () => {
     const s = await server({ paceMs: 10 });
     // Three conversations of three turns, turn-major as the workload lists them.
-    const conversations = 3;
-    const requests: EngineRequest[] = [];
-    for (let turn = 0; turn < 3; turn++)
-      for (let c = 0; c < conversations; c++) {
-        const id = requests.length;
-        requests.push({
-          id,
-          prompt: `conversation ${c} turn ${turn}`,
-          maxOutputTokens: turn === 0 && c === 0 ? 20 : 4,
-          ...(turn > 0 ? { after: id - conversations } : {}),
-        });
-      }
+    const requests = conversationRequests(3, (turn, c) => (turn === 0 && c === 0 ? 20 : 4));
     const engine = engineFor(s.baseUrl, { concurrency: 4 });
     await engine.load();
     const outcome = await engine.run(requests);
@@ -101,18 +112,7 @@ describe('openai engine: conversations in open loop (request_rate)', () => {
     // Turns arrive 5 ms apart but each answer takes ~300 ms: a later turn waits for the
     // previous one, and that wait is the conversation's, not the server's or the client's.
     const s = await server({ paceMs: 30 });
-    const conversations = 2;
-    const requests: EngineRequest[] = [];
-    for (let turn = 0; turn < 3; turn++)
-      for (let c = 0; c < conversations; c++) {
-        const id = requests.length;
-        requests.push({
-          id,
-          prompt: `conversation ${c} turn ${turn}`,
-          maxOutputTokens: 10,
-          ...(turn > 0 ? { after: id - conversations } : {}),
-        });
-      }
+    const requests = conversationRequests(2, () => 10);
     const engine = engineFor(s.baseUrl, { request_rate: 200 });
     await engine.load();
     const outcome = await engine.run(requests);

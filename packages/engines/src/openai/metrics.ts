@@ -165,8 +165,10 @@ export function goodput(
       const meanItl = (last - r.firstTokenAt) / r.tokenTimes.length;
       if (meanItl > slo.itlMs) continue;
     }
-    const tpot = slo.tpotMs == null ? null : requestTpotMs(r);
-    if (tpot !== null && slo.tpotMs != null && tpot > slo.tpotMs) continue;
+    if (slo.tpotMs != null) {
+      const tpot = requestTpotMs(r);
+      if (tpot !== null && tpot > slo.tpotMs) continue;
+    }
     met++;
   }
   const total = records.length;
